@@ -1,0 +1,114 @@
+"""MQTT → ingest service. At-least-once from the broker, exactly-once into the database.
+
+paho's network thread only queues messages; one worker thread forms batches, commits each through
+the IngestService, and only then acknowledges the batch's messages (manual PUBACK, persistent
+session). A core that dies before a commit gets the same messages again from the broker; one that
+dies after a commit but before the PUBACK gets duplicates, which the sequencing rule skips.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import paho.mqtt.client as paho
+
+from core.ingest.plan import Incoming
+from core.ingest.service import IngestService
+from mes.logs import get_logger
+from mes.mqtt import connect, new_client, parse_mqtt_url
+from mes.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION
+
+log = get_logger("core.consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    incoming: Incoming
+    mid: int
+    qos: int
+    connection: int  # a mid is only meaningful on the connection that delivered it
+
+
+class CoreConsumer:
+    def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
+                 batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0):
+        self.service = IngestService(database_url)
+        self.batch_max_messages = batch_max_messages
+        self.batch_max_wait_s = batch_max_wait_ms / 1000
+        self.status_every_s = status_every_s
+        self._deliveries: queue.Queue[_Delivery] = queue.Queue()
+        self._connection = 0
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        target = parse_mqtt_url(mqtt_url)
+        self._client = new_client(target, client_id, persistent=True, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._target = target
+
+    # paho's thread -------------------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.warning("broker refused the connection", reason=str(reason_code))
+            return
+        self._connection += 1
+        client.subscribe([(DATA_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
+        self._connected.set()
+        log.info("connected to broker", session_present=flags.session_present, broker=f"{self._target.host}:{self._target.port}")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("broker connection lost; reconnecting", reason=str(reason_code))
+
+    def _on_message(self, client, userdata, message: paho.MQTTMessage):
+        incoming = Incoming(message.topic, message.payload, datetime.now(UTC))
+        self._deliveries.put(_Delivery(incoming, message.mid, message.qos, self._connection))
+
+    # worker ---------------------------------------------------------------------------------
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until stop(); returns after the batch in hand is committed and acknowledged."""
+        connect(self._client, self._target)
+        next_status = time.monotonic() + self.status_every_s
+        try:
+            while not self._stop.is_set():
+                batch = self._next_batch()
+                if batch:
+                    self.service.ingest([delivery.incoming for delivery in batch])
+                    self._acknowledge(batch)
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + self.status_every_s
+                    log.info("ingest", backlog=self._deliveries.qsize(), **vars(self.service.totals))
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self.service.close()
+
+    def _next_batch(self) -> list[_Delivery]:
+        try:
+            batch = [self._deliveries.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_max_wait_s
+        while len(batch) < self.batch_max_messages:
+            try:
+                batch.append(self._deliveries.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _acknowledge(self, batch: list[_Delivery]) -> None:
+        for delivery in batch:
+            if delivery.qos > 0 and delivery.connection == self._connection and self._connected.is_set():
+                self._client.ack(delivery.mid, delivery.qos)

@@ -1,0 +1,239 @@
+"""A batch of raw MQTT messages → everything to write for it. Pure: no I/O, no clock.
+
+The service loads `IngestState` from the database once, asks the database only which positions at
+or below an edge's cursor were already ingested, calls `plan_batch`, and writes the plan in one
+transaction. The new state is swapped in only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.rules.counters import NOTEWORTHY, CounterPoint, StepKind, counter_step
+from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
+from mes.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
+from mes.plant import COUNTERS, CounterSpec
+
+# Column orders of the rows below; core.ingest.store copies them with exactly these names.
+MESSAGE_COLUMNS = ("edge_id", "epoch", "seq", "machine_id", "received_at", "historical", "sample_count")
+SAMPLE_COLUMNS = ("machine_id", "ts", "signal", "value", "edge_id", "epoch", "seq")
+INTERVAL_COLUMNS = ("machine_id", "start_ts", "end_ts", "good", "scrap", "energy_wh", "edge_id", "epoch", "seq")
+STATE_COLUMNS = ("machine_id", "ts", "state_code", "fault_code", "edge_id", "epoch", "seq")
+EVENT_COLUMNS = ("machine_id", "counter", "ts", "kind", "previous_value", "value", "delta", "quarantined",
+                 "reason", "edge_id", "epoch", "seq", "review")
+DEAD_LETTER_COLUMNS = ("received_at", "topic", "payload", "reason")
+
+UNKNOWN_MACHINE = "unknown machine"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MachineInfo:
+    site: str
+    area: str
+    line: str
+    counters: dict[str, CounterSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCodes:
+    state_code: int | None = None
+    state_ts: datetime | None = None
+    fault_code: int | None = None
+    fault_ts: datetime | None = None
+    last_seen: datetime | None = None
+
+
+@dataclass
+class IngestState:
+    cursors: dict[str, EdgeCursor] = field(default_factory=dict)
+    counters: dict[tuple[str, str], CounterPoint] = field(default_factory=dict)
+    live: dict[str, LiveCodes] = field(default_factory=dict)
+
+    def copy(self) -> IngestState:
+        return IngestState(dict(self.cursors), dict(self.counters), dict(self.live))
+
+
+@dataclass
+class BatchPlan:
+    state: IngestState
+    messages: list[tuple] = field(default_factory=list)
+    samples: list[tuple] = field(default_factory=list)
+    intervals: list[tuple] = field(default_factory=list)
+    states: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+    dead_letters: list[tuple] = field(default_factory=list)
+    edge_status: dict[str, tuple] = field(default_factory=dict)
+    changed_cursors: set[str] = field(default_factory=set)
+    changed_counters: set[tuple[str, str]] = field(default_factory=set)
+    changed_live: set[str] = field(default_factory=set)
+    duplicates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    incoming: Incoming
+    message: DataMessage
+
+
+def _validation_reason(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "payload"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"invalid payload: {where}: {first['msg']}{more}"
+
+
+def parse(incoming: Incoming, registry: dict[str, MachineInfo]) -> _Parsed | EdgeStatus | str:
+    """A data message, an edge status, or the reason it goes to the dead letters."""
+    try:
+        document: Any = json.loads(incoming.payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"not JSON: {error}"
+    if parse_status_topic(incoming.topic) is not None:
+        try:
+            status = EdgeStatus.model_validate(document)
+        except ValidationError as error:
+            return _validation_reason(error)
+        if status.edge_id != parse_status_topic(incoming.topic):
+            return f"edge_id {status.edge_id!r} does not match the topic"
+        return status
+    path = parse_data_topic(incoming.topic)
+    if path is None:
+        return "not a data or status topic"
+    try:
+        message = DataMessage.model_validate(document)
+    except ValidationError as error:
+        return _validation_reason(error)
+    site, area, line, machine_id = path
+    if message.machine != machine_id:
+        return f"payload machine {message.machine!r} does not match topic machine {machine_id!r}"
+    info = registry.get(machine_id)
+    if info is None:
+        return f"{UNKNOWN_MACHINE} {machine_id!r}: not in the plant registry"
+    if (info.site, info.area, info.line) != (site, area, line):
+        return f"topic path {site}/{area}/{line} does not match the registry's {info.site}/{info.area}/{info.line}"
+    return _Parsed(incoming, message)
+
+
+@dataclass
+class ParsedBatch:
+    data: list[_Parsed] = field(default_factory=list)
+    edge_status: dict[str, tuple] = field(default_factory=dict)
+    dead_letters: list[tuple] = field(default_factory=list)
+
+    def positions_to_look_up(self, cursors: dict[str, EdgeCursor]) -> set[tuple[str, int, int]]:
+        """Positions that may have been ingested by an earlier batch: the only ones the database must answer."""
+        return {
+            (p.message.edge_id, p.message.epoch, p.message.seq)
+            for p in self.data
+            if needs_lookup(cursors.get(p.message.edge_id), EdgeCursor(p.message.epoch, p.message.seq))
+        }
+
+
+def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo]) -> ParsedBatch:
+    parsed = ParsedBatch()
+    for incoming in batch:
+        result = parse(incoming, registry)
+        if isinstance(result, str):
+            parsed.dead_letters.append((incoming.received_at, incoming.topic, incoming.payload, result))
+        elif isinstance(result, EdgeStatus):
+            parsed.edge_status[result.edge_id] = (result.online, result.epoch, result.machines, incoming.received_at)
+        else:
+            parsed.data.append(result)
+    # Within a batch, put each edge's messages back in sequence order: a reordering inside the
+    # batch is then no regression at all.
+    parsed.data.sort(key=lambda p: (p.message.edge_id, p.message.epoch, p.message.seq))
+    return parsed
+
+
+def plan_batch(
+    parsed: ParsedBatch,
+    state: IngestState,
+    registry: dict[str, MachineInfo],
+    already_ingested: set[tuple[str, int, int]],
+) -> BatchPlan:
+    plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status))
+    ingested_now: set[tuple[str, int, int]] = set()
+    for item in parsed.data:
+        message = item.message
+        key = (message.edge_id, message.epoch, message.seq)
+        verdict, reason = judge_message(
+            plan.state.cursors.get(message.edge_id),
+            EdgeCursor(message.epoch, message.seq),
+            key in already_ingested or key in ingested_now,
+        )
+        if verdict is Verdict.DUPLICATE:
+            plan.duplicates += 1
+        elif verdict is Verdict.REJECT:
+            plan.dead_letters.append((item.incoming.received_at, item.incoming.topic, item.incoming.payload, reason))
+        else:
+            ingested_now.add(key)
+            plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
+            plan.changed_cursors.add(message.edge_id)
+            _ingest_message(plan, message, item.incoming.received_at, registry[message.machine])
+    return plan
+
+
+def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime, info: MachineInfo) -> None:
+    machine_id = message.machine
+    origin = (message.edge_id, message.epoch, message.seq)
+    plan.messages.append((*origin[:3], machine_id, received_at, message.historical, len(message.samples)))
+    deltas = dict.fromkeys(COUNTERS, 0)
+    start_ts: datetime | None = None
+    end_ts: datetime | None = None
+    live = plan.state.live.get(machine_id, LiveCodes())
+    live_before = live
+
+    for sample in sorted(message.samples, key=lambda s: s.ts):
+        plan.samples.append((machine_id, sample.ts, sample.signal, sample.value, *origin))
+        if sample.signal in deltas:
+            key = (machine_id, sample.signal)
+            spec = info.counters[sample.signal]
+            last = plan.state.counters.get(key)
+            step = counter_step(last, CounterPoint(sample.value, sample.ts), spec.width, spec.max_rate_per_s)
+            if step.point is not last:
+                plan.state.counters[key] = step.point
+                plan.changed_counters.add(key)
+            if step.delta:
+                deltas[sample.signal] += step.delta
+                start_ts = min(start_ts or last.ts, last.ts)
+                end_ts = max(end_ts or sample.ts, sample.ts)
+            if step.kind in NOTEWORTHY:
+                plan.events.append((
+                    machine_id, sample.signal, sample.ts, step.kind.value, last.value if last else None,
+                    sample.value, step.delta, step.quarantined, step.reason, *origin,
+                    "pending" if step.quarantined else "none",
+                ))
+        else:
+            live = _apply_code(plan, live, machine_id, sample.signal, sample.value, sample.ts, origin)
+
+    live = replace(live, last_seen=max(live.last_seen or received_at, received_at))
+    if live != live_before:
+        plan.state.live[machine_id] = live
+        plan.changed_live.add(machine_id)
+    if start_ts is not None:
+        plan.intervals.append((machine_id, start_ts, end_ts, deltas["good"], deltas["scrap"], deltas["energy_wh"], *origin))
+
+
+def _apply_code(plan: BatchPlan, live: LiveCodes, machine_id: str, signal: str, value: int, ts: datetime,
+                origin: tuple[str, int, int]) -> LiveCodes:
+    """A state or fault code sample: a state-change row when it changes what the machine reports."""
+    current, current_ts = (live.state_code, live.state_ts) if signal == "state" else (live.fault_code, live.fault_ts)
+    if current_ts is not None and ts < current_ts:
+        return live  # older than what is known: the later value already stands
+    updated = replace(live, state_code=value, state_ts=ts) if signal == "state" else replace(live, fault_code=value, fault_ts=ts)
+    if value != current:
+        plan.states.append((machine_id, ts, updated.state_code, updated.fault_code, *origin))
+    return updated

@@ -1,0 +1,103 @@
+"""Ingest service: load state, plan a batch, commit it in one transaction, then swap state in.
+
+Failure rules: a lost database connection means retry the same batch (nothing was acknowledged,
+so nothing is lost); a batch the database refuses is retried message by message so that only the
+offending message goes to the dead letters, with the database's reason.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psycopg
+
+from core.ingest import store
+from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, plan_batch
+from mes.logs import get_logger
+
+log = get_logger("core.ingest")
+
+
+@dataclass
+class IngestTotals:
+    batches: int = 0
+    messages: int = 0
+    samples: int = 0
+    intervals: int = 0
+    dead_letters: int = 0
+    duplicates: int = 0
+    quarantined_events: int = 0
+
+    def add(self, plan: BatchPlan) -> None:
+        self.batches += 1
+        self.messages += len(plan.messages)
+        self.samples += len(plan.samples)
+        self.intervals += len(plan.intervals)
+        self.dead_letters += len(plan.dead_letters)
+        self.duplicates += plan.duplicates
+        self.quarantined_events += sum(1 for event in plan.events if event[7])
+
+
+class IngestService:
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self.totals = IngestTotals()
+        self._conn = store.connect(database_url)
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read registry and state from the database (start-up, and after any failed write)."""
+        self.registry = store.load_registry(self._conn)
+        self.state = store.load_state(self._conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def ingest(self, batch: list[Incoming]) -> None:
+        """Commit the batch. Retries until the database takes it."""
+        delay = 0.5
+        while True:
+            try:
+                self._ingest_once(batch)
+                return
+            except psycopg.OperationalError as error:
+                log.warning("database unavailable; batch will be retried", error=str(error), retry_in_s=delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+                self._reconnect()
+            except psycopg.Error as error:
+                self._conn.rollback()
+                self.reload()
+                if len(batch) == 1:
+                    self._dead_letter(batch[0], f"database refused the message: {error}")
+                    return
+                log.warning("database refused a batch; retrying message by message", error=str(error), size=len(batch))
+                for incoming in batch:
+                    self.ingest([incoming])
+                return
+
+    def _ingest_once(self, batch: list[Incoming]) -> None:
+        parsed = parse_batch(batch, self.registry)
+        if any(reason.startswith(UNKNOWN_MACHINE) for *_, reason in parsed.dead_letters):
+            # a machine registered since start-up is not unknown: look again before refusing
+            self.registry = store.load_registry(self._conn)
+            parsed = parse_batch(batch, self.registry)
+        already = store.find_ingested(self._conn, parsed.positions_to_look_up(self.state.cursors))
+        plan = plan_batch(parsed, self.state, self.registry, already)
+        store.write_plan(self._conn, plan)
+        self.state = plan.state
+        self.totals.add(plan)
+
+    def _dead_letter(self, incoming: Incoming, reason: str) -> None:
+        plan = BatchPlan(state=self.state, dead_letters=[(incoming.received_at, incoming.topic, incoming.payload, reason)])
+        store.write_plan(self._conn, plan)
+        self.totals.add(plan)
+
+    def _reconnect(self) -> None:
+        try:
+            self._conn.close()
+            self._conn = store.connect(self.database_url)
+            self.reload()
+        except psycopg.OperationalError:
+            pass

@@ -1,0 +1,145 @@
+"""The ingest's database layer: load the state the rules need, write a batch plan in one transaction.
+
+Append-only rows go in with COPY straight into their tables (their keys were decided by the plan,
+against state that lives in this same database); the few rows of current state per batch go through
+a COPY into a temporary staging table and one set-based upsert each.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from core.ingest.plan import (
+    DEAD_LETTER_COLUMNS,
+    EVENT_COLUMNS,
+    INTERVAL_COLUMNS,
+    MESSAGE_COLUMNS,
+    SAMPLE_COLUMNS,
+    STATE_COLUMNS,
+    BatchPlan,
+    IngestState,
+    LiveCodes,
+    MachineInfo,
+)
+from core.rules.counters import CounterPoint
+from core.rules.sequencing import EdgeCursor
+from mes.plant import CounterSpec, Plant
+
+
+def connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=False)
+
+
+def register_machines(conn: psycopg.Connection, plant: Plant) -> None:
+    """Upsert the plant's machines and counter specs (the registry the core validates against)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO machines (machine_id, site, area, line, protocol, ideal_cycle_s)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (machine_id) DO UPDATE SET site = EXCLUDED.site, area = EXCLUDED.area,
+                   line = EXCLUDED.line, protocol = EXCLUDED.protocol, ideal_cycle_s = EXCLUDED.ideal_cycle_s""",
+            [(m.id, m.site, m.area, m.line, m.protocol, m.ideal_cycle_s) for m in plant.machines],
+        )
+        cur.executemany(
+            """INSERT INTO machine_counters (machine_id, counter, width_bits, max_rate_per_s) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (machine_id, counter) DO UPDATE SET width_bits = EXCLUDED.width_bits,
+                   max_rate_per_s = EXCLUDED.max_rate_per_s""",
+            [(m.id, name, spec.width, spec.max_rate_per_s) for m in plant.machines for name, spec in m.counters.items()],
+        )
+
+
+def load_registry(conn: psycopg.Connection) -> dict[str, MachineInfo]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT machine_id, counter, width_bits, max_rate_per_s FROM machine_counters")
+        counters: dict[str, dict[str, CounterSpec]] = {}
+        for machine_id, counter, width, rate in cur:
+            counters.setdefault(machine_id, {})[counter] = CounterSpec(width=width, max_rate_per_s=rate)
+        cur.execute("SELECT machine_id, site, area, line FROM machines")
+        registry = {row[0]: MachineInfo(row[1], row[2], row[3], counters.get(row[0], {})) for row in cur}
+    conn.rollback()
+    return registry
+
+
+def load_state(conn: psycopg.Connection) -> IngestState:
+    state = IngestState()
+    with conn.cursor() as cur:
+        cur.execute("SELECT edge_id, epoch, seq FROM edge_cursors")
+        state.cursors = {edge: EdgeCursor(epoch, seq) for edge, epoch, seq in cur}
+        cur.execute("SELECT machine_id, counter, value, ts FROM counter_state")
+        state.counters = {(m, c): CounterPoint(value, ts) for m, c, value, ts in cur}
+        cur.execute("SELECT machine_id, state_code, state_ts, fault_code, fault_ts, last_seen FROM machine_live")
+        state.live = {row[0]: LiveCodes(*row[1:]) for row in cur}
+    conn.rollback()
+    return state
+
+
+def find_ingested(conn: psycopg.Connection, positions: set[tuple[str, int, int]]) -> set[tuple[str, int, int]]:
+    if not positions:
+        return set()
+    edges, epochs, seqs = zip(*positions, strict=True)
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT m.edge_id, m.epoch, m.seq FROM ingested_messages m
+               JOIN unnest(%s::text[], %s::bigint[], %s::bigint[]) AS p(edge_id, epoch, seq)
+                 USING (edge_id, epoch, seq)""",
+            (list(edges), list(epochs), list(seqs)),
+        )
+        found = {tuple(row) for row in cur}
+    conn.rollback()
+    return found
+
+
+def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+_STAGING = {
+    "counter_state": ("(machine_id text, counter text, value bigint, ts timestamptz)",
+                      """INSERT INTO counter_state (machine_id, counter, value, ts) SELECT * FROM staging_counter_state
+                         ON CONFLICT (machine_id, counter) DO UPDATE SET value = EXCLUDED.value, ts = EXCLUDED.ts"""),
+    "edge_cursors": ("(edge_id text, epoch bigint, seq bigint)",
+                     """INSERT INTO edge_cursors (edge_id, epoch, seq) SELECT * FROM staging_edge_cursors
+                        ON CONFLICT (edge_id) DO UPDATE SET epoch = EXCLUDED.epoch, seq = EXCLUDED.seq, updated_at = now()"""),
+    "machine_live": ("(machine_id text, state_code integer, state_ts timestamptz, fault_code integer, fault_ts timestamptz, last_seen timestamptz)",
+                     """INSERT INTO machine_live SELECT * FROM staging_machine_live
+                        ON CONFLICT (machine_id) DO UPDATE SET state_code = EXCLUDED.state_code, state_ts = EXCLUDED.state_ts,
+                            fault_code = EXCLUDED.fault_code, fault_ts = EXCLUDED.fault_ts, last_seen = EXCLUDED.last_seen"""),
+    "edge_status": ("(edge_id text, online boolean, epoch bigint, machines text[], changed_at timestamptz)",
+                    """INSERT INTO edge_status SELECT * FROM staging_edge_status
+                       ON CONFLICT (edge_id) DO UPDATE SET online = EXCLUDED.online, epoch = EXCLUDED.epoch,
+                           machines = EXCLUDED.machines, changed_at = EXCLUDED.changed_at"""),
+}
+
+
+def _upsert(cur: psycopg.Cursor, table: str, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    definition, upsert = _STAGING[table]
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS staging_{table} {definition} ON COMMIT DELETE ROWS")
+    with cur.copy(f"COPY staging_{table} FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cur.execute(upsert)
+
+
+def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
+    state = plan.state
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "ingested_messages", MESSAGE_COLUMNS, plan.messages)
+        _copy(cur, "samples", SAMPLE_COLUMNS, plan.samples)
+        _copy(cur, "production_intervals", INTERVAL_COLUMNS, plan.intervals)
+        _copy(cur, "machine_states", STATE_COLUMNS, plan.states)
+        _copy(cur, "counter_events", EVENT_COLUMNS, plan.events)
+        _copy(cur, "dead_letters", DEAD_LETTER_COLUMNS, plan.dead_letters)
+        _upsert(cur, "counter_state", [(m, c, state.counters[m, c].value, state.counters[m, c].ts) for m, c in plan.changed_counters])
+        _upsert(cur, "edge_cursors", [(e, state.cursors[e].epoch, state.cursors[e].seq) for e in plan.changed_cursors])
+        _upsert(cur, "machine_live", [(m, *_live_row(state.live[m])) for m in plan.changed_live])
+        _upsert(cur, "edge_status", [(edge, *row) for edge, row in plan.edge_status.items()])
+
+
+def _live_row(live: LiveCodes) -> tuple:
+    return (live.state_code, live.state_ts, live.fault_code, live.fault_ts, live.last_seen)

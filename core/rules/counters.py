@@ -1,0 +1,104 @@
+"""Cumulative PLC counter → exact production delta. The one rule every count in the system passes.
+
+A PLC counter only ever climbs, wraps to 0 past 2**width - 1 (rollover), or drops to a small value
+when the PLC is reset. The edge reports the value it sees; this rule compares it with the last value
+the core accepted and says how many units it means. It never guesses silently: anything it cannot
+explain (a climb faster than the machine can produce) is quarantined with its quantity and a reason.
+
+Ambiguity, stated: a drop is read as a rollover when the wrapped distance is within what the machine
+can produce in the elapsed time AND within half the counter range; otherwise as a reset. A reset
+taken while the counter sat in its top half within one plausible step of the maximum therefore reads
+as a rollover. A reset is visible only if the first value read after it is below the last value
+read before it (the simulators hold a reset counter at zero long enough for that). A 16-bit counter
+must be sampled at least once per half range (32,768 units).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+
+_MICROSECOND = timedelta(microseconds=1)
+
+# A step may always be this many units, however short the elapsed time: two samples stamped in the
+# same millisecond can legitimately differ by a unit or two.
+STEP_FLOOR = 10
+
+
+class StepKind(str, Enum):
+    BASELINE = "baseline"  # first value ever seen: the starting point, counts nothing
+    NORMAL = "normal"
+    DUPLICATE = "duplicate"  # same timestamp, same value
+    OUT_OF_ORDER = "out_of_order"  # older than the value already accepted: already covered by it
+    ROLLOVER = "rollover"
+    RESET = "reset"
+    JUMP = "jump"  # more than the machine can produce: quarantined, baseline moves on
+    OUT_OF_RANGE = "out_of_range"  # value does not fit the counter width: quarantined, baseline kept
+
+
+NOTEWORTHY = frozenset({StepKind.OUT_OF_ORDER, StepKind.ROLLOVER, StepKind.RESET, StepKind.JUMP, StepKind.OUT_OF_RANGE})
+
+
+@dataclass(frozen=True, slots=True)
+class CounterPoint:
+    value: int
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: StepKind
+    delta: int  # units counted as production
+    quarantined: int  # units held for a person to accept or reject
+    point: CounterPoint | None  # the counter's accepted point after this sample
+
+    @property
+    def reason(self) -> str:
+        return _REASONS[self.kind]
+
+
+_REASONS = {
+    StepKind.BASELINE: "first value seen for this counter",
+    StepKind.NORMAL: "",
+    StepKind.DUPLICATE: "same value at the same timestamp",
+    StepKind.OUT_OF_ORDER: "older than the value already accepted; counted by it",
+    StepKind.ROLLOVER: "counter wrapped past its maximum",
+    StepKind.RESET: "counter dropped: PLC reset, counting from zero",
+    StepKind.JUMP: "climb larger than the machine can produce in the elapsed time",
+    StepKind.OUT_OF_RANGE: "value does not fit the configured counter width",
+}
+
+
+def plausible_step(max_rate_per_s: Decimal, elapsed_s: Decimal) -> int:
+    """Largest step the machine can credibly make in `elapsed_s` seconds."""
+    return STEP_FLOOR + math.ceil(max_rate_per_s * max(elapsed_s, Decimal(0)))
+
+
+def counter_step(last: CounterPoint | None, sample: CounterPoint, width: int, max_rate_per_s: Decimal) -> Step:
+    modulus = 1 << width
+    if sample.value >= modulus:
+        return Step(StepKind.OUT_OF_RANGE, 0, sample.value, last)
+    if last is None:
+        return Step(StepKind.BASELINE, 0, 0, sample)
+    if sample.ts < last.ts:
+        return Step(StepKind.OUT_OF_ORDER, 0, 0, last)
+    if sample.ts == last.ts and sample.value == last.value:
+        return Step(StepKind.DUPLICATE, 0, 0, last)
+
+    elapsed = Decimal((sample.ts - last.ts) // _MICROSECOND) / 1_000_000
+    limit = plausible_step(max_rate_per_s, elapsed)
+    climb = sample.value - last.value
+    if climb >= 0:
+        if climb > limit:
+            return Step(StepKind.JUMP, 0, climb, sample)
+        return Step(StepKind.NORMAL, climb, 0, sample)
+
+    wrapped = climb + modulus
+    if wrapped <= min(limit, modulus // 2):
+        return Step(StepKind.ROLLOVER, wrapped, 0, sample)
+    if sample.value <= limit:
+        return Step(StepKind.RESET, sample.value, 0, sample)
+    return Step(StepKind.JUMP, 0, sample.value, sample)

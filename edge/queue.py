@@ -1,0 +1,187 @@
+"""Store-and-forward: every outgoing data message waits in SQLite until the broker's PUBACK.
+
+Schema (`<state_dir>/queue.sqlite`):
+    outbox(id, topic, edge_id, machine, epoch, seq, samples, enqueued_at, historical)
+        id           publish order. AUTOINCREMENT so an id is never reused, even after the table
+                     empties: the publisher remembers the last id it handed to MQTT.
+        samples      JSON array of Sample objects (mes.payload), already sorted by ts.
+        historical   1 when the message waited out a broker outage or an agent restart.
+    metrics(name, value)   cumulative counters that must survive restarts (dropped_total).
+
+Durability: WAL with synchronous=FULL, so a message the agent has enqueued survives a power cut,
+not only a crash of the process. The price is one fsync per commit; the agent commits once per
+flush (all machines together) and once per batch of PUBACKs, a handful of fsyncs per second.
+
+Bound: at most `max_rows` rows. When full, the oldest rows not yet handed to the MQTT client are
+deleted and counted in `dropped_total` (rows already handed over stay: paho retransmits them after
+a reconnect and their PUBACK will remove them).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mes.payload import DataMessage
+
+QUEUE_FILE = "queue.sqlite"
+DROPPED_TOTAL = "dropped_total"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic       TEXT    NOT NULL,
+    edge_id     TEXT    NOT NULL,
+    machine     TEXT    NOT NULL,
+    epoch       INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    samples     TEXT    NOT NULL,
+    enqueued_at TEXT    NOT NULL,
+    historical  INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (edge_id, epoch, seq)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A data message the agent wants delivered."""
+
+    topic: str
+    edge_id: str
+    machine: str
+    epoch: int
+    seq: int
+    samples_json: str
+    historical: bool = False
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: int
+    topic: str
+    edge_id: str
+    machine: str
+    epoch: int
+    seq: int
+    samples_json: str
+    enqueued_at: datetime
+    historical: bool
+
+    def payload(self) -> bytes:
+        message = DataMessage(
+            edge_id=self.edge_id,
+            epoch=self.epoch,
+            seq=self.seq,
+            machine=self.machine,
+            historical=self.historical,
+            samples=json.loads(self.samples_json),
+        )
+        return message.model_dump_json().encode()
+
+
+def rows_over_bound(depth: int, max_rows: int) -> int:
+    """How many rows must go so that at most `max_rows` remain."""
+    return max(0, depth - max_rows)
+
+
+class DiskQueue:
+    """Not thread-safe: the agent serialises every call through one worker thread."""
+
+    def __init__(self, path: Path, max_rows: int) -> None:
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_rows = max_rows
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        # Kept in memory: count(*) walks the whole table, too slow at every flush of a full queue.
+        self._depth = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def enqueue(self, messages: Sequence[OutgoingMessage], *, handed_over_through: int = 0) -> int:
+        """Append `messages` in order; enforce the bound. Returns how many old rows were dropped.
+
+        handed_over_through: highest id already given to the MQTT client; those rows are never dropped.
+        """
+        now = datetime.now(timezone.utc).isoformat()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO outbox (topic, edge_id, machine, epoch, seq, samples, enqueued_at, historical)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(m.topic, m.edge_id, m.machine, m.epoch, m.seq, m.samples_json, now, int(m.historical)) for m in messages],
+            )
+            depth = self._depth + len(messages)
+            excess = rows_over_bound(depth, self.max_rows)
+            if not excess:
+                self._depth = depth
+                return 0
+            dropped = self._db.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id > ? ORDER BY id LIMIT ?)",
+                (handed_over_through, excess),
+            ).rowcount
+            self._db.execute(
+                "INSERT INTO metrics (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                (DROPPED_TOTAL, dropped),
+            )
+        self._depth = depth - dropped
+        return dropped
+
+    def peek(self, after_id: int = 0, limit: int = 100) -> list[QueuedMessage]:
+        """The oldest rows after `after_id`, in publish order. Nothing is removed."""
+        rows = self._db.execute(
+            "SELECT id, topic, edge_id, machine, epoch, seq, samples, enqueued_at, historical"
+            " FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
+        return [
+            QueuedMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], datetime.fromisoformat(row[7]), bool(row[8]))
+            for row in rows
+        ]
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Delete acknowledged rows; ids already gone (dropped, or acked twice) are ignored."""
+        with self._transaction():
+            removed = self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]).rowcount
+        self._depth -= removed
+        return removed
+
+    def mark_all_historical(self) -> None:
+        """Whatever waits now will reach the broker late: after an outage or from an earlier run."""
+        with self._transaction():
+            self._db.execute("UPDATE outbox SET historical = 1 WHERE historical = 0")
+
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def dropped_total(self) -> int:
+        row = self._db.execute("SELECT value FROM metrics WHERE name = ?", (DROPPED_TOTAL,)).fetchone()
+        return row[0] if row else 0
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

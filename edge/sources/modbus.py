@@ -1,0 +1,148 @@
+"""Modbus TCP adapter: one pymodbus client per host:port, each machine (device id) polled on its own
+timer with one holding-register read per contiguous block."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from edge.sources.base import Emit, Reading, Source, utc_now
+from mes.logs import get_logger
+from mes.plant import Machine, ModbusRegister, ModbusSource
+
+log = get_logger(__name__)
+
+# Modbus allows at most 125 holding registers per read request.
+MAX_REGISTERS_PER_READ = 125
+REQUEST_TIMEOUT_S = 2.0
+RECONNECT_MAX_DELAY_S = 5.0
+
+
+@dataclass(frozen=True)
+class Block:
+    """One read request: `count` registers from `start`, covering `signals`."""
+
+    start: int
+    count: int
+    signals: tuple[str, ...]
+
+
+def register_width(register: ModbusRegister) -> int:
+    return 2 if register.type == "uint32" else 1
+
+
+def plan_blocks(registers: Mapping[str, ModbusRegister], max_count: int = MAX_REGISTERS_PER_READ) -> list[Block]:
+    """Group the signals into as few contiguous reads as fit in `max_count` registers each."""
+    blocks: list[Block] = []
+    start = end = 0
+    signals: list[str] = []
+    for signal, register in sorted(registers.items(), key=lambda item: item[1].address):
+        register_end = register.address + register_width(register)
+        if signals and register_end - start <= max_count:
+            end = max(end, register_end)
+            signals.append(signal)
+            continue
+        if signals:
+            blocks.append(Block(start, end - start, tuple(signals)))
+        start, end, signals = register.address, register_end, [signal]
+    if signals:
+        blocks.append(Block(start, end - start, tuple(signals)))
+    return blocks
+
+
+def decode_register(words: Sequence[int], register: ModbusRegister) -> int:
+    """The register's value, scaled. Floor, because a counter reports completed units only."""
+    if register.type == "uint32":
+        raw = AsyncModbusTcpClient.convert_from_registers(
+            list(words[:2]), AsyncModbusTcpClient.DATATYPE.UINT32, word_order=register.word_order
+        )
+    else:
+        raw = words[0]
+    assert isinstance(raw, int)
+    return int((Decimal(raw) * register.scale).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def decode_block(block: Block, words: Sequence[int], registers: Mapping[str, ModbusRegister]) -> dict[str, int]:
+    values = {}
+    for signal in block.signals:
+        offset = registers[signal].address - block.start
+        values[signal] = decode_register(words[offset:offset + register_width(registers[signal])], registers[signal])
+    return values
+
+
+class ModbusClientSource(Source):
+    def __init__(self, machines: Sequence[Machine]) -> None:
+        super().__init__(machines)
+        hosts = {(m.source.host, m.source.port) if isinstance(m.source, ModbusSource) else None for m in self.machines}
+        if len(hosts) != 1 or None in hosts:
+            raise ValueError("a ModbusClientSource serves Modbus machines of exactly one host:port")
+        self.host, self.port = hosts.pop()  # type: ignore[misc]
+        self._client: AsyncModbusTcpClient | None = None
+        self._connect_lock = asyncio.Lock()
+        self._next_connect_delay = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def start(self, emit: Emit) -> None:
+        # Built here because pymodbus binds the client to the running loop. reconnect_delay=0 turns
+        # its own background reconnect off: this adapter reconnects, with one policy and one log.
+        self._client = AsyncModbusTcpClient(
+            self.host, port=self.port, timeout=REQUEST_TIMEOUT_S, retries=0, reconnect_delay=0
+        )
+        self._tasks = [
+            asyncio.create_task(self._poll_forever(machine, emit), name=f"modbus {self.host}:{self.port} {machine.id}")
+            for machine in self.machines
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            self._client.close()
+
+    async def _ensure_connected(self) -> bool:
+        async with self._connect_lock:  # every machine's poller shares the one connection
+            if self._client.connected:
+                return True
+            await asyncio.sleep(self._next_connect_delay)
+            if await self._client.connect():
+                self._next_connect_delay = 0.0
+                log.info("modbus.connected", host=self.host, port=self.port, machines=list(self.machine_ids))
+                return True
+            self._next_connect_delay = min(max(self._next_connect_delay * 2, 0.5), RECONNECT_MAX_DELAY_S)
+            log.warning("modbus.connect_failed", host=self.host, port=self.port, retry_s=self._next_connect_delay)
+            return False
+
+    async def _poll_forever(self, machine: Machine, emit: Emit) -> None:
+        source = machine.source
+        assert isinstance(source, ModbusSource)
+        blocks = plan_blocks(source.registers)
+        while True:
+            if await self._ensure_connected():
+                await self._poll_once(machine.id, source, blocks, emit)
+            await asyncio.sleep(source.poll_ms / 1000)
+
+    async def _poll_once(self, machine_id: str, source: ModbusSource, blocks: list[Block], emit: Emit) -> None:
+        for block in blocks:
+            try:
+                response = await self._client.read_holding_registers(block.start, count=block.count, device_id=source.device_id)
+            except (ModbusException, OSError, asyncio.TimeoutError) as exc:
+                # A timeout or a dropped socket: close so the next poll reconnects from scratch.
+                log.warning("modbus.read_failed", host=self.host, port=self.port, machine=machine_id, error=repr(exc))
+                self._client.close()
+                return
+            if response.isError():
+                log.warning("modbus.device_error", machine=machine_id, device_id=source.device_id, response=str(response))
+                return
+            ts = utc_now()
+            for signal, value in decode_block(block, response.registers, source.registers).items():
+                emit(Reading(machine_id=machine_id, signal=signal, value=value, ts=ts))

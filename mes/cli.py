@@ -1,0 +1,153 @@
+"""`mes`: one command for every process of the system. `mes --help`, `mes COMMAND --help`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mes.logs import configure_logging, get_logger
+from mes.settings import Settings
+
+app = typer.Typer(
+    help="Open MES: machine counts from OPC UA / Modbus PLCs to exact production records.\n\n"
+    "Start with `mes demo`: a simulated plant, an edge agent, a broker, the core and a database, all on this machine.\n\n"
+    "Configuration: defaults, then the YAML file named by MES_CONFIG, then MES_* variables "
+    "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant description YAML (default: MES_PLANT or the demo plant)")]
+
+
+def _settings(plant: Path | None = None, log_to_console: bool = True) -> Settings:
+    overrides = {"plant": plant} if plant else {}
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level if log_to_console else "WARNING", settings.log_format)
+    return settings
+
+
+def _run_until_signal(coroutine_factory, on_signal=None) -> None:
+    """Run an asyncio service until SIGINT/SIGTERM; `on_signal` asks it to finish (default: cancel it)."""
+
+    async def main():
+        task = asyncio.create_task(coroutine_factory())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal or task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option("--duration", help="seconds of production before the reckoning")] = 60,
+    summary_json: Annotated[Path | None, typer.Option("--summary-json", help="also write the reckoning as JSON here")] = None,
+    plant: PlantOption = None,
+    live: Annotated[bool, typer.Option(help="show the live table while producing")] = True,
+    keep_data: Annotated[bool, typer.Option("--keep-data", help="continue on the previous demo database instead of a fresh one")] = False,
+) -> None:
+    """Run the demo plant end to end and compare what was recorded with what the simulators produced.
+
+    Uses embedded PostgreSQL and an embedded broker unless MES_DATABASE_URL / MES_MQTT_URL are set.
+    Exits 0 when every machine's recorded good / scrap / Wh equals the simulator's ground truth.
+    """
+    from mes.demo import run_demo
+
+    settings = _settings(plant, log_to_console=False)
+    raise typer.Exit(0 if run_demo(settings, duration, summary_json, live=live, fresh=not keep_data) else 1)
+
+
+@app.command()
+def simulate(
+    plant: PlantOption = None,
+    duration: Annotated[float | None, typer.Option(help="seconds to run (default: until Ctrl-C)")] = None,
+) -> None:
+    """Serve the plant's simulated PLCs (OPC UA and Modbus TCP servers) and produce."""
+    from mes.plant import load_plant
+    from simulators.service import run_simulator
+
+    settings = _settings(plant)
+    _run_until_signal(lambda: run_simulator(load_plant(settings.plant), duration))
+
+
+@app.command()
+def edge(
+    plant: PlantOption = None,
+    machines: Annotated[str | None, typer.Option(help="comma-separated machine ids (default: all in the plant)")] = None,
+    edge_id: Annotated[str | None, typer.Option(help="edge id (default: the plant file's edge_id)")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="epoch and disk queue (default: DATA_DIR/edge-<id>)")] = None,
+) -> None:
+    """Read the machines' counters and states and publish them over MQTT, buffering on disk while the broker is away.
+
+    Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
+    """
+    from edge.agent import EdgeAgent
+    from mes.plant import load_plant
+
+    settings = _settings(plant)
+    loaded = load_plant(settings.plant)
+    identity = edge_id or loaded.edge_id
+    agent = EdgeAgent(
+        loaded, settings.mqtt_url or "mqtt://127.0.0.1:1883", state_dir or settings.data_dir / f"edge-{identity}",
+        edge_id=identity, machine_ids=set(machines.split(",")) if machines else None,
+        flush_ms=settings.edge_flush_ms, queue_max=settings.edge_queue_max, heartbeat_s=settings.edge_heartbeat_s,
+    )
+
+    _run_until_signal(agent.run, on_signal=agent.stop)
+
+
+@app.command()
+def core(plant: PlantOption = None) -> None:
+    """Consume machine data from MQTT and commit exact production records to the database.
+
+    Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
+    (default: the embedded PostgreSQL in DATA_DIR). Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
+    """
+    from core.ingest.consumer import CoreConsumer
+    from core.service import prepare_database
+    from mes.plant import load_plant
+    from mes.runtime import database
+
+    settings = _settings(plant)
+    log = get_logger("mes.core")
+    with database(settings) as database_url:
+        prepare_database(database_url, load_plant(settings.plant))
+        consumer = CoreConsumer(database_url, settings.mqtt_url or "mqtt://127.0.0.1:1883",
+                                batch_max_messages=settings.batch_max_messages, batch_max_wait_ms=settings.batch_max_wait_ms)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: consumer.stop())
+        log.info("core running")
+        consumer.run()
+        log.info("core stopped", **vars(consumer.service.totals))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version (TimescaleDB when the server has it)."""
+    from core.db.migrations import upgrade
+    from mes.runtime import database
+
+    settings = _settings()
+    with database(settings) as database_url:
+        upgrade(database_url)
+    typer.echo("schema is up to date")
+
+
+@db_app.command("sql")
+def db_sql(timescale: Annotated[bool, typer.Option(help="the TimescaleDB variant")] = False) -> None:
+    """Print the schema as SQL (for review or for a DBA to apply by hand)."""
+    from core.db.migrations import offline_sql
+
+    sys.stdout.write(offline_sql(timescale))

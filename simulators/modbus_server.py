@@ -1,0 +1,117 @@
+"""One Modbus TCP server standing in for every Modbus PLC of a plant: one device id per machine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from mes.logs import get_logger
+from mes.plant import Machine, ModbusRegister, ModbusSource
+
+log = get_logger(__name__)
+
+READ_HOLDING_REGISTERS = 3
+# Function codes through which a client could write holding registers; a PLC's counters are read-only.
+WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
+
+
+def register_words(value: int, register: ModbusRegister) -> list[int]:
+    """The 16-bit words a register of this type and word order holds for `value`."""
+    if register.type == "uint16":
+        return [value & 0xFFFF]
+    high, low = (value >> 16) & 0xFFFF, value & 0xFFFF
+    return [high, low] if register.word_order == "big" else [low, high]
+
+
+def register_addresses(registers: Iterable[ModbusRegister]) -> set[int]:
+    """Every address a reader may touch. A uint16 also keeps its next address readable when free, so
+    a reader using the two-registers-per-signal layout of `modbus_register_map` can read count=2."""
+    used = {r.address + offset for r in registers for offset in range(2 if r.type == "uint32" else 1)}
+    padding = {r.address + 1 for r in registers if r.type == "uint16" and r.address < 65535}
+    return used | padding
+
+
+def contiguous_runs(addresses: set[int]) -> list[tuple[int, int]]:
+    """(first address, count) of each run of consecutive addresses."""
+    runs: list[tuple[int, int]] = []
+    for address in sorted(addresses):
+        if runs and runs[-1][0] + runs[-1][1] == address:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((address, 1))
+    return runs
+
+
+async def _refuse_writes(function_code: int, *_: object) -> ExcCodes | None:
+    return ExcCodes.ILLEGAL_FUNCTION if function_code in WRITE_FUNCTION_CODES else None
+
+
+def _device(machine: Machine) -> SimDevice:
+    source = _modbus_source(machine)
+    runs = contiguous_runs(register_addresses(source.registers.values()))
+    blocks = [SimData(address=first, count=count, values=0, datatype=DataType.REGISTERS) for first, count in runs]
+    return SimDevice(id=source.device_id, simdata=blocks, action=_refuse_writes)
+
+
+def _modbus_source(machine: Machine) -> ModbusSource:
+    source = machine.source
+    if not isinstance(source, ModbusSource):
+        raise ValueError(f"machine {machine.id} is not a Modbus machine")
+    if any(register.scale != 1 for register in source.registers.values()):
+        raise ValueError(f"machine {machine.id}: the simulator serves unscaled registers (scale 1)")
+    return source
+
+
+class ModbusPlcServer:
+    """Holding registers per `machine.source.registers`; unknown device ids answer exception 4."""
+
+    def __init__(self, machines: Sequence[Machine], host: str, port: int) -> None:
+        self._sources = {machine.id: _modbus_source(machine) for machine in machines}
+        device_ids = [source.device_id for source in self._sources.values()]
+        if len(set(device_ids)) != len(device_ids):
+            raise ValueError(f"Modbus device ids must be unique, got {sorted(device_ids)}")
+        self._devices = [_device(machine) for machine in machines]
+        self._host = host
+        self._requested_port = port
+        self._server: ModbusTcpServer | None = None
+        self._shown: dict[str, dict[str, int]] = {}
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for)."""
+        if self._server is None or self._server.transport is None:
+            raise RuntimeError("the Modbus server is not started")
+        return self._server.transport.sockets[0].getsockname()[1]
+
+    async def start(self, values: dict[str, dict[str, int]]) -> None:
+        if not self._devices:
+            return
+        self._server = ModbusTcpServer(self._devices, address=(self._host, self._requested_port))
+        await self._server.serve_forever(background=True)
+        await self.publish(values)
+        log.info("modbus server listening", host=self._host, port=self.port, devices=len(self._devices))
+
+    async def publish(self, values: dict[str, dict[str, int]]) -> None:
+        """Write the signals of each machine that changed since the last publish."""
+        if self._server is None:
+            return
+        for machine_id, signals in values.items():
+            source = self._sources.get(machine_id)
+            if source is None:
+                continue
+            shown = self._shown.setdefault(machine_id, {})
+            for signal, value in signals.items():
+                register = source.registers.get(signal)  # type: ignore[call-overload]
+                if register is None or shown.get(signal) == value:
+                    continue
+                words = register_words(value, register)
+                await self._server.async_setValues(source.device_id, READ_HOLDING_REGISTERS, register.address, words)
+                shown[signal] = value
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None

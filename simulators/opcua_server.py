@@ -1,0 +1,103 @@
+"""One OPC UA server standing in for every OPC UA PLC of a plant.
+
+Address space: Objects / <area> / <line> / <machine> / <signal>, where each signal is a variable
+with the string NodeId `machine.source.nodes[signal]` in the machine's source namespace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from asyncua import Server, ua
+from asyncua.common.node import Node
+
+from mes.logs import get_logger
+from mes.plant import COUNTERS, Machine, OpcUaSource
+
+log = get_logger(__name__)
+
+
+def variant_type(machine: Machine, signal: str) -> ua.VariantType:
+    if signal in COUNTERS and machine.counter_width == 32:
+        return ua.VariantType.UInt32
+    return ua.VariantType.UInt16
+
+
+def _opcua_source(machine: Machine) -> OpcUaSource:
+    if not isinstance(machine.source, OpcUaSource):
+        raise ValueError(f"machine {machine.id} is not an OPC UA machine")
+    return machine.source
+
+
+class OpcUaPlcServer:
+    def __init__(self, machines: Sequence[Machine], endpoint: str, server_name: str = "open-mes simulated plant") -> None:
+        self._machines = list(machines)
+        for machine in self._machines:
+            _opcua_source(machine)
+        self._endpoint = endpoint
+        self._server_name = server_name
+        self._server: Server | None = None
+        self._variables: dict[str, dict[str, tuple[ua.NodeId, ua.VariantType]]] = {}
+        self._shown: dict[str, dict[str, int]] = {}
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    async def start(self, values: dict[str, dict[str, int]]) -> None:
+        if not self._machines:
+            return
+        # The simulator serves NoSecurity on purpose; asyncua's server would warn about it at every start.
+        logging.getLogger("asyncua.server.server").setLevel(logging.ERROR)
+        server = Server()
+        await server.init()
+        server.set_endpoint(self._endpoint)
+        server.set_server_name(self._server_name)
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        folders: dict[tuple[str, ...], Node] = {}
+        for machine in self._machines:
+            source = _opcua_source(machine)
+            namespace = await server.register_namespace(source.namespace)
+            parent = server.nodes.objects
+            for depth in range(1, 3):
+                path = (machine.area, machine.line)[:depth]
+                if path not in folders:
+                    folders[path] = await parent.add_folder(namespace, path[-1])
+                parent = folders[path]
+            machine_object = await parent.add_object(namespace, machine.id)
+            variables = self._variables[machine.id] = {}
+            for signal, identifier in source.nodes.items():
+                node_id = ua.NodeId(identifier, namespace)
+                kind = variant_type(machine, signal)
+                initial = values.get(machine.id, {}).get(signal, 0)
+                await machine_object.add_variable(node_id, ua.QualifiedName(signal, namespace), ua.Variant(initial, kind))
+                variables[signal] = (node_id, kind)
+        await server.start()
+        self._server = server
+        await self.publish(values)
+        log.info("opc ua server listening", endpoint=self._endpoint, machines=len(self._machines))
+
+    async def publish(self, values: dict[str, dict[str, int]]) -> None:
+        """Write the signals of each machine that changed since the last publish."""
+        if self._server is None:
+            return
+        now = datetime.now(UTC)
+        for machine_id, signals in values.items():
+            variables = self._variables.get(machine_id)
+            if variables is None:
+                continue
+            shown = self._shown.setdefault(machine_id, {})
+            for signal, value in signals.items():
+                if signal not in variables or shown.get(signal) == value:
+                    continue
+                node_id, kind = variables[signal]
+                data_value = ua.DataValue(ua.Variant(value, kind), SourceTimestamp=now, ServerTimestamp=now)
+                await self._server.write_attribute_value(node_id, data_value)
+                shown[signal] = value
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None

@@ -1,0 +1,123 @@
+"""Shared fixtures: a PostgreSQL server and an MQTT broker, external when named by env, else embedded.
+
+MES_TEST_DATABASE_URL  a superuser (or CREATEDB) URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres
+MES_TEST_MQTT_URL      e.g. mqtt://127.0.0.1:1883
+
+Tests that use the database fixtures are marked `postgres`, those that use a broker `broker`, so
+`-m "postgres or broker"` selects exactly the tests worth repeating against external servers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from mes.embedded.broker import EmbeddedBroker, find_mosquitto
+from mes.embedded.postgres import EmbeddedPostgres, create_database, drop_database
+
+DATABASE_URL_ENV = "MES_TEST_DATABASE_URL"
+MQTT_URL_ENV = "MES_TEST_MQTT_URL"
+POSTGRES_NAME_LIMIT = 63  # NAMEDATALEN - 1; longer names are silently truncated by PostgreSQL
+
+DATABASE_FIXTURES = {"postgres_server_url", "fresh_database", "database_url"}
+BROKER_FIXTURES = {"mqtt_url", "broker"}
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    database = os.environ.get(DATABASE_URL_ENV)
+    mqtt = os.environ.get(MQTT_URL_ENV)
+    embedded_broker = "mosquitto" if find_mosquitto() else "amqtt (mosquitto not installed)"
+    return [
+        f"postgres: {_without_password(database)} ({DATABASE_URL_ENV})" if database else "postgres: embedded (per session)",
+        f"mqtt: {_without_password(mqtt)} ({MQTT_URL_ENV})" if mqtt else f"mqtt: embedded {embedded_broker} (per session)",
+    ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & DATABASE_FIXTURES:
+            item.add_marker(pytest.mark.postgres)
+        if fixtures & BROKER_FIXTURES:
+            item.add_marker(pytest.mark.broker)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A superuser URL of the test server; tests should use `database_url` rather than this database."""
+    external = os.environ.get(DATABASE_URL_ENV)
+    if external:
+        yield external
+        return
+    # Not pytest's tmp_path: the data dir becomes owned by another OS user when run as root, and
+    # pytest keeps old temp dirs around; this one is removed as soon as the session ends.
+    data_root = Path(tempfile.mkdtemp(prefix="mes-test-pg-"))
+    server = EmbeddedPostgres(data_root / "data")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(data_root, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_database(postgres_server_url: str) -> Iterator[Callable[[str], str]]:
+    """`fresh_database(name_hint) -> url` of a new, empty, uniquely named database, dropped afterwards."""
+    created: list[str] = []
+
+    def create(name_hint: str) -> str:
+        suffix = uuid.uuid4().hex[:8]
+        stem = re.sub(r"[^a-z0-9_]+", "_", name_hint.lower()).strip("_")
+        name = f"t_{stem[: POSTGRES_NAME_LIMIT - len(suffix) - 3]}_{suffix}"
+        url = create_database(postgres_server_url, name)
+        created.append(name)
+        return url
+
+    yield create
+    for name in created:
+        drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
+def database_url(fresh_database: Callable[[str], str], request: pytest.FixtureRequest) -> str:
+    """A new database named after the test."""
+    return fresh_database(request.node.name)
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker shared by the session: use unique client ids and topics per test."""
+    external = os.environ.get(MQTT_URL_ENV)
+    if external:
+        yield external
+        return
+    with EmbeddedBroker(tmp_path_factory.mktemp("mqtt")) as broker:
+        yield broker.url
+
+
+@pytest.fixture
+def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
+    """A private, started broker the test may stop, kill and restart.
+
+    Parametrize indirectly to pick the kind: `@pytest.mark.parametrize("broker", ["amqtt"], indirect=True)`.
+    """
+    prefer = getattr(request, "param", "auto")
+    if prefer == "mosquitto" and find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    with EmbeddedBroker(tmp_path / "broker", prefer=prefer) as started:
+        yield started

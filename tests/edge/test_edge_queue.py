@@ -1,0 +1,117 @@
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from edge.queue import DiskQueue, OutgoingMessage, rows_over_bound
+from mes.payload import DataMessage
+
+SAMPLES = json.dumps([{"ts": "2026-01-01T00:00:00Z", "signal": "good", "value": 7}])
+
+
+def message(seq: int, epoch: int = 1, historical: bool = False) -> OutgoingMessage:
+    return OutgoingMessage(topic="mes/v1/s/a/l/m/data", edge_id="e1", machine="m", epoch=epoch, seq=seq,
+                           samples_json=SAMPLES, historical=historical)
+
+
+@pytest.fixture
+def queue(tmp_path: Path):
+    q = DiskQueue(tmp_path / "queue.sqlite", max_rows=1000)
+    yield q
+    q.close()
+
+
+def seqs(q: DiskQueue) -> list[int]:
+    return [row.seq for row in q.peek(0, 10_000)]
+
+
+def test_rows_over_bound():
+    assert rows_over_bound(depth=10, max_rows=10) == 0
+    assert rows_over_bound(depth=13, max_rows=10) == 3
+    assert rows_over_bound(depth=0, max_rows=10) == 0
+
+
+def test_peek_returns_rows_in_enqueue_order_and_after_a_cursor(queue):
+    queue.enqueue([message(1), message(2)])
+    queue.enqueue([message(3)])
+    rows = queue.peek(0, 10)
+    assert [r.seq for r in rows] == [1, 2, 3]
+    assert [r.seq for r in queue.peek(rows[0].id, 10)] == [2, 3]
+    assert [r.seq for r in queue.peek(0, 2)] == [1, 2]
+
+
+def test_only_remove_takes_rows_out(queue):
+    queue.enqueue([message(1), message(2), message(3)])
+    queue.peek(0, 10)
+    queue.peek(0, 10)
+    assert seqs(queue) == [1, 2, 3]
+    first, _, third = queue.peek(0, 10)
+    assert queue.remove([first.id, third.id]) == 2
+    assert queue.remove([first.id]) == 0  # a second PUBACK for the same row is harmless
+    assert seqs(queue) == [2]
+    assert queue.depth() == 1
+
+
+def test_bound_drops_the_oldest_and_counts_them(tmp_path):
+    q = DiskQueue(tmp_path / "q.sqlite", max_rows=3)
+    assert q.enqueue([message(1), message(2)]) == 0
+    assert q.enqueue([message(3), message(4), message(5)]) == 2
+    assert seqs(q) == [3, 4, 5]
+    assert q.dropped_total == 2
+    assert q.enqueue([message(6)]) == 1
+    assert q.dropped_total == 3
+    assert q.depth() == 3
+
+
+def test_bound_spares_rows_already_handed_to_mqtt(tmp_path):
+    q = DiskQueue(tmp_path / "q.sqlite", max_rows=3)
+    q.enqueue([message(1), message(2), message(3)])
+    handed_over = q.peek(0, 1)[0].id  # seq 1 is in flight
+    assert q.enqueue([message(4)], handed_over_through=handed_over) == 1
+    assert seqs(q) == [1, 3, 4]
+
+
+def test_rows_and_drop_count_survive_reopen(tmp_path):
+    path = tmp_path / "q.sqlite"
+    q = DiskQueue(path, max_rows=2)
+    q.enqueue([message(1), message(2), message(3)])
+    q.close()
+    reopened = DiskQueue(path, max_rows=2)
+    assert seqs(reopened) == [2, 3]
+    assert reopened.depth() == 2
+    assert reopened.dropped_total == 1
+    reopened.close()
+
+
+def test_ids_keep_growing_after_the_queue_empties(queue):
+    # The publisher's cursor is the last id handed over; a reused id would be skipped.
+    queue.enqueue([message(1)])
+    (row,) = queue.peek(0, 10)
+    queue.remove([row.id])
+    queue.enqueue([message(2)])
+    assert [r.seq for r in queue.peek(row.id, 10)] == [2]
+
+
+def test_mark_all_historical_flags_waiting_rows_only(queue):
+    queue.enqueue([message(1)])
+    queue.mark_all_historical()
+    queue.enqueue([message(2)])
+    assert [r.historical for r in queue.peek(0, 10)] == [True, False]
+
+
+def test_payload_is_a_valid_data_message(queue):
+    queue.enqueue([message(5, epoch=3, historical=True)])
+    (row,) = queue.peek(0, 10)
+    decoded = DataMessage.model_validate_json(row.payload())
+    assert (decoded.edge_id, decoded.epoch, decoded.seq, decoded.machine, decoded.historical) == ("e1", 3, 5, "m", True)
+    assert decoded.samples[0].value == 7
+    assert decoded.samples[0].ts == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert row.enqueued_at.tzinfo is not None
+
+
+def test_the_same_message_identity_cannot_be_enqueued_twice(queue):
+    queue.enqueue([message(1)])
+    with pytest.raises(Exception):
+        queue.enqueue([message(1)])
+    assert seqs(queue) == [1]

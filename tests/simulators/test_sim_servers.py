@@ -1,0 +1,229 @@
+"""The simulated plant over real protocols, read with real asyncua and pymodbus clients."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+from asyncua import Client, ua
+from pymodbus.client import AsyncModbusTcpClient
+
+from mes.plant import COUNTERS, SIGNALS, Machine, MachineState, ModbusRegister, ModbusSource, OpcUaSource
+from simulators.modbus_server import contiguous_runs, register_addresses, register_words
+from simulators.plant import SimulatedPlant
+from simulators.service import run_simulator
+from sim_helpers import eventually, plant_with
+
+NO_FAILURES = {"scrap_rate": "0.2", "energy_wh_per_cycle": 3, "idle_power_w": 500, "seed": 1}
+MACHINES = [
+    {"id": "opc-16", "protocol": "opcua", "ideal_cycle_s": "0.1", "counter_width": 16, "counter_start": 65530, "simulation": NO_FAILURES},
+    {"id": "opc-32", "protocol": "opcua", "ideal_cycle_s": "0.1", "counter_width": 32, "counter_start": 2**32 - 6, "simulation": NO_FAILURES},
+    {"id": "mb-16-little", "protocol": "modbus", "ideal_cycle_s": "0.1", "counter_width": 16, "counter_start": 65532, "word_order": "little", "simulation": NO_FAILURES},
+    {"id": "mb-32-big", "protocol": "modbus", "ideal_cycle_s": "0.1", "counter_width": 32, "counter_start": 2**32 - 7, "word_order": "big", "simulation": NO_FAILURES},
+    {"id": "mb-32-little", "protocol": "modbus", "ideal_cycle_s": "0.1", "counter_width": 32, "counter_start": 2**32 - 5, "word_order": "little", "simulation": NO_FAILURES},
+]
+
+
+class Readers:
+    """Real protocol clients reading every signal of every machine of a plant."""
+
+    def __init__(self, simulated: SimulatedPlant) -> None:
+        self.machines = simulated.plant.machines
+        protocols = {machine.protocol for machine in self.machines}
+        self.opcua = Client(simulated.opcua.endpoint) if "opcua" in protocols else None
+        self.modbus = AsyncModbusTcpClient("127.0.0.1", port=simulated.modbus.port) if "modbus" in protocols else None
+
+    async def __aenter__(self) -> Readers:
+        if self.opcua:
+            await self.opcua.connect()
+        if self.modbus:
+            await self.modbus.connect()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.modbus:
+            self.modbus.close()
+        if self.opcua:
+            await self.opcua.disconnect()
+
+    async def read_all(self) -> dict[str, dict[str, int]]:
+        return {machine.id: await self.read(machine) for machine in self.machines}
+
+    async def read(self, machine: Machine) -> dict[str, int]:
+        if isinstance(machine.source, OpcUaSource):
+            return await self._read_opcua(machine.source)
+        assert isinstance(machine.source, ModbusSource)
+        return {signal: await self._read_register(machine.source.device_id, register) for signal, register in machine.source.registers.items()}
+
+    async def _read_opcua(self, source: OpcUaSource) -> dict[str, int]:
+        namespace = await self.opcua.get_namespace_index(source.namespace)
+        nodes = [self.opcua.get_node(ua.NodeId(source.nodes[signal], namespace)) for signal in SIGNALS]
+        return dict(zip(SIGNALS, await self.opcua.read_values(nodes), strict=True))
+
+    async def _read_register(self, device_id: int, register: ModbusRegister) -> int:
+        response = await self.modbus.read_holding_registers(register.address, count=2, device_id=device_id)
+        assert not response.isError(), response
+        if register.type == "uint16":
+            return self.modbus.convert_from_registers(response.registers[:1], self.modbus.DATATYPE.UINT16)
+        return self.modbus.convert_from_registers(response.registers, self.modbus.DATATYPE.UINT32, word_order=register.word_order)
+
+
+def test_counters_roll_over_and_clients_read_exactly_what_the_plcs_show():
+    async def scenario() -> None:
+        plant = plant_with(MACHINES, acceleration=5)
+        async with SimulatedPlant(plant, modbus_port=0, tick_ms=20) as simulated, Readers(simulated) as readers:
+            assert await readers.read_all() == simulated.counters()
+            assert all(shown["state"] == MachineState.IDLE for shown in simulated.counters().values())
+
+            simulated.start_production()
+            # 10 good units take every counter past its maximum.
+            await eventually(lambda: all(t["good"] >= 10 for t in simulated.ground_truth().values()), what="rollovers")
+            simulated.stop_production()
+            await eventually(lambda: _equal(readers.read_all(), simulated.counters()), what="readers to converge")
+
+            shown = simulated.counters()
+            for machine in plant.machines:
+                truth = simulated.ground_truth()[machine.id]
+                modulus = 2**machine.counter_width
+                assert shown[machine.id]["good"] == (machine.counter_start + truth["good"]) % modulus
+                assert shown[machine.id]["good"] < machine.counter_start  # rolled over
+                assert shown[machine.id]["energy_wh"] == (machine.counter_start + truth["energy_wh"]) % modulus
+                assert shown[machine.id]["state"] == MachineState.RUNNING
+
+    asyncio.run(scenario())
+
+
+def test_opcua_layout_and_types():
+    async def scenario() -> None:
+        plant = plant_with(MACHINES[:2])
+        async with SimulatedPlant(plant, modbus_port=0) as simulated, Client(simulated.opcua.endpoint) as client:
+            namespace = await client.get_namespace_index(plant.endpoints.opcua_namespace)
+            machine_object = await client.nodes.objects.get_child([f"{namespace}:area-1", f"{namespace}:line-1", f"{namespace}:opc-16"])
+            assert {(await child.read_browse_name()).Name for child in await machine_object.get_children()} == set(SIGNALS)
+            for machine_id, counter_type in [("opc-16", ua.VariantType.UInt16), ("opc-32", ua.VariantType.UInt32)]:
+                for signal in SIGNALS:
+                    value = await client.get_node(ua.NodeId(f"{machine_id}.{signal}", namespace)).read_data_value()
+                    expected = counter_type if signal in COUNTERS else ua.VariantType.UInt16
+                    assert value.Value.VariantType == expected
+                    assert value.SourceTimestamp is not None
+
+    asyncio.run(scenario())
+
+
+def test_modbus_device_ids_word_order_and_read_only_registers():
+    async def scenario() -> None:
+        plant = plant_with(MACHINES[2:])
+        async with SimulatedPlant(plant, modbus_port=0) as simulated:
+            client = AsyncModbusTcpClient("127.0.0.1", port=simulated.modbus.port)
+            await client.connect()
+            try:
+                big = plant.machine("mb-32-big").source
+                little = plant.machine("mb-32-little").source
+                assert isinstance(big, ModbusSource) and isinstance(little, ModbusSource)
+                start_big, start_little = 2**32 - 7, 2**32 - 5
+                words = (await client.read_holding_registers(0, count=2, device_id=big.device_id)).registers
+                assert words == [start_big >> 16, start_big & 0xFFFF]
+                words = (await client.read_holding_registers(0, count=2, device_id=little.device_id)).registers
+                assert words == [start_little & 0xFFFF, start_little >> 16]
+
+                unknown = await client.read_holding_registers(0, count=2, device_id=200)
+                assert unknown.isError() and unknown.exception_code == 4
+                refused = await client.write_register(0, 1, device_id=big.device_id)
+                assert refused.isError()
+                beyond = await client.read_holding_registers(100, count=2, device_id=big.device_id)
+                assert beyond.isError()
+            finally:
+                client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_scripted_repair_with_reset_is_seen_over_modbus_after_the_hold():
+    async def scenario() -> None:
+        plant = plant_with(MACHINES[3:4], acceleration=2)
+        async with SimulatedPlant(plant, modbus_port=0, tick_ms=20, reset_hold_s=Decimal("0.5")) as simulated, Readers(simulated) as readers:
+            machine = plant.machines[0]
+            simulated.start_production()
+            await eventually(lambda: simulated.ground_truth()[machine.id]["good"] >= 2, what="production")
+            simulated.model(machine.id).force_fault(77, Decimal("0.1"), reset=True)
+            await eventually(lambda: _reads(readers, machine, lambda seen: seen["fault"] == 77), what="fault code")
+            await eventually(lambda: _reads(readers, machine, lambda seen: seen["good"] < 100), what="PLC reset")
+            await eventually(lambda: _reads(readers, machine, lambda seen: seen["fault"] == 0), what="repair to end")
+            simulated.stop_production()
+            await eventually(lambda: _equal(readers.read_all(), simulated.counters()), what="readers to converge")
+            assert simulated.ground_truth()[machine.id]["plc_resets"] == 1
+            assert simulated.counters()[machine.id]["fault"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_run_simulator_returns_ground_truth():
+    async def scenario() -> dict:
+        plant = plant_with(MACHINES[2:3], acceleration=10)
+        ticks: list[int] = []
+        simulated = SimulatedPlant(plant, modbus_port=0)
+        truth = await run_simulator(plant, duration_s=1.5, on_tick=lambda running: ticks.append(1), simulated=simulated)
+        assert ticks
+        return truth
+
+    truth = asyncio.run(scenario())
+    assert truth["mb-16-little"]["good"] + truth["mb-16-little"]["scrap"] > 0
+
+
+def test_register_layout_helpers():
+    little = ModbusRegister(address=4, type="uint32", word_order="little")
+    assert register_words(0x12345678, little) == [0x5678, 0x1234]
+    assert register_words(0x12345678, ModbusRegister(address=4)) == [0x1234, 0x5678]
+    assert register_words(65535, ModbusRegister(address=0, type="uint16")) == [65535]
+    addresses = register_addresses([ModbusRegister(address=0, type="uint16"), little, ModbusRegister(address=10, type="uint16")])
+    assert contiguous_runs(addresses) == [(0, 2), (4, 2), (10, 2)]
+
+
+def test_scaled_registers_are_refused():
+    registers = {"good": {"address": 0, "scale": "0.1"}}
+    spec = {"id": "m", "protocol": "modbus", "ideal_cycle_s": 1, "source": {"protocol": "modbus", "host": "127.0.0.1", "port": 1, "device_id": 1, "registers": registers}}
+    with pytest.raises(ValueError, match="unscaled"):
+        SimulatedPlant(plant_with([spec]))
+
+
+async def _equal(reading, expected: dict) -> bool:
+    return await reading == expected
+
+
+async def _reads(readers: Readers, machine: Machine, check) -> bool:
+    return bool(check(await readers.read(machine)))
+
+
+def test_a_poller_over_modbus_counts_exactly_through_natural_failures_and_plc_resets():
+    """The reset hold in wall seconds lets a poller that is faster than the hold see every last value."""
+    flaky = {"scrap_rate": "0.1", "energy_wh_per_cycle": 2, "idle_power_w": 7200, "mtbf_s": 3, "mttr_s": 1, "plc_reset_probability": 1, "seed": 3}
+    # Starting far from the maximum, any drop within this short run is a reset, never a rollover.
+    spec = {"id": "flaky", "protocol": "modbus", "ideal_cycle_s": "0.1", "counter_start": 1_000_000, "simulation": flaky}
+    plant = plant_with([spec], acceleration=10)
+    machine = plant.machines[0]
+
+    async def scenario() -> None:
+        async with SimulatedPlant(plant, modbus_port=0, tick_ms=20, reset_hold_s=1) as simulated, Readers(simulated) as readers:
+            last = await readers.read(machine)
+            totals = dict.fromkeys(COUNTERS, 0)
+
+            async def poll() -> None:
+                nonlocal last
+                seen = await readers.read(machine)
+                for counter in COUNTERS:
+                    totals[counter] += seen[counter] if seen[counter] < last[counter] else seen[counter] - last[counter]
+                last = seen
+
+            simulated.start_production()
+            while simulated.ground_truth()[machine.id]["plc_resets"] < 2:
+                await asyncio.wait_for(poll(), timeout=5)
+                await asyncio.sleep(0.05)
+                assert simulated.simulated_seconds < 600, "expected two PLC resets long before this"
+            simulated.stop_production()
+            await eventually(lambda: _equal(readers.read(machine), simulated.counters()[machine.id]), what="final values")
+            await poll()
+            truth = simulated.ground_truth()[machine.id]
+            assert totals == {counter: truth[counter] for counter in COUNTERS}
+
+    asyncio.run(scenario())
