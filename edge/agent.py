@@ -32,7 +32,7 @@ from edge.epoch import next_epoch
 from edge.queue import QUEUE_FILE, DiskQueue, OutgoingMessage
 from edge.sources import Reading, Source, build_sources
 from mes.logs import get_logger
-from mes.mqtt import connect, new_client, parse_mqtt_url
+from mes.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
 from mes.payload import EdgeStatus, data_topic, status_topic
 from mes.plant import Machine, Plant
 
@@ -41,7 +41,6 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 # paho is told the same limit in mes.mqtt.new_client; more would only sit in paho's memory.
-MAX_IN_FLIGHT = 100
 
 
 @dataclass

@@ -63,19 +63,6 @@ class OutgoingMessage:
     samples_json: str
     historical: bool = False
 
-
-@dataclass(frozen=True)
-class QueuedMessage:
-    id: int
-    topic: str
-    edge_id: str
-    machine: str
-    epoch: int
-    seq: int
-    samples_json: str
-    enqueued_at: datetime
-    historical: bool
-
     def payload(self) -> bytes:
         message = DataMessage(
             edge_id=self.edge_id,
@@ -86,6 +73,14 @@ class QueuedMessage:
             samples=json.loads(self.samples_json),
         )
         return message.model_dump_json().encode()
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuedMessage(OutgoingMessage):
+    """An outgoing message as stored: its row id is its place in the publish order."""
+
+    id: int
+    enqueued_at: datetime
 
 
 def rows_over_bound(depth: int, max_rows: int) -> int:
@@ -148,7 +143,8 @@ class DiskQueue:
             (after_id, limit),
         ).fetchall()
         return [
-            QueuedMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], datetime.fromisoformat(row[7]), bool(row[8]))
+            QueuedMessage(id=row[0], topic=row[1], edge_id=row[2], machine=row[3], epoch=row[4], seq=row[5],
+                          samples_json=row[6], enqueued_at=datetime.fromisoformat(row[7]), historical=bool(row[8]))
             for row in rows
         ]
 

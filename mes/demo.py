@@ -72,8 +72,7 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
         run = PlantRun(plant, database_url, mqtt_url, state_dir,
                        edge_options={"flush_ms": settings.edge_flush_ms, "heartbeat_s": settings.edge_heartbeat_s})
         console.print(f"[bold]Starting[/] simulators, broker, core and edge agent for {len(plant.machines)} machines …")
-        await run.start()
-        try:
+        async with run:
             run.start_production()
             progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                                 TimeRemainingColumn())
@@ -90,8 +89,6 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
             console.print("[bold]Stopping production[/]; waiting for the last counts to be committed …")
             await run.drain()
             return run.comparison()
-        finally:
-            await run.stop()
 
 
 def run_demo(settings: Settings, duration_s: float, summary_json: Path | None, live: bool = True, fresh: bool = True) -> bool:

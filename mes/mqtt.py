@@ -13,6 +13,10 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 
+# QoS 1 messages a client may have awaiting PUBACK: the edge's publisher fills exactly this window.
+MAX_IN_FLIGHT = 100
+
+
 @dataclass(frozen=True)
 class MqttTarget:
     host: str
@@ -55,7 +59,7 @@ def new_client(target: MqttTarget, client_id: str, *, persistent: bool, manual_a
     if target.username:
         client.username_pw_set(target.username, target.password)
     # paho keeps its own outgoing queue in memory; durability is the edge's disk queue, not this.
-    client.max_inflight_messages_set(100)
+    client.max_inflight_messages_set(MAX_IN_FLIGHT)
     client.reconnect_delay_set(min_delay=1, max_delay=5)
     return client
 

@@ -123,6 +123,17 @@ class PlantRun:
         await asyncio.to_thread(self.core.stop)
         await self.simulated.stop()
 
+    async def __aenter__(self) -> PlantRun:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
     def comparison(self) -> dict[str, dict[str, dict[str, int]]]:
         """Per machine: what the database recorded and what the simulator knows was produced."""
         with psycopg.connect(self.database_url) as conn:

@@ -35,8 +35,9 @@ class _Delivery:
 
 class CoreConsumer:
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
-                 batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0):
-        self.service = IngestService(database_url)
+                 batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
+                 on_commit=None):
+        self.service = IngestService(database_url, on_commit=on_commit)
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s

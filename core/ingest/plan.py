@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.rules.counters import NOTEWORTHY, CounterPoint, StepKind, counter_step
+from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
 from mes.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
 from mes.plant import COUNTERS, CounterSpec

@@ -8,7 +8,9 @@ offending message goes to the dead letters, with the database's reason.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -40,8 +42,10 @@ class IngestTotals:
 
 
 class IngestService:
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, on_commit: Callable[[BatchPlan, datetime], None] | None = None):
+        """`on_commit(plan, committed_at)` runs after each commit (metrics, latency measurement)."""
         self.database_url = database_url
+        self.on_commit = on_commit
         self.totals = IngestTotals()
         self._conn = store.connect(database_url)
         self.reload()
@@ -88,6 +92,8 @@ class IngestService:
         store.write_plan(self._conn, plan)
         self.state = plan.state
         self.totals.add(plan)
+        if self.on_commit is not None:
+            self.on_commit(plan, datetime.now(UTC))
 
     def _dead_letter(self, incoming: Incoming, reason: str) -> None:
         plan = BatchPlan(state=self.state, dead_letters=[(incoming.received_at, incoming.topic, incoming.payload, reason)])

@@ -111,7 +111,9 @@ _STAGING = {
     "edge_status": ("(edge_id text, online boolean, epoch bigint, machines text[], changed_at timestamptz)",
                     """INSERT INTO edge_status SELECT * FROM staging_edge_status
                        ON CONFLICT (edge_id) DO UPDATE SET online = EXCLUDED.online, epoch = EXCLUDED.epoch,
-                           machines = EXCLUDED.machines, changed_at = EXCLUDED.changed_at"""),
+                           machines = CASE WHEN cardinality(EXCLUDED.machines) > 0 THEN EXCLUDED.machines
+                                           ELSE edge_status.machines END,
+                           changed_at = EXCLUDED.changed_at"""),
 }
 
 

@@ -170,7 +170,7 @@ class OpcUaClientSource(Source):
             except (ConnectionError, OSError, asyncio.TimeoutError, ua.UaError) as exc:
                 log.warning("opcua.poll_failed", endpoint=self.endpoint, error=repr(exc))
             else:
-                for (key, _), data_value in zip(polled, values):
+                for (key, _), data_value in zip(polled, values, strict=True):
                     reading = reading_from_data_value(key, data_value)
                     if reading is not None:
                         emit(reading)

@@ -13,6 +13,7 @@ TEST_PLANT = Path(__file__).parent / "plant.yaml"
 
 
 def plant_on_free_ports(path: Path = TEST_PLANT) -> Plant:
+    """The plant of `path` with its OPC UA and Modbus servers on free ports."""
     document = yaml.safe_load(path.read_text())
     document["endpoints"] = {
         "opcua": f"opc.tcp://127.0.0.1:{free_port()}/open-mes/",
@@ -28,3 +29,12 @@ def plant() -> Plant:
 
 def run(coroutine):
     return asyncio.run(coroutine)
+
+
+def write_plant(plant: Plant, directory: Path, source: Path = TEST_PLANT) -> Path:
+    """The plant file with `plant`'s endpoints, for another process to load."""
+    document = yaml.safe_load(source.read_text())
+    document["endpoints"] = plant.endpoints.model_dump(mode="json")
+    path = directory / "plant.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path

@@ -12,8 +12,8 @@ import pytest
 
 from mes.mqtt import connect, new_client, parse_mqtt_url
 from mes.payload import data_topic
-from mes.plantrun import PlantRun, ProcessCore, exact
-from tests.e2e.conftest import TEST_PLANT, run
+from mes.plantrun import PlantRun, ProcessCore
+from tests.e2e.conftest import run, write_plant
 
 pytestmark = pytest.mark.slow
 
@@ -24,24 +24,29 @@ def assert_exact(comparison: dict) -> None:
     assert all(e["ground_truth"]["good"] > 0 for e in comparison.values()), "a machine produced nothing"
 
 
+def produce(plant, database_url, mqtt_url, state_dir, during, **plant_run_options) -> dict:
+    """Start the plant, produce while `during(plant_run)` runs, drain, and compare with ground truth."""
+
+    async def scenario():
+        async with PlantRun(plant, database_url, mqtt_url, state_dir, **plant_run_options) as plant_run:
+            plant_run.start_production()
+            await during(plant_run)
+            await plant_run.drain()
+            return plant_run.comparison()
+
+    return run(scenario())
+
+
 def query(url: str, sql: str, *params):
     with psycopg.connect(url) as conn:
         return conn.execute(sql, params).fetchall()
 
 
 def test_counts_are_exact_across_rollovers_and_resets_on_both_widths_and_protocols(plant, database_url, mqtt_url, tmp_path):
-    async def scenario():
-        plant_run = PlantRun(plant, database_url, mqtt_url, tmp_path)
-        await plant_run.start()
-        try:
-            plant_run.start_production()
-            await asyncio.sleep(12)
-            await plant_run.drain()
-            return plant_run.comparison()
-        finally:
-            await plant_run.stop()
+    async def during(plant_run):
+        await asyncio.sleep(12)
 
-    assert_exact(run(scenario()))
+    assert_exact(produce(plant, database_url, mqtt_url, tmp_path, during))
     rollovers = dict(query(database_url, "SELECT machine_id, count(*) FROM counter_events WHERE kind = 'rollover' GROUP BY 1"))
     assert set(rollovers) == {"opc16", "mod16", "opc32", "mod32"}
     resets = {m for (m,) in query(database_url, "SELECT DISTINCT machine_id FROM counter_events WHERE kind = 'reset'")}
@@ -50,66 +55,40 @@ def test_counts_are_exact_across_rollovers_and_resets_on_both_widths_and_protoco
 
 
 def test_core_killed_mid_stream_and_restarted_still_exact(plant, database_url, mqtt_url, tmp_path):
-    core = ProcessCore(database_url, mqtt_url, TEST_PLANT, tmp_path / "core.log")
-    # the subprocess reads the plant file, whose endpoints are not the free ports chosen here
-    core.env["MES_PLANT"] = str(write_plant(plant, tmp_path))
+    core = ProcessCore(database_url, mqtt_url, write_plant(plant, tmp_path), tmp_path / "core.log")
 
-    async def scenario():
-        plant_run = PlantRun(plant, database_url, mqtt_url, tmp_path, core=core)
-        await plant_run.start()
-        try:
-            plant_run.start_production()
-            await asyncio.sleep(4)
-            core.kill()
-            await asyncio.sleep(3)  # production and publishing go on while the core is dead
-            core.start()
-            await asyncio.sleep(4)
-            core.kill()
-            core.start()
-            await asyncio.sleep(2)
-            await plant_run.drain()
-            return plant_run.comparison()
-        finally:
-            await plant_run.stop()
+    async def during(plant_run):
+        await asyncio.sleep(4)
+        core.kill()
+        await asyncio.sleep(3)  # production and publishing go on while the core is dead
+        core.start()
+        await asyncio.sleep(4)
+        core.kill()
+        core.start()
+        await asyncio.sleep(2)
 
-    assert_exact(run(scenario()))
+    assert_exact(produce(plant, database_url, mqtt_url, tmp_path, during, core=core))
 
 
 def test_broker_outage_is_buffered_on_the_edge_and_replayed_exactly(plant, database_url, broker, tmp_path):
-    async def scenario():
-        plant_run = PlantRun(plant, database_url, broker.url, tmp_path)
-        await plant_run.start()
-        try:
-            plant_run.start_production()
-            await asyncio.sleep(3)
-            broker.stop()
-            await plant_run.wait_for(lambda: plant_run.edge.metrics.queue_depth >= 10, 30, "messages queued on the edge's disk")
-            await asyncio.sleep(3)
-            broker.start()
-            await asyncio.sleep(3)
-            await plant_run.drain()
-            return plant_run.comparison()
-        finally:
-            await plant_run.stop()
+    async def during(plant_run):
+        await asyncio.sleep(3)
+        broker.stop()
+        await plant_run.wait_for(lambda: plant_run.edge.metrics.queue_depth >= 10, 30, "messages queued on the edge's disk")
+        await asyncio.sleep(3)
+        broker.start()
+        await asyncio.sleep(3)
 
-    assert_exact(run(scenario()))
+    assert_exact(produce(plant, database_url, broker.url, tmp_path, during))
     assert query(database_url, "SELECT count(*) > 0 FROM ingested_messages WHERE historical") == [(True,)]
 
 
 @pytest.mark.parametrize("broker", ["amqtt"], indirect=True)
 def test_pip_only_fallback_broker_is_exact_too(plant, database_url, broker, tmp_path):
-    async def scenario():
-        plant_run = PlantRun(plant, database_url, broker.url, tmp_path)
-        await plant_run.start()
-        try:
-            plant_run.start_production()
-            await asyncio.sleep(6)
-            await plant_run.drain()
-            return plant_run.comparison()
-        finally:
-            await plant_run.stop()
+    async def during(plant_run):
+        await asyncio.sleep(6)
 
-    assert_exact(run(scenario()))
+    assert_exact(produce(plant, database_url, broker.url, tmp_path, during))
 
 
 def test_bad_payloads_go_to_dead_letters_with_reasons_while_good_traffic_continues(plant, database_url, mqtt_url, tmp_path):
@@ -132,32 +111,29 @@ def test_bad_payloads_go_to_dead_letters_with_reasons_while_good_traffic_continu
         "topic mismatch": (topic, message(machine="mod16")),
         "seq regression": (topic, message(seq=5)),
     }
+    target = parse_mqtt_url(mqtt_url)
+    publisher = new_client(target, "test-rogue-publisher", persistent=False)
 
-    async def scenario():
-        plant_run = PlantRun(plant, database_url, mqtt_url, tmp_path)
-        await plant_run.start()
-        target = parse_mqtt_url(mqtt_url)
-        publisher = new_client(target, "test-rogue-publisher", persistent=False)
-        connect(publisher, target)
-        try:
-            plant_run.start_production()
-            await asyncio.sleep(2)
-            # an accepted message from another edge first (old timestamp: counts nothing), then the bad ones
-            await asyncio.to_thread(publisher.publish(topic, message(), qos=1).wait_for_publish, 10)
-            await asyncio.sleep(1)
-            for bad_topic, payload in bad.values():
-                await asyncio.to_thread(publisher.publish(bad_topic, payload, qos=1).wait_for_publish, 10)
-            await plant_run.wait_for(lambda: len(query(database_url, "SELECT 1 FROM dead_letters")) >= len(bad), 30,
-                                     "every bad message dead-lettered")
-            await asyncio.sleep(2)
-            await plant_run.drain()
-            return plant_run.comparison()
-        finally:
-            publisher.disconnect()
-            publisher.loop_stop()
-            await plant_run.stop()
+    async def publish(bad_topic, payload):
+        await asyncio.to_thread(publisher.publish(bad_topic, payload, qos=1).wait_for_publish, 10)
 
-    assert_exact(run(scenario()))
+    async def during(plant_run):
+        await asyncio.sleep(2)
+        # an accepted message from another edge first (old timestamp: counts nothing), then the bad ones
+        await publish(topic, message())
+        await asyncio.sleep(1)
+        for bad_topic, payload in bad.values():
+            await publish(bad_topic, payload)
+        await plant_run.wait_for(lambda: len(query(database_url, "SELECT 1 FROM dead_letters")) >= len(bad), 30,
+                                 "every bad message dead-lettered")
+        await asyncio.sleep(2)
+
+    connect(publisher, target)
+    try:
+        assert_exact(produce(plant, database_url, mqtt_url, tmp_path, during))
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
     reasons = [reason for (reason,) in query(database_url, "SELECT reason FROM dead_letters ORDER BY id")]
     assert len(reasons) == len(bad)
     for expected in ("not JSON", "samples.0.value", "unknown machine 'ghost-01'", "does not match topic machine",
@@ -165,14 +141,3 @@ def test_bad_payloads_go_to_dead_letters_with_reasons_while_good_traffic_continu
         assert any(expected in reason for reason in reasons), (expected, reasons)
     payloads = {bytes(p) for (p,) in query(database_url, "SELECT payload FROM dead_letters")}
     assert {payload for _, payload in bad.values()} == payloads, "the raw payload is kept as received"
-
-
-def write_plant(plant, directory):
-    """The plant as a YAML file another process can load (endpoints included)."""
-    import yaml
-
-    document = yaml.safe_load(TEST_PLANT.read_text())
-    document["endpoints"] = plant.endpoints.model_dump(mode="json")
-    path = directory / "plant.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return path

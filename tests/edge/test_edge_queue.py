@@ -1,3 +1,4 @@
+import sqlite3
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -112,6 +113,6 @@ def test_payload_is_a_valid_data_message(queue):
 
 def test_the_same_message_identity_cannot_be_enqueued_twice(queue):
     queue.enqueue([message(1)])
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         queue.enqueue([message(1)])
     assert seqs(queue) == [1]
