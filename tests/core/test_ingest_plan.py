@@ -1,0 +1,142 @@
+"""The batch planner: payloads → rows, pure. Worked cases, then a property over redelivery."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.ingest.plan import IngestState, Incoming, MachineInfo, parse_batch, plan_batch
+from core.rules.counters import CounterPoint
+from mes.payload import data_topic
+from mes.plant import CounterSpec
+
+T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+SPEC = CounterSpec(width=16, max_rate_per_s=Decimal(40))
+REGISTRY = {"m1": MachineInfo("s", "a", "l", {c: SPEC for c in ("good", "scrap", "energy_wh")})}
+TOPIC = data_topic("s", "a", "l", "m1")
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def incoming(seq: int, samples: list[tuple[float, str, int]], *, epoch: int = 1, edge: str = "e1", topic: str = TOPIC,
+             machine: str = "m1") -> Incoming:
+    body = {"v": 1, "edge_id": edge, "epoch": epoch, "seq": seq, "machine": machine,
+            "samples": [{"ts": at(t).isoformat(), "signal": signal, "value": value} for t, signal, value in samples]}
+    return Incoming(topic, json.dumps(body).encode(), at(100))
+
+
+def plan(batch, state=None, already=frozenset()):
+    return plan_batch(parse_batch(batch, REGISTRY), state or IngestState(), REGISTRY, set(already))
+
+
+def test_one_interval_per_message_with_every_counter_delta():
+    state = IngestState(counters={("m1", "good"): CounterPoint(100, at(0)), ("m1", "scrap"): CounterPoint(5, at(0))})
+    result = plan([incoming(1, [(1, "good", 103), (2, "good", 105), (2, "scrap", 6)])], state)
+    assert result.intervals == [("m1", at(0), at(2), 5, 1, 0, "e1", 1, 1)]
+    assert result.state.counters[("m1", "good")] == CounterPoint(105, at(2))
+    assert len(result.samples) == 3 and len(result.messages) == 1
+
+
+def test_baselines_alone_make_no_interval():
+    result = plan([incoming(1, [(0, "good", 7), (0, "scrap", 1), (0, "energy_wh", 9)])])
+    assert result.intervals == []
+    assert set(result.changed_counters) == {("m1", "good"), ("m1", "scrap"), ("m1", "energy_wh")}
+
+
+def test_state_change_rows_only_when_the_code_changes_and_never_from_older_samples():
+    batch = [incoming(1, [(1, "state", 1), (1, "fault", 0)]), incoming(2, [(2, "state", 1)]),
+             incoming(3, [(3, "state", 3), (3, "fault", 42)]), incoming(4, [(2.5, "state", 1)])]
+    result = plan(batch)
+    assert [(row[1], row[2], row[3]) for row in result.states] == [
+        (at(1), 1, None), (at(1), 1, 0), (at(3), 3, 0), (at(3), 3, 42)]
+    live = result.state.live["m1"]
+    assert (live.state_code, live.fault_code) == (3, 42)
+
+
+def test_messages_reordered_inside_a_batch_are_put_back_in_sequence():
+    result = plan([incoming(2, [(2, "good", 20)]), incoming(1, [(1, "good", 10)])])
+    assert result.dead_letters == [] and [m[2] for m in result.messages] == [1, 2]
+    assert result.intervals[0][3] == 10
+
+
+def test_a_redelivery_in_the_same_or_a_later_batch_is_skipped():
+    first = plan([incoming(1, [(1, "good", 10)]), incoming(1, [(1, "good", 10)])])
+    assert first.duplicates == 1 and len(first.messages) == 1
+    later = plan([incoming(1, [(1, "good", 10)])], first.state, already={("e1", 1, 1)})
+    assert later.duplicates == 1 and later.messages == [] and later.dead_letters == []
+
+
+def test_reasons_for_dead_letters():
+    result = plan([
+        incoming(1, [(1, "good", 1)], machine="m2", topic=data_topic("s", "a", "l", "m2")),
+        incoming(2, [(1, "good", 1)], topic=data_topic("s", "other-area", "l", "m1")),
+        Incoming("mes/v1/wrong", b"{}", at(0)),
+        Incoming(TOPIC, b"\xff\xfe", at(0)),
+    ])
+    reasons = [row[3] for row in result.dead_letters]
+    assert reasons[0] == "unknown machine 'm2': not in the plant registry"
+    assert reasons[1] == "topic path s/other-area/l does not match the registry's s/a/l"
+    assert reasons[2] == "not a data or status topic"
+    assert reasons[3].startswith("not JSON")
+
+
+def test_quarantined_jump_is_an_event_pending_review_and_counts_nothing():
+    state = IngestState(counters={("m1", "good"): CounterPoint(100, at(0))})
+    result = plan([incoming(1, [(1, "good", 20_000)])], state)
+    assert result.intervals == []
+    (event,) = result.events
+    assert event[3] == "jump" and event[7] == 19_900 and event[-1] == "pending"
+
+
+def test_edge_status_is_kept_per_edge():
+    status = Incoming("mes/v1/edge/e9/status", b'{"v": 1, "edge_id": "e9", "online": false}', at(5))
+    mismatch = Incoming("mes/v1/edge/e8/status", b'{"v": 1, "edge_id": "e9", "online": true}', at(5))
+    result = plan([status, mismatch])
+    assert result.edge_status == {"e9": (False, None, [], at(5))}
+    assert "does not match the topic" in result.dead_letters[0][3]
+
+
+@st.composite
+def delivery(draw):
+    """Messages of one edge with a climbing 16-bit counter, delivered at least once in batches.
+
+    Like a broker after consumer crashes: in order, but any run of messages may come again."""
+    value = draw(st.integers(0, 65_535))
+    messages, produced = [], 0
+    for seq in range(1, draw(st.integers(1, 40)) + 1):
+        step = draw(st.integers(0, 40))
+        value, produced = (value + step) % 65_536, produced + (step if seq > 1 else 0)
+        messages.append(incoming(seq, [(seq, "good", value)]))
+    delivered, position = [], 0
+    while position < len(messages):
+        end = draw(st.integers(position + 1, len(messages)))
+        delivered += messages[position:end]
+        if draw(st.booleans()):
+            position = draw(st.integers(max(0, position - 5), end))  # redeliver a few again
+        else:
+            position = end
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(delivered) - 1)), max_size=8)))
+    batches = [delivered[a:b] for a, b in zip([0, *cuts], [*cuts, len(delivered)], strict=True) if delivered[a:b]]
+    return batches, produced, len(messages)
+
+
+@given(delivery())
+@settings(max_examples=200)
+def test_at_least_once_delivery_in_any_batching_records_every_unit_once(case):
+    batches, produced, message_count = case
+    state, ingested, good = IngestState(), set(), 0
+    for batch in batches:
+        parsed = parse_batch(batch, REGISTRY)
+        result = plan_batch(parsed, state, REGISTRY, ingested & parsed.positions_to_look_up(state.cursors))
+        assert result.dead_letters == []
+        ingested |= {(m[0], m[1], m[2]) for m in result.messages}
+        good += sum(interval[3] for interval in result.intervals)
+        state = result.state
+    assert len(ingested) == message_count
+    assert good == produced

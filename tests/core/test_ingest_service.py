@@ -1,0 +1,57 @@
+"""The ingest service on a real PostgreSQL: commits, restarts, and a batch the database refuses."""
+
+from __future__ import annotations
+
+import psycopg
+
+from core.ingest.service import IngestService
+from core.queries import recorded_totals
+from core.service import prepare_database
+from tests.core.test_ingest_plan import incoming
+from tests.e2e.conftest import plant_on_free_ports
+
+PLANT_YAML = """
+site: s
+areas: [{id: a, lines: [{id: l, machines: [{id: m1, protocol: modbus, ideal_cycle_s: 0.025}]}]}]
+"""
+
+
+def prepared(database_url, tmp_path):
+    (tmp_path / "p.yaml").write_text(PLANT_YAML)
+    prepare_database(database_url, plant_on_free_ports(tmp_path / "p.yaml"))
+
+
+def batch(first_seq, values):
+    return [incoming(first_seq + i, [(first_seq + i, "good", v)]) for i, v in enumerate(values)]
+
+
+def test_a_restarted_service_skips_what_was_committed_and_goes_on(database_url, tmp_path):
+    prepared(database_url, tmp_path)
+    first = IngestService(database_url)
+    first.ingest(batch(1, [10, 15, 22]))
+    first.close()
+
+    second = IngestService(database_url)  # state from the database only
+    second.ingest(batch(1, [10, 15, 22]) + batch(4, [30]))
+    assert (second.totals.duplicates, second.totals.messages) == (3, 1)
+    second.close()
+    with psycopg.connect(database_url) as conn:
+        assert recorded_totals(conn)["m1"]["good"] == 20
+        assert conn.execute("SELECT count(*) FROM ingested_messages").fetchone()[0] == 4
+
+
+def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_committed(database_url, tmp_path):
+    prepared(database_url, tmp_path)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # a real refusal, as a constraint added by a DBA would give
+        conn.execute("""CREATE FUNCTION refuse_seq_2() RETURNS trigger LANGUAGE plpgsql AS $$
+                        BEGIN IF NEW.seq = 2 THEN RAISE EXCEPTION 'seq 2 is refused here'; END IF; RETURN NEW; END $$""")
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON ingested_messages FOR EACH ROW EXECUTE FUNCTION refuse_seq_2()")
+    service = IngestService(database_url)
+    service.ingest(batch(1, [10, 15, 22]))
+    service.close()
+    with psycopg.connect(database_url) as conn:
+        (reason,) = conn.execute("SELECT reason FROM dead_letters").fetchone()
+        assert "seq 2 is refused here" in reason
+        assert [s for (s,) in conn.execute("SELECT seq FROM ingested_messages ORDER BY seq")] == [1, 3]
+        assert recorded_totals(conn)["m1"]["good"] == 12  # 10 -> 22: the refused message's value is covered by the next
