@@ -25,6 +25,7 @@ from mes.plant import Machine, OpcUaSource
 log = get_logger(__name__)
 
 MONITORED_ITEM_QUEUE = 10_000
+SESSION_TIMEOUT_MS = 600_000
 RECONNECT_MAX_DELAY_S = 5.0
 # How long a read waits for the reconnect supervisor before failing; short so polling keeps trying.
 REQUEST_WAIT_S = 5.0
@@ -117,6 +118,8 @@ class OpcUaClientSource(Source):
     async def _connect_and_serve(self, emit: Emit) -> None:
         client = Client(self.endpoint, auto_reconnect=True, reconnect_max_delay=RECONNECT_MAX_DELAY_S,
                         reconnect_request_timeout=REQUEST_WAIT_S)
+        # asyncua asks for an hour and servers commonly cap sessions at 10 minutes, with a warning
+        client.session_timeout = SESSION_TIMEOUT_MS
         self._client = client
         await client.connect()
         nodes = await self._resolve_nodes(client)

@@ -13,42 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from core.db.migrations import offline_sql
+
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "run_sql.mjs"
 PGLITE_PACKAGE = HERE / "node_modules" / "@unni-craftsman" / "pglite" / "package.json"
 MIN_NODE_MAJOR = 20
-
-SAMPLE_DDL = """
--- statement
-CREATE TABLE machine_counts (
-    machine_id BIGINT NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    good BIGINT NOT NULL,
-    scrap BIGINT NOT NULL,
-    PRIMARY KEY (machine_id, ts)
-);
--- statement
-SELECT create_hypertable('machine_counts', by_range('ts', INTERVAL '1 day'), if_not_exists => TRUE);
--- statement
-ALTER TABLE machine_counts SET (timescaledb.compress, timescaledb.compress_segmentby = 'machine_id');
--- statement
-SELECT add_compression_policy('machine_counts', INTERVAL '7 days');
--- statement
-SELECT add_retention_policy('machine_counts', INTERVAL '400 days');
--- statement
-CREATE MATERIALIZED VIEW machine_counts_hourly WITH (timescaledb.continuous) AS
-SELECT machine_id, time_bucket(INTERVAL '1 hour', ts) AS bucket, sum(good) AS good, sum(scrap) AS scrap
-FROM machine_counts
-GROUP BY machine_id, bucket
-WITH NO DATA;
--- statement
-SELECT add_continuous_aggregate_policy('machine_counts_hourly',
-    start_offset => INTERVAL '3 hours', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '5 minutes');
--- statement
-INSERT INTO machine_counts VALUES (1, '2026-01-05 08:10+00', 10, 1), (1, '2026-01-05 08:50+00', 5, 0);
--- statement
-CALL refresh_continuous_aggregate('machine_counts_hourly', NULL, NULL);
-"""
 
 CHECKS = """
 -- statement
@@ -60,12 +30,6 @@ SELECT proc_name, hypertable_name FROM timescaledb_information.jobs
 WHERE proc_name IN ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate')
 ORDER BY proc_name, hypertable_name;
 """
-
-SAMPLE_AGGREGATE_CHECK = """
--- statement
-SELECT machine_id, bucket, good, scrap FROM machine_counts_hourly;
-"""
-
 
 def node_runner_or_skip() -> None:
     node, npm = shutil.which("node"), shutil.which("npm")
@@ -97,27 +61,31 @@ def run_sql(tmp_path: Path, schema_sql: str, checks_sql: str) -> list[list[dict]
     return [check["rows"] for check in json.loads(finished.stdout)["checks"]]
 
 
-def test_sample_timescale_ddl_creates_hypertable_aggregate_and_policies(tmp_path: Path) -> None:
-    node_runner_or_skip()
-    hypertables, aggregates, jobs, hourly = run_sql(tmp_path, SAMPLE_DDL, CHECKS + SAMPLE_AGGREGATE_CHECK)
-    assert hypertables == [{"hypertable_name": "machine_counts", "compression_enabled": True}]
-    assert aggregates == [{"view_name": "machine_counts_hourly"}]
-    assert jobs == [
-        {"proc_name": "policy_compression", "hypertable_name": "machine_counts"},
-        {"proc_name": "policy_refresh_continuous_aggregate", "hypertable_name": "machine_counts_hourly"},
-        {"proc_name": "policy_retention", "hypertable_name": "machine_counts"},
-    ]
-    # BIGINT sums arrive as strings or numbers depending on size; compare as integers.
-    assert [(int(row["good"]), int(row["scrap"])) for row in hourly] == [(15, 1)]
+ROLLUP_CHECK = """
+-- statement
+INSERT INTO production_intervals (machine_id, start_ts, end_ts, good, scrap, energy_wh, edge_id, epoch, seq) VALUES
+    ('m1', '2026-01-05 08:09+00', '2026-01-05 08:10+00', 10, 1, 300, 'e1', 1, 1),
+    ('m1', '2026-01-05 08:49+00', '2026-01-05 08:50+00', 5, 0, 200, 'e1', 1, 2),
+    ('m1', '2026-01-05 09:00+00', '2026-01-05 09:01+00', 7, 2, 100, 'e1', 1, 3);
+-- statement
+SELECT bucket, good, scrap, energy_wh FROM production_hourly ORDER BY bucket;
+-- statement
+SELECT mes_bucket(INTERVAL '15 minutes', TIMESTAMPTZ '2026-01-05 08:52+00') AS bucket;
+"""
+
+TIME_SERIES = ["counter_events", "machine_states", "production_intervals", "samples"]
 
 
 def test_schema_timescale_ddl_runs_on_timescaledb(tmp_path: Path) -> None:
-    try:
-        from core.db.migrations import offline_sql
-    except ImportError as missing:
-        pytest.skip(f"core.db.migrations.offline_sql is not available yet ({missing}); the sample DDL test covers the runner")
     node_runner_or_skip()
-    hypertables, aggregates, jobs = run_sql(tmp_path, offline_sql(timescale=True), CHECKS)
-    assert hypertables, "the Timescale schema created no hypertable"
-    refreshed = {job["hypertable_name"] for job in jobs if job["proc_name"] == "policy_refresh_continuous_aggregate"}
-    assert {aggregate["view_name"] for aggregate in aggregates} <= refreshed, "a continuous aggregate has no refresh policy"
+    hypertables, aggregates, jobs, _, hourly, bucket = run_sql(tmp_path, offline_sql(timescale=True), CHECKS + ROLLUP_CHECK)
+    assert hypertables == [{"hypertable_name": name, "compression_enabled": True} for name in TIME_SERIES]
+    assert aggregates == [{"view_name": "production_hourly"}]
+    assert jobs == [
+        *({"proc_name": "policy_compression", "hypertable_name": name} for name in TIME_SERIES),
+        {"proc_name": "policy_refresh_continuous_aggregate", "hypertable_name": "production_hourly"},
+        {"proc_name": "policy_retention", "hypertable_name": "samples"},
+    ]
+    # real-time aggregation: fresh intervals show in the hourly rollup before any refresh ran
+    assert [(int(r["good"]), int(r["scrap"]), int(r["energy_wh"])) for r in hourly] == [(15, 1, 500), (7, 2, 100)]
+    assert bucket[0]["bucket"].startswith("2026-01-05") and "08:45" in bucket[0]["bucket"]
