@@ -22,7 +22,7 @@ demo: $(STAMP) ## run the demo plant end to end (embedded PostgreSQL and broker)
 test: $(STAMP) ## run the tests; extra pytest arguments via PYTEST_ARGS="..."
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: $(STAMP) ## measure ingest throughput
+bench: $(STAMP) ## measure ingest vs raw COPY and end-to-end latency; results in docs/benchmarks.md
 	$(VENV)/bin/python -m tests.bench
 
 clean: ## remove runtime data, caches and build output (keeps .venv)

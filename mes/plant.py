@@ -229,7 +229,8 @@ def parse_plant(document: dict) -> Plant:
         for line in area.lines:
             for spec in line.machines:
                 device_id = spec.device_id or next_device_id
-                next_device_id = max(next_device_id, device_id) + 1
+                if spec.protocol == "modbus":
+                    next_device_id = max(next_device_id, device_id) + 1
                 rates = plausible_rates(spec, raw.clock.acceleration)
                 machines.append(
                     Machine(

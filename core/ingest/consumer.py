@@ -8,6 +8,7 @@ dies after a commit but before the PUBACK gets duplicates, which the sequencing 
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -80,6 +81,11 @@ class CoreConsumer:
 
     def run(self) -> None:
         """Consume until stop(); returns after the batch in hand is committed and acknowledged."""
+        # Every sample makes a few short-lived objects; with the default thresholds the cyclic
+        # collector ran often enough to take ~40 % of parse + plan (docs/benchmarks.md). Objects
+        # alive now (registry, state, imports) are moved out of its way for good.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         connect(self._client, self._target)
         next_status = time.monotonic() + self.status_every_s
         try:

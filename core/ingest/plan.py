@@ -7,12 +7,9 @@ transaction. The new state is swapped in only after that transaction commits.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
-
 from pydantic import ValidationError
 
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
@@ -90,6 +87,8 @@ class _Parsed:
 
 def _validation_reason(error: ValidationError) -> str:
     first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        return f"not JSON: {first['ctx'].get('error', first['msg'])}"
     where = ".".join(str(part) for part in first["loc"]) or "payload"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"invalid payload: {where}: {first['msg']}{more}"
@@ -97,23 +96,20 @@ def _validation_reason(error: ValidationError) -> str:
 
 def parse(incoming: Incoming, registry: dict[str, MachineInfo]) -> _Parsed | EdgeStatus | str:
     """A data message, an edge status, or the reason it goes to the dead letters."""
-    try:
-        document: Any = json.loads(incoming.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return f"not JSON: {error}"
-    if parse_status_topic(incoming.topic) is not None:
+    edge_id = parse_status_topic(incoming.topic)
+    if edge_id is not None:
         try:
-            status = EdgeStatus.model_validate(document)
+            status = EdgeStatus.model_validate_json(incoming.payload)
         except ValidationError as error:
             return _validation_reason(error)
-        if status.edge_id != parse_status_topic(incoming.topic):
+        if status.edge_id != edge_id:
             return f"edge_id {status.edge_id!r} does not match the topic"
         return status
     path = parse_data_topic(incoming.topic)
     if path is None:
         return "not a data or status topic"
     try:
-        message = DataMessage.model_validate(document)
+        message = DataMessage.model_validate_json(incoming.payload)
     except ValidationError as error:
         return _validation_reason(error)
     site, area, line, machine_id = path

@@ -16,10 +16,10 @@ must be sampled at least once per half range (32,768 units).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from typing import NamedTuple
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -42,14 +42,13 @@ class StepKind(str, Enum):
 NOTEWORTHY = frozenset({StepKind.OUT_OF_ORDER, StepKind.ROLLOVER, StepKind.RESET, StepKind.JUMP, StepKind.OUT_OF_RANGE})
 
 
-@dataclass(frozen=True, slots=True)
-class CounterPoint:
+# NamedTuples rather than dataclasses: built once per sample on the ingest hot path.
+class CounterPoint(NamedTuple):
     value: int
     ts: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     kind: StepKind
     delta: int  # units counted as production
     quarantined: int  # units held for a person to accept or reject
@@ -85,12 +84,14 @@ def counter_step(last: CounterPoint | None, sample: CounterPoint, width: int, ma
         return Step(StepKind.BASELINE, 0, 0, sample)
     if sample.ts < last.ts:
         return Step(StepKind.OUT_OF_ORDER, 0, 0, last)
-    if sample.ts == last.ts and sample.value == last.value:
+    climb = sample.value - last.value
+    if climb == 0 and sample.ts == last.ts:
         return Step(StepKind.DUPLICATE, 0, 0, last)
+    if 0 <= climb <= STEP_FLOOR:
+        return Step(StepKind.NORMAL, climb, 0, sample)  # within what any elapsed time allows
 
     elapsed = Decimal((sample.ts - last.ts) // _MICROSECOND) / 1_000_000
     limit = plausible_step(max_rate_per_s, elapsed)
-    climb = sample.value - last.value
     if climb >= 0:
         if climb > limit:
             return Step(StepKind.JUMP, 0, climb, sample)

@@ -20,6 +20,7 @@ log = get_logger(__name__)
 # Modbus allows at most 125 holding registers per read request.
 MAX_REGISTERS_PER_READ = 125
 REQUEST_TIMEOUT_S = 2.0
+STOP_TIMEOUT_S = 5.0
 RECONNECT_MAX_DELAY_S = 5.0
 
 
@@ -86,6 +87,7 @@ class ModbusClientSource(Source):
         self._connect_lock = asyncio.Lock()
         self._next_connect_delay = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def connected(self) -> bool:
@@ -103,9 +105,15 @@ class ModbusClientSource(Source):
         ]
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: a cancel that lands while pymodbus completes a read can be
+        # swallowed inside it (seen under load), and the poller would then go on for ever.
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, still_running = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            if still_running:
+                log.warning("modbus.pollers_not_stopped", host=self.host, port=self.port, count=len(still_running))
         if self._client is not None:
             self._client.close()
 
@@ -126,7 +134,7 @@ class ModbusClientSource(Source):
         source = machine.source
         assert isinstance(source, ModbusSource)
         blocks = plan_blocks(source.registers)
-        while True:
+        while not self._stopping:
             if await self._ensure_connected():
                 await self._poll_once(machine.id, source, blocks, emit)
             await asyncio.sleep(source.poll_ms / 1000)

@@ -28,7 +28,7 @@ def test_the_demo_plant_resolves_every_machine_with_a_source_and_counter_specs()
     plant = load_plant(DEMO_PLANT)
     assert [m.path for m in plant.machines][0] == ("acme-works", "stamping", "line-1", "press-01")
     modbus = [m for m in plant.machines if m.protocol == "modbus"]
-    assert sorted(m.source.device_id for m in modbus) == [2, 3]
+    assert sorted(m.source.device_id for m in modbus) == [1, 2]  # numbered among Modbus machines
     assert all(spec.width == m.counter_width for m in plant.machines for spec in m.counters.values())
 
 

@@ -1,0 +1,184 @@
+"""python -m tests.bench — see --help. Measures, prints a summary, writes docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from mes.logs import configure_logging
+from mes.settings import Settings
+from tests.bench import ingest, latency
+from tests.bench.infra import services
+from tests.bench.report import LATENCY_TARGET_S, Results, machine_description, summary_tables, write_markdown
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
+
+DESCRIPTION = """\
+Benchmarks of the MES spine. Numbers are measured, never asserted: each result is reported next to a
+baseline measured in the same run on the same machine, and written to docs/benchmarks.md.
+
+  1. ingest   the core drains a pre-filled broker backlog of N data messages (M machines, S samples
+              each) into a fresh database; baseline: raw COPY of exactly the same sample rows into a
+              table LIKE samples (same indexes). Target: ingest >= 0.6 x COPY (samples/s).
+  2. latency  simulators -> edge agent -> broker -> core -> PostgreSQL with K machines at 1 Hz;
+              latency = commit time - the sample's source timestamp. Target: p99 < 1 s at K = 1000,
+              else the largest K this machine sustains. K steps down until one is sustained with p99 < 1 s.
+
+Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
+(the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
+named bench_*). The default run takes about 3-5 minutes; --quick about one.
+"""
+
+EPILOG = """\
+examples:
+  make bench                                         the default run (writes docs/benchmarks.md)
+  .venv/bin/python -m tests.bench --quick --no-write a smoke run, nothing written
+  .venv/bin/python -m tests.bench --only ingest --batch-sizes 500,2000
+  .venv/bin/python -m tests.bench --only latency --latency-machines 1000 --duration 60
+  MES_DATABASE_URL=postgresql://u:p@db/postgres .venv/bin/python -m tests.bench --only ingest
+"""
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from error
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes for a smoke run (~1 min): ingest 50 machines x 3,000 messages, one batch "
+                             "size; latency K=100 for 10 s. Explicit options below still win.")
+    parser.add_argument("--only", choices=("ingest", "latency"), help="run one benchmark only")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (default: docs/benchmarks.md)")
+    parser.add_argument("--no-write", action="store_true", help="print the summary only; leave the report alone")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="broker data and edge queues (default: <MES data dir>/bench, i.e. var/bench)")
+
+    group = parser.add_argument_group("ingest throughput (benchmark 1)")
+    group.add_argument("--machines", type=int, help="machines in the ingest plant (default 200)")
+    group.add_argument("--messages", type=int, help="data messages pre-filled in the broker (default 20000)")
+    group.add_argument("--seconds-per-message", type=int,
+                       help="1 s steps per message; samples per message = 1 state + 3 counters x this (default 4 -> 13)")
+    group.add_argument("--publishers", type=int, default=4, help="publisher clients = edge ids filling the broker (default 4)")
+    group.add_argument("--batch-sizes", type=int_list,
+                       help="core batch_max_messages to try, comma-separated; the first is compared with COPY "
+                            "(default 500,200,1000; the core's default is 500)")
+    group.add_argument("--copy-repetitions", type=int, default=3, help="COPY baseline repetitions; the median counts (default 3)")
+
+    group = parser.add_argument_group("end-to-end latency (benchmark 2)")
+    group.add_argument("--latency-machines", type=int_list,
+                       help="K values to try, largest first; stops at the first K that is sustained with p99 < 1 s "
+                            "(default 1000,750,500,250,100)")
+    group.add_argument("--all-steps", action="store_true", help="try every K even after one was sustained")
+    group.add_argument("--duration", type=float, help="measured seconds per K (default 30)")
+    group.add_argument("--warmup", type=float, help="seconds of production before measuring (default 5)")
+    group.add_argument("--opcua-share", type=float, default=0.8,
+                       help="share of OPC UA machines, the rest Modbus, at most 247 Modbus machines (one simulated "
+                            "server, device ids 1..247) (default 0.8)")
+    group.add_argument("--budget", type=float, default=300,
+                       help="seconds the whole run may take: a further K is skipped when it would not fit (default 300)")
+    args = parser.parse_args(argv)
+
+    quick = args.quick
+    defaults = {
+        "machines": 50 if quick else 200,
+        "messages": 3000 if quick else 20000,
+        "seconds_per_message": 4,
+        "batch_sizes": [500] if quick else [500, 200, 1000],
+        "latency_machines": [100] if quick else [1000, 750, 500, 250, 100],
+        "duration": 10 if quick else 30,
+        "warmup": 3 if quick else 5,
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if not 0 <= args.opcua_share <= 1:
+        parser.error("--opcua-share must be between 0 and 1")
+    args.latency_machines = sorted(set(args.latency_machines), reverse=True)
+    return args
+
+
+def command_line(argv: list[str]) -> str:
+    if not argv:
+        return "make bench   (= .venv/bin/python -m tests.bench)"
+    return ".venv/bin/python -m tests.bench " + shlex.join(argv)
+
+
+def estimated_latency_s(machines: int, args: argparse.Namespace) -> float:
+    """Start-up (OPC UA address space, subscriptions, baselines) + warm-up + measurement + stop."""
+    return 8 + machines * 0.01 + args.warmup + args.duration + 5
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    configure_logging("WARNING")
+    # asyncua warns at every client connect that the server shortened the session timeout: noise here
+    logging.getLogger("asyncua.client.client").setLevel(logging.ERROR)
+    settings = Settings()
+    work_dir = args.work_dir or settings.data_dir / "bench"
+    console = Console()
+    began = time.monotonic()
+    results = Results(started_at=datetime.now(UTC), command=command_line(argv), machine=machine_description(),
+                      args=vars(args))
+    console.print(f"[bold]open-mes benchmarks[/] · {results.machine['summary']}")
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                        TimeElapsedColumn(), console=console)
+    with services(settings, work_dir) as svc, progress:
+        results.services = {"database": svc.database_kind, "broker": svc.broker_kind}
+        if args.only in (None, "ingest"):
+            plant = ingest.bench_plant(args.machines)
+            workload = ingest.build_workload(plant, args.messages, args.seconds_per_message, args.publishers)
+            results.workload = workload
+            for index, batch in enumerate(args.batch_sizes):
+                run, database_url = ingest.run_ingest(svc, plant, workload, batch, f"bench_ingest_{batch}", progress,
+                                                      keep_rows=index == 0)
+                results.ingest_runs.append(run)
+                if index == 0:
+                    results.copy = ingest.copy_baseline(database_url, run.rows, args.copy_repetitions, progress)
+                    task = progress.add_task("parse + plan in-process (no I/O)", total=None)
+                    results.pure = ingest.pure_with_variants(database_url, workload, batch)
+                    progress.update(task, total=1, completed=1)
+                    run.rows = []
+        if args.only in (None, "latency"):
+            for machines in args.latency_machines:
+                spent = time.monotonic() - began
+                if results.latency_runs and spent + estimated_latency_s(machines, args) > args.budget:
+                    results.skipped.append(f"K={machines}: skipped, would exceed the --budget of {args.budget:.0f} s "
+                                           f"({spent:.0f} s spent)")
+                    progress.console.print(f"[yellow]{results.skipped[-1]}[/]")
+                    continue
+                run = asyncio.run(latency.run_latency(svc, machines, args.duration, args.warmup, args.opcua_share, progress))
+                results.latency_runs.append(run)
+                if run.sustained and run.stats()["p99"] < LATENCY_TARGET_S and not args.all_steps:
+                    break
+    results.elapsed_s = time.monotonic() - began
+    for table in summary_tables(results):
+        console.print(table)
+    if not args.no_write:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(write_markdown(results))
+        console.print(f"written: {args.output}")
+    console.print(f"total time: {results.elapsed_s:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

