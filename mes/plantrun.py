@@ -1,8 +1,8 @@
 """A whole plant running: simulators → edge agent → broker → core → database.
 
 One harness for `mes demo`, the end-to-end tests and the benchmark, so that what the demo shows is
-what the tests prove. The core runs in this process (a thread) or as a real `mes core` subprocess
-that a test can SIGKILL.
+what the tests prove. The core and the edge run in this process or as real `mes core` / `mes edge`
+subprocesses that a test can SIGKILL.
 """
 
 from __future__ import annotations
@@ -50,18 +50,26 @@ class ThreadCore:
             self.consumer = None
 
 
-class ProcessCore:
-    """`mes core` as a child process: what a plant runs, and what a test can kill -9."""
+class MesProcess:
+    """A `mes <command>` child process: what a plant runs, and what a test can kill -9."""
 
-    def __init__(self, database_url: str, mqtt_url: str, plant_file: Path, log_file: Path):
-        self.env = {**os.environ, "MES_DATABASE_URL": database_url, "MES_MQTT_URL": mqtt_url,
-                    "MES_PLANT": str(plant_file), "MES_LOG_FORMAT": "json"}
+    def __init__(self, arguments: list[str], env: dict[str, str], log_file: Path):
+        self.arguments = arguments
+        self.env = {**os.environ, "MES_LOG_FORMAT": "json", **env}
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
 
+    @classmethod
+    def core(cls, database_url: str, mqtt_url: str, plant_file: Path, log_file: Path) -> MesProcess:
+        return cls(["core"], {"MES_DATABASE_URL": database_url, "MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file)}, log_file)
+
+    @classmethod
+    def edge(cls, mqtt_url: str, plant_file: Path, state_dir: Path, log_file: Path) -> MesProcess:
+        return cls(["edge", "--state-dir", str(state_dir)], {"MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file)}, log_file)
+
     def start(self) -> None:
         with open(self.log_file, "ab") as log_handle:
-            self.process = subprocess.Popen([sys.executable, "-m", "mes", "core"], env=self.env,
+            self.process = subprocess.Popen([sys.executable, "-m", "mes", *self.arguments], env=self.env,
                                             stdout=log_handle, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
@@ -70,6 +78,7 @@ class ProcessCore:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
+        """SIGTERM, as a service manager stops it; SIGKILL if it has not finished in 30 s."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -80,8 +89,9 @@ class ProcessCore:
 
 class PlantRun:
     def __init__(self, plant: Plant, database_url: str, mqtt_url: str, state_dir: Path, *,
-                 core: ThreadCore | ProcessCore | None = None, edge_options: dict | None = None,
-                 simulator_options: dict | None = None):
+                 core: ThreadCore | MesProcess | None = None, edge_process: MesProcess | None = None,
+                 edge_options: dict | None = None, simulator_options: dict | None = None):
+        """The edge runs in this process (`edge_options` for EdgeAgent) unless `edge_process` is given."""
         self.plant = plant
         self.database_url = database_url
         self.mqtt_url = mqtt_url
@@ -89,6 +99,7 @@ class PlantRun:
         self.core = core or ThreadCore(database_url, mqtt_url)
         self.simulated = SimulatedPlant(plant, **(simulator_options or {}))
         self.edge_options = edge_options or {}
+        self.edge_process = edge_process
         self.edge: EdgeAgent | None = None
         self._edge_task: asyncio.Task | None = None
 
@@ -101,10 +112,15 @@ class PlantRun:
         await self.wait_for(self._baselines_committed, baseline_timeout_s, "every counter's first value committed")
 
     async def start_edge(self) -> None:
+        if self.edge_process is not None:
+            self.edge_process.start()
+            return
         self.edge = EdgeAgent(self.plant, self.mqtt_url, self.state_dir / "edge", **self.edge_options)
         self._edge_task = asyncio.create_task(self.edge.run(), name="edge agent")
 
     async def stop_edge(self) -> None:
+        if self.edge_process is not None:
+            await asyncio.to_thread(self.edge_process.stop)
         if self.edge is not None:
             self.edge.stop()
             await self._edge_task

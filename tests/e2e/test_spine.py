@@ -12,7 +12,7 @@ import pytest
 
 from mes.mqtt import connect, new_client, parse_mqtt_url
 from mes.payload import data_topic
-from mes.plantrun import PlantRun, ProcessCore
+from mes.plantrun import MesProcess, PlantRun
 from tests.e2e.conftest import run, write_plant
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def test_counts_are_exact_across_rollovers_and_resets_on_both_widths_and_protoco
 
 
 def test_core_killed_mid_stream_and_restarted_still_exact(plant, database_url, mqtt_url, tmp_path):
-    core = ProcessCore(database_url, mqtt_url, write_plant(plant, tmp_path), tmp_path / "core.log")
+    core = MesProcess.core(database_url, mqtt_url, write_plant(plant, tmp_path), tmp_path / "core.log")
 
     async def during(plant_run):
         await asyncio.sleep(4)
@@ -68,6 +68,23 @@ def test_core_killed_mid_stream_and_restarted_still_exact(plant, database_url, m
         await asyncio.sleep(2)
 
     assert_exact(produce(plant, database_url, mqtt_url, tmp_path, during, core=core))
+
+
+def test_edge_and_core_as_separate_processes_like_a_plant_runs_them(plant, database_url, mqtt_url, tmp_path):
+    plant_file = write_plant(plant, tmp_path)
+    core = MesProcess.core(database_url, mqtt_url, plant_file, tmp_path / "core.log")
+    edge = MesProcess.edge(mqtt_url, plant_file, tmp_path / "edge", tmp_path / "edge.log")
+
+    async def during(plant_run):
+        await asyncio.sleep(4)
+        edge.kill()  # an edge PC losing power: its disk queue and epoch survive
+        await asyncio.sleep(2)
+        edge.start()
+        await asyncio.sleep(4)
+
+    assert_exact(produce(plant, database_url, mqtt_url, tmp_path, during, core=core, edge_process=edge))
+    epochs = {epoch for (epoch,) in query(database_url, "SELECT DISTINCT epoch FROM ingested_messages")}
+    assert epochs == {1, 2}, "the restarted edge publishes under a new epoch"
 
 
 def test_broker_outage_is_buffered_on_the_edge_and_replayed_exactly(plant, database_url, broker, tmp_path):

@@ -1,0 +1,58 @@
+"""The `mes` commands as a user runs them: processes, exit codes, what they print and write."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mes.plant import DEMO_PLANT
+from tests.e2e.conftest import plant_on_free_ports, write_plant
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_prints_and_writes_recorded_equal_to_ground_truth(database_url, mqtt_url, tmp_path):
+    plant_file = write_plant(plant_on_free_ports(DEMO_PLANT), tmp_path, source=DEMO_PLANT)
+    summary = tmp_path / "summary.json"
+    env = {**os.environ, "MES_DATABASE_URL": database_url, "MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file),
+           "MES_DATA_DIR": str(tmp_path / "var")}
+    result = subprocess.run([sys.executable, "-m", "mes", "demo", "--duration", "8", "--no-live", "--summary-json", str(summary)],
+                            env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Every count is exact." in result.stdout
+    machines = json.loads(summary.read_text())["machines"]
+    assert set(machines) == {"press-01", "press-02", "welder-01", "packer-01"}
+    for entry in machines.values():
+        assert entry["recorded"] == entry["ground_truth"]
+        assert set(entry["recorded"]) == {"good", "scrap", "energy_wh"}
+        assert entry["recorded"]["good"] > 0
+
+
+def mes(*arguments, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "mes", *arguments], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_simulate_serves_the_plant_for_a_duration_and_logs_the_ground_truth(tmp_path):
+    plant_file = write_plant(plant_on_free_ports(DEMO_PLANT), tmp_path, source=DEMO_PLANT)
+    result = mes("simulate", "--plant", str(plant_file), "--duration", "3", env={"MES_LOG_FORMAT": "json"})
+    assert result.returncode == 0, result.stderr
+    finals = [json.loads(line) for line in result.stderr.splitlines() if '"final ground truth"' in line]
+    assert {entry["machine"] for entry in finals} == {"press-01", "press-02", "welder-01", "packer-01"}
+    assert all(entry["good"] + entry["scrap"] > 0 for entry in finals)
+
+
+def test_db_sql_prints_the_schema_for_review():
+    plain, timescale = mes("db", "sql"), mes("db", "sql", "--timescale")
+    assert plain.returncode == timescale.returncode == 0
+    assert "CREATE TABLE production_intervals" in plain.stdout and "create_hypertable" not in plain.stdout
+    assert "create_hypertable('samples'" in timescale.stdout and "timescaledb.continuous" in timescale.stdout
+
+
+def test_help_teaches_every_command():
+    result = mes("--help")
+    assert result.returncode == 0
+    for command in ("demo", "simulate", "edge", "core", "db"):
+        assert command in result.stdout
