@@ -133,6 +133,30 @@ def core(plant: PlantOption = None) -> None:
         log.info("core stopped", **vars(consumer.service.totals))
 
 
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    plant: PlantOption = None,
+) -> None:
+    """Serve the HTTP API: master data, work orders and dispatch, stock. OpenAPI docs at /docs.
+
+    Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
+    (default: the embedded PostgreSQL in DATA_DIR).
+    """
+    import uvicorn
+
+    from core.service import prepare_database
+    from mes.api.app import create_app
+    from mes.plant import load_plant
+    from mes.runtime import database
+
+    settings = _settings(plant)
+    with database(settings) as database_url:
+        prepare_database(database_url, load_plant(settings.plant))
+        uvicorn.run(create_app(database_url), host=host, port=port, log_level=settings.log_level.lower())
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest version (TimescaleDB when the server has it)."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+
 from pydantic import ValidationError
 
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
+from mes.rules.attribution import CountStep, DispatchWindow, attribute
 from mes.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
 from mes.plant import COUNTERS, CounterSpec
 
@@ -25,6 +27,8 @@ STATE_COLUMNS = ("machine_id", "ts", "state_code", "fault_code", "edge_id", "epo
 EVENT_COLUMNS = ("machine_id", "counter", "ts", "kind", "previous_value", "value", "delta", "quarantined",
                  "reason", "edge_id", "epoch", "seq", "review")
 DEAD_LETTER_COLUMNS = ("received_at", "topic", "payload", "reason")
+ATTRIBUTION_COLUMNS = ("edge_id", "epoch", "seq", "machine_id", "work_order_id", "good", "scrap", "energy_wh",
+                       "first_ts", "last_ts")
 
 UNKNOWN_MACHINE = "unknown machine"
 
@@ -69,6 +73,7 @@ class BatchPlan:
     messages: list[tuple] = field(default_factory=list)
     samples: list[tuple] = field(default_factory=list)
     intervals: list[tuple] = field(default_factory=list)
+    attributions: list[tuple] = field(default_factory=list)
     states: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
@@ -129,6 +134,10 @@ class ParsedBatch:
     edge_status: dict[str, tuple] = field(default_factory=dict)
     dead_letters: list[tuple] = field(default_factory=list)
 
+    def earliest_sample(self) -> datetime | None:
+        """How far back the dispatch windows must reach to attribute this batch."""
+        return min((min(s.ts for s in p.message.samples) for p in self.data), default=None)
+
     def positions_to_look_up(self, cursors: dict[str, EdgeCursor]) -> set[tuple[str, int, int]]:
         """Positions that may have been ingested by an earlier batch: the only ones the database must answer."""
         return {
@@ -159,7 +168,10 @@ def plan_batch(
     state: IngestState,
     registry: dict[str, MachineInfo],
     already_ingested: set[tuple[str, int, int]],
+    windows: dict[str, list[DispatchWindow]] | None = None,
 ) -> BatchPlan:
+    """`windows`: dispatch windows per machine, reaching back to `parsed.earliest_sample()`."""
+    windows = windows or {}
     plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status))
     ingested_now: set[tuple[str, int, int]] = set()
     for item in parsed.data:
@@ -178,15 +190,18 @@ def plan_batch(
             ingested_now.add(key)
             plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
             plan.changed_cursors.add(message.edge_id)
-            _ingest_message(plan, message, item.incoming.received_at, registry[message.machine])
+            _ingest_message(plan, message, item.incoming.received_at, registry[message.machine],
+                            windows.get(message.machine, ()))
     return plan
 
 
-def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime, info: MachineInfo) -> None:
+def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime, info: MachineInfo,
+                    windows: list[DispatchWindow]) -> None:
     machine_id = message.machine
     origin = (message.edge_id, message.epoch, message.seq)
-    plan.messages.append((*origin[:3], machine_id, received_at, message.historical, len(message.samples)))
+    plan.messages.append((*origin, machine_id, received_at, message.historical, len(message.samples)))
     deltas = dict.fromkeys(COUNTERS, 0)
+    steps: dict[datetime, dict[str, int]] = {}  # counted units by timestamp, for attribution
     start_ts: datetime | None = None
     end_ts: datetime | None = None
     live = plan.state.live.get(machine_id, LiveCodes())
@@ -204,6 +219,8 @@ def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime
                 plan.changed_counters.add(key)
             if step.delta:
                 deltas[sample.signal] += step.delta
+                at_ts = steps.setdefault(sample.ts, dict.fromkeys(COUNTERS, 0))
+                at_ts[sample.signal] += step.delta
                 start_ts = min(start_ts or last.ts, last.ts)
                 end_ts = max(end_ts or sample.ts, sample.ts)
             if step.kind in NOTEWORTHY:
@@ -221,6 +238,8 @@ def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime
         plan.changed_live.add(machine_id)
     if start_ts is not None:
         plan.intervals.append((machine_id, start_ts, end_ts, deltas["good"], deltas["scrap"], deltas["energy_wh"], *origin))
+        counted = [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()]
+        plan.attributions.extend((*origin, *attribution) for attribution in attribute(counted, windows))
 
 
 def _apply_code(plan: BatchPlan, live: LiveCodes, machine_id: str, signal: str, value: int, ts: datetime,

@@ -88,7 +88,8 @@ class IngestService:
             self.registry = store.load_registry(self._conn)
             parsed = parse_batch(batch, self.registry)
         already = store.find_ingested(self._conn, parsed.positions_to_look_up(self.state.cursors))
-        plan = plan_batch(parsed, self.state, self.registry, already)
+        windows = store.load_dispatch_windows(self._conn, parsed.earliest_sample())
+        plan = plan_batch(parsed, self.state, self.registry, already, windows)
         store.write_plan(self._conn, plan)
         self.state = plan.state
         self.totals.add(plan)

@@ -7,9 +7,12 @@ a COPY into a temporary staging table and one set-based upsert each.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import psycopg
 
 from core.ingest.plan import (
+    ATTRIBUTION_COLUMNS,
     DEAD_LETTER_COLUMNS,
     EVENT_COLUMNS,
     INTERVAL_COLUMNS,
@@ -23,7 +26,12 @@ from core.ingest.plan import (
 )
 from core.rules.counters import CounterPoint
 from core.rules.sequencing import EdgeCursor
+from mes.logs import get_logger
+from mes.rules.attribution import DispatchWindow, overlaps
 from mes.plant import CounterSpec, Plant
+
+
+log = get_logger("core.ingest.store")
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -89,6 +97,26 @@ def find_ingested(conn: psycopg.Connection, positions: set[tuple[str, int, int]]
     return found
 
 
+def load_dispatch_windows(conn: psycopg.Connection, since: datetime | None) -> dict[str, list[DispatchWindow]]:
+    """Dispatch windows per machine still open at `since` or later (none when there is nothing to attribute)."""
+    if since is None:
+        return {}
+    rows = conn.execute(
+        """SELECT machine_id, work_order_id, start_ts, end_ts, source FROM dispatches
+           WHERE end_ts IS NULL OR end_ts > %s ORDER BY machine_id, start_ts, id""", (since,)).fetchall()
+    conn.rollback()
+    windows: dict[str, list[DispatchWindow]] = {}
+    for machine_id, work_order, start, end, source in rows:
+        window = DispatchWindow(machine_id, work_order, start, end, source)
+        clashes = overlaps([*windows.get(machine_id, ()), window])
+        if clashes:
+            # The API never writes these; refusing the whole batch would stop ingest for everyone.
+            log.error("overlapping dispatch windows; the later one is ignored", windows=[str(w) for w in clashes[0]])
+            continue
+        windows.setdefault(machine_id, []).append(window)
+    return windows
+
+
 def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     if not rows:
         return
@@ -134,6 +162,7 @@ def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
         _copy(cur, "ingested_messages", MESSAGE_COLUMNS, plan.messages)
         _copy(cur, "samples", SAMPLE_COLUMNS, plan.samples)
         _copy(cur, "production_intervals", INTERVAL_COLUMNS, plan.intervals)
+        _copy(cur, "production_attributions", ATTRIBUTION_COLUMNS, plan.attributions)
         _copy(cur, "machine_states", STATE_COLUMNS, plan.states)
         _copy(cur, "counter_events", EVENT_COLUMNS, plan.events)
         _copy(cur, "dead_letters", DEAD_LETTER_COLUMNS, plan.dead_letters)

@@ -140,3 +140,23 @@ def test_at_least_once_delivery_in_any_batching_records_every_unit_once(case):
         state = result.state
     assert len(ingested) == message_count
     assert good == produced
+
+
+def test_a_work_order_switch_inside_one_message_splits_its_counts_at_the_switch():
+    from mes.rules.attribution import DispatchWindow
+
+    windows = {"m1": [DispatchWindow("m1", "WO-A", at(0), at(2), "api"), DispatchWindow("m1", "WO-B", at(2), None, "api")]}
+    state = IngestState(counters={("m1", "good"): CounterPoint(100, at(0)), ("m1", "energy_wh"): CounterPoint(5, at(0))})
+    batch = [incoming(1, [(1, "good", 103), (1, "energy_wh", 9), (2, "good", 104), (3, "good", 110)])]
+    result = plan_batch(parse_batch(batch, REGISTRY), state, REGISTRY, set(), windows)
+    assert result.attributions == [
+        ("e1", 1, 1, "m1", "WO-A", 3, 0, 4, at(1), at(1)),
+        ("e1", 1, 1, "m1", "WO-B", 7, 0, 0, at(2), at(3)),
+    ]
+    assert sum(row[5] for row in result.attributions) == result.intervals[0][3] == 10
+
+
+def test_counts_with_no_work_order_running_go_to_the_unassigned_bucket():
+    state = IngestState(counters={("m1", "scrap"): CounterPoint(1, at(0))})
+    result = plan([incoming(1, [(1, "scrap", 3)])], state)
+    assert result.attributions == [("e1", 1, 1, "m1", None, 0, 2, 0, at(1), at(1))]

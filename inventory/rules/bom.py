@@ -1,0 +1,119 @@
+"""Bill of materials → what one unit of an item consumes on a given date.
+
+A BOM line says one unit of `parent` takes `quantity_per` of `component`, plus `scrap_factor` more for
+what the process loses (0.02 = 2 % extra). A phantom component is never stocked (a kit that exists only
+on the drawing), so its own BOM is consumed in its place. Any other component, a bought part or a
+stocked sub-assembly, is consumed as itself: its own BOM was consumed when it was made.
+
+The result of `explode` is what a work order snapshots at release, so later BOM edits do not change
+an order already on the floor.
+
+Ambiguities, stated:
+- Scrap compounds through phantom levels: each level's quantity_per × (1 + scrap_factor) multiplies
+  the levels above it.
+- A line counts from `effective_from` (inclusive) to `effective_to` (exclusive); None leaves that end
+  open. An engineering change dated 1 March therefore ends the old line and starts the new one on
+  1 March with neither overlap nor gap.
+- A component reached by several paths (directly and through a phantom) is summed into one quantity.
+- A phantom with no line effective on the date is an error, not an empty kit: consuming nothing for
+  it would understate consumption for the whole life of the work order.
+- A cycle anywhere below the item, through phantoms or stocked sub-assemblies, among the lines
+  effective on the date, is an error: no such product can be built.
+- An item with no BOM lines consumes nothing (a bought item, or a make item not yet engineered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, localcontext
+
+from inventory.rules import EXACT, exact_quantity
+
+Boms = Mapping[str, Sequence["BomLine"]]  # BOM lines by parent item
+
+
+@dataclass(frozen=True, slots=True)
+class BomLine:
+    parent: str
+    component: str
+    quantity_per: Decimal
+    scrap_factor: Decimal = Decimal(0)
+    effective_from: date | None = None
+    effective_to: date | None = None  # exclusive
+    phantom: bool = False
+
+    def __post_init__(self) -> None:
+        # frozen: normalising an int quantity to Decimal has to bypass the dataclass's own setattr
+        object.__setattr__(self, "quantity_per", exact_quantity(self.quantity_per, "quantity_per"))
+        object.__setattr__(self, "scrap_factor", exact_quantity(self.scrap_factor, "scrap_factor"))
+        if self.quantity_per <= 0:
+            raise ValueError(f"{self.parent} → {self.component}: quantity_per must be positive, got {self.quantity_per}")
+        if self.scrap_factor < 0:
+            raise ValueError(f"{self.parent} → {self.component}: scrap_factor must not be negative, got {self.scrap_factor}")
+        if self.effective_from is not None and self.effective_to is not None and self.effective_from >= self.effective_to:
+            raise ValueError(f"{self.parent} → {self.component}: effective_from {self.effective_from} "
+                             f"is not before effective_to {self.effective_to}")
+
+    def effective_on(self, on: date) -> bool:
+        return (self.effective_from is None or self.effective_from <= on) and (self.effective_to is None or on < self.effective_to)
+
+    @property
+    def gross_quantity(self) -> Decimal:
+        """What one parent unit really takes: quantity_per plus the scrap allowance."""
+        with localcontext(EXACT):
+            return self.quantity_per * (1 + self.scrap_factor)
+
+
+def effective_lines(item: str, boms: Boms, on: date | None) -> list[BomLine]:
+    """The item's BOM lines in force on `on`; every line of the item when `on` is None."""
+    return [line for line in boms.get(item, ()) if on is None or line.effective_on(on)]
+
+
+def find_cycle(item: str, boms: Boms, on: date | None = None) -> tuple[str, ...] | None:
+    """A cycle reachable from `item`, as the items along it (first == last), or None.
+
+    Only lines effective on `on` count; with `on` None every line counts, whatever its dates, which is
+    the check to run when a BOM line is added.
+    """
+    finished: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> tuple[str, ...] | None:
+        if node in path:
+            return (*path[path.index(node):], node)
+        if node in finished:
+            return None
+        path.append(node)
+        for line in effective_lines(node, boms, on):
+            cycle = visit(line.component)
+            if cycle is not None:
+                return cycle
+        path.pop()
+        finished.add(node)
+        return None
+
+    return visit(item)
+
+
+def explode(item: str, boms: Boms, on: date) -> dict[str, Decimal]:
+    """Stocked components one unit of `item` consumes on `on`, phantoms replaced by their own BOMs."""
+    cycle = find_cycle(item, boms, on)
+    if cycle is not None:
+        raise ValueError(f"BOM cycle on {on}: {' → '.join(cycle)}")
+    per_unit: dict[str, Decimal] = {}
+    with localcontext(EXACT):
+        _add_components(item, Decimal(1), boms, on, per_unit)
+    return per_unit
+
+
+def _add_components(parent: str, parent_quantity: Decimal, boms: Boms, on: date, per_unit: dict[str, Decimal]) -> None:
+    for line in effective_lines(parent, boms, on):
+        quantity = parent_quantity * line.gross_quantity
+        if not line.phantom:
+            per_unit[line.component] = per_unit.get(line.component, Decimal(0)) + quantity
+        elif effective_lines(line.component, boms, on):
+            _add_components(line.component, quantity, boms, on, per_unit)
+        else:
+            raise ValueError(f"phantom {line.component!r} (in {parent!r}) has no BOM lines effective on {on}")

@@ -1,0 +1,273 @@
+"""The HTTP API (FastAPI; OpenAPI at /docs and /openapi.json).
+
+Errors are 4xx with a message a person can act on: 404 for something that does not exist, 409 for
+a request that contradicts what is stored (a lifecycle step out of order, a duplicate id), 422 for
+a malformed request. Nothing is written by a request that fails.
+"""
+
+# No `from __future__ import annotations` here: FastAPI resolves the route annotations at
+# definition time, and the `Db` dependency alias only exists inside create_app.
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mes.models import Item, Location, WorkOrder, make_engine
+from mes.rules.workorders import InvalidTransition
+from mes.services import Conflict, NotFound, masterdata, stock, workorders
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=9)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ItemIn(_In):
+    item_id: Id
+    name: str = Field(min_length=1)
+    kind: Literal["make", "buy"]
+    uom: str = Field(min_length=1, max_length=16)
+    shelf_life_days: int | None = Field(default=None, gt=0)
+    standard_cost: Decimal | None = Field(default=None, ge=0)
+
+
+class ItemOut(_Out):
+    item_id: str
+    name: str
+    kind: str
+    uom: str
+    shelf_life_days: int | None
+    standard_cost: Decimal | None
+
+
+class BomLineIn(_In):
+    component_item: Id
+    quantity_per: Quantity
+    scrap_factor: Decimal = Field(default=Decimal(0), ge=0)
+    phantom: bool = False
+    effective_from: date | None = None
+    effective_to: date | None = None
+
+
+class BomOut(BaseModel):
+    item_id: str
+    on: date
+    lines: list[BomLineIn]
+    per_unit: dict[str, Decimal] = Field(description="components one unit consumes on `on`, phantoms exploded")
+
+
+class LocationIn(_In):
+    location_id: Id
+    name: str = Field(min_length=1)
+    kind: Literal["warehouse", "line_side"]
+    line: str | None = None
+    negative_stock: Literal["allow", "block"] = "allow"
+
+
+class LocationOut(_Out):
+    location_id: str
+    name: str
+    kind: str
+    line: str | None
+    negative_stock: str
+
+
+class ReceiptIn(_In):
+    item_id: Id
+    lot: Id
+    to_location: Id
+    quantity: Quantity
+    expires: date | None = None
+    unit_cost: Decimal | None = Field(default=None, ge=0)
+    reason: str = "receipt"
+    source_ref: str = Field(min_length=1, description="the document this receipt comes from, e.g. a goods receipt number")
+
+
+class MoveOut(_Out):
+    id: int
+    ts: datetime
+    item_id: str
+    lot: str | None
+    from_location: str | None
+    to_location: str | None
+    quantity: Decimal
+    unit_cost: Decimal | None
+    reason: str
+    source_ref: str
+
+
+class OnHandOut(BaseModel):
+    item_id: str
+    location_id: str
+    lot: str | None
+    expires: date | None
+    quantity: Decimal
+
+
+class WorkOrderIn(_In):
+    work_order_id: Id
+    item_id: Id
+    quantity: int = Field(gt=0)
+    due: date | None = None
+    over_tolerance: Decimal = Field(default=Decimal(0), ge=0, description="0.05 = up to 5 % over quantity")
+    auto_complete: bool = False
+
+
+class ComponentOut(_Out):
+    component_item: str
+    quantity_per_unit: Decimal
+
+
+class WorkOrderOut(_Out):
+    work_order_id: str
+    item_id: str
+    quantity: int
+    due: date | None
+    status: str
+    over_tolerance: Decimal
+    auto_complete: bool
+    released_at: datetime | None
+    components: list[ComponentOut]
+
+
+class ProgressOut(_Out):
+    good: int
+    scrap: int
+    yield_fraction: Decimal | None = Field(description="good / (good + scrap); none before the first unit")
+    percent_complete: Decimal
+    rate_per_hour: Decimal | None = Field(description="good units per hour over the last 10 minutes run")
+    projected_finish: datetime | None
+    most_good_allowed: int
+    over_tolerance: bool
+
+
+class UnassignedOut(BaseModel):
+    machine_id: str
+    good: int
+    scrap: int
+    energy_wh: int
+    first_ts: datetime
+    last_ts: datetime
+
+
+class ActionIn(_In):
+    machine_id: str | None = Field(default=None, description="required for start and resume")
+    actor: str | None = Field(default=None, description="who did it, for the audit trail")
+
+
+def create_app(database_url: str) -> FastAPI:
+    app = FastAPI(title="Open MES", version="0.1.0",
+                  description="Master data, work orders and stock of the Open MES. Errors: 404 unknown, 409 conflict, 422 malformed.")
+    sessions = sessionmaker(make_engine(database_url), expire_on_commit=False)
+
+    def session() -> Iterator[Session]:
+        with sessions() as opened:
+            yield opened
+
+    Db = Annotated[Session, Depends(session)]
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, error: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(error)})
+
+    @app.exception_handler(Conflict)
+    @app.exception_handler(InvalidTransition)
+    async def conflict(_: Request, error: ValueError) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(error)})
+
+    @app.exception_handler(IntegrityError)
+    async def refused(_: Request, error: IntegrityError) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": f"refused by the database: {error.orig}".strip()})
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/items", status_code=201, response_model=ItemOut)
+    def create_item(body: ItemIn, db: Db):
+        return masterdata.create(db, Item, body.item_id, "item", **body.model_dump())
+
+    @app.get("/items", response_model=list[ItemOut])
+    def list_items(db: Db):
+        return db.scalars(select(Item).order_by(Item.item_id)).all()
+
+    @app.get("/items/{item_id}", response_model=ItemOut)
+    def get_item(item_id: str, db: Db):
+        return masterdata.get(db, Item, item_id, "item")
+
+    @app.post("/items/{item_id}/bom", status_code=201, response_model=BomOut)
+    def add_bom_line(item_id: str, body: BomLineIn, db: Db):
+        masterdata.add_bom_line(db, item_id, **body.model_dump())
+        return bom(item_id, db)
+
+    @app.get("/items/{item_id}/bom", response_model=BomOut)
+    def bom(item_id: str, db: Db, on: Annotated[date | None, Query(description="default: today")] = None):
+        on = on or date.today()
+        per_unit = masterdata.exploded(db, item_id, on)
+        lines = [BomLineIn(component_item=line.component, quantity_per=line.quantity_per, scrap_factor=line.scrap_factor,
+                           phantom=line.phantom, effective_from=line.effective_from, effective_to=line.effective_to)
+                 for line in masterdata.bom_structure(db).get(item_id, [])]
+        return BomOut(item_id=item_id, on=on, lines=lines, per_unit=per_unit)
+
+    @app.post("/locations", status_code=201, response_model=LocationOut)
+    def create_location(body: LocationIn, db: Db):
+        return masterdata.create_location(db, **body.model_dump())
+
+    @app.get("/locations", response_model=list[LocationOut])
+    def list_locations(db: Db):
+        return db.scalars(select(Location).order_by(Location.location_id)).all()
+
+    @app.post("/stock/receipts", status_code=201, response_model=MoveOut)
+    def receive(body: ReceiptIn, db: Db):
+        return stock.receive(db, **body.model_dump())
+
+    @app.get("/stock/on-hand", response_model=list[OnHandOut])
+    def on_hand(db: Db, item_id: str | None = None, location_id: str | None = None):
+        return stock.on_hand(db, item_id, location_id)
+
+    @app.get("/stock/moves", response_model=list[MoveOut])
+    def moves(db: Db, item_id: str | None = None, location_id: str | None = None, source_ref: str | None = None,
+              limit: Annotated[int, Query(gt=0, le=10_000)] = 500):
+        return stock.ledger(db, item_id=item_id, location_id=location_id, source_ref=source_ref, limit=limit)
+
+    @app.post("/work-orders", status_code=201, response_model=WorkOrderOut)
+    def create_work_order(body: WorkOrderIn, db: Db):
+        fields = body.model_dump()
+        return workorders.create_work_order(db, fields.pop("work_order_id"), fields.pop("item_id"), fields.pop("quantity"), **fields)
+
+    @app.get("/work-orders", response_model=list[WorkOrderOut])
+    def list_work_orders(db: Db, status: str | None = None):
+        return workorders.list_work_orders(db, status)
+
+    @app.get("/work-orders/{work_order_id}", response_model=WorkOrderOut)
+    def get_work_order(work_order_id: str, db: Db):
+        return masterdata.get(db, WorkOrder, work_order_id, "work order")
+
+    @app.get("/work-orders/{work_order_id}/progress", response_model=ProgressOut)
+    def work_order_progress(work_order_id: str, db: Db):
+        return workorders.live_progress(db, work_order_id)
+
+    @app.get("/production/unassigned", response_model=list[UnassignedOut])
+    def unassigned(db: Db):
+        return workorders.unassigned(db)
+
+    @app.post("/work-orders/{work_order_id}/{action}", response_model=WorkOrderOut)
+    def act(work_order_id: str, action: Literal["release", "start", "pause", "resume", "complete", "close"],
+            db: Db, body: ActionIn | None = None):
+        body = body or ActionIn()
+        return workorders.act(db, work_order_id, action, machine_id=body.machine_id, actor=body.actor)
+
+    return app

@@ -1,0 +1,132 @@
+"""SQLAlchemy models of the master data, work orders and the stock ledger (schema: migration 0002).
+
+The ingest hot path does not use these (it writes with COPY, core/ingest/store.py); the API and
+its services do.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Numeric, String, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from core.db.migrations import sqlalchemy_url
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {Decimal: Numeric(asdecimal=True), str: String}
+
+
+class Item(Base):
+    __tablename__ = "items"
+    item_id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    kind: Mapped[str]
+    uom: Mapped[str]
+    shelf_life_days: Mapped[int | None]
+    standard_cost: Mapped[Decimal | None]
+    created_at: Mapped[datetime] = mapped_column(server_default="now()")
+
+
+class BomLine(Base):
+    __tablename__ = "bom_lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_item: Mapped[str] = mapped_column(ForeignKey("items.item_id"))
+    component_item: Mapped[str] = mapped_column(ForeignKey("items.item_id"))
+    quantity_per: Mapped[Decimal]
+    scrap_factor: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    phantom: Mapped[bool] = mapped_column(default=False)
+    effective_from: Mapped[date | None]
+    effective_to: Mapped[date | None]
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+    machine_id: Mapped[str] = mapped_column(primary_key=True)
+    site: Mapped[str]
+    area: Mapped[str]
+    line: Mapped[str]
+    protocol: Mapped[str]
+    ideal_cycle_s: Mapped[Decimal]
+    work_centre_id: Mapped[str | None] = mapped_column(ForeignKey("work_centres.work_centre_id"))
+
+
+class Location(Base):
+    __tablename__ = "locations"
+    location_id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    kind: Mapped[str]
+    line: Mapped[str | None]
+    negative_stock: Mapped[str] = mapped_column(default="allow")
+
+
+class Lot(Base):
+    __tablename__ = "lots"
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.item_id"), primary_key=True)
+    lot: Mapped[str] = mapped_column(primary_key=True)
+    expires: Mapped[date | None]
+    received_at: Mapped[datetime] = mapped_column(server_default="now()")
+
+
+class StockMove(Base):
+    __tablename__ = "stock_moves"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ts: Mapped[datetime] = mapped_column(server_default="now()")
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.item_id"))
+    lot: Mapped[str | None]
+    from_location: Mapped[str | None] = mapped_column(ForeignKey("locations.location_id"))
+    to_location: Mapped[str | None] = mapped_column(ForeignKey("locations.location_id"))
+    quantity: Mapped[Decimal]
+    unit_cost: Mapped[Decimal | None]
+    reason: Mapped[str]
+    source_ref: Mapped[str]
+
+
+class WorkOrder(Base):
+    __tablename__ = "work_orders"
+    work_order_id: Mapped[str] = mapped_column(primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.item_id"))
+    quantity: Mapped[int]
+    due: Mapped[date | None]
+    status: Mapped[str] = mapped_column(default="planned")
+    over_tolerance: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    auto_complete: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default="now()")
+    released_at: Mapped[datetime | None]
+    components: Mapped[list[WorkOrderComponent]] = relationship(order_by="WorkOrderComponent.component_item")
+
+
+class WorkOrderComponent(Base):
+    __tablename__ = "work_order_components"
+    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"), primary_key=True)
+    component_item: Mapped[str] = mapped_column(ForeignKey("items.item_id"), primary_key=True)
+    quantity_per_unit: Mapped[Decimal]
+
+
+class WorkOrderEvent(Base):
+    __tablename__ = "work_order_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"))
+    ts: Mapped[datetime] = mapped_column(server_default="now()")
+    action: Mapped[str]
+    from_status: Mapped[str]
+    to_status: Mapped[str]
+    machine_id: Mapped[str | None]
+    actor: Mapped[str | None]
+
+
+class Dispatch(Base):
+    __tablename__ = "dispatches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.machine_id"))
+    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"))
+    source: Mapped[str]
+    start_ts: Mapped[datetime]
+    end_ts: Mapped[datetime | None]
+
+
+def make_engine(database_url: str) -> Engine:
+    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=True)

@@ -1,0 +1,134 @@
+"""Work order lifecycle and live progress.
+
+Lifecycle: planned → released → running ⇄ paused → completed → closed. A paused order may be
+completed without resuming (the last units were made before the pause); nothing leaves `closed`.
+
+Progress is computed from integer counts. The ratios it reports are Decimals divided at 28
+significant digits in a fixed context, whatever the caller's context: exact whenever the quotient
+fits (400/1000 = 0.4), rounded half-even at the 28th digit otherwise (1/3). Nothing is quantized for
+display here. The tolerance limit and the projected finish are computed with exact fractions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Context, Decimal
+from enum import Enum
+from fractions import Fraction
+
+_DIVISION = Context(prec=28)
+_SECONDS_PER_HOUR = 3600
+_MICROSECONDS_PER_SECOND = 1_000_000
+
+
+class WorkOrderStatus(str, Enum):
+    PLANNED = "planned"
+    RELEASED = "released"  # BOM snapshot taken; may be dispatched to a machine
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"  # no more production; still open for corrections and re-assignment
+    CLOSED = "closed"  # final
+
+
+class WorkOrderAction(str, Enum):
+    RELEASE = "release"
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    COMPLETE = "complete"
+    CLOSE = "close"
+
+
+_S, _A = WorkOrderStatus, WorkOrderAction
+LIFECYCLE: dict[WorkOrderStatus, dict[WorkOrderAction, WorkOrderStatus]] = {
+    _S.PLANNED: {_A.RELEASE: _S.RELEASED},
+    _S.RELEASED: {_A.START: _S.RUNNING},
+    _S.RUNNING: {_A.PAUSE: _S.PAUSED, _A.COMPLETE: _S.COMPLETED},
+    _S.PAUSED: {_A.RESUME: _S.RUNNING, _A.COMPLETE: _S.COMPLETED},
+    _S.COMPLETED: {_A.CLOSE: _S.CLOSED},
+    _S.CLOSED: {},
+}
+
+
+class InvalidTransition(ValueError):
+    """An action the work order's current status does not allow, or no action at all."""
+
+
+def transition(status: WorkOrderStatus, action: WorkOrderAction | str) -> WorkOrderStatus:
+    """The status after `action`; InvalidTransition says which actions the status allows instead."""
+    try:
+        action = WorkOrderAction(action)
+    except ValueError:
+        known = ", ".join(a.value for a in WorkOrderAction)
+        raise InvalidTransition(f"unknown work order action {action!r}: expected one of {known}") from None
+    allowed = LIFECYCLE[status]
+    if action not in allowed:
+        instead = ", ".join(a.value for a in allowed) or "none, it is final"
+        raise InvalidTransition(f"cannot {action.value} a work order that is {status.value} (allowed: {instead})")
+    return allowed[action]
+
+
+def most_good_allowed(quantity: int, tolerance: Decimal) -> int:
+    """The most good units the order may make: its quantity plus the over-production tolerance, rounded down.
+
+    A tolerance of 0.05 on 1,000 units allows 1,050.
+    """
+    return math.floor(quantity * (1 + Fraction(tolerance)))
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    good: int
+    scrap: int
+    yield_fraction: Decimal | None  # good / (good + scrap), 0..1; None before anything was made
+    percent_complete: Decimal  # 100 × good / quantity; passes 100 when over-producing
+    rate_per_hour: Decimal | None  # good units per hour over the recent window; None without a window
+    projected_finish: datetime | None  # None when done, not producing, or beyond the calendar
+    most_good_allowed: int
+    over_tolerance: bool  # more good units than the tolerance allows
+
+
+def progress(quantity: int, good: int, scrap: int, window_good: int, window_seconds: Decimal, now: datetime,
+             tolerance: Decimal) -> Progress:
+    """Where a work order stands, projecting its finish from the good units made in the recent window.
+
+    The projection assumes the recent rate holds: it is `now` plus the remaining units at that rate,
+    rounded up to the microsecond so that unfinished work always finishes after `now`.
+    """
+    if quantity <= 0:
+        raise ValueError(f"quantity must be positive, not {quantity}")
+    if min(good, scrap, window_good) < 0 or window_seconds < 0 or tolerance < 0:
+        raise ValueError("counts, the window and the tolerance cannot be negative")
+    made = good + scrap
+    rate = (
+        _DIVISION.divide(Decimal(window_good * _SECONDS_PER_HOUR), window_seconds) if window_seconds else None
+    )
+    allowed = most_good_allowed(quantity, tolerance)
+    return Progress(
+        good=good,
+        scrap=scrap,
+        yield_fraction=_DIVISION.divide(Decimal(good), Decimal(made)) if made else None,
+        percent_complete=_DIVISION.divide(Decimal(100 * good), Decimal(quantity)),
+        rate_per_hour=rate,
+        projected_finish=_projected_finish(quantity - good, window_good, window_seconds, now),
+        most_good_allowed=allowed,
+        over_tolerance=good > allowed,
+    )
+
+
+def _projected_finish(remaining: int, window_good: int, window_seconds: Decimal, now: datetime) -> datetime | None:
+    if remaining <= 0 or window_good == 0 or window_seconds == 0:
+        return None
+    # From the raw window rather than the rounded hourly rate, exactly, then rounded up.
+    microseconds = math.ceil(remaining * Fraction(window_seconds) * _MICROSECONDS_PER_SECOND / window_good)
+    try:
+        return now + timedelta(microseconds=microseconds)
+    except OverflowError:
+        return None
+
+
+def should_auto_complete(quantity: int, good: int, auto_complete: bool) -> bool:
+    """An order set to auto-complete completes once its good units reach its quantity."""
+    return auto_complete and good >= quantity

@@ -1,0 +1,122 @@
+"""Work orders: creation, lifecycle, BOM snapshot at release, dispatch to machines.
+
+Dispatch rule: a machine runs at most one work order at a time (per source: the API, or the
+PLC's own order id, which wins in attribution). Starting a work order on a machine where another
+one runs pauses that one at the same instant: a changeover is one action for the supervisor.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from mes.models import Dispatch, Item, Machine, WorkOrder, WorkOrderComponent, WorkOrderEvent
+from mes.rules.workorders import Progress, WorkOrderStatus, progress, transition
+from mes.services import Conflict
+from mes.services.masterdata import create, exploded, get
+
+RUNS_ON_A_MACHINE = ("start", "resume")
+# The live rate is the good units of this recent stretch of the order's run time.
+RATE_WINDOW = timedelta(minutes=10)
+
+
+def create_work_order(session: Session, work_order_id: str, item_id: str, quantity: int, *, due: date | None = None,
+                      over_tolerance: Decimal = Decimal(0), auto_complete: bool = False) -> WorkOrder:
+    get(session, Item, item_id, "item")
+    return create(session, WorkOrder, work_order_id, "work order", work_order_id=work_order_id, item_id=item_id,
+                  quantity=quantity, due=due, over_tolerance=over_tolerance, auto_complete=auto_complete)
+
+
+def act(session: Session, work_order_id: str, action: str, *, machine_id: str | None = None, actor: str | None = None,
+        now: datetime | None = None) -> WorkOrder:
+    """Apply a lifecycle action (release, start, pause, resume, complete, close) in one transaction."""
+    now = now or datetime.now(UTC)
+    work_order = get(session, WorkOrder, work_order_id, "work order")
+    if action in RUNS_ON_A_MACHINE:
+        if machine_id is None:
+            raise Conflict(f"{action} needs the machine the work order runs on (machine_id)")
+        get(session, Machine, machine_id, "machine")
+    elif machine_id is not None:
+        raise Conflict(f"{action} takes no machine_id")
+    _change_status(session, work_order, action, now, machine_id, actor)
+    if action == "release":
+        _snapshot_bom(session, work_order, now.date())
+    if action in RUNS_ON_A_MACHINE:
+        _pause_whatever_runs_on(session, machine_id, now, actor)
+        session.add(Dispatch(machine_id=machine_id, work_order_id=work_order_id, source="api", start_ts=now))
+    else:
+        _end_dispatch(session, work_order_id, now)
+    session.commit()
+    return work_order
+
+
+def running_on(session: Session, machine_id: str) -> Dispatch | None:
+    return session.scalars(select(Dispatch).where(Dispatch.machine_id == machine_id, Dispatch.source == "api",
+                                                  Dispatch.end_ts.is_(None))).first()
+
+
+def _change_status(session: Session, work_order: WorkOrder, action: str, now: datetime, machine_id: str | None,
+                   actor: str | None) -> None:
+    before = work_order.status
+    work_order.status = transition(WorkOrderStatus(before), action).value
+    session.add(WorkOrderEvent(work_order_id=work_order.work_order_id, ts=now, action=action, from_status=before,
+                               to_status=work_order.status, machine_id=machine_id, actor=actor))
+
+
+def _snapshot_bom(session: Session, work_order: WorkOrder, on: date) -> None:
+    """What one unit consumes, frozen at release: later BOM edits do not change a released order."""
+    work_order.released_at = datetime.now(UTC)
+    for component, quantity in sorted(exploded(session, work_order.item_id, on).items()):
+        session.add(WorkOrderComponent(work_order_id=work_order.work_order_id, component_item=component,
+                                       quantity_per_unit=quantity))
+
+
+def _pause_whatever_runs_on(session: Session, machine_id: str, now: datetime, actor: str | None) -> None:
+    current = running_on(session, machine_id)
+    if current is None:
+        return
+    other = get(session, WorkOrder, current.work_order_id, "work order")
+    _change_status(session, other, "pause", now, machine_id, actor)
+    current.end_ts = now
+
+
+def _end_dispatch(session: Session, work_order_id: str, now: datetime) -> None:
+    for dispatch in session.scalars(select(Dispatch).where(Dispatch.work_order_id == work_order_id,
+                                                           Dispatch.end_ts.is_(None))):
+        dispatch.end_ts = now
+
+
+def list_work_orders(session: Session, status: str | None = None) -> list[WorkOrder]:
+    query = select(WorkOrder).order_by(WorkOrder.created_at, WorkOrder.work_order_id)
+    if status:
+        query = query.where(WorkOrder.status == status)
+    return list(session.scalars(query))
+
+
+
+def live_progress(session: Session, work_order_id: str, now: datetime | None = None) -> Progress:
+    """Good, scrap, yield, % complete, current rate and projected finish from the attributed counts."""
+    now = now or datetime.now(UTC)
+    work_order = get(session, WorkOrder, work_order_id, "work order")
+    good, scrap, recent_good = session.execute(text(
+        """SELECT coalesce(sum(good), 0), coalesce(sum(scrap), 0),
+                  coalesce(sum(good) FILTER (WHERE last_ts > :since), 0)
+           FROM production_attributions WHERE work_order_id = :work_order"""),
+        {"work_order": work_order_id, "since": now - RATE_WINDOW}).one()
+    first_start = session.scalar(select(func.min(Dispatch.start_ts)).where(Dispatch.work_order_id == work_order_id))
+    ran_for = min(RATE_WINDOW, now - first_start) if first_start else timedelta(0)
+    window_seconds = Decimal(ran_for // timedelta(microseconds=1)) / 1_000_000
+    return progress(work_order.quantity, int(good), int(scrap), int(recent_good), max(window_seconds, Decimal(0)), now,
+                    work_order.over_tolerance)
+
+
+def unassigned(session: Session) -> list[dict]:
+    """Counts no work order was running for, per machine: for a supervisor to re-assign."""
+    rows = session.execute(text(
+        """SELECT machine_id, sum(good) AS good, sum(scrap) AS scrap, sum(energy_wh) AS energy_wh,
+                  min(first_ts) AS first_ts, max(last_ts) AS last_ts
+           FROM production_attributions WHERE work_order_id IS NULL GROUP BY machine_id ORDER BY machine_id"""))
+    return [dict(row._mapping) for row in rows]

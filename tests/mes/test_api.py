@@ -1,0 +1,112 @@
+"""The HTTP API on a real PostgreSQL: master data, the work-order lifecycle with dispatch, stock."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from core.service import prepare_database
+from mes.api.app import create_app
+from mes.plant import DEMO_PLANT, load_plant
+
+
+@pytest.fixture
+def api(database_url) -> TestClient:
+    prepare_database(database_url, load_plant(DEMO_PLANT))
+    with TestClient(create_app(database_url)) as client:
+        yield client
+
+
+def ok(response, status=200):
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def seed_bracket(api):
+    """A bracket made of a pressed blank (phantom: never stocked) and two screws; the blank is 0.25 kg of steel."""
+    for item in (
+        {"item_id": "bracket", "name": "Bracket", "kind": "make", "uom": "pcs", "shelf_life_days": 365},
+        {"item_id": "blank", "name": "Pressed blank", "kind": "make", "uom": "pcs"},
+        {"item_id": "steel", "name": "Steel coil", "kind": "buy", "uom": "kg", "standard_cost": "1.20"},
+        {"item_id": "screw", "name": "Screw M6", "kind": "buy", "uom": "pcs"},
+    ):
+        ok(api.post("/items", json=item), 201)
+    ok(api.post("/items/blank/bom", json={"component_item": "steel", "quantity_per": "0.25", "scrap_factor": "0.02"}), 201)
+    ok(api.post("/items/bracket/bom", json={"component_item": "blank", "quantity_per": "1", "phantom": True}), 201)
+    return ok(api.post("/items/bracket/bom", json={"component_item": "screw", "quantity_per": "2"}), 201)
+
+
+def test_bom_explodes_through_phantoms_exactly(api):
+    bom = seed_bracket(api)
+    assert {k: Decimal(v) for k, v in bom["per_unit"].items()} == {"steel": Decimal("0.255"), "screw": Decimal(2)}
+
+
+def test_a_bom_cycle_is_refused_and_nothing_is_written(api):
+    seed_bracket(api)
+    response = api.post("/items/steel/bom", json={"component_item": "blank", "quantity_per": "1"})
+    assert response.status_code == 409 and "cycle" in response.json()["detail"]
+    assert ok(api.get("/items/steel/bom"))["lines"] == []
+
+
+def test_work_order_lifecycle_with_dispatch_and_a_changeover(api, database_url):
+    seed_bracket(api)
+    for number in ("WO-1", "WO-2"):
+        ok(api.post("/work-orders", json={"work_order_id": number, "item_id": "bracket", "quantity": 500}), 201)
+    released = ok(api.post("/work-orders/WO-1/release"))
+    assert released["status"] == "released"
+    assert {c["component_item"]: Decimal(c["quantity_per_unit"]) for c in released["components"]} == {
+        "screw": Decimal(2), "steel": Decimal("0.255")}
+    ok(api.post("/work-orders/WO-2/release"))
+
+    assert ok(api.post("/work-orders/WO-1/start", json={"machine_id": "press-01", "actor": "anna"}))["status"] == "running"
+    # WO-2 started on the same machine: WO-1 is paused at that instant (a changeover)
+    assert ok(api.post("/work-orders/WO-2/start", json={"machine_id": "press-01"}))["status"] == "running"
+    assert ok(api.get("/work-orders/WO-1"))["status"] == "paused"
+    ok(api.post("/work-orders/WO-2/complete"))
+    with psycopg.connect(database_url) as conn:
+        windows = conn.execute("SELECT work_order_id, end_ts IS NULL FROM dispatches ORDER BY id").fetchall()
+        events = conn.execute("SELECT work_order_id, action, from_status, to_status FROM work_order_events ORDER BY id").fetchall()
+    assert windows == [("WO-1", False), ("WO-2", False)]
+    assert ("WO-1", "pause", "running", "paused") in events
+
+
+def test_lifecycle_errors_are_409_or_404_with_a_message_and_change_nothing(api):
+    seed_bracket(api)
+    ok(api.post("/work-orders", json={"work_order_id": "WO-9", "item_id": "bracket", "quantity": 10}), 201)
+    response = api.post("/work-orders/WO-9/start", json={"machine_id": "press-01"})
+    assert response.status_code == 409 and "planned" in response.json()["detail"]
+    ok(api.post("/work-orders/WO-9/release"))
+    response = api.post("/work-orders/WO-9/start")
+    assert response.status_code == 409 and "machine_id" in response.json()["detail"]
+    response = api.post("/work-orders/WO-9/start", json={"machine_id": "no-such-press"})
+    assert response.status_code == 404 and "no-such-press" in response.json()["detail"]
+    assert ok(api.get("/work-orders/WO-9"))["status"] == "released"
+    assert api.get("/work-orders/WO-404").status_code == 404
+    assert api.post("/work-orders", json={"work_order_id": "WO-9", "item_id": "bracket", "quantity": 1}).status_code == 409
+    assert api.post("/work-orders", json={"work_order_id": "WO-x", "item_id": "bracket", "quantity": 0}).status_code == 422
+    assert api.post("/work-orders", json={"work_order_id": "WO-y", "item_id": "nothing", "quantity": 1}).status_code == 404
+
+
+def test_receipts_on_hand_and_an_immutable_ledger(api, database_url):
+    seed_bracket(api)
+    ok(api.post("/locations", json={"location_id": "wh", "name": "Main store", "kind": "warehouse"}), 201)
+    ok(api.post("/locations", json={"location_id": "line-1-side", "name": "Line 1", "kind": "line_side", "line": "line-1"}), 201)
+    for lot, quantity, expires in (("C-17", "120.5", "2027-03-01"), ("C-18", "80", "2027-01-15")):
+        ok(api.post("/stock/receipts", json={"item_id": "steel", "lot": lot, "to_location": "line-1-side", "quantity": quantity,
+                                             "expires": expires, "unit_cost": "1.18", "source_ref": f"GR-{lot}"}), 201)
+    on_hand = ok(api.get("/stock/on-hand", params={"item_id": "steel"}))
+    assert [(row["lot"], Decimal(row["quantity"])) for row in on_hand] == [("C-18", Decimal(80)), ("C-17", Decimal("120.5"))]
+    assert len(ok(api.get("/stock/moves", params={"source_ref": "GR-C-17"}))) == 1
+    conflicting = api.post("/stock/receipts", json={"item_id": "steel", "lot": "C-17", "to_location": "wh", "quantity": "1",
+                                                    "expires": "2030-01-01", "source_ref": "GR-x"})
+    assert conflicting.status_code == 409 and "expires" in conflicting.json()["detail"]
+    with psycopg.connect(database_url) as conn, pytest.raises(psycopg.errors.RaiseException, match="immutable"):
+        conn.execute("UPDATE stock_moves SET quantity = 1")
+
+
+def test_openapi_is_served(api):
+    paths = ok(api.get("/openapi.json"))["paths"]
+    assert {"/items", "/work-orders/{work_order_id}/{action}", "/stock/on-hand"} <= set(paths)
