@@ -83,6 +83,7 @@ class StockMove(Base):
     unit_cost: Mapped[Decimal | None]
     reason: Mapped[str]
     source_ref: Mapped[str]
+    work_order_id: Mapped[str | None]
 
 
 class WorkOrder(Base):
@@ -94,6 +95,7 @@ class WorkOrder(Base):
     status: Mapped[str] = mapped_column(default="planned")
     over_tolerance: Mapped[Decimal] = mapped_column(default=Decimal(0))
     auto_complete: Mapped[bool] = mapped_column(default=False)
+    held_reason: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(server_default="now()")
     released_at: Mapped[datetime | None]
     components: Mapped[list[WorkOrderComponent]] = relationship(order_by="WorkOrderComponent.component_item")

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
+from inventory.rules.backflush import BackflushPlan
 from mes.rules.attribution import CountStep, DispatchWindow, attribute
 from mes.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
 from mes.plant import COUNTERS, CounterSpec
@@ -74,6 +75,7 @@ class BatchPlan:
     samples: list[tuple] = field(default_factory=list)
     intervals: list[tuple] = field(default_factory=list)
     attributions: list[tuple] = field(default_factory=list)
+    backflush: BackflushPlan | None = None  # filled by the service: it needs stock the plan does not hold
     states: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)

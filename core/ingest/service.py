@@ -90,6 +90,7 @@ class IngestService:
         already = store.find_ingested(self._conn, parsed.positions_to_look_up(self.state.cursors))
         windows = store.load_dispatch_windows(self._conn, parsed.earliest_sample())
         plan = plan_batch(parsed, self.state, self.registry, already, windows)
+        plan.backflush = store.backflush(self._conn, plan.attributions)
         store.write_plan(self._conn, plan)
         self.state = plan.state
         self.totals.add(plan)

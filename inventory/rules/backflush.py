@@ -12,11 +12,13 @@ never promises more shelf life than its oldest unit has.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
+from typing import NamedTuple
 
 from inventory.rules import EXACT, exact_quantity
+from inventory.rules.lots import UNKNOWN_LOT, LotBalance, NegativeStockPolicy, allocate
 
 FINISHED_GOODS_LOT_PREFIX = "FG-"  # tells a made lot from a supplier's lot on a label or in the ledger
 
@@ -55,3 +57,106 @@ def expiry(produced_on: date, shelf_life_days: int | None) -> date | None:
     if isinstance(shelf_life_days, bool) or not isinstance(shelf_life_days, int) or shelf_life_days <= 0:
         raise ValueError(f"shelf life must be a positive number of days, got {shelf_life_days!r}")
     return produced_on + timedelta(days=shelf_life_days)
+
+
+class Material(NamedTuple):
+    """A released work order as backflush needs it."""
+
+    item_id: str  # what the order makes
+    shelf_life_days: int | None
+    per_unit: Mapping[str, Decimal]  # the BOM snapshot taken at release
+
+
+class LineSide(NamedTuple):
+    """Where a machine's line takes its material from and puts its output."""
+
+    location_id: str
+    policy: NegativeStockPolicy
+
+
+class AttributedUnits(NamedTuple):
+    source_ref: str  # the production interval (message) the units were counted in
+    machine_id: str
+    work_order_id: str
+    good: int
+    scrap: int
+    ts: datetime
+
+
+class Move(NamedTuple):
+    ts: datetime
+    item_id: str
+    lot: str | None
+    from_location: str | None
+    to_location: str | None
+    quantity: Decimal
+    reason: str
+    source_ref: str
+    work_order_id: str
+
+
+class BackflushException(NamedTuple):
+    """Something a person must reconcile: material used beyond the recorded stock, or not consumed."""
+
+    ts: datetime
+    source_ref: str
+    work_order_id: str
+    item_id: str
+    location_id: str | None
+    quantity: Decimal
+    kind: str  # 'shortage' (consumed from the unknown lot), 'blocked' (not consumed, order held), 'no_location'
+    reason: str
+
+
+class BackflushPlan(NamedTuple):
+    moves: list[Move]
+    exceptions: list[BackflushException]
+    new_lots: dict[tuple[str, str], date | None]  # (item, lot) -> expiry, for finished-goods lots
+    held: dict[str, str]  # work order -> why it is held
+
+
+def plan_backflush(units: Iterable[AttributedUnits], materials: Mapping[str, Material], line_side: Mapping[str, LineSide],
+                   balances: Mapping[tuple[str, str], Iterable[LotBalance]]) -> BackflushPlan:
+    """The moves for every attributed interval: components consumed from the line side, lot by lot, and
+    good units received into the order's finished-goods lot there. Balances carry over from one
+    interval to the next within the call."""
+    left = {key: list(lots) for key, lots in balances.items()}
+    plan = BackflushPlan([], [], {}, {})
+    for counted in units:
+        material, place = materials[counted.work_order_id], line_side.get(counted.machine_id)
+        needs = consumption(counted.good + counted.scrap, material.per_unit)
+        if place is None:
+            reason = f"machine {counted.machine_id}'s line has no line-side location"
+            for item, quantity in [*needs.items(), *([(material.item_id, Decimal(counted.good))] if counted.good else [])]:
+                plan.exceptions.append(BackflushException(counted.ts, counted.source_ref, counted.work_order_id, item, None,
+                                                  quantity, "no_location", reason))
+            continue
+        for item, need in needs.items():
+            _consume(plan, left.setdefault((item, place.location_id), []), counted, item, need, place)
+        if counted.good:
+            lot = finished_goods_lot(counted.work_order_id)
+            plan.new_lots.setdefault((material.item_id, lot), expiry(counted.ts.date(), material.shelf_life_days))
+            plan.moves.append(Move(counted.ts, material.item_id, lot, None, place.location_id, Decimal(counted.good),
+                                   "production receipt", counted.source_ref, counted.work_order_id))
+    return plan
+
+
+def _consume(plan: BackflushPlan, lots: list[LotBalance], counted: AttributedUnits, item: str, need: Decimal,
+             place: LineSide) -> None:
+    allocation = allocate(need, lots, place.policy)
+    taken = dict.fromkeys([lot.lot for lot in lots], Decimal(0))
+    for pick in allocation.picks:
+        plan.moves.append(Move(counted.ts, item, pick.lot, place.location_id, None, pick.quantity, "backflush",
+                               counted.source_ref, counted.work_order_id))
+        if pick.lot is not UNKNOWN_LOT:
+            taken[pick.lot] += pick.quantity
+    with localcontext(EXACT):
+        lots[:] = [lot._replace(quantity=lot.quantity - taken[lot.lot]) for lot in lots]
+    if allocation.shortage:
+        kind = "blocked" if allocation.held else "shortage"
+        reason = (f"{allocation.shortage} {item} not on hand at {place.location_id}: "
+                  + ("not consumed, work order held" if allocation.held else "consumed from an unknown lot"))
+        plan.exceptions.append(BackflushException(counted.ts, counted.source_ref, counted.work_order_id, item, place.location_id,
+                                          allocation.shortage, kind, reason))
+    if allocation.held:
+        plan.held.setdefault(counted.work_order_id, f"short of {item} at {place.location_id}")

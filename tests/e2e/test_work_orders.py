@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
 
 from mes.api.app import create_app
+from mes.plantrun import MesProcess
+from tests.e2e.conftest import write_plant
 from tests.e2e.test_spine import assert_exact, produce, query
 
 pytestmark = pytest.mark.slow
@@ -50,3 +53,55 @@ def test_a_work_order_switch_mid_run_splits_the_counts_at_the_switch(plant, data
             assert unassigned[machine]["good"] == entry["recorded"]["good"]
     progress = call("GET", "/work-orders/WO-A/progress")
     assert progress["good"] == by_order["WO-A"][0] and progress["scrap"] == by_order["WO-A"][1]
+
+
+def test_backflush_and_receipt_are_exact_once_per_interval_even_with_the_core_killed(plant, database_url, mqtt_url, tmp_path):
+    def call(method, path, **kwargs):
+        with TestClient(create_app(database_url)) as api:
+            response = api.request(method, path, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    def seed():
+        for item in ({"item_id": "bracket", "name": "Bracket", "kind": "make", "uom": "pcs", "shelf_life_days": 30},
+                     {"item_id": "steel", "name": "Steel", "kind": "buy", "uom": "kg"},
+                     {"item_id": "screw", "name": "Screw", "kind": "buy", "uom": "pcs"}):
+            call("POST", "/items", json=item)
+        call("POST", "/items/bracket/bom", json={"component_item": "steel", "quantity_per": "0.25", "scrap_factor": "0.02"})
+        call("POST", "/items/bracket/bom", json={"component_item": "screw", "quantity_per": "2"})
+        call("POST", "/locations", json={"location_id": "line-a-side", "name": "Line A", "kind": "line_side", "line": "line-a"})
+        for lot, quantity, expires in (("late", "100", "2027-06-01"), ("early", "10", "2027-01-01")):
+            call("POST", "/stock/receipts", json={"item_id": "steel", "lot": lot, "to_location": "line-a-side",
+                                                  "quantity": quantity, "expires": expires, "source_ref": f"GR-{lot}"})
+        call("POST", "/stock/receipts", json={"item_id": "screw", "lot": "S1", "to_location": "line-a-side",
+                                              "quantity": "150", "source_ref": "GR-S1"})
+        call("POST", "/work-orders", json={"work_order_id": "WO-1", "item_id": "bracket", "quantity": 100_000})
+        call("POST", "/work-orders/WO-1/release")
+        call("POST", "/work-orders/WO-1/start", json={"machine_id": "mod16"})
+
+    core = MesProcess.core(database_url, mqtt_url, write_plant(plant, tmp_path), tmp_path / "core.log")
+
+    async def during(plant_run):
+        await asyncio.to_thread(seed)
+        await asyncio.sleep(4)
+        core.kill()
+        await asyncio.sleep(2)
+        core.start()
+        await asyncio.sleep(4)
+
+    assert_exact(produce(plant, database_url, mqtt_url, tmp_path, during, core=core))
+
+    ((good, scrap),) = query(database_url, "SELECT sum(good), sum(scrap) FROM production_attributions WHERE work_order_id = 'WO-1'")
+    made = good + scrap
+    consumed = dict(query(database_url, """SELECT item_id, sum(quantity) FROM stock_moves
+                                           WHERE reason = 'backflush' AND work_order_id = 'WO-1' GROUP BY 1"""))
+    assert consumed == {"steel": made * Decimal("0.255"), "screw": made * 2}, "consumed = (good + scrap) × qty per × (1 + scrap)"
+    assert query(database_url, """SELECT count(*) FROM (SELECT source_ref, item_id, lot FROM stock_moves
+                                  WHERE work_order_id = 'WO-1' GROUP BY 1, 2, 3 HAVING count(*) > 1) AS twice""") == [(0,)]
+    received = query(database_url, "SELECT quantity FROM stock_on_hand WHERE item_id = 'bracket' AND lot = 'FG-WO-1'")
+    assert received == [(good,)], "finished goods on hand = good units reported"
+    steel_by_lot = dict(query(database_url, "SELECT coalesce(lot, '?'), quantity FROM stock_on_hand WHERE item_id = 'steel'"))
+    assert "early" not in steel_by_lot, "the earlier-expiring lot is used up first"
+    assert sum(steel_by_lot.values()) == Decimal(110) - consumed["steel"], "on hand = Σ moves"
+    screws_short = query(database_url, "SELECT sum(quantity) FROM backflush_exceptions WHERE item_id = 'screw' AND kind = 'shortage'")
+    assert screws_short == [(max(Decimal(0), made * 2 - 150),)]

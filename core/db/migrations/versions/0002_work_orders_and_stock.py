@@ -80,12 +80,14 @@ def upgrade() -> None:
         unit_cost           numeric(18, 6),
         reason              text NOT NULL,
         source_ref          text NOT NULL,
+        work_order_id       text,
         CHECK (from_location IS NOT NULL OR to_location IS NOT NULL),
         CHECK (from_location IS DISTINCT FROM to_location),
         FOREIGN KEY (item_id, lot) REFERENCES lots
     )""")
     run("CREATE INDEX stock_moves_item ON stock_moves (item_id, ts)")
     run("CREATE INDEX stock_moves_source ON stock_moves (source_ref)")
+    run("CREATE INDEX stock_moves_work_order ON stock_moves (work_order_id) WHERE work_order_id IS NOT NULL")
     run("""
     CREATE FUNCTION stock_moves_are_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -115,6 +117,7 @@ def upgrade() -> None:
                             CHECK (status IN ('planned', 'released', 'running', 'paused', 'completed', 'closed')),
         over_tolerance      numeric NOT NULL DEFAULT 0 CHECK (over_tolerance >= 0),
         auto_complete       boolean NOT NULL DEFAULT false,
+        held_reason         text,
         created_at          timestamptz NOT NULL DEFAULT now(),
         released_at         timestamptz
     )""")
@@ -163,6 +166,20 @@ def upgrade() -> None:
     run("CREATE UNIQUE INDEX production_attributions_key ON production_attributions (edge_id, epoch, seq, coalesce(work_order_id, ''))")
     run("CREATE INDEX production_attributions_work_order ON production_attributions (work_order_id, last_ts)")
     run("CREATE INDEX production_attributions_last_brin ON production_attributions USING brin (last_ts)")
+    run("""
+    CREATE TABLE backflush_exceptions (
+        id                  bigserial PRIMARY KEY,
+        ts                  timestamptz NOT NULL,
+        source_ref          text NOT NULL,
+        work_order_id       text NOT NULL REFERENCES work_orders,
+        item_id             text NOT NULL REFERENCES items,
+        location_id         text REFERENCES locations,
+        quantity            numeric NOT NULL CHECK (quantity > 0),
+        kind                text NOT NULL CHECK (kind IN ('shortage', 'blocked', 'no_location')),
+        reason              text NOT NULL,
+        resolved            boolean NOT NULL DEFAULT false
+    )""")
+    run("CREATE INDEX backflush_exceptions_open ON backflush_exceptions (work_order_id) WHERE NOT resolved")
     run("CREATE UNIQUE INDEX dispatches_one_open_per_machine ON dispatches (machine_id, source) WHERE end_ts IS NULL")
     run("CREATE INDEX dispatches_machine_time ON dispatches (machine_id, start_ts)")
 
