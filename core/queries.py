@@ -35,3 +35,12 @@ def dead_letter_count(conn: psycopg.Connection) -> int:
 
 def pending_quarantine(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM counter_events WHERE review = 'pending'").fetchone()[0]
+
+
+def running_work_orders(conn: psycopg.Connection) -> dict[str, tuple[str, int, int]]:
+    """Per machine, the work order dispatched on it now: (number, good so far, quantity)."""
+    rows = conn.execute(
+        """SELECT d.machine_id, d.work_order_id, w.quantity,
+                  (SELECT coalesce(sum(good), 0) FROM production_attributions a WHERE a.work_order_id = d.work_order_id)
+           FROM dispatches d JOIN work_orders w USING (work_order_id) WHERE d.end_ts IS NULL AND d.source = 'api'""")
+    return {machine: (number, int(good), quantity) for machine, number, quantity, good in rows}

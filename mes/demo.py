@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -14,7 +15,8 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.queries import dead_letter_count, live_states, pending_quarantine, recorded_totals
+from core.queries import dead_letter_count, live_states, pending_quarantine, recorded_totals, running_work_orders
+from mes import demo_orders
 from mes.plant import COUNTERS, MachineState, Plant, load_plant
 from mes.plantrun import PlantRun, exact
 from mes.runtime import broker, database
@@ -23,10 +25,10 @@ from mes.settings import Settings
 console = Console(stderr=False)
 
 
-def _live_table(run: PlantRun, recorded: dict, states: dict, dead: int, pending: int) -> Table:
+def _live_table(run: PlantRun, recorded: dict, states: dict, orders: dict, dead: int, pending: int) -> Table:
     truth = run.simulated.ground_truth()
     table = Table(title=f"{run.plant.site} — recorded / simulator ground truth", expand=False)
-    for column in ("line", "machine", "proto", "state", "good", "scrap", "energy Wh"):
+    for column in ("line", "machine", "proto", "state", "work order", "good", "scrap", "energy Wh"):
         table.add_column(column, justify="right" if column in ("good", "scrap", "energy Wh") else "left")
     for machine in run.plant.machines:
         state_code, fault = states.get(machine.id, (None, None))
@@ -36,16 +38,19 @@ def _live_table(run: PlantRun, recorded: dict, states: dict, dead: int, pending:
         for counter in COUNTERS:
             got, want = recorded.get(machine.id, {}).get(counter, 0), truth[machine.id][counter]
             cells.append(f"{got:,} / {want:,}")
-        table.add_row(machine.line, machine.id, machine.protocol, f"[{style}]{state}[/]", *cells)
+        number, good, quantity = orders.get(machine.id, ("—", 0, 0))
+        order = f"{number} {100 * good / quantity:.0f} %" if quantity else number
+        table.add_row(machine.line, machine.id, machine.protocol, f"[{style}]{state}[/]", order, *cells)
     edge = run.edge.metrics if run.edge else None
     table.caption = (f"edge queue {edge.queue_depth if edge else 0} · published {edge.published_total if edge else 0} · "
                      f"dead letters {dead} · quarantined {pending}")
     return table
 
 
-def _snapshot(database_url: str) -> tuple[dict, dict, int, int]:
+def _snapshot(database_url: str) -> tuple[dict, dict, dict, int, int]:
     with psycopg.connect(database_url) as conn:
-        return recorded_totals(conn), live_states(conn), dead_letter_count(conn), pending_quarantine(conn)
+        return (recorded_totals(conn), live_states(conn), running_work_orders(conn), dead_letter_count(conn),
+                pending_quarantine(conn))
 
 
 def _reckoning(comparison: dict) -> Table:
@@ -64,6 +69,22 @@ def _reckoning(comparison: dict) -> Table:
     return table
 
 
+def _order_tables(orders: dict) -> Group:
+    made = Table(title="Work orders")
+    for column in ("work order", "good", "scrap", "% complete", "finished goods on hand"):
+        made.add_column(column, justify="left" if column == "work order" else "right")
+    for number, entry in orders["work_orders"].items():
+        made.add_row(number, f"{entry['good']:,}", f"{entry['scrap']:,}", f"{Decimal(entry['percent_complete']):.1f}",
+                     entry["finished_goods_on_hand"])
+    used = Table(title="Components backflushed vs (good + scrap) × BOM")
+    for column in ("component", "consumed", "expected", "exact"):
+        used.add_column(column, justify="left" if column == "component" else "right")
+    for item, entry in orders["components"].items():
+        ok = Decimal(entry["consumed"]) == Decimal(entry["expected"])
+        used.add_row(item, entry["consumed"], entry["expected"], "[green]yes[/]" if ok else "[red]NO[/]")
+    return Group(made, used)
+
+
 async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, fresh: bool) -> dict:
     state_dir = settings.data_dir / "demo"
     if fresh:
@@ -73,6 +94,8 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
                        edge_options={"flush_ms": settings.edge_flush_ms, "heartbeat_s": settings.edge_heartbeat_s})
         console.print(f"[bold]Starting[/] simulators, broker, core and edge agent for {len(plant.machines)} machines …")
         async with run:
+            if fresh:
+                await asyncio.to_thread(demo_orders.seed, database_url)
             run.start_production()
             progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                                 TimeRemainingColumn())
@@ -88,16 +111,18 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
                 progress.update(task, completed=duration_s)
             console.print("[bold]Stopping production[/]; waiting for the last counts to be committed …")
             await run.drain()
-            return run.comparison()
+            return {"machines": run.comparison(), **await asyncio.to_thread(demo_orders.reckoning, database_url)}
 
 
 def run_demo(settings: Settings, duration_s: float, summary_json: Path | None, live: bool = True, fresh: bool = True) -> bool:
     plant = load_plant(settings.plant)
-    comparison = asyncio.run(_run(plant, settings, duration_s, live, fresh))
-    console.print(_reckoning(comparison))
-    ok = exact(comparison)
-    console.print("[bold green]Every count is exact.[/]" if ok else "[bold red]Recorded counts differ from ground truth.[/]")
+    summary = asyncio.run(_run(plant, settings, duration_s, live, fresh))
+    console.print(_reckoning(summary["machines"]))
+    console.print(_order_tables(summary))
+    ok = exact(summary["machines"]) and demo_orders.exact(summary)
+    console.print("[bold green]Every count is exact: machines, work orders, components.[/]" if ok
+                  else "[bold red]Recorded counts differ from ground truth.[/]")
     if summary_json:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
-        summary_json.write_text(json.dumps({"machines": comparison}, indent=2) + "\n")
+        summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     return ok

@@ -1,6 +1,7 @@
 """The `mes` commands as a user runs them: processes, exit codes, what they print and write."""
 
 import json
+from decimal import Decimal
 import os
 import subprocess
 import sys
@@ -21,13 +22,22 @@ def test_demo_prints_and_writes_recorded_equal_to_ground_truth(database_url, mqt
     result = subprocess.run([sys.executable, "-m", "mes", "demo", "--duration", "8", "--no-live", "--summary-json", str(summary)],
                             env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Every count is exact." in result.stdout
-    machines = json.loads(summary.read_text())["machines"]
+    assert "Every count is exact" in result.stdout
+    document = json.loads(summary.read_text())
+    machines = document["machines"]
     assert set(machines) == {"press-01", "press-02", "welder-01", "packer-01"}
     for entry in machines.values():
         assert entry["recorded"] == entry["ground_truth"]
         assert set(entry["recorded"]) == {"good", "scrap", "energy_wh"}
         assert entry["recorded"]["good"] > 0
+    assert set(document["work_orders"]) == {"WO-1001", "WO-1002", "WO-1003", "WO-1004"}
+    made = sum(order["good"] for order in document["work_orders"].values())
+    assert made == sum(entry["recorded"]["good"] for entry in machines.values()), "every unit attributed to its order"
+    for order in document["work_orders"].values():
+        assert Decimal(order["finished_goods_on_hand"]) == order["good"]
+    assert {"steel", "screw", "pin", "tube", "wire", "carton", "insert"} == set(document["components"])
+    for entry in document["components"].values():
+        assert Decimal(entry["consumed"]) == Decimal(entry["expected"]) > 0
 
 
 def mes(*arguments, env=None, timeout=120):
