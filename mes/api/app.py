@@ -140,6 +140,7 @@ class WorkOrderOut(_Out):
     over_tolerance: Decimal
     auto_complete: bool
     released_at: datetime | None
+    held_reason: str | None = Field(description="set when backflush was blocked by a location's negative-stock policy")
     components: list[ComponentOut]
 
 
@@ -161,6 +162,32 @@ class UnassignedOut(BaseModel):
     energy_wh: int
     first_ts: datetime
     last_ts: datetime
+
+
+class TracedLot(BaseModel):
+    item_id: str
+    lot: str | None = Field(description="null: material consumed beyond the recorded stock")
+    quantity: Decimal
+
+
+class TraceOut(BaseModel):
+    item_id: str
+    lot: str
+    direction: Literal["back", "forward"]
+    lots: list[TracedLot]
+
+
+class BackflushExceptionOut(BaseModel):
+    id: int
+    ts: datetime
+    source_ref: str
+    work_order_id: str
+    item_id: str
+    location_id: str | None
+    quantity: Decimal
+    kind: Literal["shortage", "blocked", "no_location"]
+    reason: str
+    resolved: bool
 
 
 class ActionIn(_In):
@@ -242,6 +269,16 @@ def create_app(database_url: str) -> FastAPI:
     def moves(db: Db, item_id: str | None = None, location_id: str | None = None, source_ref: str | None = None,
               limit: Annotated[int, Query(gt=0, le=10_000)] = 500):
         return stock.ledger(db, item_id=item_id, location_id=location_id, source_ref=source_ref, limit=limit)
+
+    @app.get("/lots/{item_id}/{lot}/trace", response_model=TraceOut)
+    def trace(item_id: str, lot: str, db: Db, direction: Literal["back", "forward"] = "back"):
+        """back: which component lots went into this lot; forward: which lots were made from it."""
+        return TraceOut(item_id=item_id, lot=lot, direction=direction, lots=stock.trace(db, item_id, lot, direction))
+
+    @app.get("/backflush/exceptions", response_model=list[BackflushExceptionOut])
+    def exceptions(db: Db, work_order_id: str | None = None, only_open: bool = True):
+        """Shortages consumed from an unknown lot, consumption blocked by a location, lines without a line side."""
+        return stock.backflush_exceptions(db, work_order_id, only_open)
 
     @app.post("/work-orders", status_code=201, response_model=WorkOrderOut)
     def create_work_order(body: WorkOrderIn, db: Db):

@@ -52,3 +52,46 @@ def ledger(session: Session, *, item_id: str | None = None, location_id: str | N
     if source_ref:
         query = query.where(StockMove.source_ref == source_ref)
     return list(session.scalars(query))
+
+
+
+_LINKED_MOVES = text(
+    """SELECT other.item_id, other.lot, sum(other.quantity)
+       FROM stock_moves start JOIN stock_moves other USING (source_ref)
+       WHERE start.item_id = :item AND start.lot = :lot AND start.reason = :start_reason AND other.reason = :other_reason
+       GROUP BY other.item_id, other.lot
+       ORDER BY other.item_id, other.lot NULLS LAST""")
+
+
+def trace(session: Session, item_id: str, lot: str, direction: str) -> list[dict]:
+    """Lot genealogy through the ledger, where the moves of one production interval share its source_ref.
+
+    back: from a finished lot to every component lot its intervals consumed, and on through component
+    lots that were made here. forward: from a component lot to every finished lot made from it, and on.
+    Quantities are what the linked intervals moved. Material consumed beyond the recorded stock shows
+    as lot null (the unknown lot).
+    """
+    get(session, Lot, (item_id, lot), "lot")
+    start_reason, other_reason = (("backflush", "production receipt") if direction == "forward"
+                                  else ("production receipt", "backflush"))
+    found: dict[tuple[str, str | None], Decimal] = {}
+    frontier, seen = [(item_id, lot)], {(item_id, lot)}
+    while frontier:
+        item, a_lot = frontier.pop(0)
+        linked = session.execute(_LINKED_MOVES, {"item": item, "lot": a_lot, "start_reason": start_reason,
+                                                 "other_reason": other_reason})
+        for other_item, other_lot, quantity in linked:
+            found[(other_item, other_lot)] = found.get((other_item, other_lot), Decimal(0)) + quantity
+            if other_lot is not None and (other_item, other_lot) not in seen:
+                seen.add((other_item, other_lot))
+                frontier.append((other_item, other_lot))
+    return [{"item_id": item, "lot": a_lot, "quantity": quantity} for (item, a_lot), quantity in found.items()]
+
+
+def backflush_exceptions(session: Session, work_order_id: str | None = None, only_open: bool = True) -> list[dict]:
+    rows = session.execute(text(
+        """SELECT id, ts, source_ref, work_order_id, item_id, location_id, quantity, kind, reason, resolved
+           FROM backflush_exceptions
+           WHERE (CAST(:work_order AS text) IS NULL OR work_order_id = :work_order) AND (NOT :only_open OR NOT resolved)
+           ORDER BY id"""), {"work_order": work_order_id, "only_open": only_open})
+    return [dict(row._mapping) for row in rows]

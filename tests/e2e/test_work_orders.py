@@ -16,12 +16,20 @@ from tests.e2e.test_spine import assert_exact, produce, query
 pytestmark = pytest.mark.slow
 
 
-def test_a_work_order_switch_mid_run_splits_the_counts_at_the_switch(plant, database_url, mqtt_url, tmp_path):
+def caller(database_url):
+    """The API as a client calls it: fails the test on any error status."""
+
     def call(method, path, **kwargs):
         with TestClient(create_app(database_url)) as api:
             response = api.request(method, path, **kwargs)
         assert response.status_code < 300, response.text
         return response.json()
+
+    return call
+
+
+def test_a_work_order_switch_mid_run_splits_the_counts_at_the_switch(plant, database_url, mqtt_url, tmp_path):
+    call = caller(database_url)
 
     async def during(plant_run):
         await asyncio.to_thread(call, "POST", "/items", json={"item_id": "widget", "name": "Widget", "kind": "make", "uom": "pcs"})
@@ -56,12 +64,6 @@ def test_a_work_order_switch_mid_run_splits_the_counts_at_the_switch(plant, data
 
 
 def test_backflush_and_receipt_are_exact_once_per_interval_even_with_the_core_killed(plant, database_url, mqtt_url, tmp_path):
-    def call(method, path, **kwargs):
-        with TestClient(create_app(database_url)) as api:
-            response = api.request(method, path, **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json()
-
     def seed():
         for item in ({"item_id": "bracket", "name": "Bracket", "kind": "make", "uom": "pcs", "shelf_life_days": 30},
                      {"item_id": "steel", "name": "Steel", "kind": "buy", "uom": "kg"},
@@ -79,6 +81,7 @@ def test_backflush_and_receipt_are_exact_once_per_interval_even_with_the_core_ki
         call("POST", "/work-orders/WO-1/release")
         call("POST", "/work-orders/WO-1/start", json={"machine_id": "mod16"})
 
+    call = caller(database_url)
     core = MesProcess.core(database_url, mqtt_url, write_plant(plant, tmp_path), tmp_path / "core.log")
 
     async def during(plant_run):
@@ -105,3 +108,13 @@ def test_backflush_and_receipt_are_exact_once_per_interval_even_with_the_core_ki
     assert sum(steel_by_lot.values()) == Decimal(110) - consumed["steel"], "on hand = Σ moves"
     screws_short = query(database_url, "SELECT sum(quantity) FROM backflush_exceptions WHERE item_id = 'screw' AND kind = 'shortage'")
     assert screws_short == [(max(Decimal(0), made * 2 - 150),)]
+
+    def lots(direction, item, lot):
+        traced = call("GET", f"/lots/{item}/{lot}/trace", params={"direction": direction})["lots"]
+        return {(entry["item_id"], entry["lot"]) for entry in traced}
+
+    assert lots("back", "bracket", "FG-WO-1") >= {("steel", "early"), ("steel", "late"), ("screw", "S1")}
+    assert lots("forward", "steel", "early") == {("bracket", "FG-WO-1")}
+    if made * 2 > 150:
+        assert ("screw", None) in lots("back", "bracket", "FG-WO-1"), "the unknown lot shows in the trace"
+        assert {e["kind"] for e in call("GET", "/backflush/exceptions", params={"work_order_id": "WO-1"})} == {"shortage"}
