@@ -63,7 +63,8 @@ class IngestService:
         delay = 0.5
         while True:
             try:
-                self._ingest_once(batch)
+                plan = self._ingest_once(batch)
+                self._complete_reached_work_orders(plan)
                 return
             except psycopg.OperationalError as error:
                 log.warning("database unavailable; batch will be retried", error=str(error), retry_in_s=delay)
@@ -81,7 +82,7 @@ class IngestService:
                     self.ingest([incoming])
                 return
 
-    def _ingest_once(self, batch: list[Incoming]) -> None:
+    def _ingest_once(self, batch: list[Incoming]) -> BatchPlan:
         parsed = parse_batch(batch, self.registry)
         if any(reason.startswith(UNKNOWN_MACHINE) for *_, reason in parsed.dead_letters):
             # a machine registered since start-up is not unknown: look again before refusing
@@ -96,6 +97,17 @@ class IngestService:
         self.totals.add(plan)
         if self.on_commit is not None:
             self.on_commit(plan, datetime.now(UTC))
+        return plan
+
+    def _complete_reached_work_orders(self, plan: BatchPlan) -> None:
+        """After the batch's commit, in a transaction of its own: a failure here must never send the
+        committed batch back through the retry path. The next batch of the order checks again."""
+        try:
+            for work_order in store.complete_reached_work_orders(self._conn, plan.attributions):
+                log.info("work order reached its quantity and was completed", work_order=work_order)
+        except psycopg.Error as error:
+            self._conn.rollback()
+            log.warning("auto-complete check failed; retried with the order's next counts", error=str(error))
 
     def _dead_letter(self, incoming: Incoming, reason: str) -> None:
         plan = BatchPlan(state=self.state, dead_letters=[(incoming.received_at, incoming.topic, incoming.payload, reason)])

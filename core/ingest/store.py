@@ -30,6 +30,7 @@ from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, 
 from inventory.rules.lots import LotBalance, NegativeStockPolicy
 from mes.logs import get_logger
 from mes.rules.attribution import DispatchWindow, overlaps
+from mes.rules.workorders import LIFECYCLE, WorkOrderAction, WorkOrderStatus, should_auto_complete, transition
 from mes.plant import CounterSpec, Plant
 
 
@@ -155,6 +156,35 @@ def backflush(conn: psycopg.Connection, attributions: list[tuple]) -> BackflushP
         balances.setdefault((item, location), []).append(LotBalance(lot, quantity, expires, received))
     conn.rollback()
     return plan_backflush(units, materials, line_side, balances)
+
+
+COMPLETE = WorkOrderAction("complete")
+
+
+def complete_reached_work_orders(conn: psycopg.Connection, attributions: list[tuple]) -> list[str]:
+    """Complete the auto-complete orders of this batch whose good units reached their quantity."""
+    touched = sorted({row[4] for row in attributions if row[4] is not None})
+    if not touched:
+        return []
+    completed = []
+    with conn.transaction(), conn.cursor() as cur:
+        candidates = cur.execute(
+            """SELECT w.work_order_id, w.status, w.quantity, w.auto_complete, made.good, made.last_ts
+               FROM work_orders w, LATERAL (SELECT coalesce(sum(a.good), 0) AS good, max(a.last_ts) AS last_ts
+                                            FROM production_attributions a WHERE a.work_order_id = w.work_order_id) AS made
+               WHERE w.work_order_id = ANY(%s) AND w.auto_complete FOR UPDATE OF w""", (touched,)).fetchall()
+        for work_order, status, quantity, auto_complete, good, reached_at in candidates:
+            if not should_auto_complete(quantity, int(good), auto_complete) or COMPLETE not in LIFECYCLE[WorkOrderStatus(status)]:
+                continue
+            after = transition(WorkOrderStatus(status), COMPLETE).value
+            cur.execute("UPDATE work_orders SET status = %s WHERE work_order_id = %s", (after, work_order))
+            # completed when the counted units reached the quantity: the source time, not the clock here
+            cur.execute("""INSERT INTO work_order_events (work_order_id, ts, action, from_status, to_status, actor)
+                           VALUES (%s, %s, 'complete', %s, %s, 'auto-complete')""", (work_order, reached_at, status, after))
+            cur.execute("""UPDATE dispatches SET end_ts = greatest(start_ts, %s)
+                           WHERE work_order_id = %s AND end_ts IS NULL""", (reached_at, work_order))
+            completed.append(work_order)
+    return completed
 
 
 MOVE_COLUMNS = ("ts", "item_id", "lot", "from_location", "to_location", "quantity", "reason", "source_ref", "work_order_id")

@@ -55,3 +55,33 @@ def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_committed(
         assert "seq 2 is refused here" in reason
         assert [s for (s,) in conn.execute("SELECT seq FROM ingested_messages ORDER BY seq")] == [1, 3]
         assert recorded_totals(conn)["m1"]["good"] == 12  # 10 -> 22: the refused message's value is covered by the next
+
+
+def test_an_auto_complete_order_completes_when_its_good_units_reach_the_quantity(database_url, tmp_path):
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from mes.models import Item, WorkOrder, make_engine
+    from mes.services import masterdata, workorders
+    from tests.core.test_ingest_plan import T0
+
+    prepared(database_url, tmp_path)
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        masterdata.create(session, Item, "cap", "item", item_id="cap", name="Cap", kind="make", uom="pcs")
+        workorders.create_work_order(session, "WO-5", "cap", 5, auto_complete=True)
+        workorders.act(session, "WO-5", "release")
+        workorders.act(session, "WO-5", "start", machine_id="m1", now=T0 - timedelta(minutes=1))
+    service = IngestService(database_url)
+    service.ingest(batch(1, [10, 13]))  # baseline, then 3 good
+    with Session(engine) as session:
+        assert session.get(WorkOrder, "WO-5").status == "running"
+    service.ingest(batch(3, [16]))  # 6 good: quantity reached
+    service.close()
+    with Session(engine) as session:
+        assert session.get(WorkOrder, "WO-5").status == "completed"
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT actor FROM work_order_events WHERE action = 'complete'").fetchall() == [("auto-complete",)]
+        assert conn.execute("SELECT count(*) FROM dispatches WHERE end_ts IS NULL").fetchone() == (0,)
+    engine.dispose()
