@@ -126,7 +126,16 @@ def source_ref(edge_id: str, epoch: int, seq: int) -> str:
 
 
 def backflush(conn: psycopg.Connection, attributions: list[tuple]) -> BackflushPlan | None:
-    """Stock moves for the batch's counts attributed to work orders; None when there are none."""
+    """Stock moves for the batch's counts attributed to work orders; None when there are none.
+
+    Reads outside the batch's transaction (and ends its own read), like load_state."""
+    plan = plan_backflush_of(conn, attributions)
+    conn.rollback()
+    return plan
+
+
+def plan_backflush_of(conn: psycopg.Connection, attributions: list[tuple]) -> BackflushPlan | None:
+    """Load what backflush needs for these attribution rows and plan it, inside the caller's transaction."""
     units = [AttributedUnits(source_ref(edge, epoch, seq), machine, work_order, good, scrap, last_ts)
              for edge, epoch, seq, machine, work_order, good, scrap, _, _, last_ts in attributions
              if work_order is not None and good + scrap > 0]
@@ -154,7 +163,6 @@ def backflush(conn: psycopg.Connection, attributions: list[tuple]) -> BackflushP
                WHERE s.location_id = ANY(%s) AND s.item_id = ANY(%s)""",
             ([p.location_id for p in line_side.values()], components)):
         balances.setdefault((item, location), []).append(LotBalance(lot, quantity, expires, received))
-    conn.rollback()
     return plan_backflush(units, materials, line_side, balances)
 
 
@@ -191,7 +199,7 @@ MOVE_COLUMNS = ("ts", "item_id", "lot", "from_location", "to_location", "quantit
 EXCEPTION_COLUMNS = ("ts", "source_ref", "work_order_id", "item_id", "location_id", "quantity", "kind", "reason")
 
 
-def _write_backflush(cur: psycopg.Cursor, plan: BackflushPlan) -> None:
+def write_backflush(cur: psycopg.Cursor, plan: BackflushPlan) -> None:
     if plan.new_lots:
         cur.executemany("INSERT INTO lots (item_id, lot, expires) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                         [(item, lot, expires) for (item, lot), expires in plan.new_lots.items()])
@@ -249,7 +257,7 @@ def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
         _copy(cur, "production_intervals", INTERVAL_COLUMNS, plan.intervals)
         _copy(cur, "production_attributions", ATTRIBUTION_COLUMNS, plan.attributions)
         if plan.backflush is not None:
-            _write_backflush(cur, plan.backflush)
+            write_backflush(cur, plan.backflush)
         _copy(cur, "machine_states", STATE_COLUMNS, plan.states)
         _copy(cur, "counter_events", EVENT_COLUMNS, plan.events)
         _copy(cur, "dead_letters", DEAD_LETTER_COLUMNS, plan.dead_letters)

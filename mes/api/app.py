@@ -190,6 +190,20 @@ class BackflushExceptionOut(BaseModel):
     resolved: bool
 
 
+class ReassignIn(_In):
+    machine_id: str
+    work_order_id: str
+    start: datetime
+    end: datetime
+    actor: str | None = None
+
+
+class ReassignOut(BaseModel):
+    intervals: int
+    good: int
+    scrap: int
+
+
 class ActionIn(_In):
     machine_id: str | None = Field(default=None, description="required for start and resume")
     actor: str | None = Field(default=None, description="who did it, for the audit trail")
@@ -300,6 +314,11 @@ def create_app(database_url: str) -> FastAPI:
     @app.get("/production/unassigned", response_model=list[UnassignedOut])
     def unassigned(db: Db):
         return workorders.unassigned(db)
+
+    @app.post("/production/reassign", response_model=ReassignOut)
+    def reassign(body: ReassignIn, db: Db):
+        """Give a past period's unassigned production on a machine to a work order; backflushes it."""
+        return workorders.reassign_unassigned(db, **body.model_dump())
 
     @app.post("/work-orders/{work_order_id}/{action}", response_model=WorkOrderOut)
     def act(work_order_id: str, action: Literal["release", "start", "pause", "resume", "complete", "close"],

@@ -13,7 +13,9 @@ from decimal import Decimal
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from core.ingest import store as ingest_store
 from mes.models import Dispatch, Item, Machine, WorkOrder, WorkOrderComponent, WorkOrderEvent
+from mes.rules.attribution import DispatchWindow, overlaps
 from mes.rules.workorders import Progress, WorkOrderStatus, progress, transition
 from mes.services import Conflict
 from mes.services.masterdata import create, exploded, get
@@ -120,3 +122,54 @@ def unassigned(session: Session) -> list[dict]:
                   min(first_ts) AS first_ts, max(last_ts) AS last_ts
            FROM production_attributions WHERE work_order_id IS NULL GROUP BY machine_id ORDER BY machine_id"""))
     return [dict(row._mapping) for row in rows]
+
+
+REASSIGNABLE = ("released", "running", "paused", "completed")
+
+
+def reassign_unassigned(session: Session, machine_id: str, work_order_id: str, start: datetime, end: datetime,
+                        actor: str | None = None) -> dict:
+    """Give a past period's unassigned production on a machine to a work order, and backflush it.
+
+    One transaction: a dispatch window records the decision (it must not overlap the machine's
+    others), the period's unassigned rows move to the order (whole production intervals: a message
+    counts as inside when all of its counted units are), and exactly those units are backflushed.
+    Rows can be reassigned once: afterwards they are no longer unassigned.
+    """
+    if start >= end:
+        raise Conflict("the period must end after it starts")
+    get(session, Machine, machine_id, "machine")
+    work_order = get(session, WorkOrder, work_order_id, "work order")
+    if work_order.status not in REASSIGNABLE:
+        raise Conflict(f"production can only be given to a released order; {work_order_id} is {work_order.status}")
+    others = [DispatchWindow(d.machine_id, d.work_order_id, d.start_ts, d.end_ts, "api") for d in session.scalars(
+        select(Dispatch).where(Dispatch.machine_id == machine_id, Dispatch.source == "api"))]
+    period = DispatchWindow(machine_id, work_order_id, start, end, "api")
+    clashes = [other for pair in overlaps([*others, period]) for other in pair if other is not period]
+    if clashes:
+        raise Conflict(f"the period overlaps {clashes[0]}")
+    session.add(Dispatch(machine_id=machine_id, work_order_id=work_order_id, source="api", start_ts=start, end_ts=end))
+    rows = session.execute(text(
+        """DELETE FROM production_attributions
+           WHERE machine_id = :machine AND work_order_id IS NULL AND first_ts >= :start AND last_ts < :end
+           RETURNING edge_id, epoch, seq, machine_id, good, scrap, energy_wh, first_ts, last_ts"""),
+        {"machine": machine_id, "start": start, "end": end}).all()
+    moved = [(edge, epoch, seq, machine, work_order_id, good, scrap, energy, first, last)
+             for edge, epoch, seq, machine, good, scrap, energy, first, last in rows]
+    connection = session.connection().connection.driver_connection  # the same transaction, for the ingest's SQL
+    with connection.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO production_attributions AS a
+                   (edge_id, epoch, seq, machine_id, work_order_id, good, scrap, energy_wh, first_ts, last_ts)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (edge_id, epoch, seq, (coalesce(work_order_id, ''))) DO UPDATE SET
+                   good = a.good + EXCLUDED.good, scrap = a.scrap + EXCLUDED.scrap, energy_wh = a.energy_wh + EXCLUDED.energy_wh,
+                   first_ts = least(a.first_ts, EXCLUDED.first_ts), last_ts = greatest(a.last_ts, EXCLUDED.last_ts)""",
+            moved)
+        backflush = ingest_store.plan_backflush_of(connection, moved)
+        if backflush is not None:
+            ingest_store.write_backflush(cur, backflush)
+    session.add(WorkOrderEvent(work_order_id=work_order_id, action="reassign", from_status=work_order.status,
+                               to_status=work_order.status, machine_id=machine_id, actor=actor))
+    session.commit()
+    return {"intervals": len(moved), "good": sum(row[5] for row in moved), "scrap": sum(row[6] for row in moved)}

@@ -28,6 +28,24 @@ def caller(database_url):
     return call
 
 
+def seed_bracket_order(call):
+    """Brackets (0.25 kg steel + 2% scrap, 2 screws) on line A: steel in two lots, too few screws; WO-1 released."""
+    for item in ({"item_id": "bracket", "name": "Bracket", "kind": "make", "uom": "pcs", "shelf_life_days": 30},
+                 {"item_id": "steel", "name": "Steel", "kind": "buy", "uom": "kg"},
+                 {"item_id": "screw", "name": "Screw", "kind": "buy", "uom": "pcs"}):
+        call("POST", "/items", json=item)
+    call("POST", "/items/bracket/bom", json={"component_item": "steel", "quantity_per": "0.25", "scrap_factor": "0.02"})
+    call("POST", "/items/bracket/bom", json={"component_item": "screw", "quantity_per": "2"})
+    call("POST", "/locations", json={"location_id": "line-a-side", "name": "Line A", "kind": "line_side", "line": "line-a"})
+    for lot, quantity, expires in (("late", "100", "2027-06-01"), ("early", "10", "2027-01-01")):
+        call("POST", "/stock/receipts", json={"item_id": "steel", "lot": lot, "to_location": "line-a-side",
+                                              "quantity": quantity, "expires": expires, "source_ref": f"GR-{lot}"})
+    call("POST", "/stock/receipts", json={"item_id": "screw", "lot": "S1", "to_location": "line-a-side",
+                                          "quantity": "150", "source_ref": "GR-S1"})
+    call("POST", "/work-orders", json={"work_order_id": "WO-1", "item_id": "bracket", "quantity": 100_000})
+    call("POST", "/work-orders/WO-1/release")
+
+
 def test_a_work_order_switch_mid_run_splits_the_counts_at_the_switch(plant, database_url, mqtt_url, tmp_path):
     call = caller(database_url)
 
@@ -64,28 +82,12 @@ def test_a_work_order_switch_mid_run_splits_the_counts_at_the_switch(plant, data
 
 
 def test_backflush_and_receipt_are_exact_once_per_interval_even_with_the_core_killed(plant, database_url, mqtt_url, tmp_path):
-    def seed():
-        for item in ({"item_id": "bracket", "name": "Bracket", "kind": "make", "uom": "pcs", "shelf_life_days": 30},
-                     {"item_id": "steel", "name": "Steel", "kind": "buy", "uom": "kg"},
-                     {"item_id": "screw", "name": "Screw", "kind": "buy", "uom": "pcs"}):
-            call("POST", "/items", json=item)
-        call("POST", "/items/bracket/bom", json={"component_item": "steel", "quantity_per": "0.25", "scrap_factor": "0.02"})
-        call("POST", "/items/bracket/bom", json={"component_item": "screw", "quantity_per": "2"})
-        call("POST", "/locations", json={"location_id": "line-a-side", "name": "Line A", "kind": "line_side", "line": "line-a"})
-        for lot, quantity, expires in (("late", "100", "2027-06-01"), ("early", "10", "2027-01-01")):
-            call("POST", "/stock/receipts", json={"item_id": "steel", "lot": lot, "to_location": "line-a-side",
-                                                  "quantity": quantity, "expires": expires, "source_ref": f"GR-{lot}"})
-        call("POST", "/stock/receipts", json={"item_id": "screw", "lot": "S1", "to_location": "line-a-side",
-                                              "quantity": "150", "source_ref": "GR-S1"})
-        call("POST", "/work-orders", json={"work_order_id": "WO-1", "item_id": "bracket", "quantity": 100_000})
-        call("POST", "/work-orders/WO-1/release")
-        call("POST", "/work-orders/WO-1/start", json={"machine_id": "mod16"})
-
     call = caller(database_url)
     core = MesProcess.core(database_url, mqtt_url, write_plant(plant, tmp_path), tmp_path / "core.log")
 
     async def during(plant_run):
-        await asyncio.to_thread(seed)
+        await asyncio.to_thread(seed_bracket_order, call)
+        await asyncio.to_thread(call, "POST", "/work-orders/WO-1/start", json={"machine_id": "mod16"})
         await asyncio.sleep(4)
         core.kill()
         await asyncio.sleep(2)
@@ -118,3 +120,32 @@ def test_backflush_and_receipt_are_exact_once_per_interval_even_with_the_core_ki
     if made * 2 > 150:
         assert ("screw", None) in lots("back", "bracket", "FG-WO-1"), "the unknown lot shows in the trace"
         assert {e["kind"] for e in call("GET", "/backflush/exceptions", params={"work_order_id": "WO-1"})} == {"shortage"}
+
+
+def test_unassigned_production_reassigned_to_an_order_is_backflushed_exactly_once(plant, database_url, mqtt_url, tmp_path):
+    call = caller(database_url)
+
+    async def during(plant_run):
+        await asyncio.to_thread(seed_bracket_order, call)
+        await asyncio.sleep(3)  # the operator forgot to start the order: mod16's counts are unassigned
+        await asyncio.to_thread(call, "POST", "/work-orders/WO-1/start", json={"machine_id": "mod16"})
+        await asyncio.sleep(3)
+
+    comparison = produce(plant, database_url, mqtt_url, tmp_path, during)
+    assert_exact(comparison)
+    ((started,),) = query(database_url, "SELECT start_ts FROM dispatches WHERE work_order_id = 'WO-1'")
+    ((since,),) = query(database_url, "SELECT min(first_ts) FROM production_attributions WHERE machine_id = 'mod16'")
+    period = {"machine_id": "mod16", "work_order_id": "WO-1", "start": since.isoformat(), "end": started.isoformat(),
+              "actor": "supervisor"}
+    moved = call("POST", "/production/reassign", json=period)
+    assert moved["intervals"] > 0 and moved["good"] > 0
+
+    recorded = comparison["mod16"]["recorded"]
+    made = recorded["good"] + recorded["scrap"]
+    assert query(database_url, "SELECT count(*) FROM production_attributions WHERE machine_id = 'mod16' AND work_order_id IS NULL") == [(0,)]
+    consumed = dict(query(database_url, "SELECT item_id, sum(quantity) FROM stock_moves WHERE reason = 'backflush' GROUP BY 1"))
+    assert consumed == {"steel": made * Decimal("0.255"), "screw": made * 2}, "every unit of the machine backflushed once"
+    assert query(database_url, "SELECT quantity FROM stock_on_hand WHERE lot = 'FG-WO-1'") == [(recorded["good"],)]
+    with TestClient(create_app(database_url)) as api:
+        again = api.post("/production/reassign", json=period)
+    assert again.status_code == 409 and "overlaps" in again.json()["detail"]
