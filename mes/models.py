@@ -54,6 +54,20 @@ class Machine(Base):
     work_centre_id: Mapped[str | None] = mapped_column(ForeignKey("work_centres.work_centre_id"))
 
 
+class WorkCentre(Base):
+    __tablename__ = "work_centres"
+    work_centre_id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    hourly_rate: Mapped[Decimal] = mapped_column(default=Decimal(0))
+
+
+class MachineItem(Base):
+    __tablename__ = "machine_items"
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.machine_id"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.item_id"), primary_key=True)
+    ideal_cycle_s: Mapped[Decimal]
+
+
 class Location(Base):
     __tablename__ = "locations"
     location_id: Mapped[str] = mapped_column(primary_key=True)

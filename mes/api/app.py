@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mes.models import Item, Location, WorkOrder, make_engine
+from mes.models import Item, Location, Machine, MachineItem, WorkCentre, WorkOrder, make_engine
 from mes.rules.workorders import InvalidTransition
 from mes.services import Conflict, NotFound, masterdata, stock, workorders
 
@@ -51,6 +51,49 @@ class ItemOut(_Out):
     uom: str
     shelf_life_days: int | None
     standard_cost: Decimal | None
+
+
+class ItemPatch(_In):
+    name: str | None = Field(default=None, min_length=1)
+    uom: str | None = Field(default=None, min_length=1, max_length=16)
+    shelf_life_days: int | None = Field(default=None, gt=0)
+    standard_cost: Decimal | None = Field(default=None, ge=0)
+
+
+class WorkCentreIn(_In):
+    work_centre_id: Id
+    name: str = Field(min_length=1)
+    hourly_rate: Decimal = Field(default=Decimal(0), ge=0, description="cost of one hour of machine time")
+
+
+class WorkCentreOut(_Out):
+    work_centre_id: str
+    name: str
+    hourly_rate: Decimal
+
+
+class MachineIn(_In):
+    work_centre_id: str | None = Field(description="the work centre the machine belongs to (null: none)")
+
+
+class MachineOut(_Out):
+    machine_id: str
+    site: str
+    area: str
+    line: str
+    protocol: str
+    ideal_cycle_s: Decimal
+    work_centre_id: str | None
+
+
+class MachineItemIn(_In):
+    ideal_cycle_s: Decimal = Field(gt=0, description="seconds per unit of this item on this machine at ideal speed")
+
+
+class MachineItemOut(_Out):
+    machine_id: str
+    item_id: str
+    ideal_cycle_s: Decimal
 
 
 class BomLineIn(_In):
@@ -248,6 +291,51 @@ def create_app(database_url: str) -> FastAPI:
     @app.get("/items/{item_id}", response_model=ItemOut)
     def get_item(item_id: str, db: Db):
         return masterdata.get(db, Item, item_id, "item")
+
+    @app.patch("/items/{item_id}", response_model=ItemOut)
+    def update_item(item_id: str, body: ItemPatch, db: Db):
+        """Change an item's description; kind and id never change (they are referenced everywhere)."""
+        item = masterdata.get(db, Item, item_id, "item")
+        for field, value in body.model_dump(exclude_unset=True).items():
+            setattr(item, field, value)
+        db.commit()
+        return item
+
+    @app.post("/work-centres", status_code=201, response_model=WorkCentreOut)
+    def create_work_centre(body: WorkCentreIn, db: Db):
+        return masterdata.create(db, WorkCentre, body.work_centre_id, "work centre", **body.model_dump())
+
+    @app.get("/work-centres", response_model=list[WorkCentreOut])
+    def list_work_centres(db: Db):
+        return db.scalars(select(WorkCentre).order_by(WorkCentre.work_centre_id)).all()
+
+    @app.get("/machines", response_model=list[MachineOut])
+    def list_machines(db: Db):
+        """Machines come from the plant file (registered by the core); their work centre is set here."""
+        return db.scalars(select(Machine).order_by(Machine.machine_id)).all()
+
+    @app.patch("/machines/{machine_id}", response_model=MachineOut)
+    def update_machine(machine_id: str, body: MachineIn, db: Db):
+        machine = masterdata.get(db, Machine, machine_id, "machine")
+        if body.work_centre_id is not None:
+            masterdata.get(db, WorkCentre, body.work_centre_id, "work centre")
+        machine.work_centre_id = body.work_centre_id
+        db.commit()
+        return machine
+
+    @app.put("/machines/{machine_id}/items/{item_id}", response_model=MachineItemOut)
+    def set_machine_item(machine_id: str, item_id: str, body: MachineItemIn, db: Db):
+        """The ideal cycle time of an item on a machine: what its performance is measured against."""
+        masterdata.get(db, Machine, machine_id, "machine")
+        masterdata.get(db, Item, item_id, "item")
+        row = db.merge(MachineItem(machine_id=machine_id, item_id=item_id, ideal_cycle_s=body.ideal_cycle_s))
+        db.commit()
+        return row
+
+    @app.get("/machines/{machine_id}/items", response_model=list[MachineItemOut])
+    def machine_items(machine_id: str, db: Db):
+        masterdata.get(db, Machine, machine_id, "machine")
+        return db.scalars(select(MachineItem).where(MachineItem.machine_id == machine_id).order_by(MachineItem.item_id)).all()
 
     @app.post("/items/{item_id}/bom", status_code=201, response_model=BomOut)
     def add_bom_line(item_id: str, body: BomLineIn, db: Db):

@@ -110,3 +110,22 @@ def test_receipts_on_hand_and_an_immutable_ledger(api, database_url):
 def test_openapi_is_served(api):
     paths = ok(api.get("/openapi.json"))["paths"]
     assert {"/items", "/work-orders/{work_order_id}/{action}", "/stock/on-hand"} <= set(paths)
+
+
+def test_work_centres_machines_and_ideal_cycle_times_per_item(api):
+    seed_bracket(api)
+    ok(api.post("/work-centres", json={"work_centre_id": "presses", "name": "Press shop", "hourly_rate": "85.50"}), 201)
+    machine = ok(api.patch("/machines/press-01", json={"work_centre_id": "presses"}))
+    assert machine["work_centre_id"] == "presses" and machine["line"] == "line-1"
+    assert api.patch("/machines/press-01", json={"work_centre_id": "nowhere"}).status_code == 404
+    ok(api.put("/machines/press-01/items/bracket", json={"ideal_cycle_s": "0.25"}))
+    ok(api.put("/machines/press-01/items/bracket", json={"ideal_cycle_s": "0.3"}))  # a second PUT replaces
+    assert [(r["item_id"], Decimal(r["ideal_cycle_s"])) for r in ok(api.get("/machines/press-01/items"))] == [("bracket", Decimal("0.3"))]
+    assert api.put("/machines/press-01/items/bracket", json={"ideal_cycle_s": "0"}).status_code == 422
+
+
+def test_an_item_can_be_renamed_but_not_re_kinded(api):
+    seed_bracket(api)
+    assert ok(api.patch("/items/steel", json={"name": "Steel coil DC04", "standard_cost": "1.25"}))["name"] == "Steel coil DC04"
+    assert api.patch("/items/steel", json={"kind": "make"}).status_code == 422
+    assert api.patch("/items/nothing", json={"name": "x"}).status_code == 404
