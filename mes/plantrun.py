@@ -37,11 +37,23 @@ class ThreadCore:
         self.database_url, self.mqtt_url, self.options = database_url, mqtt_url, options
         self.consumer: CoreConsumer | None = None
         self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def start(self) -> None:
         self.consumer = CoreConsumer(self.database_url, self.mqtt_url, **self.options)
-        self._thread = threading.Thread(target=self.consumer.run, name="mes-core", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="mes-core", daemon=True)
         self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.consumer.run()
+        except BaseException as error:  # kept for raise_if_failed: a dead thread would otherwise just go quiet
+            self._failure = error
+            raise
+
+    def raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError("the core stopped with an error") from self._failure
 
     def stop(self) -> None:
         if self.consumer is not None:
@@ -58,6 +70,7 @@ class MesProcess:
         self.env = {**os.environ, "MES_LOG_FORMAT": "json", **env}
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
+        self._ended_on_purpose = False
 
     @classmethod
     def core(cls, database_url: str, mqtt_url: str, plant_file: Path, log_file: Path) -> MesProcess:
@@ -68,17 +81,26 @@ class MesProcess:
         return cls(["edge", "--state-dir", str(state_dir)], {"MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file)}, log_file)
 
     def start(self) -> None:
+        self._ended_on_purpose = False
         with open(self.log_file, "ab") as log_handle:
             self.process = subprocess.Popen([sys.executable, "-m", "mes", *self.arguments], env=self.env,
                                             stdout=log_handle, stderr=subprocess.STDOUT)
 
+    def raise_if_failed(self) -> None:
+        """An exit nobody asked for (killed or stopped on purpose is not one) is a failure."""
+        if self.process is not None and not self._ended_on_purpose and self.process.poll() is not None:
+            tail = self.log_file.read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError(f"mes {self.arguments[0]} exited with {self.process.returncode}:\n" + "\n".join(tail))
+
     def kill(self) -> None:
         """SIGKILL: no clean-up, no last commit, no goodbye to the broker."""
+        self._ended_on_purpose = True
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
         """SIGTERM, as a service manager stops it; SIGKILL if it has not finished in 30 s."""
+        self._ended_on_purpose = True
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -167,6 +189,7 @@ class PlantRun:
         deadline = time.monotonic() + timeout_s
         while not await asyncio.to_thread(condition):
             self.simulated.raise_if_failed()
+            self.core.raise_if_failed()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for: {what}")
             await asyncio.sleep(0.25)

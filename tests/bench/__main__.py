@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 
 from mes.logs import configure_logging
 from mes.settings import Settings
-from tests.bench import ingest, latency
+from tests.bench import backflush, ingest, latency
 from tests.bench.infra import services
 from tests.bench.report import LATENCY_TARGET_S, Results, machine_description, summary_tables, write_markdown
 
@@ -33,6 +33,10 @@ baseline measured in the same run on the same machine, and written to docs/bench
   2. latency  simulators -> edge agent -> broker -> core -> PostgreSQL with K machines at 1 Hz;
               latency = commit time - the sample's source timestamp. Target: p99 < 1 s at K = 1000,
               else the largest K this machine sustains. K steps down until one is sustained with p99 < 1 s.
+  3. backflush the ingest workload (same shape, fewer messages) drained twice into fresh databases:
+              ingest alone (no work orders) and every machine on a released work order with a 2-level
+              BOM and stocked line-side lots, so each count is attributed, backflushed and booked in
+              the stock ledger. Reported: production deltas/s of both and their ratio.
 
 Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
 (the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
@@ -45,6 +49,7 @@ examples:
   .venv/bin/python -m tests.bench --quick --no-write a smoke run, nothing written
   .venv/bin/python -m tests.bench --only ingest --batch-sizes 500,2000
   .venv/bin/python -m tests.bench --only latency --latency-machines 1000 --duration 60
+  .venv/bin/python -m tests.bench --only backflush --backflush-messages 20000
   MES_DATABASE_URL=postgresql://u:p@db/postgres .venv/bin/python -m tests.bench --only ingest
 """
 
@@ -64,8 +69,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (~1 min): ingest 50 machines x 3,000 messages, one batch "
-                             "size; latency K=100 for 10 s. Explicit options below still win.")
-    parser.add_argument("--only", choices=("ingest", "latency"), help="run one benchmark only")
+                             "size; latency K=100 for 10 s; backflush 2,000 messages. Explicit options below still win.")
+    parser.add_argument("--only", choices=("ingest", "latency", "backflush"), help="run one benchmark only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (default: docs/benchmarks.md)")
     parser.add_argument("--no-write", action="store_true", help="print the summary only; leave the report alone")
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -81,6 +86,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        help="core batch_max_messages to try, comma-separated; the first is compared with COPY "
                             "(default 500,200,1000; the core's default is 500)")
     group.add_argument("--copy-repetitions", type=int, default=3, help="COPY baseline repetitions; the median counts (default 3)")
+
+    group = parser.add_argument_group("production through backflush (benchmark 3; plant, seconds per message, "
+                                      "publishers and the first batch size as for benchmark 1)")
+    group.add_argument("--backflush-messages", type=int,
+                       help="data messages per run, run twice: ingest alone and with backflush (default 10000)")
 
     group = parser.add_argument_group("end-to-end latency (benchmark 2)")
     group.add_argument("--latency-machines", type=int_list,
@@ -100,6 +110,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = {
         "machines": 50 if quick else 200,
         "messages": 3000 if quick else 20000,
+        "backflush_messages": 2000 if quick else 10000,
         "seconds_per_message": 4,
         "batch_sizes": [500] if quick else [500, 200, 1000],
         "latency_machines": [100] if quick else [1000, 750, 500, 250, 100],
@@ -169,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                 results.latency_runs.append(run)
                 if run.sustained and run.stats()["p99"] < LATENCY_TARGET_S and not args.all_steps:
                     break
+        if args.only in (None, "backflush"):
+            # after latency: its --budget counts from the start, and this one must not eat into it
+            plant = ingest.bench_plant(args.machines)
+            workload = ingest.build_workload(plant, args.backflush_messages, args.seconds_per_message, args.publishers)
+            results.backflush = backflush.run_backflush(svc, plant, workload, args.batch_sizes[0], progress)
     results.elapsed_s = time.monotonic() - began
     for table in summary_tables(results):
         console.print(table)

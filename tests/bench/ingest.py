@@ -234,9 +234,12 @@ class IngestRun:
 
 
 def run_ingest(services: Services, plant: Plant, workload: Workload, batch_max_messages: int, name: str,
-               progress, keep_rows: bool) -> tuple[IngestRun, str]:
+               progress, keep_rows: bool, seed: Callable[[str], None] | None = None) -> tuple[IngestRun, str]:
+    """`seed(database_url)`, when given, runs after the migrations and before the broker is filled (not timed)."""
     database_url = services.fresh_database(name)
     prepare_database(database_url, plant)
+    if seed is not None:
+        seed(database_url)
     forget_session(services.mqtt_url, CORE_CLIENT_ID)
     create_core_session(services.mqtt_url)
 
@@ -266,6 +269,9 @@ def run_ingest(services: Services, plant: Plant, workload: Workload, batch_max_m
         thread.start()
         while not finished.wait(0.2):
             progress.update(task, completed=committed["messages"])
+            if not thread.is_alive():
+                raise RuntimeError(f"the core stopped after {committed['messages']:,} of {workload.messages:,} "
+                                   "messages (see its log above)")
             if time.monotonic() - started > 600:
                 break
         elapsed = time.monotonic() - started

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from rich.table import Table
 
+from tests.bench.backflush import BOM, SHORT, BackflushResults
 from tests.bench.ingest import CopyRun, IngestRun, PureRun, Workload
 from tests.bench.latency import LatencyRun
 
@@ -30,6 +31,7 @@ class Results:
     copy: CopyRun | None = None
     pure: PureRun | None = None
     latency_runs: list[LatencyRun] = field(default_factory=list)
+    backflush: BackflushResults | None = None
     skipped: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -93,6 +95,11 @@ def _target_rows(results: Results) -> list[tuple[str, str, str]]:
         rows.append((f"largest K sustained with p99 < {LATENCY_TARGET_S:.0f} s (of those tried)",
                      f"{best.machines:,} machines (p99 {_ms(best.stats()['p99'])} ms)" if best else "none of those tried",
                      "—"))
+    if results.backflush is not None:
+        bf = results.backflush
+        rows.append(("production deltas/s through attribution + backflush + ledger, × ingest alone (no target set)",
+                     f"{bf.ratio:.2f} × ({_fmt(bf.with_backflush.deltas_per_s)} vs {_fmt(bf.alone.deltas_per_s)} "
+                     "deltas/s)", "—"))
     return rows
 
 
@@ -120,6 +127,17 @@ def summary_tables(results: Results) -> list[Table]:
             table.add_row(f"{run.machines:,}", "error" if run.error else ("yes" if run.sustained else "NO"), _fmt(stats["n"]),
                           _ms(stats["p50"]), _ms(stats["p90"]), _ms(stats["p99"]), _ms(stats["max"]),
                           _fmt(run.committed_per_s), f"{busy:.0%}")
+        tables.append(table)
+    if results.backflush is not None:
+        bf = results.backflush
+        table = Table(title="Production through backflush (same workload, fresh databases)")
+        for column in ("run", "deltas", "seconds", "deltas/s", "msg/s", "moves", "exceptions", "× alone"):
+            table.add_column(column, justify="right")
+        for run in (bf.alone, bf.with_backflush):
+            table.add_row(run.label, _fmt(run.deltas), _fmt(run.run.seconds, 2), _fmt(run.deltas_per_s),
+                          _fmt(run.run.messages_per_s), _fmt(sum(run.moves.values())),
+                          _fmt(sum(count for count, _ in run.exceptions.values())),
+                          f"{run.deltas_per_s / bf.alone.deltas_per_s:.2f}")
         tables.append(table)
     if _target_rows(results):
         table = Table(title="Targets")
@@ -299,6 +317,113 @@ def _latency_section(results: Results) -> list[str]:
     return out
 
 
+def _backflush_section(results: Results) -> list[str]:
+    bf = results.backflush
+    alone, on, seeded = bf.alone, bf.with_backflush, bf.seeded
+    out = ["## 3. Production through attribution + backflush + ledger, vs ingest alone", ""]
+    bom = "; ".join(f"{parent} → {component} × {quantity}" + (f" (+{scrap:%} scrap)" if scrap else "")
+                    + (" **phantom**" if phantom else "") for parent, component, quantity, scrap, phantom in BOM)
+    out += [
+        f"**How.** The workload of benchmark 1, same shape with fewer messages: {bf.machines} machines (lines of 20), "
+        f"{bf.workload.messages:,} data messages of {bf.workload.samples_per_message} samples "
+        f"({bf.workload.samples:,} samples), pre-filled in the broker and drained by `CoreConsumer` "
+        f"(batch ≤ {bf.batch_max_messages}), clocked as in benchmark 1. It runs twice in the same run, each time "
+        "into a fresh database: **(a) ingest alone**, no work orders, so every count lands in the unassigned bucket "
+        "and `store.backflush` returns before any query; **(b) + backflush**, seeded beforehand (not timed, "
+        f"{seeded.seconds:.1f} s) through the services the API calls (`mes/services/`): one item with a 2-level "
+        f"BOM ({bom}), a `line_side` location per line (`negative_stock` allow) with {seeded.lots // max(1, seeded.lines)} "
+        f"lots per line ({len(seeded.per_unit)} components × 3 lots, expiries out of receipt order), and one released "
+        f"work order per machine, started on it with a dispatch window opening 1 h before the first sample. Stock per "
+        f"line is 1.5 × what the workload consumes there for two components and 0.5 × for `{SHORT}`, so about half "
+        "of its consumption takes the shortage path (pick from the unknown lot + a `backflush_exceptions` row).",
+        "",
+        "**Production deltas** = counter samples (good, scrap, energy_wh) whose value moved from the machine's "
+        "previous sample: what the counter rules turn into counted units, the units attribution splits by work order "
+        "and backflush consumes for. Counted afterwards from the committed `samples` "
+        "(`value <> lag(value)` per machine and counter); identical in both runs by construction. Deltas/s = "
+        "deltas ÷ the run's wall time, so the ratio equals the ratio of messages/s and samples/s.",
+        "",
+        _md_table(["run", "seconds", "production deltas/s", "samples/s", "messages/s", "attribution rows",
+                   "stock moves written", "backflush exceptions", "× ingest alone"],
+                  [[f"({'a' if run is alone else 'b'}) {run.label}", _fmt(run.run.seconds, 2), _fmt(run.deltas_per_s),
+                    _fmt(run.run.samples_per_s), _fmt(run.run.messages_per_s), _fmt(run.attribution_rows),
+                    _fmt(sum(run.moves.values())), _fmt(sum(count for count, _ in run.exceptions.values())),
+                    f"**{run.deltas_per_s / alone.deltas_per_s:.2f}**"] for run in (alone, on)]),
+        "",
+    ]
+    exceptions = ", ".join(f"{count:,} `{kind}` ({quantity:,} in all)" for kind, (count, quantity) in on.exceptions.items())
+    moves = ", ".join(f"{count:,} `{reason}`" for reason, count in on.moves.items())
+    consumed = [[f"`{component}`" + (" (short)" if component == SHORT else ""), f"{seeded.per_unit[component]}",
+                 f"{ledger}", f"{expected}", "**yes**" if ledger == expected else "**NO**"]
+                for component, (ledger, expected) in on.consumed.items()]
+    out += [
+        f"**Sanity.** Both runs: {alone.deltas:,} / {on.deltas:,} production deltas, {alone.run.messages:,} / "
+        f"{on.run.messages:,} messages committed, {alone.run.dead_letters} / {on.run.dead_letters} dead letters, "
+        f"{alone.run.quarantined} / {on.run.quarantined} quarantined counter events. Units counted (good + scrap): "
+        f"(a) {alone.good + alone.scrap:,}, all unassigned ({alone.unassigned_units:,}); (b) "
+        f"{on.good + on.scrap:,} ({on.good:,} good + {on.scrap:,} scrap), {on.attributed_units:,} attributed to work "
+        f"orders, {on.unassigned_units:,} unassigned. Stock moves the core wrote in (b): {moves}; exceptions: "
+        f"{exceptions or 'none'}; work orders held: {on.held}.",
+        "",
+        "Consumed (Σ of the ledger's `backflush` moves, the unknown-lot picks included) against Σ(good + scrap) of "
+        "the attributed units × the per-unit quantity snapshotted at release, both exact `Decimal`:",
+        "",
+        _md_table(["component", "per unit", "ledger", "Σ(good + scrap) × per unit", "equal"], consumed),
+        "",
+        f"Per work order and component, in PostgreSQL's numeric arithmetic: {on.mismatches} of "
+        f"{seeded.work_orders * len(seeded.per_unit):,} (order, component) pairs differ. Finished goods received = "
+        f"Σ good per work order: {'yes' if on.receipts_match else '**NO**'}.",
+        "",
+    ]
+    steps_a, steps_b = alone.steps, on.steps
+    extra = on.run.seconds - alone.run.seconds
+    queries = steps_b.backflush - steps_b.plan_backflush
+    moves_copy = on.run.stages.tables.get("stock_moves", 0.0)
+    exceptions_copy = on.run.stages.tables.get("backflush_exceptions", 0.0)
+    rows = [["`load_dispatch_windows` (both runs)", f"{steps_a.windows:.2f}", f"{steps_b.windows:.2f}"],
+            ["`store.backflush`: work orders, line sides and lot balances (3 queries)", "0.00", f"{queries:.2f}"],
+            ["`plan_backflush` (pure: consumption, lot picks, exceptions)", "0.00", f"{steps_b.plan_backflush:.2f}"],
+            ["`write_backflush` inside `write_plan` (lots, moves and exceptions COPY, holds)", f"{steps_a.write_backflush:.2f}",
+             f"{steps_b.write_backflush:.2f}"],
+            ["  of which COPY `stock_moves`", "0.00", f"{moves_copy:.2f}"],
+            ["  of which COPY `backflush_exceptions`", "0.00", f"{exceptions_copy:.2f}"],
+            ["`production_attributions` COPY", f"{alone.run.stages.tables.get('production_attributions', 0):.2f}",
+             f"{on.run.stages.tables.get('production_attributions', 0):.2f}"],
+            ["`complete_reached_work_orders` (after each commit, own transaction)", f"{steps_a.auto_complete:.2f}",
+             f"{steps_b.auto_complete:.2f}"],
+            ["`plan_batch` (incl. attribution)", f"{alone.run.stages.plan:.2f}", f"{on.run.stages.plan:.2f}"],
+            ["`write_plan` in all (incl. commit)", f"{alone.run.stages.write:.2f}", f"{on.run.stages.write:.2f}"],
+            ["wall time", f"{alone.run.seconds:.2f}", f"{on.run.seconds:.2f}"]]
+    out += ["### Where the extra time goes (seconds, measured inside the runs)", "",
+            "The same stage wrappers as benchmark 1, plus timers around the backflush functions of "
+            "core/ingest/store.py (no change to core/).", "",
+            _md_table(["stage", "(a) ingest alone", "(b) + backflush"], rows), ""]
+    calls = steps_b.backflush_calls
+    out += [f"(b) took {extra:+.2f} s over (a), {extra / on.attribution_rows * 1e6:,.0f} µs per attributed "
+            f"interval (message), {extra / max(1, sum(on.moves.values())) * 1e6:,.0f} µs per stock move written.", ""]
+    if len(calls) >= 4:
+        tenth = max(1, len(calls) // 10)
+        head, tail = calls[:tenth], calls[-tenth:]
+        first_ms = sum(s for s, _ in head) / len(head) * 1000
+        last_ms = sum(s for s, _ in tail) / len(tail) * 1000
+        grew = last_ms > 1.5 * first_ms
+        out += [
+            ("**The look-ups grow with the ledger.** " if grew else "**The look-ups and the ledger.** ")
+            + f"The 3 queries of `store.backflush` took {first_ms:,.1f} ms per "
+            f"batch on average over the first {tenth} of its {len(calls)} batches with work and {last_ms:,.1f} ms over "
+            f"the last {tenth}. " + ("The" if grew else "At this ledger size that is within the noise, but the")
+            + " lot-balance query reads the `stock_on_hand` view, which sums every row of "
+            "`stock_moves` for the components (`GROUP BY item_id, location_id, lot` over both legs of every move; "
+            "`stock_moves` is indexed on `(item_id, ts)`, `source_ref` and `work_order_id`, not on a location), "
+            "so each batch pays for all the consumption booked before it, and a plant running for months would "
+            "pay for months of ledger in every batch"
+            + (f": run once more after the run, on the full ledger of {on.ledger_rows:,} moves, it took "
+               f"{on.balance_query_ms:,.1f} ms." if on.balance_query_ms is not None else "."),
+            "",
+        ]
+    return out
+
+
 def _analysis(results: Results) -> list[str]:
     out = ["## What the numbers point at (for whoever optimises)", ""]
     if results.ingest_runs and results.copy and results.pure:
@@ -413,5 +538,7 @@ def write_markdown(results: Results) -> str:
         out += _ingest_section(results)
     if results.latency_runs:
         out += _latency_section(results)
+    if results.backflush is not None:
+        out += _backflush_section(results)
     out += _analysis(results)
     return "\n".join(out)
