@@ -156,14 +156,19 @@ def plan_backflush_of(conn: psycopg.Connection, attributions: list[tuple]) -> Ba
            FROM machines m JOIN locations l ON l.kind = 'line_side' AND l.line = m.line
            WHERE m.machine_id = ANY(%s) ORDER BY m.machine_id, l.location_id""", (machines,))}
     components = sorted({c for m in materials.values() for c in m.per_unit})
+    balances = lot_balances(conn, [p.location_id for p in line_side.values()], components)
+    return plan_backflush(units, materials, line_side, balances)
+
+
+def lot_balances(conn: psycopg.Connection, locations: list[str], items: list[str]) -> dict[tuple[str, str], list[LotBalance]]:
+    """On hand per known lot of these items at these locations (the unknown lot is never picked)."""
     balances: dict[tuple[str, str], list[LotBalance]] = {}
     for item, location, lot, quantity, expires, received in conn.execute(
             """SELECT s.item_id, s.location_id, s.lot, s.quantity, l.expires, l.received_at
                FROM stock_on_hand s JOIN lots l USING (item_id, lot)
-               WHERE s.location_id = ANY(%s) AND s.item_id = ANY(%s)""",
-            ([p.location_id for p in line_side.values()], components)):
+               WHERE s.location_id = ANY(%s) AND s.item_id = ANY(%s)""", (locations, items)):
         balances.setdefault((item, location), []).append(LotBalance(lot, quantity, expires, received))
-    return plan_backflush(units, materials, line_side, balances)
+    return balances
 
 
 COMPLETE = WorkOrderAction("complete")

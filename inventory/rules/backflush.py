@@ -18,7 +18,7 @@ from decimal import Decimal, localcontext
 from typing import NamedTuple
 
 from inventory.rules import EXACT, exact_quantity
-from inventory.rules.lots import UNKNOWN_LOT, LotBalance, NegativeStockPolicy, allocate
+from inventory.rules.lots import UNKNOWN_LOT, Allocation, LotBalance, NegativeStockPolicy, allocate
 
 FINISHED_GOODS_LOT_PREFIX = "FG-"  # tells a made lot from a supplier's lot on a label or in the ledger
 
@@ -144,14 +144,10 @@ def plan_backflush(units: Iterable[AttributedUnits], materials: Mapping[str, Mat
 def _consume(plan: BackflushPlan, lots: list[LotBalance], counted: AttributedUnits, item: str, need: Decimal,
              place: LineSide) -> None:
     allocation = allocate(need, lots, place.policy)
-    taken = dict.fromkeys([lot.lot for lot in lots], Decimal(0))
     for pick in allocation.picks:
         plan.moves.append(Move(counted.ts, item, pick.lot, place.location_id, None, pick.quantity, "backflush",
                                counted.source_ref, counted.work_order_id))
-        if pick.lot is not UNKNOWN_LOT:
-            taken[pick.lot] += pick.quantity
-    with localcontext(EXACT):
-        lots[:] = [lot._replace(quantity=lot.quantity - taken[lot.lot]) for lot in lots]
+    lots[:] = remaining_after(lots, allocation)
     if allocation.shortage:
         kind = "blocked" if allocation.held else "shortage"
         reason = (f"{allocation.shortage} {item} not on hand at {place.location_id}: "
@@ -160,3 +156,10 @@ def _consume(plan: BackflushPlan, lots: list[LotBalance], counted: AttributedUni
                                           allocation.shortage, kind, reason))
     if allocation.held:
         plan.held.setdefault(counted.work_order_id, f"short of {item} at {place.location_id}")
+
+
+def remaining_after(lots: Iterable[LotBalance], allocation: Allocation) -> list[LotBalance]:
+    """The lots' balances once the allocation's picks are taken (unknown-lot picks take from none)."""
+    taken = {pick.lot: pick.quantity for pick in allocation.picks if pick.lot is not UNKNOWN_LOT}
+    with localcontext(EXACT):
+        return [lot._replace(quantity=lot.quantity - taken.get(lot.lot, 0)) for lot in lots]

@@ -247,6 +247,11 @@ class ReassignOut(BaseModel):
     scrap: int
 
 
+class ReleaseHoldIn(_In):
+    force: bool = Field(default=False, description="consume what stock still does not cover from an unknown lot")
+    actor: str | None = None
+
+
 class ActionIn(_In):
     machine_id: str | None = Field(default=None, description="required for start and resume")
     actor: str | None = Field(default=None, description="who did it, for the audit trail")
@@ -407,6 +412,12 @@ def create_app(database_url: str) -> FastAPI:
     def reassign(body: ReassignIn, db: Db):
         """Give a past period's unassigned production on a machine to a work order; backflushes it."""
         return workorders.reassign_unassigned(db, **body.model_dump())
+
+    @app.post("/work-orders/{work_order_id}/release-hold", response_model=WorkOrderOut)
+    def release_hold(work_order_id: str, db: Db, body: ReleaseHoldIn | None = None):
+        """Consume what a blocking location held back (stock received since) and lift the hold."""
+        body = body or ReleaseHoldIn()
+        return workorders.release_hold(db, work_order_id, force=body.force, actor=body.actor)
 
     @app.post("/work-orders/{work_order_id}/{action}", response_model=WorkOrderOut)
     def act(work_order_id: str, action: Literal["release", "start", "pause", "resume", "complete", "close"],

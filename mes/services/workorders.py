@@ -14,6 +14,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from core.ingest import store as ingest_store
+from inventory.rules.backflush import BackflushPlan, Move, remaining_after
+from inventory.rules.lots import NegativeStockPolicy, allocate
 from mes.models import Dispatch, Item, Machine, WorkOrder, WorkOrderComponent, WorkOrderEvent
 from mes.rules.attribution import DispatchWindow, overlaps
 from mes.rules.workorders import Progress, WorkOrderStatus, progress, transition
@@ -173,3 +175,43 @@ def reassign_unassigned(session: Session, machine_id: str, work_order_id: str, s
                                to_status=work_order.status, machine_id=machine_id, actor=actor))
     session.commit()
     return {"intervals": len(moved), "good": sum(row[5] for row in moved), "scrap": sum(row[6] for row in moved)}
+
+
+def release_hold(session: Session, work_order_id: str, *, force: bool = False, actor: str | None = None) -> WorkOrder:
+    """Consume what a blocking location held back, now that stock is there, and lift the hold.
+
+    Each blocked quantity is consumed lot by lot (FEFO, FIFO) against the interval it belongs to.
+    If stock still does not cover it, nothing changes and the answer says what is missing, unless
+    `force`: the supervisor accepts physical truth and the rest comes from the unknown lot.
+    """
+    work_order = get(session, WorkOrder, work_order_id, "work order")
+    blocked = session.execute(text(
+        """SELECT id, ts, source_ref, item_id, location_id, quantity FROM backflush_exceptions
+           WHERE work_order_id = :work_order AND kind = 'blocked' AND NOT resolved ORDER BY id FOR UPDATE"""),
+        {"work_order": work_order_id}).all()
+    if work_order.held_reason is None and not blocked:
+        raise Conflict(f"{work_order_id} is not held")
+    connection = session.connection().connection.driver_connection
+    policy = NegativeStockPolicy.ALLOW if force else NegativeStockPolicy.BLOCK
+    balances = ingest_store.lot_balances(connection, sorted({row.location_id for row in blocked}),
+                                         sorted({row.item_id for row in blocked}))
+    moves, missing = [], []
+    for row in blocked:
+        lots = balances.setdefault((row.item_id, row.location_id), [])
+        allocation = allocate(row.quantity, lots, policy)
+        if allocation.held:
+            missing.append(f"{allocation.shortage} {row.item_id} at {row.location_id}")
+        lots[:] = remaining_after(lots, allocation)
+        moves += [Move(row.ts, row.item_id, pick.lot, row.location_id, None, pick.quantity, "backflush", row.source_ref,
+                       work_order_id) for pick in allocation.picks]
+    if missing:
+        session.rollback()
+        raise Conflict(f"still short: {', '.join(missing)} (receive the stock, or release with force to consume from an unknown lot)")
+    with connection.cursor() as cur:
+        ingest_store.write_backflush(cur, BackflushPlan(moves, [], {}, {}))
+    session.execute(text("UPDATE backflush_exceptions SET resolved = true WHERE id = ANY(:ids)"), {"ids": [row.id for row in blocked]})
+    work_order.held_reason = None
+    session.add(WorkOrderEvent(work_order_id=work_order_id, action="release hold", from_status=work_order.status,
+                               to_status=work_order.status, actor=actor))
+    session.commit()
+    return work_order

@@ -85,3 +85,50 @@ def test_an_auto_complete_order_completes_when_its_good_units_reach_the_quantity
         assert conn.execute("SELECT actor FROM work_order_events WHERE action = 'complete'").fetchall() == [("auto-complete",)]
         assert conn.execute("SELECT count(*) FROM dispatches WHERE end_ts IS NULL").fetchone() == (0,)
     engine.dispose()
+
+
+def test_a_blocking_location_holds_the_order_until_stock_arrives_and_the_hold_is_released(database_url, tmp_path):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    import pytest
+    from sqlalchemy.orm import Session
+
+    from mes.models import Item, WorkOrder, make_engine
+    from mes.services import Conflict, masterdata, stock, workorders
+    from tests.core.test_ingest_plan import T0
+
+    prepared(database_url, tmp_path)
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        for item_id, kind, uom in (("cap", "make", "pcs"), ("resin", "buy", "kg")):
+            masterdata.create(session, Item, item_id, "item", item_id=item_id, name=item_id, kind=kind, uom=uom)
+        masterdata.add_bom_line(session, "cap", "resin", Decimal("0.5"))
+        masterdata.create_location(session, location_id="l-side", name="Line l", kind="line_side", line="l", negative_stock="block")
+        stock.receive(session, "resin", "R1", "l-side", Decimal(2), source_ref="GR-1")
+        workorders.create_work_order(session, "WO-7", "cap", 100)
+        workorders.act(session, "WO-7", "release")
+        workorders.act(session, "WO-7", "start", machine_id="m1", now=T0 - timedelta(minutes=1))
+    service = IngestService(database_url)
+    service.ingest(batch(1, [0, 10]))  # 10 caps need 5 kg; 2 kg on hand
+    service.close()
+
+    def consumed():
+        with psycopg.connect(database_url) as conn:
+            return conn.execute("SELECT lot, sum(quantity) FROM stock_moves WHERE reason = 'backflush' GROUP BY 1 ORDER BY 1").fetchall()
+
+    with Session(engine) as session:
+        assert session.get(WorkOrder, "WO-7").held_reason == "short of resin at l-side"
+        assert consumed() == [("R1", Decimal(2))]
+        with pytest.raises(Conflict, match="still short: 3.0 resin at l-side"):
+            workorders.release_hold(session, "WO-7")
+        stock.receive(session, "resin", "R2", "l-side", Decimal(10), source_ref="GR-2")
+        assert workorders.release_hold(session, "WO-7", actor="supervisor").held_reason is None
+        assert consumed() == [("R1", Decimal(2)), ("R2", Decimal(3))], "exactly the 3 kg held back, against the same interval"
+        with pytest.raises(Conflict, match="not held"):
+            workorders.release_hold(session, "WO-7")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM backflush_exceptions WHERE NOT resolved").fetchone() == (0,)
+        refs = conn.execute("SELECT DISTINCT source_ref FROM stock_moves WHERE reason = 'backflush'").fetchall()
+        assert len(refs) == 1
+    engine.dispose()
