@@ -73,9 +73,6 @@ class CoreConsumer:
         self._deliveries.put(_Delivery(incoming, message.mid, message.qos, self._connection))
 
     # worker ---------------------------------------------------------------------------------
-    def wait_connected(self, timeout: float) -> bool:
-        return self._connected.wait(timeout)
-
     def stop(self) -> None:
         self._stop.set()
 

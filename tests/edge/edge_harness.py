@@ -23,17 +23,12 @@ from asyncua import Server, ua
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from mes.embedded.broker import free_port
 from mes.mqtt import connect, new_client, parse_mqtt_url
 from mes.plant import SIGNALS, Plant, parse_plant
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 NAMESPACE = "urn:open-mes:test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_open(port: int) -> bool:

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable
 from decimal import Decimal
 
+from mes.embedded.broker import free_port
 from mes.plant import Plant, parse_plant
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def plant_with(machines: list[dict], *, acceleration: Decimal | int = 1) -> Plant:
