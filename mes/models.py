@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the master data, work orders and the stock ledger (schema: migration 0002).
+"""SQLAlchemy models of the master data, work orders and the stock ledger (schema: core/db/migrations).
 
 The ingest hot path does not use these (it writes with COPY, core/ingest/store.py); the API and
 its services do.
@@ -138,10 +138,30 @@ class Dispatch(Base):
     __tablename__ = "dispatches"
     id: Mapped[int] = mapped_column(primary_key=True)
     machine_id: Mapped[str] = mapped_column(ForeignKey("machines.machine_id"))
-    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"))
+    work_order_id: Mapped[str | None] = mapped_column(ForeignKey("work_orders.work_order_id"))  # None: see reported_order
     source: Mapped[str]
     start_ts: Mapped[datetime]
     end_ts: Mapped[datetime | None]
+    reported_order: Mapped[str | None]  # the id a PLC reported (source 'plc')
+    rejected_reason: Mapped[str | None]  # why that id counts for no work order
+
+
+class ScrapReason(Base):
+    __tablename__ = "scrap_reasons"
+    code: Mapped[str] = mapped_column(primary_key=True)
+    description: Mapped[str]
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class ScrapClassification(Base):
+    __tablename__ = "scrap_classifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"))
+    reason_code: Mapped[str] = mapped_column(ForeignKey("scrap_reasons.code"))
+    quantity: Mapped[int]
+    comment: Mapped[str | None]
+    actor: Mapped[str | None]
+    ts: Mapped[datetime]
 
 
 def make_engine(database_url: str) -> Engine:

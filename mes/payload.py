@@ -13,18 +13,25 @@ kept on the edge's disk, `seq` grows with every message within an epoch.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from mes.plant import Signal
+from mes.plant import ORDER, ORDER_ID_MAX_LENGTH, Signal
 
 TOPIC_ROOT = "mes/v1"
 DATA_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/+/+/data"
 STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/edge/+/status"
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+# Printable ASCII without spaces at either end; "" means the PLC reports no order.
+ORDER_ID = re.compile(r"(|[!-~]|[!-~][ -~]*[!-~])")
+
+
+def is_order_id(text: str) -> bool:
+    return len(text) <= ORDER_ID_MAX_LENGTH and ORDER_ID.fullmatch(text) is not None
 PositiveInt = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 
 
@@ -49,7 +56,17 @@ class Sample(BaseModel):
 
     ts: AwareDatetime = Field(description="source timestamp (OPC UA SourceTimestamp, or the edge's read time)")
     signal: Signal
-    value: NonNegativeInt
+    value: NonNegativeInt | StrictStr = Field(description="a number; text only for the order signal")
+
+    @model_validator(mode="after")
+    def _text_only_for_the_order(self) -> Sample:
+        if (self.signal == ORDER) != isinstance(self.value, str):
+            raise ValueError(f"signal {self.signal!r} carries {'text' if self.signal == ORDER else 'a number'}, "
+                             f"not {self.value!r}")
+        if self.signal == ORDER and not is_order_id(self.value):
+            raise ValueError(f"order id {self.value!r} must be at most {ORDER_ID_MAX_LENGTH} printable ASCII "
+                             "characters without spaces at either end")
+        return self
 
 
 class DataMessage(BaseModel):

@@ -15,10 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 COUNTERS = ("good", "scrap", "energy_wh")
 CODES = ("state", "fault")
-SIGNALS = COUNTERS + CODES
+# The order id the PLC reports it is making ("" when none): text, where every other signal is a number.
+ORDER = "order"
+SIGNALS = COUNTERS + CODES + (ORDER,)
+ORDER_ID_MAX_LENGTH = 40
 
 Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
-Signal = Literal["good", "scrap", "energy_wh", "state", "fault"]
+Signal = Literal["good", "scrap", "energy_wh", "state", "fault", "order"]
 Counter = Literal["good", "scrap", "energy_wh"]
 
 # How far above the machine's fastest credible rate a counter may climb before a step is called an
@@ -61,9 +64,16 @@ class Endpoints(_Strict):
 
 class ModbusRegister(_Strict):
     address: int = Field(ge=0, le=65535)
-    type: Literal["uint16", "uint32"] = "uint32"
+    # "string": ASCII, two characters per register, first character in the high byte, padded with NUL
+    type: Literal["uint16", "uint32", "string"] = "uint32"
     word_order: Literal["big", "little"] = "big"
     scale: Decimal = Decimal(1)
+    length: int = Field(default=ORDER_ID_MAX_LENGTH // 2, ge=1, le=125, description="registers of a string")
+
+    @property
+    def width(self) -> int:
+        """How many 16-bit registers the value takes."""
+        return {"uint16": 1, "uint32": 2}.get(self.type, self.length)
 
 
 class OpcUaSource(_Strict):
@@ -181,10 +191,11 @@ class PlantFile(_Strict):
 
 
 def modbus_register_map(width: int, word_order: str) -> dict[str, ModbusRegister]:
-    """The simulators' register layout: each signal gets two registers, 16-bit values use the first."""
+    """The simulators' register layout: each number gets two registers (16-bit values use the first),
+    then the order id as a string of ORDER_ID_MAX_LENGTH characters."""
     kind = "uint16" if width == 16 else "uint32"
     layout = {"good": 0, "scrap": 2, "energy_wh": 4, "state": 6, "fault": 8}
-    return {
+    numbers = {
         signal: ModbusRegister(
             address=address,
             type=kind if signal in COUNTERS else "uint16",
@@ -192,6 +203,7 @@ def modbus_register_map(width: int, word_order: str) -> dict[str, ModbusRegister
         )
         for signal, address in layout.items()
     }
+    return numbers | {ORDER: ModbusRegister(address=10, type="string")}
 
 
 def _default_source(spec: MachineSpec, endpoints: Endpoints, device_id: int) -> Source:

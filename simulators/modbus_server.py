@@ -18,8 +18,14 @@ READ_HOLDING_REGISTERS = 3
 WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
 
 
-def register_words(value: int, register: ModbusRegister) -> list[int]:
+def register_words(value: int | str, register: ModbusRegister) -> list[int]:
     """The 16-bit words a register of this type and word order holds for `value`."""
+    if register.type == "string":
+        text = str(value).encode("ascii")
+        if len(text) > 2 * register.length:
+            raise ValueError(f"{value!r} does not fit in {register.length} registers")
+        padded = text.ljust(2 * register.length, b"\0")
+        return [int.from_bytes(padded[i:i + 2], "big") for i in range(0, len(padded), 2)]
     if register.type == "uint16":
         return [value & 0xFFFF]
     high, low = (value >> 16) & 0xFFFF, value & 0xFFFF
@@ -29,7 +35,7 @@ def register_words(value: int, register: ModbusRegister) -> list[int]:
 def register_addresses(registers: Iterable[ModbusRegister]) -> set[int]:
     """Every address a reader may touch. A uint16 also keeps its next address readable when free, so
     a reader using the two-registers-per-signal layout of `modbus_register_map` can read count=2."""
-    used = {r.address + offset for r in registers for offset in range(2 if r.type == "uint32" else 1)}
+    used = {r.address + offset for r in registers for offset in range(r.width)}
     padding = {r.address + 1 for r in registers if r.type == "uint16" and r.address < 65535}
     return used | padding
 
@@ -77,7 +83,7 @@ class ModbusPlcServer:
         self._host = host
         self._requested_port = port
         self._server: ModbusTcpServer | None = None
-        self._shown: dict[str, dict[str, int]] = {}
+        self._shown: dict[str, dict[str, int | str]] = {}
 
     @property
     def port(self) -> int:
@@ -86,7 +92,7 @@ class ModbusPlcServer:
             raise RuntimeError("the Modbus server is not started")
         return self._server.transport.sockets[0].getsockname()[1]
 
-    async def start(self, values: dict[str, dict[str, int]]) -> None:
+    async def start(self, values: dict[str, dict[str, int | str]]) -> None:
         if not self._devices:
             return
         self._server = ModbusTcpServer(self._devices, address=(self._host, self._requested_port))
@@ -94,7 +100,7 @@ class ModbusPlcServer:
         await self.publish(values)
         log.info("modbus server listening", host=self._host, port=self.port, devices=len(self._devices))
 
-    async def publish(self, values: dict[str, dict[str, int]]) -> None:
+    async def publish(self, values: dict[str, dict[str, int | str]]) -> None:
         """Write the signals of each machine that changed since the last publish."""
         if self._server is None:
             return

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
-from mes.plant import COUNTERS, Machine, MachineState
+from mes.payload import is_order_id
+from mes.plant import COUNTERS, ORDER, Machine, MachineState
 
 US_PER_S = 1_000_000
 UJ_PER_WH = 3_600 * US_PER_S
@@ -44,6 +45,13 @@ class GroundTruth:
     faults: int = 0
     plc_resets: int = 0
     state_us: dict[int, int] = field(default_factory=lambda: dict.fromkeys(MachineState.NAMES, 0))
+    # good / scrap / energy_wh made while the PLC showed each order id ("" = none)
+    by_order: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, counter: str, amount: int, order: str) -> None:
+        setattr(self, counter, getattr(self, counter) + amount)
+        made = self.by_order.setdefault(order, dict.fromkeys(COUNTERS, 0))
+        made[counter] += amount
 
     def as_dict(self) -> dict:
         return {
@@ -54,6 +62,7 @@ class GroundTruth:
             "faults": self.faults,
             "plc_resets": self.plc_resets,
             "state_seconds": {MachineState.NAMES[code]: seconds_from_microseconds(us) for code, us in self.state_us.items()},
+            "by_order": {order: dict(made) for order, made in self.by_order.items()},
         }
 
 
@@ -101,6 +110,7 @@ class MachineModel:
         self._state = MachineState.IDLE
         self._fault: Fault | None = None
         self._producing = False
+        self._order = ""
         self._cycle_progress_us = 0
         self._until_failure_us: int | None = None
 
@@ -116,10 +126,20 @@ class MachineModel:
     def producing(self) -> bool:
         return self._producing
 
-    def counters(self) -> dict[str, int]:
-        """The values the PLC shows now: counters modulo their width, state and fault codes."""
-        shown = {counter: raw % self._modulus for counter, raw in self._raw.items()}
-        return shown | {"state": self.state, "fault": self.fault_code}
+    @property
+    def order(self) -> str:
+        return self._order
+
+    def counters(self) -> dict[str, int | str]:
+        """The values the PLC shows now: counters modulo their width, state and fault codes, order id."""
+        shown: dict[str, int | str] = {counter: raw % self._modulus for counter, raw in self._raw.items()}
+        return shown | {"state": self.state, "fault": self.fault_code, ORDER: self._order}
+
+    def set_order(self, order_id: str) -> None:
+        """The order the PLC reports it is making from now on ("" for none); it counts for that order."""
+        if not is_order_id(order_id):
+            raise ValueError(f"{order_id!r} is not an order id a PLC can report")
+        self._order = order_id
 
     def ground_truth(self) -> dict:
         return self.truth.as_dict()
@@ -213,7 +233,7 @@ class MachineModel:
         scrapped = Decimal(self._rng.random()) < self._scrap_rate
         counter = "scrap" if scrapped else "good"
         self._raw[counter] += 1
-        setattr(self.truth, counter, getattr(self.truth, counter) + 1)
+        self.truth.count(counter, 1, self._order)
         self.truth.cycles += 1
         self._add_energy(self._cycle_energy_uj)
 
@@ -223,7 +243,7 @@ class MachineModel:
         if whole_wh:
             self._energy_below_wh_uj -= whole_wh * UJ_PER_WH
             self._raw["energy_wh"] += whole_wh
-            self.truth.energy_wh += whole_wh
+            self.truth.count("energy_wh", whole_wh, self._order)
 
     def _fail(self) -> None:
         simulation = self.machine.simulation

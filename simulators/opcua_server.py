@@ -14,12 +14,14 @@ from asyncua import Server, ua
 from asyncua.common.node import Node
 
 from mes.logs import get_logger
-from mes.plant import COUNTERS, Machine, OpcUaSource
+from mes.plant import COUNTERS, ORDER, Machine, OpcUaSource
 
 log = get_logger(__name__)
 
 
 def variant_type(machine: Machine, signal: str) -> ua.VariantType:
+    if signal == ORDER:
+        return ua.VariantType.String
     if signal in COUNTERS and machine.counter_width == 32:
         return ua.VariantType.UInt32
     return ua.VariantType.UInt16
@@ -40,13 +42,13 @@ class OpcUaPlcServer:
         self._server_name = server_name
         self._server: Server | None = None
         self._variables: dict[str, dict[str, tuple[ua.NodeId, ua.VariantType]]] = {}
-        self._shown: dict[str, dict[str, int]] = {}
+        self._shown: dict[str, dict[str, int | str]] = {}
 
     @property
     def endpoint(self) -> str:
         return self._endpoint
 
-    async def start(self, values: dict[str, dict[str, int]]) -> None:
+    async def start(self, values: dict[str, dict[str, int | str]]) -> None:
         if not self._machines:
             return
         # The simulator serves NoSecurity on purpose; asyncua's server would warn about it at every start.
@@ -71,7 +73,7 @@ class OpcUaPlcServer:
             for signal, identifier in source.nodes.items():
                 node_id = ua.NodeId(identifier, namespace)
                 kind = variant_type(machine, signal)
-                initial = values.get(machine.id, {}).get(signal, 0)
+                initial = values.get(machine.id, {}).get(signal, "" if signal == ORDER else 0)
                 await machine_object.add_variable(node_id, ua.QualifiedName(signal, namespace), ua.Variant(initial, kind))
                 variables[signal] = (node_id, kind)
         await server.start()
@@ -79,7 +81,7 @@ class OpcUaPlcServer:
         await self.publish(values)
         log.info("opc ua server listening", endpoint=self._endpoint, machines=len(self._machines))
 
-    async def publish(self, values: dict[str, dict[str, int]]) -> None:
+    async def publish(self, values: dict[str, dict[str, int | str]]) -> None:
         """Write the signals of each machine that changed since the last publish."""
         if self._server is None:
             return

@@ -88,7 +88,7 @@ class SimulatedPlant:
     def model(self, machine_id: str) -> MachineModel:
         return self._models[machine_id]
 
-    def counters(self) -> dict[str, dict[str, int]]:
+    def counters(self) -> dict[str, dict[str, int | str]]:
         return {machine_id: model.counters() for machine_id, model in self._models.items()}
 
     def ground_truth(self) -> dict[str, dict]:

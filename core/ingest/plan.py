@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
 from inventory.rules.backflush import BackflushPlan
-from mes.rules.attribution import CountStep, DispatchWindow, attribute
+from mes.rules.attribution import CountStep, DispatchWindow, attribute, plc_order_verdict
 from mes.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
-from mes.plant import COUNTERS, CounterSpec
+from mes.plant import COUNTERS, ORDER, CounterSpec
 
 # Column orders of the rows below; core.ingest.store copies them with exactly these names.
 MESSAGE_COLUMNS = ("edge_id", "epoch", "seq", "machine_id", "received_at", "historical", "sample_count")
@@ -56,6 +57,19 @@ class LiveCodes:
     fault_code: int | None = None
     fault_ts: datetime | None = None
     last_seen: datetime | None = None
+    plc_order: str | None = None  # the order id the PLC last reported ("" = none; None = never reported)
+    plc_order_ts: datetime | None = None
+
+
+class PlcSwitch(NamedTuple):
+    """The PLC reported a different order at `ts`: its open window ends there and, unless it now
+    reports none, a new one starts."""
+
+    machine_id: str
+    ts: datetime
+    reported: str
+    work_order_id: str | None
+    rejected_reason: str | None
 
 
 @dataclass
@@ -75,6 +89,7 @@ class BatchPlan:
     samples: list[tuple] = field(default_factory=list)
     intervals: list[tuple] = field(default_factory=list)
     attributions: list[tuple] = field(default_factory=list)
+    plc_switches: list[PlcSwitch] = field(default_factory=list)
     backflush: BackflushPlan | None = None  # filled by the service: it needs stock the plan does not hold
     states: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
@@ -136,6 +151,10 @@ class ParsedBatch:
     edge_status: dict[str, tuple] = field(default_factory=dict)
     dead_letters: list[tuple] = field(default_factory=list)
 
+    def reported_orders(self) -> set[str]:
+        """Order ids the PLCs report in this batch: the work orders the plan must know the status of."""
+        return {s.value for p in self.data for s in p.message.samples if s.signal == ORDER and s.value}
+
     def earliest_sample(self) -> datetime | None:
         """How far back the dispatch windows must reach to attribute this batch."""
         return min((min(s.ts for s in p.message.samples) for p in self.data), default=None)
@@ -171,9 +190,13 @@ def plan_batch(
     registry: dict[str, MachineInfo],
     already_ingested: set[tuple[str, int, int]],
     windows: dict[str, list[DispatchWindow]] | None = None,
+    order_statuses: dict[str, str] | None = None,
 ) -> BatchPlan:
-    """`windows`: dispatch windows per machine, reaching back to `parsed.earliest_sample()`."""
-    windows = windows or {}
+    """`windows`: dispatch windows per machine, reaching back to `parsed.earliest_sample()`;
+    `order_statuses`: status of each work order in `parsed.reported_orders()` that exists."""
+    # copied: the PLC's own order switches open and close windows as the batch goes
+    windows = {machine: list(machine_windows) for machine, machine_windows in (windows or {}).items()}
+    order_statuses = order_statuses or {}
     plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status))
     ingested_now: set[tuple[str, int, int]] = set()
     for item in parsed.data:
@@ -193,12 +216,13 @@ def plan_batch(
             plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
             plan.changed_cursors.add(message.edge_id)
             _ingest_message(plan, message, item.incoming.received_at, registry[message.machine],
-                            windows.get(message.machine, ()))
+                            windows.setdefault(message.machine, []), order_statuses)
     return plan
 
 
 def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime, info: MachineInfo,
-                    windows: list[DispatchWindow]) -> None:
+                    windows: list[DispatchWindow], order_statuses: dict[str, str]) -> None:
+    """`windows` is this machine's list, updated in place when the PLC switches orders."""
     machine_id = message.machine
     origin = (message.edge_id, message.epoch, message.seq)
     plan.messages.append((*origin, machine_id, received_at, message.historical, len(message.samples)))
@@ -210,6 +234,10 @@ def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime
     live_before = live
 
     for sample in sorted(message.samples, key=lambda s: s.ts):
+        if sample.signal == ORDER:
+            # Kept as dispatch windows, not as samples: the samples table holds numbers.
+            live = _apply_order(plan, live, windows, machine_id, sample.value, sample.ts, order_statuses)
+            continue
         plan.samples.append((machine_id, sample.ts, sample.signal, sample.value, *origin))
         if sample.signal in deltas:
             key = (machine_id, sample.signal)
@@ -242,6 +270,24 @@ def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime
         plan.intervals.append((machine_id, start_ts, end_ts, deltas["good"], deltas["scrap"], deltas["energy_wh"], *origin))
         counted = [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()]
         plan.attributions.extend((*origin, *attribution) for attribution in attribute(counted, windows))
+
+
+def _apply_order(plan: BatchPlan, live: LiveCodes, windows: list[DispatchWindow], machine_id: str, reported: str,
+                 ts: datetime, order_statuses: dict[str, str]) -> LiveCodes:
+    """An order id sample: a PLC switch when it changes what the PLC reports. Every message's
+    samples are applied before its steps are attributed, so units counted at or after `ts` go to the
+    new window and earlier ones to the old, wherever the switch falls in the message."""
+    if live.plc_order_ts is not None and ts < live.plc_order_ts:
+        return live  # older than what is known: the later value already stands
+    updated = replace(live, plc_order=reported, plc_order_ts=ts)
+    if reported == (live.plc_order or ""):
+        return updated
+    work_order, rejected = plc_order_verdict(reported, order_statuses.get(reported)) if reported else (None, None)
+    plan.plc_switches.append(PlcSwitch(machine_id, ts, reported, work_order, rejected))
+    windows[:] = [replace(w, end=ts) if w.source == "plc" and w.end is None else w for w in windows]
+    if reported:
+        windows.append(DispatchWindow(machine_id, work_order, ts, None, "plc"))
+    return updated
 
 
 def _apply_code(plan: BatchPlan, live: LiveCodes, machine_id: str, signal: str, value: int, ts: datetime,

@@ -90,7 +90,8 @@ class IngestService:
             parsed = parse_batch(batch, self.registry)
         already = store.find_ingested(self._conn, parsed.positions_to_look_up(self.state.cursors))
         windows = store.load_dispatch_windows(self._conn, parsed.earliest_sample())
-        plan = plan_batch(parsed, self.state, self.registry, already, windows)
+        orders = store.load_order_statuses(self._conn, parsed.reported_orders())
+        plan = plan_batch(parsed, self.state, self.registry, already, windows, orders)
         plan.backflush = store.backflush(self._conn, plan.attributions)
         store.write_plan(self._conn, plan)
         self.state = plan.state

@@ -23,6 +23,7 @@ from core.ingest.plan import (
     IngestState,
     LiveCodes,
     MachineInfo,
+    PlcSwitch,
 )
 from core.rules.counters import CounterPoint
 from core.rules.sequencing import EdgeCursor
@@ -78,7 +79,8 @@ def load_state(conn: psycopg.Connection) -> IngestState:
         state.cursors = {edge: EdgeCursor(epoch, seq) for edge, epoch, seq in cur}
         cur.execute("SELECT machine_id, counter, value, ts FROM counter_state")
         state.counters = {(m, c): CounterPoint(value, ts) for m, c, value, ts in cur}
-        cur.execute("SELECT machine_id, state_code, state_ts, fault_code, fault_ts, last_seen FROM machine_live")
+        cur.execute("""SELECT machine_id, state_code, state_ts, fault_code, fault_ts, last_seen, plc_order, plc_order_ts
+                       FROM machine_live""")
         state.live = {row[0]: LiveCodes(*row[1:]) for row in cur}
     conn.rollback()
     return state
@@ -98,6 +100,16 @@ def find_ingested(conn: psycopg.Connection, positions: set[tuple[str, int, int]]
         found = {tuple(row) for row in cur}
     conn.rollback()
     return found
+
+
+def load_order_statuses(conn: psycopg.Connection, work_orders: set[str]) -> dict[str, str]:
+    """Status of each of these work orders that exists (the PLCs' reported order ids)."""
+    if not work_orders:
+        return {}
+    rows = conn.execute("SELECT work_order_id, status FROM work_orders WHERE work_order_id = ANY(%s)",
+                        (sorted(work_orders),)).fetchall()
+    conn.rollback()
+    return dict(rows)
 
 
 def load_dispatch_windows(conn: psycopg.Connection, since: datetime | None) -> dict[str, list[DispatchWindow]]:
@@ -195,7 +207,7 @@ def complete_reached_work_orders(conn: psycopg.Connection, attributions: list[tu
             cur.execute("""INSERT INTO work_order_events (work_order_id, ts, action, from_status, to_status, actor)
                            VALUES (%s, %s, 'complete', %s, %s, 'auto-complete')""", (work_order, reached_at, status, after))
             cur.execute("""UPDATE dispatches SET end_ts = greatest(start_ts, %s)
-                           WHERE work_order_id = %s AND end_ts IS NULL""", (reached_at, work_order))
+                           WHERE work_order_id = %s AND source = 'api' AND end_ts IS NULL""", (reached_at, work_order))
             completed.append(work_order)
     return completed
 
@@ -230,10 +242,12 @@ _STAGING = {
     "edge_cursors": ("(edge_id text, epoch bigint, seq bigint)",
                      """INSERT INTO edge_cursors (edge_id, epoch, seq) SELECT * FROM staging_edge_cursors
                         ON CONFLICT (edge_id) DO UPDATE SET epoch = EXCLUDED.epoch, seq = EXCLUDED.seq, updated_at = now()"""),
-    "machine_live": ("(machine_id text, state_code integer, state_ts timestamptz, fault_code integer, fault_ts timestamptz, last_seen timestamptz)",
+    "machine_live": ("(machine_id text, state_code integer, state_ts timestamptz, fault_code integer, fault_ts timestamptz, "
+                     "last_seen timestamptz, plc_order text, plc_order_ts timestamptz)",
                      """INSERT INTO machine_live SELECT * FROM staging_machine_live
                         ON CONFLICT (machine_id) DO UPDATE SET state_code = EXCLUDED.state_code, state_ts = EXCLUDED.state_ts,
-                            fault_code = EXCLUDED.fault_code, fault_ts = EXCLUDED.fault_ts, last_seen = EXCLUDED.last_seen"""),
+                            fault_code = EXCLUDED.fault_code, fault_ts = EXCLUDED.fault_ts, last_seen = EXCLUDED.last_seen,
+                            plc_order = EXCLUDED.plc_order, plc_order_ts = EXCLUDED.plc_order_ts"""),
     "edge_status": ("(edge_id text, online boolean, epoch bigint, machines text[], changed_at timestamptz)",
                     """INSERT INTO edge_status SELECT * FROM staging_edge_status
                        ON CONFLICT (edge_id) DO UPDATE SET online = EXCLUDED.online, epoch = EXCLUDED.epoch,
@@ -260,6 +274,7 @@ def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
         _copy(cur, "ingested_messages", MESSAGE_COLUMNS, plan.messages)
         _copy(cur, "samples", SAMPLE_COLUMNS, plan.samples)
         _copy(cur, "production_intervals", INTERVAL_COLUMNS, plan.intervals)
+        write_plc_switches(cur, plan.plc_switches)
         _copy(cur, "production_attributions", ATTRIBUTION_COLUMNS, plan.attributions)
         if plan.backflush is not None:
             write_backflush(cur, plan.backflush)
@@ -273,4 +288,37 @@ def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
 
 
 def _live_row(live: LiveCodes) -> tuple:
-    return (live.state_code, live.state_ts, live.fault_code, live.fault_ts, live.last_seen)
+    return (live.state_code, live.state_ts, live.fault_code, live.fault_ts, live.last_seen, live.plc_order, live.plc_order_ts)
+
+
+START, PAUSE, RESUME = WorkOrderAction("start"), WorkOrderAction("pause"), WorkOrderAction("resume")
+
+
+def write_plc_switches(cur: psycopg.Cursor, switches: list[PlcSwitch]) -> None:
+    """Close and open the PLCs' dispatch windows in order, and move the orders' statuses with them:
+    the order a PLC starts runs, the order it leaves pauses unless a window still runs it."""
+    for switch in switches:
+        left = cur.execute("""UPDATE dispatches SET end_ts = %s WHERE machine_id = %s AND source = 'plc' AND end_ts IS NULL
+                              RETURNING work_order_id""", (switch.ts, switch.machine_id)).fetchall()
+        if switch.reported:
+            cur.execute("""INSERT INTO dispatches (machine_id, work_order_id, source, start_ts, reported_order, rejected_reason)
+                           VALUES (%s, %s, 'plc', %s, %s, %s)""",
+                        (switch.machine_id, switch.work_order_id, switch.ts, switch.reported, switch.rejected_reason))
+        for work_order, action in [*((w, PAUSE) for (w,) in left if w is not None),
+                                   *([(switch.work_order_id, None)] if switch.work_order_id else [])]:
+            _follow_the_plc(cur, work_order, action, switch)
+
+
+def _follow_the_plc(cur: psycopg.Cursor, work_order: str, action: WorkOrderAction | None, switch: PlcSwitch) -> None:
+    """`action` PAUSE for the order the PLC left; None for the order it started (start or resume)."""
+    (status, still_running), = cur.execute(
+        """SELECT status, EXISTS (SELECT FROM dispatches d WHERE d.work_order_id = w.work_order_id AND d.end_ts IS NULL)
+           FROM work_orders w WHERE work_order_id = %s FOR UPDATE""", (work_order,)).fetchall()
+    allowed = LIFECYCLE[WorkOrderStatus(status)]
+    chosen = next((a for a in ((START, RESUME) if action is None else (action,)) if a in allowed), None)
+    if chosen is None or (chosen is PAUSE and still_running):
+        return
+    after = transition(WorkOrderStatus(status), chosen).value
+    cur.execute("UPDATE work_orders SET status = %s WHERE work_order_id = %s", (after, work_order))
+    cur.execute("""INSERT INTO work_order_events (work_order_id, ts, action, from_status, to_status, machine_id, actor)
+                   VALUES (%s, %s, %s, %s, %s, %s, 'plc')""", (work_order, switch.ts, chosen.value, status, after, switch.machine_id))

@@ -20,7 +20,7 @@ class Reading:
 
     machine_id: str
     signal: str
-    value: int
+    value: int | str  # text only for the order signal
     ts: datetime
 
     def __post_init__(self) -> None:

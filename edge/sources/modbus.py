@@ -13,6 +13,7 @@ from pymodbus.exceptions import ModbusException
 
 from edge.sources.base import Emit, Reading, Source, utc_now
 from mes.logs import get_logger
+from mes.payload import is_order_id
 from mes.plant import Machine, ModbusRegister, ModbusSource
 
 log = get_logger(__name__)
@@ -33,17 +34,13 @@ class Block:
     signals: tuple[str, ...]
 
 
-def register_width(register: ModbusRegister) -> int:
-    return 2 if register.type == "uint32" else 1
-
-
 def plan_blocks(registers: Mapping[str, ModbusRegister], max_count: int = MAX_REGISTERS_PER_READ) -> list[Block]:
     """Group the signals into as few contiguous reads as fit in `max_count` registers each."""
     blocks: list[Block] = []
     start = end = 0
     signals: list[str] = []
     for signal, register in sorted(registers.items(), key=lambda item: item[1].address):
-        register_end = register.address + register_width(register)
+        register_end = register.address + register.width
         if signals and register_end - start <= max_count:
             end = max(end, register_end)
             signals.append(signal)
@@ -56,8 +53,14 @@ def plan_blocks(registers: Mapping[str, ModbusRegister], max_count: int = MAX_RE
     return blocks
 
 
-def decode_register(words: Sequence[int], register: ModbusRegister) -> int:
-    """The register's value, scaled. Floor, because a counter reports completed units only."""
+def decode_register(words: Sequence[int], register: ModbusRegister) -> int | str | None:
+    """The register's value: a number scaled (floor, because a counter reports completed units
+    only), or a string with its NUL padding and outer spaces removed; None when the string is not a
+    usable order id (sent on, it would cost the whole message its counts)."""
+    if register.type == "string":
+        text = b"".join(word.to_bytes(2, "big") for word in words[:register.length]).rstrip(b"\0")
+        decoded = text.decode("ascii", errors="replace").strip()
+        return decoded if is_order_id(decoded) else None
     if register.type == "uint32":
         raw = AsyncModbusTcpClient.convert_from_registers(
             list(words[:2]), AsyncModbusTcpClient.DATATYPE.UINT32, word_order=register.word_order
@@ -68,11 +71,15 @@ def decode_register(words: Sequence[int], register: ModbusRegister) -> int:
     return int((Decimal(raw) * register.scale).to_integral_value(rounding=ROUND_FLOOR))
 
 
-def decode_block(block: Block, words: Sequence[int], registers: Mapping[str, ModbusRegister]) -> dict[str, int]:
+def decode_block(block: Block, words: Sequence[int], registers: Mapping[str, ModbusRegister]) -> dict[str, int | str]:
     values = {}
     for signal in block.signals:
         offset = registers[signal].address - block.start
-        values[signal] = decode_register(words[offset:offset + register_width(registers[signal])], registers[signal])
+        value = decode_register(words[offset:offset + registers[signal].width], registers[signal])
+        if value is None:
+            log.warning("modbus.unusable_value_dropped", signal=signal, words=list(words[offset:offset + registers[signal].width]))
+        else:
+            values[signal] = value
     return values
 
 

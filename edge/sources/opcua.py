@@ -20,7 +20,8 @@ from asyncua.common.subscription import DataChangeNotif
 
 from edge.sources.base import Emit, Reading, Source, as_utc, utc_now
 from mes.logs import get_logger
-from mes.plant import Machine, OpcUaSource
+from mes.payload import is_order_id
+from mes.plant import ORDER, Machine, OpcUaSource
 
 log = get_logger(__name__)
 
@@ -33,8 +34,12 @@ REQUEST_WAIT_S = 5.0
 NodeKey = tuple[str, str]  # (machine id, signal)
 
 
-def value_as_int(value: Any) -> int | None:
-    """A PLC value as a non-negative int, or None when it is not a usable counter/code."""
+def signal_value(signal: str, value: Any) -> int | str | None:
+    """A PLC value as the signal's type (text for the order id, else a non-negative int), or None
+    when it is not usable."""
+    if signal == ORDER:
+        # An unusable id is dropped here: sent on, it would cost the whole message its counts.
+        return value.strip() if isinstance(value, str) and is_order_id(value.strip()) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -50,7 +55,7 @@ def reading_from_data_value(key: NodeKey, data_value: ua.DataValue) -> Reading |
         return None
     if data_value.Value is None:
         return None
-    value = value_as_int(data_value.Value.Value)
+    value = signal_value(key[1], data_value.Value.Value)
     if value is None:
         return None
     ts = as_utc(data_value.SourceTimestamp) or as_utc(data_value.ServerTimestamp) or utc_now()

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mes.models import Item, Location, Machine, MachineItem, WorkCentre, WorkOrder, make_engine
+from mes.models import Item, Location, Machine, MachineItem, ScrapReason, WorkCentre, WorkOrder, make_engine
 from mes.rules.workorders import InvalidTransition
 from mes.services import Conflict, NotFound, masterdata, stock, workorders
 
@@ -205,6 +205,35 @@ class UnassignedOut(BaseModel):
     energy_wh: int
     first_ts: datetime
     last_ts: datetime
+    plc_reported: list[str] = Field(description="order ids the PLC reported meanwhile that could not count")
+
+
+class DispatchOut(_Out):
+    source: Literal["api", "plc"]
+    work_order_id: str | None
+    reported_order: str | None
+    rejected_reason: str | None
+    start_ts: datetime
+    end_ts: datetime | None
+
+
+class ScrapReasonIn(_In):
+    code: Id
+    description: str = Field(min_length=1)
+    active: bool = True
+
+
+class ScrapReasonOut(_Out):
+    code: str
+    description: str
+    active: bool
+
+
+class ScrapClassificationIn(_In):
+    reason_code: str
+    quantity: int = Field(description="units given this reason; negative to take units back from it")
+    comment: str | None = None
+    actor: str | None = None
 
 
 class TracedLot(BaseModel):
@@ -403,6 +432,30 @@ def create_app(database_url: str) -> FastAPI:
     @app.get("/work-orders/{work_order_id}/progress", response_model=ProgressOut)
     def work_order_progress(work_order_id: str, db: Db):
         return workorders.live_progress(db, work_order_id)
+
+    @app.get("/machines/{machine_id}/dispatches", response_model=list[DispatchOut])
+    def machine_dispatches(machine_id: str, db: Db, limit: Annotated[int, Query(gt=0, le=10_000)] = 100):
+        """What ran on the machine when, newest first: windows started through the API and order ids
+        its PLC reported (with why an id counted for no order)."""
+        return workorders.dispatches(db, machine_id, limit)
+
+    @app.post("/scrap-reasons", status_code=201, response_model=ScrapReasonOut)
+    def create_scrap_reason(body: ScrapReasonIn, db: Db):
+        return masterdata.create(db, ScrapReason, body.code, "scrap reason", **body.model_dump())
+
+    @app.get("/scrap-reasons", response_model=list[ScrapReasonOut])
+    def list_scrap_reasons(db: Db):
+        return db.scalars(select(ScrapReason).order_by(ScrapReason.code)).all()
+
+    @app.get("/work-orders/{work_order_id}/scrap", response_model=dict[str, int])
+    def scrap(work_order_id: str, db: Db):
+        """Scrapped units per reason; what no one has classified yet is under 'unclassified'."""
+        return workorders.scrap_breakdown(db, work_order_id)
+
+    @app.post("/work-orders/{work_order_id}/scrap", response_model=dict[str, int])
+    def classify_scrap(work_order_id: str, body: ScrapClassificationIn, db: Db):
+        """Give counted scrap a reason. The machine counts scrap; this never changes how much."""
+        return workorders.classify(db, work_order_id, **body.model_dump())
 
     @app.get("/production/unassigned", response_model=list[UnassignedOut])
     def unassigned(db: Db):

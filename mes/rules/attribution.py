@@ -7,6 +7,11 @@ PLC may report its own order id; where such a PLC window and a window dispatched
 cover the same instant, the PLC window wins. A step no window covers goes to the unassigned bucket
 (`work_order=None`), which a supervisor re-assigns by adding a window and attributing again.
 
+A PLC window whose reported order is not one production can count for (unknown here, not yet
+released, or closed) still wins, with no work order: the PLC says the machine is making something
+else than the API's order, so its units go to the unassigned bucket with the reported id beside
+them, rather than to an order they do not belong to.
+
 Ambiguity, stated: a step is attributed at the timestamp of the sample that counted it. Units made
 between the previous sample and a switch at T, but first counted by a sample at or after T, go to
 the new work order: the split is as fine as the edge's sampling. Feed counter steps, not whole
@@ -29,10 +34,25 @@ Source = Literal["plc", "api"]
 SOURCES: tuple[Source, ...] = ("plc", "api")  # in order of precedence: the PLC knows what it is making
 
 
+# Statuses in which a work order may receive counted units: released (its BOM snapshot is taken)
+# up to completed (units made after completion are over-production, and still real).
+COUNTABLE_STATUSES = ("released", "running", "paused", "completed")
+
+
+def plc_order_verdict(reported: str, status: str | None) -> tuple[str | None, str | None]:
+    """(work order the PLC window counts for, why it counts for none) for an order id a PLC
+    reported; `status` is that work order's status, None when there is no such order here."""
+    if status is None:
+        return None, f"the PLC reports order {reported!r}, which is not a work order here"
+    if status not in COUNTABLE_STATUSES:
+        return None, f"the PLC reports order {reported!r}, which is {status}: it cannot receive production"
+    return reported, None
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchWindow:
     machine_id: str
-    work_order: str
+    work_order: str | None  # None only for a PLC window whose reported order cannot count (see above)
     start: datetime
     end: datetime | None  # None: still running
     source: Source
@@ -40,6 +60,8 @@ class DispatchWindow:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"dispatch source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        if self.work_order is None and self.source != "plc":
+            raise ValueError(f"a dispatch window through the API needs a work order ({self.machine_id})")
         if self.end is not None and self.end < self.start:
             raise ValueError(f"dispatch window of {self.work_order} on {self.machine_id} ends before it starts")
 

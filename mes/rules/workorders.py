@@ -12,6 +12,7 @@ display here. The tolerance limit and the projected finish are computed with exa
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Context, Decimal
@@ -132,3 +133,30 @@ def _projected_finish(remaining: int, window_good: int, window_seconds: Decimal,
 def should_auto_complete(quantity: int, good: int, auto_complete: bool) -> bool:
     """An order set to auto-complete completes once its good units reach its quantity."""
     return auto_complete and good >= quantity
+
+
+UNCLASSIFIED = "unclassified"  # scrap counted by the machine that no one has given a reason yet
+
+
+def scrap_by_reason(total_scrap: int, classified: Mapping[str, int]) -> dict[str, int]:
+    """An order's scrap per reason: what was classified, and the unclassified rest (always listed)."""
+    rest = total_scrap - sum(classified.values())
+    return {reason: units for reason, units in sorted(classified.items()) if units} | {UNCLASSIFIED: rest}
+
+
+def classify_scrap(total_scrap: int, classified: Mapping[str, int], reason: str, quantity: int) -> dict[str, int]:
+    """The classification after giving `quantity` scrapped units a reason (a negative quantity takes
+    units back from it, to re-classify them). Machines count scrap; people say why: a reason can
+    never hold fewer than 0 units, and all reasons together never more than the machine counted."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity == 0:
+        raise ValueError(f"quantity must be a whole number of units other than 0, not {quantity!r}")
+    if reason == UNCLASSIFIED:
+        raise ValueError(f"{UNCLASSIFIED!r} is what remains; give units another reason, or take them back from one")
+    after = dict(classified)
+    after[reason] = after.get(reason, 0) + quantity
+    if after[reason] < 0:
+        raise ValueError(f"only {classified.get(reason, 0)} units have the reason {reason!r}; cannot take back {-quantity}")
+    unclassified = total_scrap - sum(after.values())
+    if unclassified < 0:
+        raise ValueError(f"only {total_scrap - sum(classified.values())} scrapped units are unclassified; cannot classify {quantity}")
+    return after

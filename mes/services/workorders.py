@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from core.ingest import store as ingest_store
 from inventory.rules.backflush import BackflushPlan, Move, remaining_after
 from inventory.rules.lots import NegativeStockPolicy, allocate
-from mes.models import Dispatch, Item, Machine, WorkOrder, WorkOrderComponent, WorkOrderEvent
+from mes.models import Dispatch, Item, Machine, ScrapClassification, ScrapReason, WorkOrder, WorkOrderComponent, WorkOrderEvent
 from mes.rules.attribution import DispatchWindow, overlaps
-from mes.rules.workorders import Progress, WorkOrderStatus, progress, transition
-from mes.services import Conflict
+from mes.rules.workorders import Progress, WorkOrderStatus, classify_scrap, progress, scrap_by_reason, transition
+from mes.services import Conflict, NotFound
 from mes.services.masterdata import create, exploded, get
 
 RUNS_ON_A_MACHINE = ("start", "resume")
@@ -88,7 +88,8 @@ def _pause_whatever_runs_on(session: Session, machine_id: str, now: datetime, ac
 
 
 def _end_dispatch(session: Session, work_order_id: str, now: datetime) -> None:
-    for dispatch in session.scalars(select(Dispatch).where(Dispatch.work_order_id == work_order_id,
+    # The PLC's own windows end only when the PLC reports another order.
+    for dispatch in session.scalars(select(Dispatch).where(Dispatch.work_order_id == work_order_id, Dispatch.source == "api",
                                                            Dispatch.end_ts.is_(None))):
         dispatch.end_ts = now
 
@@ -119,10 +120,18 @@ def live_progress(session: Session, work_order_id: str, now: datetime | None = N
 
 def unassigned(session: Session) -> list[dict]:
     """Counts no work order was running for, per machine: for a supervisor to re-assign."""
+    # plc_reported: order ids the machine's PLC reported that could not count, while these units were made
     rows = session.execute(text(
-        """SELECT machine_id, sum(good) AS good, sum(scrap) AS scrap, sum(energy_wh) AS energy_wh,
-                  min(first_ts) AS first_ts, max(last_ts) AS last_ts
-           FROM production_attributions WHERE work_order_id IS NULL GROUP BY machine_id ORDER BY machine_id"""))
+        """WITH bucket AS (
+               SELECT machine_id, sum(good) AS good, sum(scrap) AS scrap, sum(energy_wh) AS energy_wh,
+                      min(first_ts) AS first_ts, max(last_ts) AS last_ts
+               FROM production_attributions WHERE work_order_id IS NULL GROUP BY machine_id)
+           SELECT b.*, coalesce(array(
+                      SELECT DISTINCT d.reported_order FROM dispatches d
+                      WHERE d.machine_id = b.machine_id AND d.source = 'plc' AND d.work_order_id IS NULL
+                        AND d.start_ts <= b.last_ts AND (d.end_ts IS NULL OR d.end_ts > b.first_ts)
+                      ORDER BY 1), '{}') AS plc_reported
+           FROM bucket b ORDER BY machine_id"""))
     return [dict(row._mapping) for row in rows]
 
 
@@ -175,6 +184,47 @@ def reassign_unassigned(session: Session, machine_id: str, work_order_id: str, s
                                to_status=work_order.status, machine_id=machine_id, actor=actor))
     session.commit()
     return {"intervals": len(moved), "good": sum(row[5] for row in moved), "scrap": sum(row[6] for row in moved)}
+
+
+def dispatches(session: Session, machine_id: str, limit: int) -> list[Dispatch]:
+    """A machine's dispatch windows, newest first: the API's and those the PLC reported."""
+    get(session, Machine, machine_id, "machine")
+    return list(session.scalars(select(Dispatch).where(Dispatch.machine_id == machine_id)
+                                .order_by(Dispatch.start_ts.desc(), Dispatch.id.desc()).limit(limit)))
+
+
+def scrap_breakdown(session: Session, work_order_id: str) -> dict[str, int]:
+    """The order's scrapped units per reason, with the unclassified rest."""
+    get(session, WorkOrder, work_order_id, "work order")
+    return scrap_by_reason(*_scrap_counts(session, work_order_id))
+
+
+def classify(session: Session, work_order_id: str, reason_code: str, quantity: int, *, comment: str | None = None,
+             actor: str | None = None) -> dict[str, int]:
+    """Give scrapped units of an order a reason (a negative quantity takes units back from one)."""
+    if session.get(WorkOrder, work_order_id, with_for_update=True) is None:  # one classification of an order at a time
+        raise NotFound(f"work order {work_order_id!r} does not exist")
+    reason = get(session, ScrapReason, reason_code, "scrap reason")
+    if not reason.active and quantity > 0:
+        raise Conflict(f"scrap reason {reason_code!r} is retired")
+    total, classified = _scrap_counts(session, work_order_id)
+    try:
+        after = classify_scrap(total, classified, reason_code, quantity)
+    except ValueError as error:
+        raise Conflict(str(error)) from None
+    session.add(ScrapClassification(work_order_id=work_order_id, reason_code=reason_code, quantity=quantity,
+                                    comment=comment, actor=actor, ts=datetime.now(UTC)))
+    session.commit()
+    return scrap_by_reason(total, after)
+
+
+def _scrap_counts(session: Session, work_order_id: str) -> tuple[int, dict[str, int]]:
+    total = session.scalar(text("SELECT coalesce(sum(scrap), 0) FROM production_attributions WHERE work_order_id = :w"),
+                           {"w": work_order_id})
+    classified = session.execute(select(ScrapClassification.reason_code, func.sum(ScrapClassification.quantity))
+                                 .where(ScrapClassification.work_order_id == work_order_id)
+                                 .group_by(ScrapClassification.reason_code)).all()
+    return int(total), {reason: int(units) for reason, units in classified}
 
 
 def release_hold(session: Session, work_order_id: str, *, force: bool = False, actor: str | None = None) -> WorkOrder:

@@ -160,3 +160,32 @@ def test_counts_with_no_work_order_running_go_to_the_unassigned_bucket():
     state = IngestState(counters={("m1", "scrap"): CounterPoint(1, at(0))})
     result = plan([incoming(1, [(1, "scrap", 3)])], state)
     assert result.attributions == [("e1", 1, 1, "m1", None, 0, 2, 0, at(1), at(1))]
+
+
+def test_the_plcs_order_id_opens_and_closes_plc_windows_that_win_over_the_api_inside_the_batch():
+    from core.ingest.plan import PlcSwitch
+    from mes.rules.attribution import DispatchWindow
+
+    api = {"m1": [DispatchWindow("m1", "WO-API", at(0), None, "api")]}
+    state = IngestState(counters={("m1", "good"): CounterPoint(0, at(0))})
+    batch = [incoming(1, [(1, "good", 1), (2, "order", "WO-7"), (2, "good", 2), (3, "good", 4)]),
+             incoming(2, [(4, "order", "WO-7"), (5, "order", "NOPE"), (5, "good", 5), (6, "order", ""), (6, "good", 9)]),
+             incoming(3, [(5.5, "order", "WO-7")])]  # older than what the PLC already reported: ignored
+    result = plan_batch(parse_batch(batch, REGISTRY), state, REGISTRY, set(), api, {"WO-7": "released"})
+    assert result.plc_switches == [
+        PlcSwitch("m1", at(2), "WO-7", "WO-7", None),
+        PlcSwitch("m1", at(5), "NOPE", None, "the PLC reports order 'NOPE', which is not a work order here"),
+        PlcSwitch("m1", at(6), "", None, None),
+    ]
+    by_order = {(row[2], row[4]): row[5] for row in result.attributions}
+    # before the PLC reported anything and after it reported none: the API's order; an unknown id: unassigned
+    assert by_order == {(1, "WO-API"): 1, (1, "WO-7"): 3, (2, None): 1, (2, "WO-API"): 4}
+    assert all(row[2] != "order" for row in result.samples), "order ids live in dispatch windows, not samples"
+    live = result.state.live["m1"]
+    assert (live.plc_order, live.plc_order_ts) == ("", at(6))
+
+
+def test_a_plc_order_that_cannot_receive_production_is_named_with_its_status():
+    result = plan_batch(parse_batch([incoming(1, [(1, "order", "WO-9")])], REGISTRY), IngestState(), REGISTRY, set(),
+                        {}, {"WO-9": "planned"})
+    assert result.plc_switches[0].rejected_reason == "the PLC reports order 'WO-9', which is planned: it cannot receive production"

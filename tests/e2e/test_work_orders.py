@@ -9,8 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mes.api.app import create_app
-from mes.plantrun import MesProcess
-from tests.e2e.conftest import write_plant
+from mes.plant import MachineState
+from mes.plantrun import MesProcess, PlantRun
+from tests.e2e.conftest import run, write_plant
 from tests.e2e.test_spine import assert_exact, produce, query
 
 pytestmark = pytest.mark.slow
@@ -149,3 +150,60 @@ def test_unassigned_production_reassigned_to_an_order_is_backflushed_exactly_onc
     with TestClient(create_app(database_url)) as api:
         again = api.post("/production/reassign", json=period)
     assert again.status_code == 409 and "overlaps" in again.json()["detail"]
+
+
+def test_the_plcs_own_order_id_wins_over_the_api_and_an_unknown_id_leaves_its_units_unassigned(plant, database_url, mqtt_url, tmp_path):
+    """opc32 (OPC UA) and mod16 (Modbus) report order ids through the edge. The API runs WO-API on opc32
+    throughout; the PLCs' ids take over while they report one. Changeovers happen with the machine in
+    setup, as on a real line: good and scrap then split exactly by the order each unit was made for."""
+    call = caller(database_url)
+
+    async def changeover(plant_run, orders: dict[str, str]):
+        models = {machine: plant_run.simulated.model(machine) for machine in orders}
+        for model in models.values():
+            model.set_state(MachineState.SETUP)
+        await asyncio.sleep(1.5)  # > two Modbus polls: every unit made so far is counted
+        for machine, order in orders.items():
+            models[machine].set_order(order)
+        await asyncio.sleep(1.5)
+        for model in models.values():
+            model.set_state(MachineState.RUNNING)
+        await asyncio.sleep(3)
+
+    async def scenario():
+        async with PlantRun(plant, database_url, mqtt_url, tmp_path) as plant_run:
+            await asyncio.to_thread(call, "POST", "/items", json={"item_id": "widget", "name": "Widget", "kind": "make", "uom": "pcs"})
+            for number in ("WO-API", "WO-P1", "WO-P2"):
+                await asyncio.to_thread(call, "POST", "/work-orders", json={"work_order_id": number, "item_id": "widget", "quantity": 10_000})
+                await asyncio.to_thread(call, "POST", f"/work-orders/{number}/release")
+            await asyncio.to_thread(call, "POST", "/work-orders/WO-API/start", json={"machine_id": "opc32"})
+            plant_run.start_production()
+            await asyncio.sleep(2)
+            await changeover(plant_run, {"opc32": "WO-P1", "mod16": "WO-P1"})
+            assert (await asyncio.to_thread(call, "GET", "/work-orders/WO-P1"))["status"] == "running"
+            await changeover(plant_run, {"opc32": "WO-P2", "mod16": "GHOST"})
+            await changeover(plant_run, {"opc32": "", "mod16": ""})
+            await plant_run.drain()
+            return plant_run.comparison(), plant_run.simulated.ground_truth()
+
+    comparison, truth = run(scenario())
+    assert_exact(comparison)
+
+    def recorded(machine):
+        rows = query(database_url, """SELECT work_order_id, sum(good), sum(scrap) FROM production_attributions
+                                      WHERE machine_id = %s GROUP BY 1""", machine)
+        return {order: (good, scrap) for order, good, scrap in rows}
+
+    def made(machine, *plc_orders):
+        return tuple(sum(truth[machine]["by_order"].get(o, {}).get(c, 0) for o in plc_orders) for c in ("good", "scrap"))
+
+    assert recorded("opc32") == {"WO-API": made("opc32", ""), "WO-P1": made("opc32", "WO-P1"), "WO-P2": made("opc32", "WO-P2")}
+    assert recorded("mod16") == {None: made("mod16", "", "GHOST"), "WO-P1": made("mod16", "WO-P1")}
+    assert all(good > 0 for good, _ in recorded("opc32").values())
+
+    statuses = {row["work_order_id"]: row["status"] for row in call("GET", "/work-orders")}
+    assert statuses == {"WO-API": "running", "WO-P1": "paused", "WO-P2": "paused"}, "the orders follow their PLCs"
+    (ghost,) = [d for d in call("GET", "/machines/mod16/dispatches") if d["reported_order"] == "GHOST"]
+    assert ghost["work_order_id"] is None and "not a work order here" in ghost["rejected_reason"]
+    unassigned = {row["machine_id"]: row for row in call("GET", "/production/unassigned")}
+    assert unassigned["mod16"]["plc_reported"] == ["GHOST"]

@@ -25,7 +25,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from mes.embedded.broker import free_port
 from mes.mqtt import connect, new_client, parse_mqtt_url
-from mes.plant import SIGNALS, Plant, parse_plant
+from mes.plant import ORDER, SIGNALS, Plant, parse_plant
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 NAMESPACE = "urn:open-mes:test"
@@ -112,8 +112,13 @@ class Subscriber:
         self.client.loop_stop()
 
 
+def _variant_type(signal: str) -> ua.VariantType:
+    return ua.VariantType.String if signal == ORDER else ua.VariantType.UInt32
+
+
 class TinyOpcUaServer:
-    """UInt32 variables named `<machine>.<signal>` in NAMESPACE, like the plant's default layout."""
+    """Variables named `<machine>.<signal>` in NAMESPACE, like the plant's default layout: UInt32,
+    and a String for the order id."""
 
     def __init__(self, port: int, machines: list[str]) -> None:
         self.port = port
@@ -130,13 +135,14 @@ class TinyOpcUaServer:
         for machine in self.machines:
             for signal in SIGNALS:
                 node_id = ua.NodeId(f"{machine}.{signal}", index)
-                await folder.add_variable(node_id, f"{machine}.{signal}", ua.Variant(initial, ua.VariantType.UInt32))
+                value = "" if signal == ORDER else initial
+                await folder.add_variable(node_id, f"{machine}.{signal}", ua.Variant(value, _variant_type(signal)))
                 self.node_ids[(machine, signal)] = node_id
         await self.server.start()
 
-    async def set(self, machine: str, signal: str, value: int) -> None:
+    async def set(self, machine: str, signal: str, value: int | str) -> None:
         now = datetime.now(timezone.utc)
-        data_value = ua.DataValue(ua.Variant(value, ua.VariantType.UInt32), SourceTimestamp=now, ServerTimestamp=now)
+        data_value = ua.DataValue(ua.Variant(value, _variant_type(signal)), SourceTimestamp=now, ServerTimestamp=now)
         await self.server.write_attribute_value(self.node_ids[(machine, signal)], data_value)
 
     async def stop(self) -> None:
@@ -144,11 +150,11 @@ class TinyOpcUaServer:
 
 
 class TinyModbusServer:
-    """Holding registers 0..19 of each device id, all zero at start."""
+    """Holding registers 0..29 of each device id (the default layout's numbers and order id), all zero at start."""
 
     def __init__(self, port: int, device_ids: list[int]) -> None:
         self.port = port
-        devices = [SimDevice(id=i, simdata=[SimData(address=0, count=20, values=0, datatype=DataType.REGISTERS)]) for i in device_ids]
+        devices = [SimDevice(id=i, simdata=[SimData(address=0, count=30, values=0, datatype=DataType.REGISTERS)]) for i in device_ids]
         self.server = ModbusTcpServer(devices, address=("127.0.0.1", port))
 
     async def start(self) -> None:

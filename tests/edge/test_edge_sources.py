@@ -6,7 +6,7 @@ from edge_harness import NAMESPACE, TinyModbusServer, TinyOpcUaServer, eventuall
 from edge.sources import build_sources, group_by_endpoint
 from edge.sources.base import Reading
 from edge.sources.modbus import Block, ModbusClientSource, decode_register, plan_blocks
-from edge.sources.opcua import OpcUaClientSource, value_as_int
+from edge.sources.opcua import OpcUaClientSource, signal_value
 from mes.plant import SIGNALS, ModbusRegister, ModbusSource, OpcUaSource
 
 
@@ -46,13 +46,27 @@ def test_decode_register_word_orders_and_scale():
     assert decode_register([15], ModbusRegister(address=0, type="uint16", scale=Decimal(10))) == 150
 
 
-def test_value_as_int_accepts_only_non_negative_whole_numbers():
-    assert value_as_int(5) == 5
-    assert value_as_int(5.0) == 5
-    assert value_as_int(5.5) is None
-    assert value_as_int(-1) is None
-    assert value_as_int(True) is None
-    assert value_as_int(None) is None
+def test_decode_register_reads_an_order_id_as_nul_padded_ascii_and_drops_an_unusable_one():
+    order = ModbusRegister(address=10, type="string", length=4)
+    assert decode_register([0x574F, 0x2D31, 0x3200, 0], order) == "WO-12"
+    assert decode_register([0, 0, 0, 0], order) == ""  # no order
+    assert decode_register([0x2020, 0x5741, 0x2020, 0], order) == "WA"  # outer spaces are padding too
+    assert decode_register([0xC3A9, 0, 0, 0], order) is None  # not ASCII
+    assert order.width == 4 and ModbusRegister(address=0).width == 2
+
+
+def test_signal_value_accepts_whole_non_negative_numbers_and_text_only_for_the_order():
+    assert signal_value("good", 5) == 5
+    assert signal_value("good", 5.0) == 5
+    assert signal_value("good", 5.5) is None
+    assert signal_value("good", -1) is None
+    assert signal_value("good", True) is None
+    assert signal_value("good", None) is None
+    assert signal_value("good", "5") is None
+    assert signal_value("order", " WO-7 ") == "WO-7"
+    assert signal_value("order", "") == ""
+    assert signal_value("order", 7) is None
+    assert signal_value("order", "x" * 41) is None
 
 
 def test_machines_sharing_an_endpoint_share_one_source():
@@ -112,9 +126,10 @@ def test_opcua_polling_fallback_reads_values():
         readings: list[Reading] = []
         await source.start(readings.append)
         try:
-            await eventually(lambda: {r.signal for r in readings if r.value == 42} == set(SIGNALS), 20, "polled values")
+            await eventually(lambda: {r.signal for r in readings if r.value in (42, "")} == set(SIGNALS), 20, "polled values")
             await server.set("m1", "scrap", 43)
-            await eventually(lambda: any(r.signal == "scrap" and r.value == 43 for r in readings), 10, "polled change")
+            await server.set("m1", "order", "WO-9")
+            await eventually(lambda: {(r.signal, r.value) for r in readings} >= {("scrap", 43), ("order", "WO-9")}, 10, "polled change")
         finally:
             await source.stop()
             await server.stop()

@@ -129,3 +129,28 @@ def test_an_item_can_be_renamed_but_not_re_kinded(api):
     assert ok(api.patch("/items/steel", json={"name": "Steel coil DC04", "standard_cost": "1.25"}))["name"] == "Steel coil DC04"
     assert api.patch("/items/steel", json={"kind": "make"}).status_code == 422
     assert api.patch("/items/nothing", json={"name": "x"}).status_code == 404
+
+
+def test_scrap_counted_by_the_machine_is_classified_by_reason_and_never_changed(api, database_url):
+    seed_bracket(api)
+    ok(api.post("/work-orders", json={"work_order_id": "WO-S", "item_id": "bracket", "quantity": 100}), 201)
+    ok(api.post("/work-orders/WO-S/release"))
+    machine = ok(api.get("/machines"))[0]["machine_id"]
+    with psycopg.connect(database_url) as conn:  # what the ingest would have attributed: 7 scrapped units
+        conn.execute("""INSERT INTO production_attributions (edge_id, epoch, seq, machine_id, work_order_id, good, scrap,
+                                                             energy_wh, first_ts, last_ts)
+                        VALUES ('e', 1, 1, %s, 'WO-S', 50, 7, 0, now(), now())""", (machine,))
+    assert ok(api.get("/work-orders/WO-S/scrap")) == {"unclassified": 7}
+    ok(api.post("/scrap-reasons", json={"code": "burr", "description": "Burr on the edge"}), 201)
+    ok(api.post("/scrap-reasons", json={"code": "crack", "description": "Cracked"}), 201)
+    assert ok(api.post("/work-orders/WO-S/scrap", json={"reason_code": "burr", "quantity": 5, "actor": "ana"})) == {
+        "burr": 5, "unclassified": 2}
+    ok(api.post("/work-orders/WO-S/scrap", json={"reason_code": "burr", "quantity": -1, "comment": "was a crack"}))
+    assert ok(api.post("/work-orders/WO-S/scrap", json={"reason_code": "crack", "quantity": 1})) == {
+        "burr": 4, "crack": 1, "unclassified": 2}
+    refused = api.post("/work-orders/WO-S/scrap", json={"reason_code": "crack", "quantity": 3})
+    assert refused.status_code == 409 and "only 2 scrapped units are unclassified" in refused.json()["detail"]
+    assert api.post("/work-orders/WO-S/scrap", json={"reason_code": "dust", "quantity": 1}).status_code == 404
+    assert api.post("/scrap-reasons", json={"code": "burr", "description": "again"}).status_code == 409
+    assert [r["code"] for r in ok(api.get("/scrap-reasons"))] == ["burr", "crack"]
+    assert ok(api.get("/work-orders/WO-S/scrap")) == {"burr": 4, "crack": 1, "unclassified": 2}

@@ -179,3 +179,37 @@ def test_closed_is_final_and_every_walk_follows_the_table(actions):
         for action in WorkOrderAction:
             with pytest.raises(InvalidTransition):
                 transition(status, action)
+
+
+def test_scrap_gets_reasons_without_ever_changing_how_much_was_scrapped():
+    from mes.rules.workorders import UNCLASSIFIED, classify_scrap, scrap_by_reason
+
+    classified = classify_scrap(10, {}, "burr", 4)
+    classified = classify_scrap(10, classified, "crack", 5)
+    assert scrap_by_reason(10, classified) == {"burr": 4, "crack": 5, UNCLASSIFIED: 1}
+    classified = classify_scrap(10, classified, "burr", -4)  # re-classify: take them back...
+    classified = classify_scrap(10, classified, "crack", 4)  # ...and give them another reason
+    assert scrap_by_reason(10, classified) == {"crack": 9, UNCLASSIFIED: 1}
+    with pytest.raises(ValueError, match="only 1 scrapped units are unclassified"):
+        classify_scrap(10, classified, "burr", 2)
+    with pytest.raises(ValueError, match="cannot take back 1"):
+        classify_scrap(10, classified, "burr", -1)
+    with pytest.raises(ValueError, match="what remains"):
+        classify_scrap(10, classified, UNCLASSIFIED, 1)
+    with pytest.raises(ValueError, match="other than 0"):
+        classify_scrap(10, classified, "crack", 0)
+
+
+@given(st.integers(0, 50), st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(-20, 20)), max_size=30))
+def test_classifications_never_exceed_the_counted_scrap_nor_go_below_zero(total, requests):
+    from mes.rules.workorders import UNCLASSIFIED, classify_scrap, scrap_by_reason
+
+    classified: dict[str, int] = {}
+    for reason, quantity in requests:
+        try:
+            classified = classify_scrap(total, classified, reason, quantity)
+        except ValueError:
+            continue
+        breakdown = scrap_by_reason(total, classified)
+        assert sum(breakdown.values()) == total
+        assert all(units >= 0 for units in breakdown.values()) and breakdown[UNCLASSIFIED] >= 0

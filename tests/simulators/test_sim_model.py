@@ -28,7 +28,7 @@ def producing(**fields) -> MachineModel:
 def test_frozen_and_idle_until_production_starts():
     model = MachineModel(machine(counter_start=7, simulation={"mtbf_s": 1}))
     model.advance(D(100))
-    assert model.counters() == {"good": 7, "scrap": 7, "energy_wh": 7, "state": MachineState.IDLE, "fault": 0}
+    assert model.counters() == {"good": 7, "scrap": 7, "energy_wh": 7, "state": MachineState.IDLE, "fault": 0, "order": ""}
     assert model.ground_truth()["good"] == 0
     assert sum(model.ground_truth()["state_seconds"].values()) == 0
 
@@ -104,7 +104,7 @@ def test_repair_ending_in_a_reset_holds_every_counter_still_first():
     assert model.ground_truth()["plc_resets"] == 1
     # and the zeros stand still for another hold, so a reader sees them before production resumes
     model.advance(D("2.999"))
-    assert model.counters() | {"state": 0} == {"good": 0, "scrap": 0, "energy_wh": 0, "state": 0, "fault": 7}
+    assert model.counters() | {"state": 0} == {"good": 0, "scrap": 0, "energy_wh": 0, "state": 0, "fault": 7, "order": ""}
     model.advance(D("0.001"))
     assert model.counters()["state"] == MachineState.RUNNING
 
@@ -275,3 +275,19 @@ def test_step_size_does_not_change_the_outcome(fields, step_list):
     at_once.advance(sum(step_list))
     assert stepped.ground_truth() == at_once.ground_truth()
     assert stepped.counters() == at_once.counters()
+
+
+def test_units_count_for_the_order_the_plc_shows_when_they_are_made():
+    model = MachineModel(machine(ideal_cycle_s=1, simulation={"scrap_rate": 0}))
+    model.start_production()
+    model.advance(5)
+    model.set_order("WO-7")
+    model.advance(3)
+    model.set_order("")
+    model.advance(2)
+    assert model.counters()["order"] == ""
+    by_order = model.ground_truth()["by_order"]
+    assert {order: made["good"] for order, made in by_order.items()} == {"": 7, "WO-7": 3}
+    assert sum(made["energy_wh"] for made in by_order.values()) == model.ground_truth()["energy_wh"]
+    with pytest.raises(ValueError, match="not an order id"):
+        model.set_order(" padded ")

@@ -9,7 +9,8 @@ import pytest
 from asyncua import Client, ua
 from pymodbus.client import AsyncModbusTcpClient
 
-from mes.plant import COUNTERS, SIGNALS, Machine, MachineState, ModbusRegister, ModbusSource, OpcUaSource
+from edge.sources.modbus import decode_register
+from mes.plant import COUNTERS, ORDER, SIGNALS, Machine, MachineState, ModbusRegister, ModbusSource, OpcUaSource
 from simulators.modbus_server import contiguous_runs, register_addresses, register_words
 from simulators.plant import SimulatedPlant
 from simulators.service import run_simulator
@@ -61,12 +62,10 @@ class Readers:
         nodes = [self.opcua.get_node(ua.NodeId(source.nodes[signal], namespace)) for signal in SIGNALS]
         return dict(zip(SIGNALS, await self.opcua.read_values(nodes), strict=True))
 
-    async def _read_register(self, device_id: int, register: ModbusRegister) -> int:
-        response = await self.modbus.read_holding_registers(register.address, count=2, device_id=device_id)
+    async def _read_register(self, device_id: int, register: ModbusRegister) -> int | str:
+        response = await self.modbus.read_holding_registers(register.address, count=register.width, device_id=device_id)
         assert not response.isError(), response
-        if register.type == "uint16":
-            return self.modbus.convert_from_registers(response.registers[:1], self.modbus.DATATYPE.UINT16)
-        return self.modbus.convert_from_registers(response.registers, self.modbus.DATATYPE.UINT32, word_order=register.word_order)
+        return decode_register(response.registers, register)
 
 
 def test_counters_roll_over_and_clients_read_exactly_what_the_plcs_show():
@@ -74,6 +73,8 @@ def test_counters_roll_over_and_clients_read_exactly_what_the_plcs_show():
         plant = plant_with(MACHINES, acceleration=5)
         async with SimulatedPlant(plant, modbus_port=0, tick_ms=20) as simulated, Readers(simulated) as readers:
             assert await readers.read_all() == simulated.counters()
+            for machine in plant.machines:
+                simulated.model(machine.id).set_order(f"WO-{machine.id}")
             assert all(shown["state"] == MachineState.IDLE for shown in simulated.counters().values())
 
             simulated.start_production()
@@ -104,7 +105,7 @@ def test_opcua_layout_and_types():
             for machine_id, counter_type in [("opc-16", ua.VariantType.UInt16), ("opc-32", ua.VariantType.UInt32)]:
                 for signal in SIGNALS:
                     value = await client.get_node(ua.NodeId(f"{machine_id}.{signal}", namespace)).read_data_value()
-                    expected = counter_type if signal in COUNTERS else ua.VariantType.UInt16
+                    expected = {ORDER: ua.VariantType.String}.get(signal, counter_type if signal in COUNTERS else ua.VariantType.UInt16)
                     assert value.Value.VariantType == expected
                     assert value.SourceTimestamp is not None
 
@@ -176,6 +177,9 @@ def test_register_layout_helpers():
     assert register_words(0x12345678, little) == [0x5678, 0x1234]
     assert register_words(0x12345678, ModbusRegister(address=4)) == [0x1234, 0x5678]
     assert register_words(65535, ModbusRegister(address=0, type="uint16")) == [65535]
+    assert register_words("WO-1", ModbusRegister(address=0, type="string", length=3)) == [0x574F, 0x2D31, 0]
+    with pytest.raises(ValueError, match="does not fit"):
+        register_words("WO-1234", ModbusRegister(address=0, type="string", length=3))
     addresses = register_addresses([ModbusRegister(address=0, type="uint16"), little, ModbusRegister(address=10, type="uint16")])
     assert contiguous_runs(addresses) == [(0, 2), (4, 2), (10, 2)]
 
