@@ -1,0 +1,374 @@
+"""Work-order costing: what an order actually cost, what it should have cost, and why the two differ.
+
+Actual cost of a work order, live while it runs (call again as the order accumulates):
+- material: the valuation of what backflush consumed, passed in (valuing the moves is the ledger's job);
+- energy: each metered step (a Wh delta from the core) × the tariff price in force when it was counted;
+- machine: run seconds × the machine's hourly rate / 3600 (the service derives run time from state intervals);
+- labour, optional: hours × hourly rate.
+Finished-goods lots are valued at actual cost per good unit, total / good: the cost of scrapped units
+is absorbed by the good ones. The lot's value is the exact `total`; `unit_cost` is the rounded
+quotient, and None until the order has made a good unit (there is nothing to value yet).
+
+Standard cost per unit of an item, rolled up from BOM and routing: a bought item costs its purchase
+cost. A made item costs, per unit, material Σ quantity_per × (1 + scrap_factor) × the component's
+standard total (a made component contributes its own rolled-up total), energy Wh per unit × price per
+kWh / 1000, machine ideal cycle seconds × hourly rate / 3600, labour seconds per unit × rate / 3600.
+
+Variances of a work order that made T units (good + scrap) of which G good, against the item's
+standard per unit; positive means over standard (unfavourable):
+    material = actual material − T × standard material        (energy, machine, labour likewise)
+    yield    = (T − G) × standard total                        (the standard cost of the units scrapped)
+so that Σ variances = actual total − G × standard total, exactly: the whole gap between what the good
+units cost and what they should have cost.
+
+Worked example. Tariff Europe/Paris: Monday to Friday 06:00–22:00 at 0.20 /kWh, otherwise 0.12.
+An order made 95 good and 5 scrap units (T = 100, G = 95) on a Monday evening:
+    material  84.30 (backflush valuation)
+    energy    1 500 Wh counted at 21:59:59 × 0.20 / 1000 = 0.30, 2 000 Wh counted at 22:00:00 × 0.12 / 1000
+              = 0.24: 0.54
+    machine   5 400 s × 40 /h / 3600 = 60.00
+    total     144.84; unit cost 144.84 / 95 = 1.5246315… → 1.524632
+Standard per unit: material 0.80, energy 25 Wh × 0.20 / 1000 = 0.005, machine 50 s × 40 / 3600 =
+0.5555… → 0.555556, labour 0; total 1.360556.
+Variances: material 84.30 − 100 × 0.80 = 4.30; energy 0.54 − 100 × 0.005 = 0.04; machine 60.00 −
+100 × 0.555556 = 4.4444; labour 0; yield 5 × 1.360556 = 6.80278. Σ = 15.58718 = 144.84 − 95 × 1.360556.
+
+Rounding: money is exact (Decimal in `EXACT`, never rounded) except where a division cannot be
+avoided: machine time (÷ 3600), labour in a routing (÷ 3600) and unit cost (÷ good units). Each of
+these is rounded once, from the exact quotient, at the end of its cost element, to `MONEY_QUANTUM`
+(0.000001) half to even; never in between. Energy stays exact (Wh × price / 1000 always terminates),
+so every total is the exact sum of its elements and the variance identity holds to the last digit.
+
+Tariffs. A time-of-use period prices the local wall time of the tariff's zone (zoneinfo handles
+daylight saving); an instant no period covers is priced at the default; a flat tariff has no periods.
+Ambiguities, stated:
+- A period is half-open, [start, end): 22:00 belongs to a period starting at 22:00, not to one ending
+  then. start > end crosses midnight; start == end is a whole day of 24 wall-clock hours from start.
+- `days` are the weekdays (0 = Monday) on which a period starts: Friday 22:00–06:00 covers Friday
+  night into Saturday morning, not Friday morning.
+- Periods price wall-clock times, so on the day clocks go forward a 02:00–03:00 period covers no
+  instant, and on the day they go back it covers two hours.
+- Two periods sharing any wall-clock time of the week are refused: the price there would be a guess.
+- Prices and rates must not be negative: in a time-of-use schedule a negative price is a typo.
+- A metered step is priced at the instant its sample was taken, the rule attribution uses to give it
+  to a work order: energy used before a price change but counted after it pays the new price, so the
+  split is as fine as the edge's sampling.
+
+Standard roll-up. The caller passes the BOM lines it wants costed, phantoms already exploded (see
+`inventory.rules.bom.explode`); each made item has one routing (one machine operation). Ambiguities,
+stated: an item with both a purchase cost and a BOM or routing is refused (which is its standard?); a
+BOM parent without a routing is refused (pass a routing of zeros to say it costs no conversion); a
+made item with a routing and no BOM lines has no material cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from itertools import combinations
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from inventory.rules import EXACT, exact_quantity
+from inventory.rules.bom import BomLine, find_cycle
+
+MONEY_PLACES = 6
+MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)  # 0.000001
+SECONDS_PER_HOUR = 3600
+
+_MICROS_PER_DAY = 86_400 * 1_000_000
+_MICROS_PER_WEEK = 7 * _MICROS_PER_DAY
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _not_negative(value: Decimal | int, what: str) -> Decimal:
+    amount = exact_quantity(value, what)
+    if amount < 0:
+        raise ValueError(f"{what} must not be negative, got {amount}")
+    return amount
+
+
+def _count(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}: {value!r}")
+    if value < 0:
+        raise ValueError(f"{what} must not be negative, got {value}")
+    return value
+
+
+def _rounded_money(numerator: Decimal, denominator: int) -> Decimal:
+    """numerator / denominator to MONEY_QUANTUM, half to even, rounded once from the exact quotient."""
+    # Fraction rounds half to even with no intermediate precision: no double rounding.
+    return Decimal(round(Fraction(numerator) / denominator * 10**MONEY_PLACES)).scaleb(-MONEY_PLACES, EXACT)
+
+
+def _energy_money(wh: Decimal, price_per_kwh: Decimal) -> Decimal:
+    """Wh × price per kWh / 1000, exactly: dividing by 1000 only shifts the exponent."""
+    with localcontext(EXACT):
+        return (wh * price_per_kwh).scaleb(-3)
+
+
+def _week_position(weekday: int, wall: time) -> int:
+    """Microseconds since Monday 00:00 of a wall-clock time on a weekday."""
+    return weekday * _MICROS_PER_DAY + ((wall.hour * 60 + wall.minute) * 60 + wall.second) * 1_000_000 + wall.microsecond
+
+
+@dataclass(frozen=True, slots=True)
+class TariffPeriod:
+    days: frozenset[int]  # weekdays the period starts on, 0 = Monday
+    start: time  # local wall time, inclusive
+    end: time  # local wall time, exclusive; before start: crosses midnight; equal: a whole day
+    price_per_kwh: Decimal
+    # [from, to) microseconds since Monday 00:00, a period running past Sunday midnight split in two
+    spans: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        days = frozenset(self.days)
+        for day in days:
+            if isinstance(day, bool) or not isinstance(day, int) or not 0 <= day <= 6:
+                raise ValueError(f"tariff period days are weekdays 0 (Monday) to 6 (Sunday), not {day!r}")
+        if not days:
+            raise ValueError("a tariff period needs at least one weekday")
+        for wall in (self.start, self.end):
+            if not isinstance(wall, time):
+                raise TypeError(f"tariff period start and end must be times of day, not {type(wall).__name__}: {wall!r}")
+            if wall.tzinfo is not None:
+                raise ValueError(f"tariff period times are wall times of the tariff's zone; {wall} carries its own zone")
+        object.__setattr__(self, "days", days)
+        object.__setattr__(self, "price_per_kwh", _not_negative(self.price_per_kwh, "tariff period price per kWh"))
+        length = (_week_position(0, self.end) - _week_position(0, self.start)) % _MICROS_PER_DAY or _MICROS_PER_DAY
+        spans: list[tuple[int, int]] = []
+        for day in sorted(days):
+            begin = _week_position(day, self.start)
+            spans.append((begin, min(begin + length, _MICROS_PER_WEEK)))
+            if begin + length > _MICROS_PER_WEEK:
+                spans.append((0, begin + length - _MICROS_PER_WEEK))
+        object.__setattr__(self, "spans", tuple(spans))
+
+    def covers(self, week_position: int) -> bool:
+        return any(begin <= week_position < end for begin, end in self.spans)
+
+    def __str__(self) -> str:
+        days = ",".join(_DAY_NAMES[day] for day in sorted(self.days))
+        return f"{days} {self.start.isoformat()}–{self.end.isoformat()} at {self.price_per_kwh}/kWh"
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    timezone: str  # IANA name, e.g. "Europe/Paris": the zone whose wall clock the periods read
+    default_price_per_kwh: Decimal  # wherever no period applies
+    periods: tuple[TariffPeriod, ...] = ()  # none: a flat tariff
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.timezone, str):
+            raise TypeError(f"tariff timezone must be an IANA zone name, not {type(self.timezone).__name__}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}: use an IANA name such as Europe/Paris") from None
+        object.__setattr__(self, "default_price_per_kwh", _not_negative(self.default_price_per_kwh, "default price per kWh"))
+        periods = tuple(self.periods)
+        for period in periods:
+            if not isinstance(period, TariffPeriod):
+                raise TypeError(f"tariff periods must be TariffPeriod, not {type(period).__name__}: {period!r}")
+        object.__setattr__(self, "periods", periods)
+        clashes = [(a, b) for a, b in combinations(periods, 2)
+                   if any(a_from < b_to and b_from < a_to for a_from, a_to in a.spans for b_from, b_to in b.spans)]
+        if clashes:
+            raise ValueError("tariff periods overlap: " + "; ".join(f"{a} and {b}" for a, b in clashes))
+
+
+def _require_aware(ts: datetime, what: str) -> None:
+    if not isinstance(ts, datetime):
+        raise TypeError(f"{what} must be a datetime, not {type(ts).__name__}: {ts!r}")
+    if ts.utcoffset() is None:
+        raise ValueError(f"{what} {ts.isoformat()} has no time zone")
+
+
+def price_at(tariff: Tariff, ts: datetime) -> Decimal:
+    """Price per kWh in force at the aware instant `ts`, read on the wall clock of the tariff's zone."""
+    _require_aware(ts, "tariff instant")
+    local = ts.astimezone(ZoneInfo(tariff.timezone))
+    position = _week_position(local.weekday(), local.time())
+    return next((period.price_per_kwh for period in tariff.periods if period.covers(position)), tariff.default_price_per_kwh)
+
+
+def energy_cost(tariff: Tariff, readings: Iterable[tuple[datetime, int]]) -> Decimal:
+    """Σ Wh × price at the step's sample instant / 1000 over metered (instant, Wh delta) steps, exactly."""
+    total = Decimal(0)
+    for ts, wh in readings:
+        cost = _energy_money(_not_negative(wh, f"metered energy (Wh) at {ts}"), price_at(tariff, ts))
+        with localcontext(EXACT):
+            total += cost
+    return total
+
+
+def machine_cost(run_seconds: Decimal | int, hourly_rate: Decimal | int) -> Decimal:
+    """run seconds × hourly rate / 3600, rounded once to MONEY_QUANTUM half to even."""
+    seconds = _not_negative(run_seconds, "run time (s)")
+    rate = _not_negative(hourly_rate, "machine hourly rate")
+    with localcontext(EXACT):
+        return _rounded_money(seconds * rate, SECONDS_PER_HOUR)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOrderCost:
+    material: Decimal
+    energy: Decimal
+    machine: Decimal
+    labour: Decimal
+    good: int
+    scrap: int
+    total: Decimal = field(init=False)  # material + energy + machine + labour: the finished-goods lot's value
+    unit_cost: Decimal | None = field(init=False)  # total / good, rounded; None before the first good unit
+
+    def __post_init__(self) -> None:
+        for name in ("material", "energy", "machine", "labour"):
+            object.__setattr__(self, name, _not_negative(getattr(self, name), f"{name} cost"))
+        _count(self.good, "good units")
+        _count(self.scrap, "scrap units")
+        with localcontext(EXACT):
+            total = self.material + self.energy + self.machine + self.labour
+        object.__setattr__(self, "total", total)
+        object.__setattr__(self, "unit_cost", _rounded_money(total, self.good) if self.good else None)
+
+    @property
+    def units_made(self) -> int:
+        """Good + scrap: every unit made used material, energy and machine time."""
+        return self.good + self.scrap
+
+
+def actual_cost(material_value: Decimal | int, energy_readings: Iterable[tuple[datetime, int]], tariff: Tariff,
+                run_seconds: Decimal | int, hourly_rate: Decimal | int, *, good: int, scrap: int,
+                labour_hours: Decimal | int = 0, labour_rate: Decimal | int = 0) -> WorkOrderCost:
+    """A work order's actual cost so far: call it again as the order runs to keep its lot's value live."""
+    hours = _not_negative(labour_hours, "labour hours")
+    rate = _not_negative(labour_rate, "labour hourly rate")
+    with localcontext(EXACT):
+        labour = hours * rate
+    return WorkOrderCost(
+        material=_not_negative(material_value, "material value"),
+        energy=energy_cost(tariff, energy_readings),
+        machine=machine_cost(run_seconds, hourly_rate),
+        labour=labour,
+        good=good,
+        scrap=scrap,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """How one unit of a made item is made: one machine operation, all quantities per unit."""
+
+    ideal_cycle_s: Decimal
+    hourly_rate: Decimal
+    energy_wh_per_unit: Decimal
+    energy_price_per_kwh: Decimal
+    labour_s_per_unit: Decimal = Decimal(0)
+    labour_rate: Decimal = Decimal(0)  # per hour
+
+    def __post_init__(self) -> None:
+        for name in ("ideal_cycle_s", "hourly_rate", "energy_wh_per_unit", "energy_price_per_kwh", "labour_s_per_unit", "labour_rate"):
+            object.__setattr__(self, name, _not_negative(getattr(self, name), f"routing {name.replace('_', ' ')}"))
+
+
+@dataclass(frozen=True, slots=True)
+class StandardCost:
+    """What one unit of an item should cost."""
+
+    material: Decimal
+    energy: Decimal = Decimal(0)
+    machine: Decimal = Decimal(0)
+    labour: Decimal = Decimal(0)
+    total: Decimal = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("material", "energy", "machine", "labour"):
+            object.__setattr__(self, name, _not_negative(getattr(self, name), f"standard {name} cost"))
+        with localcontext(EXACT):
+            object.__setattr__(self, "total", self.material + self.energy + self.machine + self.labour)
+
+
+def _converted(material: Decimal, routing: Routing) -> StandardCost:
+    with localcontext(EXACT):
+        return StandardCost(
+            material=material,
+            energy=_energy_money(routing.energy_wh_per_unit, routing.energy_price_per_kwh),
+            machine=_rounded_money(routing.ideal_cycle_s * routing.hourly_rate, SECONDS_PER_HOUR),
+            labour=_rounded_money(routing.labour_s_per_unit * routing.labour_rate, SECONDS_PER_HOUR),
+        )
+
+
+def standard_costs(bom: Mapping[str, Sequence[tuple[str, Decimal | int, Decimal | int]]],
+                   purchased_cost: Mapping[str, Decimal | int], routing: Mapping[str, Routing]) -> dict[str, StandardCost]:
+    """Standard cost per unit of every item bought or made, made items rolled up through their BOMs.
+
+    `bom` maps a parent to its (component, quantity_per, scrap_factor) lines, phantoms already exploded.
+    Raises ValueError naming a BOM cycle, a component with no standard, or an item both bought and made.
+    """
+    lines: dict[str, list[BomLine]] = {}
+    for parent, parent_lines in bom.items():
+        lines[parent] = []
+        for line in parent_lines:
+            if len(line) != 3:
+                raise ValueError(f"BOM line of {parent} must be (component, quantity per, scrap factor), got {line!r}")
+            lines[parent].append(BomLine(parent, *line))
+    made = set(lines) | set(routing)
+    both = sorted(made & set(purchased_cost))
+    if both:
+        raise ValueError(f"{', '.join(both)}: both bought (a purchase cost) and made (a BOM or routing); "
+                         "an item has one standard cost")
+    costs = {item: StandardCost(material=_not_negative(cost, f"purchase cost of {item}")) for item, cost in purchased_cost.items()}
+
+    def cost_of(item: str, needed_by: str | None) -> StandardCost:
+        if item in costs:
+            return costs[item]
+        if item not in made:
+            raise ValueError(f"{item} (in the BOM of {needed_by}) has no standard cost: give it a purchase cost, or a BOM and a routing")
+        if item not in routing:
+            raise ValueError(f"made item {item} has no routing: give it one (all zeros if it costs no conversion)")
+        with localcontext(EXACT):
+            material = sum((line.gross_quantity * cost_of(line.component, item).total for line in lines.get(item, ())), Decimal(0))
+        costs[item] = _converted(material, routing[item])
+        return costs[item]
+
+    for item in sorted(made):
+        if item not in costs:
+            cycle = find_cycle(item, lines)
+            if cycle is not None:
+                raise ValueError(f"BOM cycle: {' → '.join(cycle)}")
+            cost_of(item, None)
+    return costs
+
+
+@dataclass(frozen=True, slots=True)
+class Variances:
+    """Actual minus standard, per cost element; positive: over standard (unfavourable)."""
+
+    material: Decimal
+    energy: Decimal
+    machine: Decimal
+    labour: Decimal
+    yield_: Decimal  # the standard cost of the units scrapped
+    total: Decimal = field(init=False)  # = actual total − good × standard total
+
+    def __post_init__(self) -> None:
+        for name in ("material", "energy", "machine", "labour", "yield_"):
+            object.__setattr__(self, name, exact_quantity(getattr(self, name), f"{name.rstrip('_')} variance"))
+        with localcontext(EXACT):
+            object.__setattr__(self, "total", self.material + self.energy + self.machine + self.labour + self.yield_)
+
+
+def variances(actual: WorkOrderCost, standard: StandardCost) -> Variances:
+    """The work order's variances against the item's standard per unit (definitions in the module docstring)."""
+    made = actual.units_made
+    with localcontext(EXACT):
+        return Variances(
+            material=actual.material - made * standard.material,
+            energy=actual.energy - made * standard.energy,
+            machine=actual.machine - made * standard.machine,
+            labour=actual.labour - made * standard.labour,
+            yield_=actual.scrap * standard.total,
+        )
