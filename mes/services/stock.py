@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from inventory.rules.operations import PlannedMove
 from mes.models import Item, Location, Lot, StockMove
 from mes.services import Conflict
 from mes.services.masterdata import get
@@ -19,16 +21,47 @@ def receive(session: Session, item_id: str, lot: str, to_location: str, quantity
     """Goods into a location, into a lot (created on first receipt; its expiry must then agree)."""
     get(session, Item, item_id, "item")
     get(session, Location, to_location, "location")
-    existing = session.get(Lot, (item_id, lot))
-    if existing is None:
-        session.add(Lot(item_id=item_id, lot=lot, expires=expires))
-    elif expires is not None and existing.expires != expires:
-        raise Conflict(f"lot {lot!r} of {item_id!r} expires {existing.expires}, not {expires}")
-    move = StockMove(item_id=item_id, lot=lot, to_location=to_location, quantity=quantity, unit_cost=unit_cost,
-                     reason=reason, source_ref=source_ref)
-    session.add(move)
+    (move,) = post_moves(session, [PlannedMove(item_id, lot, None, to_location, quantity, reason, unit_cost)],
+                         source_ref=source_ref, expires={(item_id, lot): expires})
     session.commit()
     return move
+
+
+def post_moves(session: Session, moves: Iterable[PlannedMove], *, source_ref: str, ts: datetime | None = None,
+               work_order_id: str | None = None, expires: Mapping[tuple[str, str], date | None] | None = None) -> list[StockMove]:
+    """Add the moves a document step planned, in the caller's transaction (the caller commits).
+
+    A lot named for the first time is created, with its expiry from `expires`; a known lot's expiry
+    must agree with it. The ledger refuses nothing here that the rules allowed: quantities are
+    positive and locations distinct by construction."""
+    expires = expires or {}
+    added = []
+    for planned in moves:
+        if planned.lot is not None:
+            expiry = expires.get((planned.item, planned.lot))
+            existing = session.get(Lot, (planned.item, planned.lot))
+            if existing is None:
+                session.add(Lot(item_id=planned.item, lot=planned.lot, expires=expiry))
+                session.flush()
+            elif expiry is not None and existing.expires != expiry:
+                raise Conflict(f"lot {planned.lot!r} of {planned.item!r} expires {existing.expires}, not {expiry}")
+        move = StockMove(item_id=planned.item, lot=planned.lot, from_location=planned.from_location,
+                         to_location=planned.to_location, quantity=planned.quantity, unit_cost=planned.unit_cost,
+                         reason=planned.reason, source_ref=source_ref, work_order_id=work_order_id,
+                         **({"ts": ts} if ts is not None else {}))
+        session.add(move)
+        added.append(move)
+    session.flush()
+    return added
+
+
+def lot_balances_at(session: Session, location_id: str, item_id: str | None = None) -> dict[tuple[str, str | None], Decimal]:
+    """On hand per (item, lot) at a location, the unknown lot included (it can be negative)."""
+    rows = session.execute(text(
+        """SELECT item_id, lot, quantity FROM stock_on_hand
+           WHERE location_id = :location AND (CAST(:item AS text) IS NULL OR item_id = :item)"""),
+        {"location": location_id, "item": item_id})
+    return {(item, lot): quantity for item, lot, quantity in rows}
 
 
 def on_hand(session: Session, item_id: str | None = None, location_id: str | None = None) -> list[dict]:

@@ -1,0 +1,209 @@
+"""Master data: items, BOMs, work centres, machines, locations, scrap reasons."""
+
+# No `from __future__ import annotations`: FastAPI resolves the route annotations at definition time.
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from mes.api.common import Db, Id, In, Out, Quantity
+from mes.models import Item, Location, Machine, MachineItem, ScrapReason, WorkCentre
+from mes.services import masterdata
+
+router = APIRouter()
+
+
+class ItemIn(In):
+    item_id: Id
+    name: str = Field(min_length=1)
+    kind: Literal["make", "buy"]
+    uom: str = Field(min_length=1, max_length=16)
+    shelf_life_days: int | None = Field(default=None, gt=0)
+    standard_cost: Decimal | None = Field(default=None, ge=0)
+
+
+class ItemOut(Out):
+    item_id: str
+    name: str
+    kind: str
+    uom: str
+    shelf_life_days: int | None
+    standard_cost: Decimal | None
+
+
+class ItemPatch(In):
+    name: str | None = Field(default=None, min_length=1)
+    uom: str | None = Field(default=None, min_length=1, max_length=16)
+    shelf_life_days: int | None = Field(default=None, gt=0)
+    standard_cost: Decimal | None = Field(default=None, ge=0)
+
+
+class WorkCentreIn(In):
+    work_centre_id: Id
+    name: str = Field(min_length=1)
+    hourly_rate: Decimal = Field(default=Decimal(0), ge=0, description="cost of one hour of machine time")
+
+
+class WorkCentreOut(Out):
+    work_centre_id: str
+    name: str
+    hourly_rate: Decimal
+
+
+class MachineIn(In):
+    work_centre_id: str | None = Field(description="the work centre the machine belongs to (null: none)")
+
+
+class MachineOut(Out):
+    machine_id: str
+    site: str
+    area: str
+    line: str
+    protocol: str
+    ideal_cycle_s: Decimal
+    work_centre_id: str | None
+
+
+class MachineItemIn(In):
+    ideal_cycle_s: Decimal = Field(gt=0, description="seconds per unit of this item on this machine at ideal speed")
+
+
+class MachineItemOut(Out):
+    machine_id: str
+    item_id: str
+    ideal_cycle_s: Decimal
+
+
+class BomLineIn(In):
+    component_item: Id
+    quantity_per: Quantity
+    scrap_factor: Decimal = Field(default=Decimal(0), ge=0)
+    phantom: bool = False
+    effective_from: date | None = None
+    effective_to: date | None = None
+
+
+class BomOut(BaseModel):
+    item_id: str
+    on: date
+    lines: list[BomLineIn]
+    per_unit: dict[str, Decimal] = Field(description="components one unit consumes on `on`, phantoms exploded")
+
+
+class LocationIn(In):
+    location_id: Id
+    name: str = Field(min_length=1)
+    kind: Literal["warehouse", "line_side"]
+    line: str | None = None
+    negative_stock: Literal["allow", "block"] = "allow"
+
+
+class LocationOut(Out):
+    location_id: str
+    name: str
+    kind: str
+    line: str | None
+    negative_stock: str
+
+
+class ScrapReasonIn(In):
+    code: Id
+    description: str = Field(min_length=1)
+    active: bool = True
+
+
+class ScrapReasonOut(Out):
+    code: str
+    description: str
+    active: bool
+
+
+@router.post("/items", status_code=201, response_model=ItemOut)
+def create_item(body: ItemIn, db: Db):
+    return masterdata.create(db, Item, body.item_id, "item", **body.model_dump())
+
+@router.get("/items", response_model=list[ItemOut])
+def list_items(db: Db):
+    return db.scalars(select(Item).order_by(Item.item_id)).all()
+
+@router.get("/items/{item_id}", response_model=ItemOut)
+def get_item(item_id: str, db: Db):
+    return masterdata.get(db, Item, item_id, "item")
+
+@router.patch("/items/{item_id}", response_model=ItemOut)
+def update_item(item_id: str, body: ItemPatch, db: Db):
+    """Change an item's description; kind and id never change (they are referenced everywhere)."""
+    item = masterdata.get(db, Item, item_id, "item")
+    for field, value in body.model_dump(exclude_unset=True).items():
+        setattr(item, field, value)
+    db.commit()
+    return item
+
+@router.post("/work-centres", status_code=201, response_model=WorkCentreOut)
+def create_work_centre(body: WorkCentreIn, db: Db):
+    return masterdata.create(db, WorkCentre, body.work_centre_id, "work centre", **body.model_dump())
+
+@router.get("/work-centres", response_model=list[WorkCentreOut])
+def list_work_centres(db: Db):
+    return db.scalars(select(WorkCentre).order_by(WorkCentre.work_centre_id)).all()
+
+@router.get("/machines", response_model=list[MachineOut])
+def list_machines(db: Db):
+    """Machines come from the plant file (registered by the core); their work centre is set here."""
+    return db.scalars(select(Machine).order_by(Machine.machine_id)).all()
+
+@router.patch("/machines/{machine_id}", response_model=MachineOut)
+def update_machine(machine_id: str, body: MachineIn, db: Db):
+    machine = masterdata.get(db, Machine, machine_id, "machine")
+    if body.work_centre_id is not None:
+        masterdata.get(db, WorkCentre, body.work_centre_id, "work centre")
+    machine.work_centre_id = body.work_centre_id
+    db.commit()
+    return machine
+
+@router.put("/machines/{machine_id}/items/{item_id}", response_model=MachineItemOut)
+def set_machine_item(machine_id: str, item_id: str, body: MachineItemIn, db: Db):
+    """The ideal cycle time of an item on a machine: what its performance is measured against."""
+    masterdata.get(db, Machine, machine_id, "machine")
+    masterdata.get(db, Item, item_id, "item")
+    row = db.merge(MachineItem(machine_id=machine_id, item_id=item_id, ideal_cycle_s=body.ideal_cycle_s))
+    db.commit()
+    return row
+
+@router.get("/machines/{machine_id}/items", response_model=list[MachineItemOut])
+def machine_items(machine_id: str, db: Db):
+    masterdata.get(db, Machine, machine_id, "machine")
+    return db.scalars(select(MachineItem).where(MachineItem.machine_id == machine_id).order_by(MachineItem.item_id)).all()
+
+@router.post("/items/{item_id}/bom", status_code=201, response_model=BomOut)
+def add_bom_line(item_id: str, body: BomLineIn, db: Db):
+    masterdata.add_bom_line(db, item_id, **body.model_dump())
+    return bom(item_id, db)
+
+@router.get("/items/{item_id}/bom", response_model=BomOut)
+def bom(item_id: str, db: Db, on: Annotated[date | None, Query(description="default: today")] = None):
+    on = on or date.today()
+    per_unit = masterdata.exploded(db, item_id, on)
+    lines = [BomLineIn(component_item=line.component, quantity_per=line.quantity_per, scrap_factor=line.scrap_factor,
+                       phantom=line.phantom, effective_from=line.effective_from, effective_to=line.effective_to)
+             for line in masterdata.bom_structure(db).get(item_id, [])]
+    return BomOut(item_id=item_id, on=on, lines=lines, per_unit=per_unit)
+
+@router.post("/locations", status_code=201, response_model=LocationOut)
+def create_location(body: LocationIn, db: Db):
+    return masterdata.create_location(db, **body.model_dump())
+
+@router.get("/locations", response_model=list[LocationOut])
+def list_locations(db: Db):
+    return db.scalars(select(Location).order_by(Location.location_id)).all()
+
+@router.post("/scrap-reasons", status_code=201, response_model=ScrapReasonOut)
+def create_scrap_reason(body: ScrapReasonIn, db: Db):
+    return masterdata.create(db, ScrapReason, body.code, "scrap reason", **body.model_dump())
+
+@router.get("/scrap-reasons", response_model=list[ScrapReasonOut])
+def list_scrap_reasons(db: Db):
+    return db.scalars(select(ScrapReason).order_by(ScrapReason.code)).all()
