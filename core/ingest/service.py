@@ -17,6 +17,7 @@ import psycopg
 from core.ingest import store
 from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, plan_batch
 from mes.logs import get_logger
+from mes.services import valuation
 
 log = get_logger("core.ingest")
 
@@ -65,6 +66,7 @@ class IngestService:
             try:
                 plan = self._ingest_once(batch)
                 self._complete_reached_work_orders(plan)
+                self._value_new_moves(plan)
                 return
             except psycopg.OperationalError as error:
                 log.warning("database unavailable; batch will be retried", error=str(error), retry_in_s=delay)
@@ -109,6 +111,18 @@ class IngestService:
         except psycopg.Error as error:
             self._conn.rollback()
             log.warning("auto-complete check failed; retried with the order's next counts", error=str(error))
+
+    def _value_new_moves(self, plan: BatchPlan) -> None:
+        """After the batch's commit, like auto-complete: the backflush moves it posted (and any a
+        document posted meanwhile) are valued in transactions of their own; a failure is retried
+        after the next batch, the moves waiting in their queue."""
+        if plan.backflush is None or not plan.backflush.moves:
+            return
+        try:
+            valuation.drain(self._conn)
+        except psycopg.Error as error:
+            self._conn.rollback()
+            log.warning("valuation failed; the moves stay queued and are valued after the next batch", error=str(error))
 
     def _dead_letter(self, incoming: Incoming, reason: str) -> None:
         plan = BatchPlan(state=self.state, dead_letters=[(incoming.received_at, incoming.topic, incoming.payload, reason)])

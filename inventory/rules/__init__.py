@@ -21,3 +21,26 @@ def exact_quantity(value: Decimal | int, what: str) -> Decimal:
     if not quantity.is_finite():
         raise ValueError(f"{what} must be finite, got {value}")
     return quantity
+
+
+def positive_quantity(value: Decimal | int, what: str) -> Decimal:
+    quantity = exact_quantity(value, what)
+    if quantity <= 0:
+        raise ValueError(f"{what} must be positive, got {quantity}")
+    return quantity
+
+
+def non_negative_quantity(value: Decimal | int, what: str) -> Decimal:
+    quantity = exact_quantity(value, what)
+    if quantity < 0:
+        raise ValueError(f"{what} must not be negative, got {quantity}")
+    return quantity
+
+
+def whole_number(value: int, what: str, least: int = 0) -> int:
+    """`value` as a count: an int (a bool is refused) of at least `least`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be a whole number, not {type(value).__name__}: {value!r}")
+    if value < least:
+        raise ValueError(f"{what} cannot be negative, got {value}" if least == 0 else f"{what} must be at least {least}, got {value}")
+    return value

@@ -71,7 +71,7 @@ from fractions import Fraction
 from itertools import combinations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from inventory.rules import EXACT, exact_quantity
+from inventory.rules import EXACT, exact_quantity, non_negative_quantity, whole_number
 from inventory.rules.bom import BomLine, find_cycle
 
 MONEY_PLACES = 6
@@ -83,19 +83,6 @@ _MICROS_PER_WEEK = 7 * _MICROS_PER_DAY
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def _not_negative(value: Decimal | int, what: str) -> Decimal:
-    amount = exact_quantity(value, what)
-    if amount < 0:
-        raise ValueError(f"{what} must not be negative, got {amount}")
-    return amount
-
-
-def _count(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}: {value!r}")
-    if value < 0:
-        raise ValueError(f"{what} must not be negative, got {value}")
-    return value
 
 
 def _rounded_money(numerator: Decimal, denominator: int) -> Decimal:
@@ -137,7 +124,7 @@ class TariffPeriod:
             if wall.tzinfo is not None:
                 raise ValueError(f"tariff period times are wall times of the tariff's zone; {wall} carries its own zone")
         object.__setattr__(self, "days", days)
-        object.__setattr__(self, "price_per_kwh", _not_negative(self.price_per_kwh, "tariff period price per kWh"))
+        object.__setattr__(self, "price_per_kwh", non_negative_quantity(self.price_per_kwh, "tariff period price per kWh"))
         length = (_week_position(0, self.end) - _week_position(0, self.start)) % _MICROS_PER_DAY or _MICROS_PER_DAY
         spans: list[tuple[int, int]] = []
         for day in sorted(days):
@@ -168,7 +155,7 @@ class Tariff:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {self.timezone!r}: use an IANA name such as Europe/Paris") from None
-        object.__setattr__(self, "default_price_per_kwh", _not_negative(self.default_price_per_kwh, "default price per kWh"))
+        object.__setattr__(self, "default_price_per_kwh", non_negative_quantity(self.default_price_per_kwh, "default price per kWh"))
         periods = tuple(self.periods)
         for period in periods:
             if not isinstance(period, TariffPeriod):
@@ -199,7 +186,7 @@ def energy_cost(tariff: Tariff, readings: Iterable[tuple[datetime, int]]) -> Dec
     """Σ Wh × price at the step's sample instant / 1000 over metered (instant, Wh delta) steps, exactly."""
     total = Decimal(0)
     for ts, wh in readings:
-        cost = _energy_money(_not_negative(wh, f"metered energy (Wh) at {ts}"), price_at(tariff, ts))
+        cost = _energy_money(non_negative_quantity(wh, f"metered energy (Wh) at {ts}"), price_at(tariff, ts))
         with localcontext(EXACT):
             total += cost
     return total
@@ -207,8 +194,8 @@ def energy_cost(tariff: Tariff, readings: Iterable[tuple[datetime, int]]) -> Dec
 
 def machine_cost(run_seconds: Decimal | int, hourly_rate: Decimal | int) -> Decimal:
     """run seconds × hourly rate / 3600, rounded once to MONEY_QUANTUM half to even."""
-    seconds = _not_negative(run_seconds, "run time (s)")
-    rate = _not_negative(hourly_rate, "machine hourly rate")
+    seconds = non_negative_quantity(run_seconds, "run time (s)")
+    rate = non_negative_quantity(hourly_rate, "machine hourly rate")
     with localcontext(EXACT):
         return _rounded_money(seconds * rate, SECONDS_PER_HOUR)
 
@@ -226,9 +213,9 @@ class WorkOrderCost:
 
     def __post_init__(self) -> None:
         for name in ("material", "energy", "machine", "labour"):
-            object.__setattr__(self, name, _not_negative(getattr(self, name), f"{name} cost"))
-        _count(self.good, "good units")
-        _count(self.scrap, "scrap units")
+            object.__setattr__(self, name, non_negative_quantity(getattr(self, name), f"{name} cost"))
+        whole_number(self.good, "good units")
+        whole_number(self.scrap, "scrap units")
         with localcontext(EXACT):
             total = self.material + self.energy + self.machine + self.labour
         object.__setattr__(self, "total", total)
@@ -244,12 +231,12 @@ def actual_cost(material_value: Decimal | int, energy_readings: Iterable[tuple[d
                 run_seconds: Decimal | int, hourly_rate: Decimal | int, *, good: int, scrap: int,
                 labour_hours: Decimal | int = 0, labour_rate: Decimal | int = 0) -> WorkOrderCost:
     """A work order's actual cost so far: call it again as the order runs to keep its lot's value live."""
-    hours = _not_negative(labour_hours, "labour hours")
-    rate = _not_negative(labour_rate, "labour hourly rate")
+    hours = non_negative_quantity(labour_hours, "labour hours")
+    rate = non_negative_quantity(labour_rate, "labour hourly rate")
     with localcontext(EXACT):
         labour = hours * rate
     return WorkOrderCost(
-        material=_not_negative(material_value, "material value"),
+        material=non_negative_quantity(material_value, "material value"),
         energy=energy_cost(tariff, energy_readings),
         machine=machine_cost(run_seconds, hourly_rate),
         labour=labour,
@@ -271,7 +258,7 @@ class Routing:
 
     def __post_init__(self) -> None:
         for name in ("ideal_cycle_s", "hourly_rate", "energy_wh_per_unit", "energy_price_per_kwh", "labour_s_per_unit", "labour_rate"):
-            object.__setattr__(self, name, _not_negative(getattr(self, name), f"routing {name.replace('_', ' ')}"))
+            object.__setattr__(self, name, non_negative_quantity(getattr(self, name), f"routing {name.replace('_', ' ')}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +273,7 @@ class StandardCost:
 
     def __post_init__(self) -> None:
         for name in ("material", "energy", "machine", "labour"):
-            object.__setattr__(self, name, _not_negative(getattr(self, name), f"standard {name} cost"))
+            object.__setattr__(self, name, non_negative_quantity(getattr(self, name), f"standard {name} cost"))
         with localcontext(EXACT):
             object.__setattr__(self, "total", self.material + self.energy + self.machine + self.labour)
 
@@ -320,7 +307,7 @@ def standard_costs(bom: Mapping[str, Sequence[tuple[str, Decimal | int, Decimal 
     if both:
         raise ValueError(f"{', '.join(both)}: both bought (a purchase cost) and made (a BOM or routing); "
                          "an item has one standard cost")
-    costs = {item: StandardCost(material=_not_negative(cost, f"purchase cost of {item}")) for item, cost in purchased_cost.items()}
+    costs = {item: StandardCost(material=non_negative_quantity(cost, f"purchase cost of {item}")) for item, cost in purchased_cost.items()}
 
     def cost_of(item: str, needed_by: str | None) -> StandardCost:
         if item in costs:

@@ -67,7 +67,7 @@ from decimal import Decimal, localcontext
 from enum import Enum
 from typing import NamedTuple
 
-from inventory.rules import EXACT, exact_quantity
+from inventory.rules import EXACT, exact_quantity, non_negative_quantity, positive_quantity, whole_number
 
 TRANSIT_PREFIX = "transit:"
 DEFAULT_OVER_DELIVERY_TOLERANCE = Decimal(0)
@@ -235,7 +235,7 @@ class ApprovalPolicy:
     thresholds: tuple[tuple[Decimal, int], ...] = ()
 
     def __post_init__(self) -> None:
-        thresholds = sorted((_not_negative(value, "an approval threshold"), _whole(approvals, "approvals needed"))
+        thresholds = sorted((non_negative_quantity(value, "an approval threshold"), whole_number(approvals, "approvals needed"))
                             for value, approvals in self.thresholds)
         for (value, approvals), (higher, fewer) in zip(thresholds, thresholds[1:], strict=False):
             if value == higher:
@@ -250,7 +250,7 @@ class ApprovalPolicy:
 
 def approvals_needed(value: Decimal | int, policy: ApprovalPolicy) -> int:
     """How many approvals a document worth `value` needs: that of the highest threshold it exceeds, else 0."""
-    value = _not_negative(value, "the document's value")
+    value = non_negative_quantity(value, "the document's value")
     return max((approvals for threshold, approvals in policy.thresholds if value > threshold), default=0)
 
 
@@ -263,7 +263,7 @@ class Approval(NamedTuple):
 def approve(approvals_so_far: Sequence[str], approver: str, created_by: str, needed: int) -> Approval:
     """Record `approver`'s approval; refused for the creator, a second approval by the same person, a
     document that needs none, and one that already has all it needs."""
-    needed = _whole(needed, "approvals needed")
+    needed = whole_number(needed, "approvals needed")
     approver, creator = _name(approver, "the approver"), _name(created_by, "the document's creator")
     counted = {_identity(name) for name in approvals_so_far} - {_identity(creator)}  # distinct people, creator never
     if needed == 0:
@@ -318,14 +318,14 @@ class Fulfilment(NamedTuple):
 def purchase_order_value(lines: Iterable[OrderLine]) -> Decimal:
     """Σ ordered × unit cost, exactly: the value an approval threshold is compared with."""
     with localcontext(EXACT):
-        return sum((_line_cost(line) * _positive(line.ordered, f"quantity ordered on line {line.line}") for line in lines),
+        return sum((_line_cost(line) * positive_quantity(line.ordered, f"quantity ordered on line {line.line}") for line in lines),
                    Decimal(0))
 
 
 def _line_cost(line: OrderLine) -> Decimal:
     if line.unit_cost is None:
         raise ValueError(f"purchase line {line.line} ({line.item}) has no unit cost")
-    return _not_negative(line.unit_cost, f"unit cost on line {line.line}")
+    return non_negative_quantity(line.unit_cost, f"unit cost on line {line.line}")
 
 
 ON_ORDER_STATUSES = frozenset({PurchaseOrderStatus.APPROVED, PurchaseOrderStatus.PARTIALLY_RECEIVED})
@@ -353,7 +353,7 @@ def goods_receipt(lines: Iterable[OrderLine], receipt: Iterable[ReceiptLine],
     """The moves receiving goods against a purchase order, at each line's unit cost; refused beyond the
     over-delivery tolerance (a fraction: 0.05 = 5 %). `lines` are all the order's lines, as received so far."""
     by_line = _lines_by_id(lines)
-    receipt = [r._replace(quantity=_positive(r.quantity, f"quantity received on line {r.line}")) for r in receipt]
+    receipt = [r._replace(quantity=positive_quantity(r.quantity, f"quantity received on line {r.line}")) for r in receipt]
     delivered = _delivered_after(by_line, [(r.line, r.quantity) for r in receipt], tolerance, "receiving", "received")
     moves, new_lots = [], {}
     for r in receipt:
@@ -376,7 +376,7 @@ def shipment(lines: Iterable[OrderLine], shipped: Iterable[ShipmentLine],
     """The moves shipping goods against a sales order: issues out of the locations picked from; refused
     beyond the over-delivery tolerance. `lines` are all the order's lines, as shipped so far."""
     by_line = _lines_by_id(lines)
-    shipped = [s._replace(quantity=_positive(s.quantity, f"quantity shipped on line {s.line}")) for s in shipped]
+    shipped = [s._replace(quantity=positive_quantity(s.quantity, f"quantity shipped on line {s.line}")) for s in shipped]
     delivered = _delivered_after(by_line, [(s.line, s.quantity) for s in shipped], tolerance, "shipping", "shipped")
     moves = [PlannedMove(by_line[s.line].item, s.lot, _stock_location(s.location, "goods are shipped from"), None,
                          s.quantity, SHIPMENT) for s in shipped]
@@ -386,9 +386,9 @@ def shipment(lines: Iterable[OrderLine], shipped: Iterable[ShipmentLine],
 
 def most_deliverable(ordered: Decimal | int, tolerance: Decimal | int = DEFAULT_OVER_DELIVERY_TOLERANCE) -> Decimal:
     """The most a line may receive or ship in all: ordered × (1 + tolerance), exactly."""
-    ordered = _positive(ordered, "the quantity ordered")
+    ordered = positive_quantity(ordered, "the quantity ordered")
     with localcontext(EXACT):
-        return ordered * (1 + _not_negative(tolerance, "the over-delivery tolerance"))
+        return ordered * (1 + non_negative_quantity(tolerance, "the over-delivery tolerance"))
 
 
 def _lines_by_id(lines: Iterable[OrderLine]) -> dict[str, OrderLine]:
@@ -396,8 +396,8 @@ def _lines_by_id(lines: Iterable[OrderLine]) -> dict[str, OrderLine]:
     for line in lines:
         if line.line in by_line:
             raise ValueError(f"order line {line.line} appears twice")
-        by_line[line.line] = line._replace(ordered=_positive(line.ordered, f"quantity ordered on line {line.line}"),
-                                           delivered=_not_negative(line.delivered, f"quantity delivered on line {line.line}"))
+        by_line[line.line] = line._replace(ordered=positive_quantity(line.ordered, f"quantity ordered on line {line.line}"),
+                                           delivered=non_negative_quantity(line.delivered, f"quantity delivered on line {line.line}"))
     return by_line
 
 
@@ -416,7 +416,7 @@ def _delivered_after(by_line: Mapping[str, OrderLine], deliveries: Iterable[tupl
             line = by_line[line_id]
             most = most_deliverable(line.ordered, tolerance)
             if line.delivered + quantity > most:
-                percent = format((_not_negative(tolerance, "the over-delivery tolerance") * 100).normalize(), "f")
+                percent = format((non_negative_quantity(tolerance, "the over-delivery tolerance") * 100).normalize(), "f")
                 raise ValueError(f"line {line_id} ({line.item}): {verb} {quantity} would make {line.delivered + quantity} "
                                  f"{past} of {line.ordered} ordered; at most {most} may be {past} "
                                  f"(over-delivery tolerance {percent} %)")
@@ -429,13 +429,13 @@ def _delivered_after(by_line: Mapping[str, OrderLine], deliveries: Iterable[tupl
 def customer_return(item: str, lot: Lot, quantity: Decimal | int, location: str, reason: str) -> PlannedMove:
     """Goods a customer sends back, received into `location` with the reason they came back."""
     return PlannedMove(_name(item, "the item"), lot, None, _stock_location(location, "a customer return is received into"),
-                       _positive(quantity, "the quantity returned"), f"{CUSTOMER_RETURN}: {_name(reason, 'the reason')}")
+                       positive_quantity(quantity, "the quantity returned"), f"{CUSTOMER_RETURN}: {_name(reason, 'the reason')}")
 
 
 def return_to_supplier(item: str, lot: Lot, quantity: Decimal | int, location: str, reason: str) -> PlannedMove:
     """Goods sent back to their supplier: an issue out of `location` with the reason."""
     return PlannedMove(_name(item, "the item"), lot, _stock_location(location, "goods are returned to a supplier from"), None,
-                       _positive(quantity, "the quantity returned"), f"{RETURN_TO_SUPPLIER}: {_name(reason, 'the reason')}")
+                       positive_quantity(quantity, "the quantity returned"), f"{RETURN_TO_SUPPLIER}: {_name(reason, 'the reason')}")
 
 
 # --- transfers --------------------------------------------------------------------------------
@@ -468,7 +468,7 @@ def transfer_ship(transfer: Transfer, shipped: Mapping[ItemLot, Decimal]) -> lis
     Refused beyond what was requested per item, and for an item not requested.
     """
     transit = _transit_of(transfer)
-    requested = {item: _positive(quantity, f"quantity of {item} requested") for item, quantity in transfer.requested.items()}
+    requested = {item: positive_quantity(quantity, f"quantity of {item} requested") for item, quantity in transfer.requested.items()}
     shipping = _quantities(shipped, "shipped")
     if not shipping:
         raise ValueError(f"transfer {transfer.transfer_id} ships nothing: cancel it instead")
@@ -548,7 +548,7 @@ def _balances(in_transit: Mapping[ItemLot, Decimal]) -> dict[ItemLot, Decimal]:
 
 def _quantities(quantities: Mapping[ItemLot, Decimal], verb: str) -> dict[ItemLot, Decimal]:
     """The positive quantities, in a stable order; a zero records nothing, a negative is refused."""
-    checked = {key: _not_negative(quantity, f"quantity of {key[0]}{_lot_text(key[1])} {verb}")
+    checked = {key: non_negative_quantity(quantity, f"quantity of {key[0]}{_lot_text(key[1])} {verb}")
                for key, quantity in quantities.items()}
     return {key: quantity for key, quantity in _sorted_items(checked) if quantity > 0}
 
@@ -565,7 +565,7 @@ def stocktake_adjustments(book: Mapping[StockKey, Decimal], counted: Mapping[Sto
     counts = {}
     for (item, location, lot), quantity in counted.items():
         _stock_location(location, "a stocktake counts")
-        counts[(item, location, lot)] = _not_negative(quantity, f"count of {item}{_lot_text(lot)} at {location}")
+        counts[(item, location, lot)] = non_negative_quantity(quantity, f"count of {item}{_lot_text(lot)} at {location}")
     for (item, location, lot) in book:
         if location in complete:
             counts.setdefault((item, location, lot), Decimal(0))
@@ -597,7 +597,7 @@ def available(on_hand: Mapping[StockKey, Decimal],
         for (item, location), quantity in (reserved or {}).items():
             _stock_location(location, "stock is reserved at")
             totals[(item, location)] = (totals.get((item, location), Decimal(0))
-                                        - _not_negative(quantity, f"reserved quantity of {item} at {location}"))
+                                        - non_negative_quantity(quantity, f"reserved quantity of {item} at {location}"))
     return totals
 
 
@@ -617,26 +617,7 @@ def _name(value: str, what: str) -> str:
     return value.strip()
 
 
-def _positive(value: Decimal | int, what: str) -> Decimal:
-    quantity = exact_quantity(value, what)
-    if quantity <= 0:
-        raise ValueError(f"{what} must be positive, got {quantity}")
-    return quantity
 
-
-def _not_negative(value: Decimal | int, what: str) -> Decimal:
-    quantity = exact_quantity(value, what)
-    if quantity < 0:
-        raise ValueError(f"{what} must not be negative, got {quantity}")
-    return quantity
-
-
-def _whole(value: int, what: str, least: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be a whole number, not {type(value).__name__}: {value!r}")
-    if value < least:
-        raise ValueError(f"{what} must be at least {least}, got {value}")
-    return value
 
 
 def _lot_text(lot: Lot) -> str:

@@ -34,12 +34,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
-from enum import Enum
 from typing import NamedTuple
 
-from inventory.rules import EXACT, exact_quantity
+from inventory.rules import EXACT, exact_quantity, non_negative_quantity, whole_number
 from inventory.rules.backflush import BackflushException
-from inventory.rules.operations import SHIPMENT, OrderLine, SalesOrderStatus, _not_negative, _whole
+from inventory.rules.operations import SHIPMENT, OrderLine, SalesOrderStatus
+from mes.rules.alerts import AlertKind
 
 BACKFLUSH = "backflush"  # the reason `inventory.rules.backflush` gives its consumption moves
 DEMAND_REASONS = frozenset({SHIPMENT, BACKFLUSH})
@@ -47,15 +47,6 @@ SHORTAGE_KINDS = frozenset({"shortage", "blocked"})
 DEFAULT_SLOW_MOVING_DAYS = 90
 DEFAULT_OVERDUE_HOURS = 48
 DEFAULT_EXPIRY_WARNING_DAYS = 30
-
-
-class AlertKind(str, Enum):
-    SAFETY_STOCK = "safety_stock"
-    SLOW_MOVING = "slow_moving"
-    OVERDUE_SALES_ORDER = "overdue_sales_order"
-    LOT_EXPIRING = "lot_expiring"
-    LOT_EXPIRED = "lot_expired"
-    BACKFLUSH_SHORTAGE = "backflush_shortage"
 
 
 class StockAlert(NamedTuple):
@@ -77,9 +68,9 @@ class SafetyStockLevel(NamedTuple):
 
 def suggested_purchase(level: SafetyStockLevel, position: Decimal | int) -> Decimal:
     """What to buy when `position` (available + on order + in transit) is below safety stock; else 0."""
-    safety = _not_negative(level.safety_stock, f"safety stock of {level.item}")
-    reorder = _not_negative(level.reorder_quantity, f"reorder quantity of {level.item}")
-    minimum = _not_negative(level.minimum_order, f"minimum order of {level.item}")
+    safety = non_negative_quantity(level.safety_stock, f"safety stock of {level.item}")
+    reorder = non_negative_quantity(level.reorder_quantity, f"reorder quantity of {level.item}")
+    minimum = non_negative_quantity(level.minimum_order, f"minimum order of {level.item}")
     position = exact_quantity(position, f"stock position of {level.item}")
     if position >= safety:
         return Decimal(0)
@@ -130,7 +121,7 @@ def slow_moving_alerts(activity: Iterable[ItemActivity], now: datetime,
                        days: int = DEFAULT_SLOW_MOVING_DAYS) -> list[StockAlert]:
     """Items with stock and no demand issue for at least `days` days."""
     _aware(now, "now")
-    days = _whole(days, "days without an issue", least=1)
+    days = whole_number(days, "days without an issue", least=1)
     alerts = []
     for item in activity:
         on_hand = exact_quantity(item.on_hand, f"on hand of {item.item}")
@@ -167,7 +158,7 @@ def overdue_sales_order_alerts(orders: Iterable[SalesOrderDue], now: datetime,
                                hours: int = DEFAULT_OVERDUE_HOURS) -> list[StockAlert]:
     """Orders still to ship at least `hours` hours after they were due."""
     _aware(now, "now")
-    hours = _whole(hours, "hours after due", least=0)
+    hours = whole_number(hours, "hours after due", least=0)
     alerts = []
     for order in orders:
         if SalesOrderStatus(order.status) not in _SHIPPING_STATUSES:
@@ -203,7 +194,7 @@ def expiring_lot_alerts(lots: Iterable[LotStock], now: datetime,
                         days: int = DEFAULT_EXPIRY_WARNING_DAYS) -> list[StockAlert]:
     """On-hand lots expired (LOT_EXPIRED) or expiring within `days` days (LOT_EXPIRING)."""
     today = _aware(now, "now").date()
-    days = _whole(days, "days of warning", least=0)
+    days = whole_number(days, "days of warning", least=0)
     alerts = []
     for lot in lots:
         quantity = exact_quantity(lot.quantity, f"quantity of {lot.item} lot {lot.lot}")
@@ -239,7 +230,7 @@ def backflush_shortage_alerts(open_exceptions: Iterable[BackflushException]) -> 
             total = by_kind["shortage"] + by_kind["blocked"]
         orders = ", ".join(sorted({e.work_order_id for e in exceptions}))
         alerts.append(StockAlert(
-            AlertKind.BACKFLUSH_SHORTAGE, f"{item}@{location}",
+            AlertKind.STOCK_SHORTAGE, f"{item}@{location}",
             f"{total} of {item} short at {location} ({by_kind['shortage']} consumed from an unknown lot, "
             f"{by_kind['blocked']} not consumed); work orders {orders}",
             {"quantity": total, "consumed_short": by_kind["shortage"], "not_consumed": by_kind["blocked"],

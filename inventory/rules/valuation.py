@@ -62,7 +62,7 @@ from enum import Enum
 from fractions import Fraction
 from typing import NamedTuple
 
-from inventory.rules import EXACT, exact_quantity
+from inventory.rules import EXACT, exact_quantity, positive_quantity
 
 PLACES = 6  # decimal places of every value and of the moving average, as numeric(18, 6) holds them
 
@@ -172,9 +172,9 @@ def post(state: ItemValuation, event: Receipt | Issue, fallback_cost: Decimal | 
     `fallback_cost` prices an issue beyond stock only while no cost has ever been known.
     """
     if isinstance(event, Receipt):
-        return _receive(state, _positive(event.quantity, "receipt quantity"), _unit_cost(event.unit_cost, "receipt unit cost"))
+        return _receive(state, positive_quantity(event.quantity, "receipt quantity"), _unit_cost(event.unit_cost, "receipt unit cost"))
     if isinstance(event, Issue):
-        return _issue(state, _positive(event.quantity, "issue quantity"), _unit_cost(fallback_cost, "fallback cost"))
+        return _issue(state, positive_quantity(event.quantity, "issue quantity"), _unit_cost(fallback_cost, "fallback cost"))
     raise TypeError(f"only a Receipt or an Issue can be valued, not {type(event).__name__}")
 
 
@@ -271,12 +271,6 @@ def _rounded(amount: Fraction) -> Decimal:
     return Decimal(round(amount * 10 ** PLACES)).scaleb(-PLACES, EXACT)
 
 
-def _positive(quantity: Decimal | int, what: str) -> Decimal:
-    quantity = exact_quantity(quantity, what)
-    if quantity <= 0:
-        raise ValueError(f"{what} must be positive, got {quantity}")
-    return quantity
-
 
 def _unit_cost(cost: Decimal | int, what: str) -> Decimal:
     cost = exact_quantity(cost, what)
@@ -290,7 +284,7 @@ def _layers(layers: Iterable[Sequence[Decimal | int]], what: str) -> tuple[Layer
     for raw in layers:
         if len(raw) != 3:
             raise ValueError(f"a {what} is (quantity, unit cost, value), got {raw!r}")
-        layer = Layer(_positive(raw[0], f"{what} quantity"), _unit_cost(raw[1], f"{what} unit cost"),
+        layer = Layer(positive_quantity(raw[0], f"{what} quantity"), _unit_cost(raw[1], f"{what} unit cost"),
                       exact_quantity(raw[2], f"{what} value"))
         if layer.value < 0:
             raise ValueError(f"{what} value must not be negative, got {layer.value}")

@@ -15,8 +15,9 @@ from mes.models import make_engine
 from mes.rules.workorders import InvalidTransition
 from mes.services import Conflict, NotFound
 
-ROUTERS = (masterdata.router, stock.router, workorders.router, purchasing.router, sales.router, transfers.router,
-           costing.router, reports.router, alerts.router)
+# workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
+ROUTERS = (masterdata.router, stock.router, purchasing.router, sales.router, transfers.router, costing.router,
+           reports.router, alerts.router, workorders.router)
 
 
 def create_app(database_url: str) -> FastAPI:

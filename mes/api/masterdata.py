@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from mes.api.common import Db, Id, In, Out, Quantity
-from mes.models import Item, Location, Machine, MachineItem, ScrapReason, WorkCentre
+from mes.models import EnergyTariff, Item, Location, Machine, MachineItem, ScrapReason, WorkCentre
 from mes.services import masterdata
 
 router = APIRouter()
@@ -45,12 +45,20 @@ class WorkCentreIn(In):
     work_centre_id: Id
     name: str = Field(min_length=1)
     hourly_rate: Decimal = Field(default=Decimal(0), ge=0, description="cost of one hour of machine time")
+    tariff_id: str | None = None
 
 
 class WorkCentreOut(Out):
     work_centre_id: str
     name: str
     hourly_rate: Decimal
+    tariff_id: str | None = Field(description="energy tariff of its machines; none: the tariff 'default'")
+
+
+class WorkCentrePatch(In):
+    name: str | None = Field(default=None, min_length=1)
+    hourly_rate: Decimal | None = Field(default=None, ge=0)
+    tariff_id: str | None = None
 
 
 class MachineIn(In):
@@ -145,6 +153,19 @@ def update_item(item_id: str, body: ItemPatch, db: Db):
 @router.post("/work-centres", status_code=201, response_model=WorkCentreOut)
 def create_work_centre(body: WorkCentreIn, db: Db):
     return masterdata.create(db, WorkCentre, body.work_centre_id, "work centre", **body.model_dump())
+
+
+@router.patch("/work-centres/{work_centre_id}", response_model=WorkCentreOut)
+def update_work_centre(work_centre_id: str, body: WorkCentrePatch, db: Db):
+    centre = masterdata.get(db, WorkCentre, work_centre_id, "work centre")
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("tariff_id") is not None:
+        masterdata.get(db, EnergyTariff, changes["tariff_id"], "energy tariff")
+    for field, value in changes.items():
+        setattr(centre, field, value)
+    db.commit()
+    return centre
+
 
 @router.get("/work-centres", response_model=list[WorkCentreOut])
 def list_work_centres(db: Db):

@@ -62,7 +62,7 @@ from enum import Enum
 from fractions import Fraction
 from typing import Literal, NamedTuple
 
-from inventory.rules import exact_quantity
+from inventory.rules import exact_quantity, whole_number
 from mes.plant import MachineState
 
 _MICROSECONDS_PER_MINUTE = 60_000_000
@@ -87,6 +87,7 @@ class AlertKind(str, Enum):
     SLOW_MOVING = "slow_moving"
     OVERDUE_SALES_ORDER = "overdue_sales_order"
     LOT_EXPIRING = "lot_expiring"
+    LOT_EXPIRED = "lot_expired"
 
 
 class AlertStatus(str, Enum):
@@ -130,13 +131,6 @@ def _aware(value: datetime, what: str) -> datetime:
         raise ValueError(f"{what} must carry a time zone: {value.isoformat()}")
     return value
 
-
-def _count(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be a whole number, not {type(value).__name__}: {value!r}")
-    if value < 0:
-        raise ValueError(f"{what} cannot be negative, got {value}")
-    return value
 
 
 def _text(value: str, what: str) -> str:
@@ -240,7 +234,7 @@ class AlertRule:
         if "percent" in used:
             set_field("percent", self._percent_checked(kind))
         if "min_units" in used:
-            min_units = DEFAULT_MIN_UNITS if self.min_units is None else _count(self.min_units, "minimum units")
+            min_units = DEFAULT_MIN_UNITS if self.min_units is None else whole_number(self.min_units, "minimum units")
             if min_units < 1:
                 raise ValueError(f"rule {self.rule_id}: the minimum units must be at least 1")
             set_field("min_units", min_units)
@@ -438,7 +432,7 @@ def scrap_rate(rule: AlertRule, machine_id: str, good: int, scrap: int) -> Condi
     window's counts), once the window holds at least `min_units` units."""
     _checked_rule(rule, AlertKind.SCRAP_RATE)
     _text(machine_id, "a machine id")
-    units = _count(good, "good units") + _count(scrap, "scrap units")
+    units = whole_number(good, "good units") + whole_number(scrap, "scrap units")
     window = f"the last {rule.minutes:f} min"
     if units == 0:
         return _condition(rule, machine_id, False, f"{machine_id} made nothing in {window}", None)
@@ -672,7 +666,7 @@ def next_attempt(failed_attempts: int, last_attempt_at: datetime, base: timedelt
     The wait is base × factor^(failed_attempts − 1), at most `cap`: 1 s, 2 s, 4 s … 256 s, then every
     5 minutes for as long as it takes. The first attempt is made at once and needs no schedule.
     """
-    if _count(failed_attempts, "failed attempts") < 1:
+    if whole_number(failed_attempts, "failed attempts") < 1:
         raise ValueError("a retry is scheduled after a failed attempt; the first attempt is made at once")
     _aware(last_attempt_at, "the last attempt")
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:

@@ -47,7 +47,7 @@ from functools import reduce
 from operator import add
 
 from core.rules.states import Category, StateInterval, StopKind, clip, require_aware
-from inventory.rules import EXACT, exact_quantity
+from inventory.rules import EXACT, exact_quantity, whole_number
 from mes.rules.shifts import Window
 
 _DIVISION = Context(prec=28, rounding=ROUND_HALF_EVEN)
@@ -108,13 +108,6 @@ class Oee:
     energy_per_good_unit: Decimal | None  # Wh
 
 
-def _count(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be a whole number, not {type(value).__name__}: {value!r}")
-    if value < 0:
-        raise ValueError(f"{what} cannot be negative, got {value}")
-    return value
-
 
 def _windows(planned: Iterable[Window]) -> list[Window]:
     windows = sorted(Window(*window) for window in planned)
@@ -165,9 +158,9 @@ def tally(intervals: Iterable[StateInterval], planned: Iterable[Window], output:
         cycle = exact_quantity(ideal_cycle_s, "ideal cycle time")
         if cycle <= 0:
             raise ValueError(f"the ideal cycle time must be positive, not {ideal_cycle_s} s")
-        ideal_seconds = EXACT.add(ideal_seconds, EXACT.multiply(cycle, _count(made, "units made")))
+        ideal_seconds = EXACT.add(ideal_seconds, EXACT.multiply(cycle, whole_number(made, "units made")))
         total += made
-    if _count(good, "good units") > total:
+    if whole_number(good, "good units") > total:
         raise ValueError(f"{good} good units is more than the {total} units made")
     energy = exact_quantity(energy_wh, "energy")
     if energy < 0:

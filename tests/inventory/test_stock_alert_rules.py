@@ -175,10 +175,10 @@ def test_open_shortages_are_summed_per_item_and_location_leaving_configuration_f
                   shortage("WO-3", "screw", "LS-2", D(3), "shortage")]
     # steel at LS-1: 2 + 0.5 = 2.5 consumed from an unknown lot, 1.5 not consumed, 4 in all
     assert backflush_shortage_alerts(exceptions) == [
-        StockAlert(AlertKind.BACKFLUSH_SHORTAGE, "screw@LS-2",
+        StockAlert(AlertKind.STOCK_SHORTAGE, "screw@LS-2",
                    "3 of screw short at LS-2 (3 consumed from an unknown lot, 0 not consumed); work orders WO-3",
                    {"quantity": D(3), "consumed_short": D(3), "not_consumed": D(0), "exceptions": D(1)}),
-        StockAlert(AlertKind.BACKFLUSH_SHORTAGE, "steel@LS-1",
+        StockAlert(AlertKind.STOCK_SHORTAGE, "steel@LS-1",
                    "4.0 of steel short at LS-1 (2.5 consumed from an unknown lot, 1.5 not consumed); work orders WO-1, WO-2",
                    {"quantity": D(4), "consumed_short": D("2.5"), "not_consumed": D("1.5"), "exceptions": D(3)}),
     ]
