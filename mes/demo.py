@@ -71,11 +71,12 @@ def _reckoning(comparison: dict) -> Table:
 
 def _order_tables(orders: dict) -> Group:
     made = Table(title="Work orders")
-    for column in ("work order", "good", "scrap", "% complete", "finished goods on hand"):
+    for column in ("work order", "good", "scrap", "% complete", "finished goods on hand", "actual cost", "per good unit"):
         made.add_column(column, justify="left" if column == "work order" else "right")
     for number, entry in orders["work_orders"].items():
         made.add_row(number, f"{entry['good']:,}", f"{entry['scrap']:,}", f"{Decimal(entry['percent_complete']):.1f}",
-                     entry["finished_goods_on_hand"])
+                     entry["finished_goods_on_hand"], f"{Decimal(entry['cost']):,.2f}",
+                     "-" if entry["unit_cost"] is None else f"{Decimal(entry['unit_cost']):.4f}")
     used = Table(title="Components backflushed vs (good + scrap) × BOM")
     for column in ("component", "consumed", "expected", "exact"):
         used.add_column(column, justify="left" if column == "component" else "right")

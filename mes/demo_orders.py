@@ -9,9 +9,13 @@ import psycopg
 import yaml
 from sqlalchemy.orm import Session
 
-from mes.api.app import BomLineIn, ItemIn, LocationIn, ReceiptIn, WorkOrderIn
-from mes.models import Item, make_engine
-from mes.services import masterdata, stock, workorders
+from mes.api.costing import TariffIn
+from mes.api.masterdata import BomLineIn, ItemIn, LocationIn, WorkCentreIn
+from mes.api.stock import ReceiptIn
+from mes.api.workorders import WorkOrderIn
+from mes.models import EnergyTariff, EnergyTariffPeriod, Item, Machine, WorkCentre, make_engine
+from mes.services import masterdata, stock, valuation, workorders
+from mes.services.costing import work_order_cost
 
 DEMO_ORDERS = Path(__file__).resolve().parent.parent / "simulators" / "plants" / "demo-orders.yaml"
 
@@ -34,6 +38,17 @@ def seed(database_url: str, path: Path = DEMO_ORDERS) -> None:
             masterdata.create_location(session, **LocationIn.model_validate(location).model_dump())
         for receipt in data["receipts"]:
             stock.receive(session, **ReceiptIn.model_validate({**receipt, "source_ref": f"opening stock {receipt['lot']}"}).model_dump())
+        tariff = TariffIn.model_validate({k: v for k, v in data["tariff"].items() if k != "tariff_id"})
+        session.add(EnergyTariff(tariff_id=data["tariff"]["tariff_id"], timezone=tariff.timezone,
+                                 default_price_per_kwh=tariff.default_price_per_kwh))
+        session.add_all(EnergyTariffPeriod(tariff_id=data["tariff"]["tariff_id"], days=period.days, start_time=period.start,
+                                           end_time=period.end, price_per_kwh=period.price_per_kwh) for period in tariff.periods)
+        for centre in data["work_centres"]:
+            fields = WorkCentreIn.model_validate({k: v for k, v in centre.items() if k != "machines"}).model_dump()
+            masterdata.create(session, WorkCentre, fields["work_centre_id"], "work centre", **fields)
+            for machine_id in centre["machines"]:
+                masterdata.get(session, Machine, machine_id, "machine").work_centre_id = fields["work_centre_id"]
+        session.commit()
         for order in data["work_orders"]:
             machine_id = order["machine_id"]
             fields = WorkOrderIn.model_validate({k: v for k, v in order.items() if k != "machine_id"}).model_dump()
@@ -44,9 +59,11 @@ def seed(database_url: str, path: Path = DEMO_ORDERS) -> None:
 
 
 def reckoning(database_url: str) -> dict:
-    """Per work order what was made; per component what backflush consumed against what the counts
-    and the released BOMs say it must have (computed here from the attributions, not from the moves)."""
+    """Per work order what was made and what it cost; per component what backflush consumed against
+    what the counts and the released BOMs say it must have (computed here from the attributions,
+    not from the moves)."""
     with psycopg.connect(database_url) as conn:
+        valuation.drain(conn)
         orders = conn.execute(
             """SELECT w.work_order_id, w.quantity, coalesce(sum(a.good), 0), coalesce(sum(a.scrap), 0),
                       (SELECT coalesce(sum(quantity), 0) FROM stock_on_hand s
@@ -61,10 +78,12 @@ def reckoning(database_url: str) -> dict:
                GROUP BY 1""").fetchall()
         consumed = dict(conn.execute(
             "SELECT item_id, sum(quantity) FROM stock_moves WHERE reason = 'backflush' GROUP BY 1").fetchall())
+        costs = {number: work_order_cost(conn, number).cost for number, *_ in orders}
     return {
         "work_orders": {
             number: {"good": int(good), "scrap": int(scrap), "percent_complete": str(Decimal(100 * good) / quantity),
-                     "finished_goods_on_hand": str(received)}
+                     "finished_goods_on_hand": str(received), "cost": str(costs[number].total),
+                     "unit_cost": None if costs[number].unit_cost is None else str(costs[number].unit_cost)}
             for number, quantity, good, scrap, received in orders
         },
         "components": {

@@ -6,10 +6,10 @@ its services do.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String, create_engine
+from sqlalchemy import ARRAY, ForeignKey, Integer, Numeric, String, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -281,6 +281,16 @@ class EnergyTariff(Base):
     tariff_id: Mapped[str] = mapped_column(primary_key=True)
     timezone: Mapped[str]
     default_price_per_kwh: Mapped[Decimal]
+
+
+class EnergyTariffPeriod(Base):
+    __tablename__ = "energy_tariff_periods"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tariff_id: Mapped[str] = mapped_column(ForeignKey("energy_tariffs.tariff_id"))
+    days: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    start_time: Mapped[time]
+    end_time: Mapped[time]
+    price_per_kwh: Mapped[Decimal]
 
 
 class Routing(Base):

@@ -35,6 +35,7 @@ def test_demo_prints_and_writes_recorded_equal_to_ground_truth(database_url, mqt
     assert made == sum(entry["recorded"]["good"] for entry in machines.values()), "every unit attributed to its order"
     for order in document["work_orders"].values():
         assert Decimal(order["finished_goods_on_hand"]) == order["good"]
+        assert Decimal(order["cost"]) > 0 and Decimal(order["unit_cost"]) > 0, "material, energy and machine time costed"
     assert {"steel", "screw", "pin", "tube", "wire", "carton", "insert"} == set(document["components"])
     for entry in document["components"].values():
         assert Decimal(entry["consumed"]) == Decimal(entry["expected"]) > 0
