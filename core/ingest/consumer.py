@@ -37,8 +37,9 @@ class _Delivery:
 class CoreConsumer:
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
                  batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
-                 on_commit=None):
+                 housekeeping_every_s: float = 30.0, on_commit=None):
         self.service = IngestService(database_url, on_commit=on_commit)
+        self.housekeeping_every_s = housekeeping_every_s
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s
@@ -85,12 +86,16 @@ class CoreConsumer:
         gc.set_threshold(50_000, 20, 20)
         connect(self._client, self._target)
         next_status = time.monotonic() + self.status_every_s
+        next_housekeeping = time.monotonic()
         try:
             while not self._stop.is_set():
                 batch = self._next_batch()
                 if batch:
                     self.service.ingest([delivery.incoming for delivery in batch])
                     self._acknowledge(batch)
+                if time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + self.housekeeping_every_s
+                    self.service.housekeeping()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.status_every_s
                     log.info("ingest", backlog=self._deliveries.qsize(), **vars(self.service.totals))

@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from core.ingest import store
 from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, plan_batch
 from mes.logs import get_logger
-from mes.services import valuation
+from mes.models import make_engine
+from mes.services import alerts, valuation
 
 log = get_logger("core.ingest")
 
@@ -49,6 +53,7 @@ class IngestService:
         self.on_commit = on_commit
         self.totals = IngestTotals()
         self._conn = store.connect(database_url)
+        self._sqlalchemy: Engine | None = None  # for the services housekeeping calls
         self.reload()
 
     def reload(self) -> None:
@@ -58,6 +63,8 @@ class IngestService:
 
     def close(self) -> None:
         self._conn.close()
+        if self._sqlalchemy is not None:
+            self._sqlalchemy.dispose()
 
     def ingest(self, batch: list[Incoming]) -> None:
         """Commit the batch. Retries until the database takes it."""
@@ -123,6 +130,24 @@ class IngestService:
         except psycopg.Error as error:
             self._conn.rollback()
             log.warning("valuation failed; the moves stay queued and are valued after the next batch", error=str(error))
+
+    def housekeeping(self) -> None:
+        """Between batches, every few seconds: value the moves documents posted meanwhile, and evaluate
+        the inventory alerts. A failure is logged and tried again next time; ingest goes on."""
+        try:
+            valuation.drain(self._conn)
+            with Session(self._engine()) as session:
+                for transition in alerts.evaluate_inventory(session):
+                    log.info(f"alert {transition.event.value}", kind=transition.alert.kind.value, subject=transition.alert.subject,
+                             detail=transition.alert.detail)
+        except (psycopg.Error, SQLAlchemyError) as error:
+            self._conn.rollback()
+            log.warning("housekeeping failed; tried again later", error=str(error))
+
+    def _engine(self) -> Engine:
+        if self._sqlalchemy is None:
+            self._sqlalchemy = make_engine(self.database_url)
+        return self._sqlalchemy
 
     def _dead_letter(self, incoming: Incoming, reason: str) -> None:
         plan = BatchPlan(state=self.state, dead_letters=[(incoming.received_at, incoming.topic, incoming.payload, reason)])
