@@ -12,7 +12,8 @@ from sqlalchemy.orm import sessionmaker
 
 from mes.api import alerts, costing, masterdata, purchasing, reports, sales, stock, transfers, workorders
 from mes.models import make_engine
-from mes.rules.workorders import InvalidTransition
+from inventory.rules import operations
+from mes.rules import workorders as work_order_rules
 from mes.services import Conflict, NotFound
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
@@ -30,7 +31,8 @@ def create_app(database_url: str) -> FastAPI:
         return JSONResponse(status_code=404, content={"detail": str(error)})
 
     @app.exception_handler(Conflict)
-    @app.exception_handler(InvalidTransition)
+    @app.exception_handler(work_order_rules.InvalidTransition)
+    @app.exception_handler(operations.InvalidTransition)
     async def conflict(_: Request, error: ValueError) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(error)})
 
