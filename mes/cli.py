@@ -157,6 +157,75 @@ def api(
         uvicorn.run(create_app(database_url), host=host, port=port, log_level=settings.log_level.lower())
 
 
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="an .xlsx / .xlsm workbook, or a .csv file named after its kind (items.csv)",
+                                         exists=True, dir_okay=False, readable=True)],
+    database_url: Annotated[str | None, typer.Option("--database-url", help="postgresql://… (default: MES_DATABASE_URL, "
+                                                     "else the embedded PostgreSQL in DATA_DIR)")] = None,
+) -> None:
+    """Import items, BOMs, suppliers, customers and opening stock with cost, all or nothing.
+
+    **The file.** An Excel workbook with one sheet per kind, named `items`, `boms`, `suppliers`, `customers`,
+    `opening_stock` (any of them, any order); or one CSV file (UTF-8, comma-separated) named after its kind,
+    e.g. `items.csv`. Row 1 names the columns, in any order; optional ones may be left out. Rows are numbered
+    as Excel shows them (the first data row is row 2).
+
+    **Columns** (* required):
+
+    - items: item_id*, name*, kind* (make | buy), uom*, shelf_life_days, standard_cost, valuation
+      (moving_average | fifo), safety_stock, reorder_quantity
+    - boms: parent_item*, component_item*, quantity_per*, scrap_factor, phantom (true/false),
+      effective_from, effective_to (YYYY-MM-DD)
+    - suppliers / customers: supplier_id* / customer_id*, name*, email
+    - opening_stock: item_id*, location_id* (an existing location), lot, quantity*, unit_cost*, expires (needs a lot)
+
+    Numbers in plain notation with a point (1234.5); money with at most 6 decimals. Every rule:
+    `python -m pydoc inventory.importing`.
+
+    **Result.** Nothing is written unless every row is valid: otherwise every bad row is listed as
+    "sheet row N, column: reason" and the exit code is 1. Re-importing a file changes nothing: items,
+    suppliers, customers and BOM lines are updated to what the file says; opening stock already booked
+    (same item, location and lot) is skipped, never booked twice. Migrates the schema first.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from core.db.migrations import upgrade
+    from inventory.importing import KINDS
+    from mes.models import make_engine
+    from mes.runtime import database
+    from mes.services import Conflict
+    from mes.services.importing import import_file
+
+    settings = _settings(log_to_console=False)
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    with database(settings) as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            with Session(engine) as session:
+                report = import_file(session, file)
+        except (Conflict, SQLAlchemyError) as error:
+            typer.echo(f"{file.name}: nothing was imported: {getattr(error, 'orig', None) or error}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            engine.dispose()
+    if not report.ok:
+        typer.echo(f"{report.file}: nothing was imported; {len(report.errors)} problem(s):", err=True)
+        for error in report.errors:
+            typer.echo(f"  {error}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{report.file}: imported")
+    for kind in KINDS:
+        tally = report.tallies[kind]
+        counts = ", ".join(f"{getattr(tally, outcome)} {outcome}" for outcome in ("created", "updated", "unchanged", "skipped"))
+        typer.echo(f"  {kind}: {counts}" if tally.total else f"  {kind}: none in the file")
+    for note in report.notes:
+        typer.echo(f"  note: {note}")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest version (TimescaleDB when the server has it)."""
