@@ -1,6 +1,7 @@
 """What every router shares: the database session of a request, id and quantity types, base models."""
 
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -10,6 +11,8 @@ from sqlalchemy.orm import Session
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=9)]
+Person = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
 
 
 class In(BaseModel):
@@ -18,6 +21,16 @@ class In(BaseModel):
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class EventOut(Out):
+    id: int
+    ts: datetime
+    action: str
+    from_status: str | None
+    to_status: str | None
+    actor: str | None
+    note: str | None
 
 
 def _session(request: Request) -> Iterator[Session]:

@@ -8,13 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from mes.api.common import Db, Id, In, Out, Quantity
+from mes.api.common import Db, EventOut, Id, In, Out, Person, Quantity, Reason
 from mes.services import stocktake, transfers
 
 router = APIRouter()
 
-Person = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
-Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
 CountedQuantity = Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=9)]
 
 
@@ -87,16 +85,6 @@ class TransferOut(BaseModel):
     created_at: datetime
     transit_location: str | None = Field(description="where the shipped goods sit until received or written off")
     lines: list[TransferLineOut]
-
-
-class EventOut(Out):
-    id: int
-    ts: datetime
-    action: str
-    from_status: str | None
-    to_status: str | None
-    actor: str | None
-    note: str | None
 
 
 class AvailableOut(BaseModel):

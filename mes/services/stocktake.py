@@ -40,7 +40,8 @@ from mes.models import DocumentEvent, Item, Location, StockMove, Stocktake
 from mes.services import Conflict, NotFound
 from mes.services import stock as stock_service
 from mes.services.masterdata import get
-from mes.services.transfers import TRANSIT_KIND, add_event, describe, document_events, refused_as_conflict
+from mes.services.transfers import TRANSIT_KIND
+from mes.services.documents import add_event, describe, document_events, refused_as_conflict
 
 DOCUMENT = "stocktake"
 COUNTING, POSTED, CANCELLED = "counting", "posted", "cancelled"

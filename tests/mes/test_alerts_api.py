@@ -6,24 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
-import pytest
-from fastapi.testclient import TestClient
 
-from core.service import prepare_database
-from mes.api.app import create_app
-from mes.plant import DEMO_PLANT, load_plant
-
-
-@pytest.fixture
-def api(database_url) -> TestClient:
-    prepare_database(database_url, load_plant(DEMO_PLANT))
-    with TestClient(create_app(database_url)) as client:
-        yield client
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.text
-    return response.json()
+from tests.mes.http import ok
 
 
 def open_alerts(api) -> dict[tuple[str, str], dict]:

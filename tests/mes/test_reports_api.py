@@ -33,6 +33,7 @@ from mes.embedded.postgres import create_database, drop_database
 from mes.models import (Customer, Item, Location, PurchaseOrder, PurchaseOrderLine, SalesOrder, SalesOrderLine, Supplier,
                         make_engine)
 from mes.services import stock
+from tests.mes.http import ok
 
 D = Decimal
 
@@ -90,11 +91,6 @@ def seeded(postgres_server_url):
     with TestClient(create_app(url)) as client:
         yield client
     drop_database(postgres_server_url, name)
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def report(api, name, **params):

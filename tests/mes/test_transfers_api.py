@@ -15,35 +15,12 @@ from decimal import ROUND_DOWN, Decimal
 
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.service import prepare_database
-from mes.api.app import create_app
-from mes.plant import DEMO_PLANT, load_plant
+from tests.mes.http import ok, refused
 
 STEEL_LOTS = (("C-17", "20", "2027-03-01"), ("C-18", "10", "2027-01-15"))
-
-
-@pytest.fixture
-def api(database_url) -> TestClient:
-    prepare_database(database_url, load_plant(DEMO_PLANT))
-    with TestClient(create_app(database_url)) as client:
-        yield client
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def refused(response, status: int, *words: str) -> str:
-    assert response.status_code == status, response.text
-    detail = str(response.json()["detail"])
-    for word in words:
-        assert word in detail, detail
-    return detail
 
 
 def seed(api, source_policy: str = "allow") -> None:
