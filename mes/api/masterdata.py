@@ -23,6 +23,12 @@ class ItemIn(In):
     uom: str = Field(min_length=1, max_length=16)
     shelf_life_days: int | None = Field(default=None, gt=0)
     standard_cost: Decimal | None = Field(default=None, ge=0)
+    valuation: Literal["moving_average", "fifo"] = Field(default="moving_average",
+                                                         description="fixed once the item's first move is valued")
+    safety_stock: Decimal | None = Field(default=None, ge=0, description="below it (available + on order): an alert")
+    reorder_quantity: Decimal = Field(default=Decimal(0), ge=0, description="bought on top of the safety stock")
+    minimum_order: Decimal = Field(default=Decimal(0), ge=0)
+    order_multiple: Decimal | None = Field(default=None, gt=0)
 
 
 class ItemOut(Out):
@@ -32,6 +38,11 @@ class ItemOut(Out):
     uom: str
     shelf_life_days: int | None
     standard_cost: Decimal | None
+    valuation: str
+    safety_stock: Decimal | None
+    reorder_quantity: Decimal
+    minimum_order: Decimal
+    order_multiple: Decimal | None
 
 
 class ItemPatch(In):
@@ -39,6 +50,10 @@ class ItemPatch(In):
     uom: str | None = Field(default=None, min_length=1, max_length=16)
     shelf_life_days: int | None = Field(default=None, gt=0)
     standard_cost: Decimal | None = Field(default=None, ge=0)
+    safety_stock: Decimal | None = Field(default=None, ge=0)
+    reorder_quantity: Decimal | None = Field(default=None, ge=0)
+    minimum_order: Decimal | None = Field(default=None, ge=0)
+    order_multiple: Decimal | None = Field(default=None, gt=0)
 
 
 class WorkCentreIn(In):
@@ -133,13 +148,16 @@ class ScrapReasonOut(Out):
 def create_item(body: ItemIn, db: Db):
     return masterdata.create(db, Item, body.item_id, "item", **body.model_dump())
 
+
 @router.get("/items", response_model=list[ItemOut])
 def list_items(db: Db):
     return db.scalars(select(Item).order_by(Item.item_id)).all()
 
+
 @router.get("/items/{item_id}", response_model=ItemOut)
 def get_item(item_id: str, db: Db):
     return masterdata.get(db, Item, item_id, "item")
+
 
 @router.patch("/items/{item_id}", response_model=ItemOut)
 def update_item(item_id: str, body: ItemPatch, db: Db):
@@ -149,6 +167,7 @@ def update_item(item_id: str, body: ItemPatch, db: Db):
         setattr(item, field, value)
     db.commit()
     return item
+
 
 @router.post("/work-centres", status_code=201, response_model=WorkCentreOut)
 def create_work_centre(body: WorkCentreIn, db: Db):
@@ -171,10 +190,12 @@ def update_work_centre(work_centre_id: str, body: WorkCentrePatch, db: Db):
 def list_work_centres(db: Db):
     return db.scalars(select(WorkCentre).order_by(WorkCentre.work_centre_id)).all()
 
+
 @router.get("/machines", response_model=list[MachineOut])
 def list_machines(db: Db):
     """Machines come from the plant file (registered by the core); their work centre is set here."""
     return db.scalars(select(Machine).order_by(Machine.machine_id)).all()
+
 
 @router.patch("/machines/{machine_id}", response_model=MachineOut)
 def update_machine(machine_id: str, body: MachineIn, db: Db):
@@ -185,6 +206,7 @@ def update_machine(machine_id: str, body: MachineIn, db: Db):
     db.commit()
     return machine
 
+
 @router.put("/machines/{machine_id}/items/{item_id}", response_model=MachineItemOut)
 def set_machine_item(machine_id: str, item_id: str, body: MachineItemIn, db: Db):
     """The ideal cycle time of an item on a machine: what its performance is measured against."""
@@ -194,15 +216,18 @@ def set_machine_item(machine_id: str, item_id: str, body: MachineItemIn, db: Db)
     db.commit()
     return row
 
+
 @router.get("/machines/{machine_id}/items", response_model=list[MachineItemOut])
 def machine_items(machine_id: str, db: Db):
     masterdata.get(db, Machine, machine_id, "machine")
     return db.scalars(select(MachineItem).where(MachineItem.machine_id == machine_id).order_by(MachineItem.item_id)).all()
 
+
 @router.post("/items/{item_id}/bom", status_code=201, response_model=BomOut)
 def add_bom_line(item_id: str, body: BomLineIn, db: Db):
     masterdata.add_bom_line(db, item_id, **body.model_dump())
     return bom(item_id, db)
+
 
 @router.get("/items/{item_id}/bom", response_model=BomOut)
 def bom(item_id: str, db: Db, on: Annotated[date | None, Query(description="default: today")] = None):
@@ -213,17 +238,21 @@ def bom(item_id: str, db: Db, on: Annotated[date | None, Query(description="defa
              for line in masterdata.bom_structure(db).get(item_id, [])]
     return BomOut(item_id=item_id, on=on, lines=lines, per_unit=per_unit)
 
+
 @router.post("/locations", status_code=201, response_model=LocationOut)
 def create_location(body: LocationIn, db: Db):
     return masterdata.create_location(db, **body.model_dump())
+
 
 @router.get("/locations", response_model=list[LocationOut])
 def list_locations(db: Db):
     return db.scalars(select(Location).order_by(Location.location_id)).all()
 
+
 @router.post("/scrap-reasons", status_code=201, response_model=ScrapReasonOut)
 def create_scrap_reason(body: ScrapReasonIn, db: Db):
     return masterdata.create(db, ScrapReason, body.code, "scrap reason", **body.model_dump())
+
 
 @router.get("/scrap-reasons", response_model=list[ScrapReasonOut])
 def list_scrap_reasons(db: Db):

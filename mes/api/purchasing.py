@@ -137,13 +137,16 @@ class PurchaseStepOut(BaseModel):
 
 # --- suppliers ---------------------------------------------------------------------------------
 
+
 @router.post("/suppliers", status_code=201, response_model=SupplierOut)
 def create_supplier(body: SupplierIn, db: Db):
     return purchasing.create_supplier(db, body.supplier_id, body.name, body.email)
 
+
 @router.get("/suppliers", response_model=list[SupplierOut])
 def list_suppliers(db: Db):
     return purchasing.list_suppliers(db)
+
 
 @router.get("/suppliers/{supplier_id}", response_model=SupplierOut)
 def get_supplier(supplier_id: str, db: Db):
@@ -152,39 +155,47 @@ def get_supplier(supplier_id: str, db: Db):
 
 # --- purchase orders ---------------------------------------------------------------------------
 
+
 @router.post("/purchase-orders", status_code=201, response_model=PurchaseOrderOut)
 def create_purchase_order(body: PurchaseOrderIn, db: Db):
     """A draft order of 'buy' items from a known supplier."""
     lines = [purchasing.PurchaseLine(line.line, line.item_id, line.quantity, line.unit_cost) for line in body.lines]
     return purchasing.create_purchase_order(db, body.po_id, body.supplier_id, body.created_by, lines, body.due, body.tolerance)
 
+
 @router.get("/purchase-orders", response_model=list[PurchaseOrderOut])
 def list_purchase_orders(db: Db, status: PurchaseOrderStatus | None = None, supplier_id: str | None = None):
     return purchasing.list_purchase_orders(db, status.value if status else None, supplier_id)
 
+
 @router.get("/purchase-orders/{po_id}", response_model=PurchaseOrderOut)
 def get_purchase_order(po_id: str, db: Db):
     return purchasing.purchase_order_view(db, po_id)
+
 
 @router.get("/purchase-orders/{po_id}/events", response_model=list[EventOut])
 def purchase_order_events(po_id: str, db: Db):
     """The audit trail: every step, who took it, from which status to which."""
     return purchasing.purchase_order_events(db, po_id)
 
+
 @router.post("/purchase-orders/{po_id}/submit", response_model=PurchaseOrderOut)
 def submit_purchase_order(po_id: str, db: Db, body: ActorIn | None = None):
     """To the approvers; approved at once when its value needs no approval."""
     return purchasing.submit_purchase_order(db, po_id, (body or ActorIn()).actor)
+
 
 @router.post("/purchase-orders/{po_id}/approve", response_model=PurchaseOrderOut)
 def approve_purchase_order(po_id: str, body: ApproveIn, db: Db):
     """One approval; the order is approved once it has as many as its value needs."""
     return purchasing.approve_purchase_order(db, po_id, body.approver, body.note)
 
+
 @router.post("/purchase-orders/{po_id}/reject", response_model=PurchaseOrderOut)
 def reject_purchase_order(po_id: str, body: RejectIn, db: Db):
     """Back to draft; its approvals are void."""
     return purchasing.reject_purchase_order(db, po_id, body.actor, body.reason)
+
 
 @router.post("/purchase-orders/{po_id}/cancel", response_model=PurchaseOrderOut)
 def cancel_purchase_order(po_id: str, db: Db, body: NoteIn | None = None):
@@ -192,17 +203,20 @@ def cancel_purchase_order(po_id: str, db: Db, body: NoteIn | None = None):
     body = body or NoteIn()
     return purchasing.cancel_purchase_order(db, po_id, body.actor, body.reason)
 
+
 @router.post("/purchase-orders/{po_id}/close", response_model=PurchaseOrderOut)
 def close_purchase_order(po_id: str, db: Db, body: NoteIn | None = None):
     """Once something was received: the rest will not come."""
     body = body or NoteIn()
     return purchasing.close_purchase_order(db, po_id, body.actor, body.reason)
 
+
 @router.post("/purchase-orders/{po_id}/receipts", status_code=201, response_model=PurchaseStepOut)
 def receive_goods(po_id: str, body: ReceiptIn, db: Db):
     """Goods received into locations at the lines' unit costs; refused beyond the order's tolerance."""
     lines = [ReceiptLine(line.line, line.location_id, line.quantity, line.lot, line.expires) for line in body.lines]
     return purchasing.receive_goods(db, po_id, lines, body.actor)
+
 
 @router.post("/purchase-orders/{po_id}/returns", status_code=201, response_model=PurchaseStepOut)
 def return_to_supplier(po_id: str, body: ReturnIn, db: Db):

@@ -91,13 +91,16 @@ class SalesStepOut(BaseModel):
 
 # --- customers ---------------------------------------------------------------------------------
 
+
 @router.post("/customers", status_code=201, response_model=CustomerOut)
 def create_customer(body: CustomerIn, db: Db):
     return sales.create_customer(db, body.customer_id, body.name, body.email)
 
+
 @router.get("/customers", response_model=list[CustomerOut])
 def list_customers(db: Db):
     return sales.list_customers(db)
+
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
 def get_customer(customer_id: str, db: Db):
@@ -106,24 +109,29 @@ def get_customer(customer_id: str, db: Db):
 
 # --- sales orders ------------------------------------------------------------------------------
 
+
 @router.post("/sales-orders", status_code=201, response_model=SalesOrderOut)
 def create_sales_order(body: SalesOrderIn, db: Db):
     lines = [sales.SalesLine(line.line, line.item_id, line.quantity, line.unit_price) for line in body.lines]
     return sales.create_sales_order(db, body.so_id, body.customer_id, body.due, lines, body.tolerance, body.actor)
+
 
 @router.get("/sales-orders", response_model=list[SalesOrderOut])
 def list_sales_orders(db: Db, status: SalesOrderStatus | None = None, customer_id: str | None = None):
     """By due time."""
     return sales.list_sales_orders(db, status.value if status else None, customer_id)
 
+
 @router.get("/sales-orders/{so_id}", response_model=SalesOrderOut)
 def get_sales_order(so_id: str, db: Db):
     return sales.sales_order_view(db, so_id)
+
 
 @router.get("/sales-orders/{so_id}/events", response_model=list[EventOut])
 def sales_order_events(so_id: str, db: Db):
     """The audit trail: every step, who took it, from which status to which."""
     return sales.sales_order_events(db, so_id)
+
 
 @router.post("/sales-orders/{so_id}/cancel", response_model=SalesOrderOut)
 def cancel_sales_order(so_id: str, db: Db, body: NoteIn | None = None):
@@ -131,11 +139,13 @@ def cancel_sales_order(so_id: str, db: Db, body: NoteIn | None = None):
     body = body or NoteIn()
     return sales.cancel_sales_order(db, so_id, body.actor, body.reason)
 
+
 @router.post("/sales-orders/{so_id}/close", response_model=SalesOrderOut)
 def close_sales_order(so_id: str, db: Db, body: NoteIn | None = None):
     """Once something shipped: the rest will not go."""
     body = body or NoteIn()
     return sales.close_sales_order(db, so_id, body.actor, body.reason)
+
 
 @router.post("/sales-orders/{so_id}/shipments", status_code=201, response_model=SalesStepOut)
 def ship(so_id: str, body: ShipmentIn, db: Db):
@@ -143,6 +153,7 @@ def ship(so_id: str, body: ShipmentIn, db: Db):
     more than it holds, an 'allow' one ships the shortfall from the unknown lot."""
     lines = [ShipmentLine(line.line, line.location_id, line.quantity, line.lot) for line in body.lines]
     return sales.ship(db, so_id, lines, body.actor)
+
 
 @router.post("/sales-orders/{so_id}/returns", status_code=201, response_model=SalesStepOut)
 def customer_return(so_id: str, body: CustomerReturnIn, db: Db):

@@ -76,19 +76,23 @@ class BackflushExceptionOut(BaseModel):
 def receive(body: ReceiptIn, db: Db):
     return stock.receive(db, **body.model_dump())
 
+
 @router.get("/stock/on-hand", response_model=list[OnHandOut])
 def on_hand(db: Db, item_id: str | None = None, location_id: str | None = None):
     return stock.on_hand(db, item_id, location_id)
+
 
 @router.get("/stock/moves", response_model=list[MoveOut])
 def moves(db: Db, item_id: str | None = None, location_id: str | None = None, source_ref: str | None = None,
           limit: Annotated[int, Query(gt=0, le=10_000)] = 500):
     return stock.ledger(db, item_id=item_id, location_id=location_id, source_ref=source_ref, limit=limit)
 
+
 @router.get("/lots/{item_id}/{lot}/trace", response_model=TraceOut)
 def trace(item_id: str, lot: str, db: Db, direction: Literal["back", "forward"] = "back"):
     """back: which component lots went into this lot; forward: which lots were made from it."""
     return TraceOut(item_id=item_id, lot=lot, direction=direction, lots=stock.trace(db, item_id, lot, direction))
+
 
 @router.get("/backflush/exceptions", response_model=list[BackflushExceptionOut])
 def exceptions(db: Db, work_order_id: str | None = None, only_open: bool = True):

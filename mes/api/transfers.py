@@ -149,26 +149,32 @@ def _lines(lines: list[LineIn] | None) -> list[transfers.Line] | None:
 
 # --- transfers ---------------------------------------------------------------------------------
 
+
 @router.post("/transfers", status_code=201, response_model=TransferOut)
 def request_transfer(body: TransferIn, db: Db):
     return transfers.request_transfer(db, body.transfer_id, body.from_location, body.to_location, body.lines,
                                       body.requested_by)
 
+
 @router.get("/transfers", response_model=list[TransferOut])
 def list_transfers(db: Db, status: str | None = None):
     return transfers.list_transfers(db, status)
+
 
 @router.get("/transfers/{transfer_id}", response_model=TransferOut)
 def get_transfer(transfer_id: str, db: Db):
     return transfers.transfer_view(db, transfer_id)
 
+
 @router.get("/transfers/{transfer_id}/events", response_model=list[EventOut])
 def transfer_events(transfer_id: str, db: Db):
     return transfers.transfer_events(db, transfer_id)
 
+
 @router.post("/transfers/{transfer_id}/approve", response_model=TransferOut)
 def approve_transfer(transfer_id: str, body: ApproveIn, db: Db):
     return transfers.approve_transfer(db, transfer_id, body.approver)
+
 
 @router.post("/transfers/{transfer_id}/ship", response_model=TransferOut)
 def ship_transfer(transfer_id: str, db: Db, body: ShipIn | None = None):
@@ -176,20 +182,24 @@ def ship_transfer(transfer_id: str, db: Db, body: ShipIn | None = None):
     body = body or ShipIn()
     return transfers.ship_transfer(db, transfer_id, _lines(body.lines), body.actor)
 
+
 @router.post("/transfers/{transfer_id}/receive", response_model=TransferOut)
 def receive_transfer(transfer_id: str, body: ReceiveIn, db: Db):
     """What is not received stays in transit, for a further receipt or a write-off."""
     return transfers.receive_transfer(db, transfer_id, _lines(body.lines), body.actor)
+
 
 @router.post("/transfers/{transfer_id}/write-off", response_model=TransferOut)
 def write_off_transfer(transfer_id: str, body: WriteOffIn, db: Db):
     """Goods lost in transit leave the plant's stock, with the reason."""
     return transfers.write_off_transfer(db, transfer_id, _lines(body.lines), body.reason, body.actor)
 
+
 @router.post("/transfers/{transfer_id}/post", response_model=TransferOut)
 def post_transfer(transfer_id: str, db: Db, body: ActorIn | None = None):
     """Refused while anything remains in transit."""
     return transfers.post_transfer(db, transfer_id, (body or ActorIn()).actor)
+
 
 @router.post("/transfers/{transfer_id}/cancel", response_model=TransferOut)
 def cancel_transfer(transfer_id: str, db: Db, body: CancelIn | None = None):
@@ -200,6 +210,7 @@ def cancel_transfer(transfer_id: str, db: Db, body: CancelIn | None = None):
 
 # --- available stock ---------------------------------------------------------------------------
 
+
 @router.get("/stock/available", response_model=list[AvailableOut])
 def available(db: Db, item_id: str | None = None, location_id: str | None = None):
     """Per item and warehouse or line-side location, what is on hand there; goods in transit are available nowhere."""
@@ -208,22 +219,27 @@ def available(db: Db, item_id: str | None = None, location_id: str | None = None
 
 # --- stocktakes --------------------------------------------------------------------------------
 
+
 @router.post("/stocktakes", status_code=201, response_model=StocktakeOut)
 def open_stocktake(body: StocktakeIn, db: Db):
     return stocktake.open_stocktake(db, body.stocktake_id, body.location_id, body.complete, body.actor)
 
+
 @router.get("/stocktakes", response_model=list[StocktakeSummaryOut])
 def list_stocktakes(db: Db, status: str | None = None, location_id: str | None = None):
     return stocktake.list_stocktakes(db, status, location_id)
+
 
 @router.get("/stocktakes/{stocktake_id}", response_model=StocktakeOut)
 def get_stocktake(stocktake_id: str, db: Db):
     """Each count beside the book and the difference, and the adjustments posting makes."""
     return stocktake.stocktake_view(db, stocktake_id)
 
+
 @router.get("/stocktakes/{stocktake_id}/events", response_model=list[EventOut])
 def stocktake_events(stocktake_id: str, db: Db):
     return stocktake.stocktake_events(db, stocktake_id)
+
 
 @router.put("/stocktakes/{stocktake_id}/counts", response_model=StocktakeOut)
 def record_counts(stocktake_id: str, counts: list[CountIn], db: Db):
@@ -231,10 +247,12 @@ def record_counts(stocktake_id: str, counts: list[CountIn], db: Db):
     return stocktake.record_counts(db, stocktake_id, [stocktake.Count(c.item_id, c.lot, c.quantity, c.counted_by)
                                                       for c in counts])
 
+
 @router.post("/stocktakes/{stocktake_id}/post", response_model=StocktakeOut)
 def post_stocktake(stocktake_id: str, body: PostStocktakeIn, db: Db):
     """Post the moves that bring the book to the counts; once only."""
     return stocktake.post_stocktake(db, stocktake_id, body.reason, body.actor)
+
 
 @router.post("/stocktakes/{stocktake_id}/cancel", response_model=StocktakeOut)
 def cancel_stocktake(stocktake_id: str, db: Db, body: CancelIn | None = None):

@@ -108,17 +108,21 @@ def create_work_order(body: WorkOrderIn, db: Db):
     fields = body.model_dump()
     return workorders.create_work_order(db, fields.pop("work_order_id"), fields.pop("item_id"), fields.pop("quantity"), **fields)
 
+
 @router.get("/work-orders", response_model=list[WorkOrderOut])
 def list_work_orders(db: Db, status: str | None = None):
     return workorders.list_work_orders(db, status)
+
 
 @router.get("/work-orders/{work_order_id}", response_model=WorkOrderOut)
 def get_work_order(work_order_id: str, db: Db):
     return masterdata.get(db, WorkOrder, work_order_id, "work order")
 
+
 @router.get("/work-orders/{work_order_id}/progress", response_model=ProgressOut)
 def work_order_progress(work_order_id: str, db: Db):
     return workorders.live_progress(db, work_order_id)
+
 
 @router.get("/machines/{machine_id}/dispatches", response_model=list[DispatchOut])
 def machine_dispatches(machine_id: str, db: Db, limit: Annotated[int, Query(gt=0, le=10_000)] = 100):
@@ -126,30 +130,36 @@ def machine_dispatches(machine_id: str, db: Db, limit: Annotated[int, Query(gt=0
     its PLC reported (with why an id counted for no order)."""
     return workorders.dispatches(db, machine_id, limit)
 
+
 @router.get("/work-orders/{work_order_id}/scrap", response_model=dict[str, int])
 def scrap(work_order_id: str, db: Db):
     """Scrapped units per reason; what no one has classified yet is under 'unclassified'."""
     return workorders.scrap_breakdown(db, work_order_id)
+
 
 @router.post("/work-orders/{work_order_id}/scrap", response_model=dict[str, int])
 def classify_scrap(work_order_id: str, body: ScrapClassificationIn, db: Db):
     """Give counted scrap a reason. The machine counts scrap; this never changes how much."""
     return workorders.classify(db, work_order_id, **body.model_dump())
 
+
 @router.get("/production/unassigned", response_model=list[UnassignedOut])
 def unassigned(db: Db):
     return workorders.unassigned(db)
+
 
 @router.post("/production/reassign", response_model=ReassignOut)
 def reassign(body: ReassignIn, db: Db):
     """Give a past period's unassigned production on a machine to a work order; backflushes it."""
     return workorders.reassign_unassigned(db, **body.model_dump())
 
+
 @router.post("/work-orders/{work_order_id}/release-hold", response_model=WorkOrderOut)
 def release_hold(work_order_id: str, db: Db, body: ReleaseHoldIn | None = None):
     """Consume what a blocking location held back (stock received since) and lift the hold."""
     body = body or ReleaseHoldIn()
     return workorders.release_hold(db, work_order_id, force=body.force, actor=body.actor)
+
 
 @router.post("/work-orders/{work_order_id}/{action}", response_model=WorkOrderOut)
 def act(work_order_id: str, action: Literal["release", "start", "pause", "resume", "complete", "close"],
