@@ -29,6 +29,7 @@ STATE_COLUMNS = ("machine_id", "ts", "state_code", "fault_code", "edge_id", "epo
 EVENT_COLUMNS = ("machine_id", "counter", "ts", "kind", "previous_value", "value", "delta", "quarantined",
                  "reason", "edge_id", "epoch", "seq", "review")
 DEAD_LETTER_COLUMNS = ("received_at", "topic", "payload", "reason")
+STATUS_EVENT_COLUMNS = ("edge_id", "online", "epoch", "machines", "received_at")
 ATTRIBUTION_COLUMNS = ("edge_id", "epoch", "seq", "machine_id", "work_order_id", "good", "scrap", "energy_wh",
                        "first_ts", "last_ts")
 
@@ -95,6 +96,7 @@ class BatchPlan:
     events: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
     edge_status: dict[str, tuple] = field(default_factory=dict)
+    status_events: list[tuple] = field(default_factory=list)  # every status message: the communication record
     changed_cursors: set[str] = field(default_factory=set)
     changed_counters: set[tuple[str, str]] = field(default_factory=set)
     changed_live: set[str] = field(default_factory=set)
@@ -149,6 +151,7 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo]) -> _Parsed | Edg
 class ParsedBatch:
     data: list[_Parsed] = field(default_factory=list)
     edge_status: dict[str, tuple] = field(default_factory=dict)
+    status_events: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
 
     def reported_orders(self) -> set[str]:
@@ -176,6 +179,7 @@ def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo]) -> 
             parsed.dead_letters.append((incoming.received_at, incoming.topic, incoming.payload, result))
         elif isinstance(result, EdgeStatus):
             parsed.edge_status[result.edge_id] = (result.online, result.epoch, result.machines, incoming.received_at)
+            parsed.status_events.append((result.edge_id, *parsed.edge_status[result.edge_id]))
         else:
             parsed.data.append(result)
     # Within a batch, put each edge's messages back in sequence order: a reordering inside the
@@ -197,7 +201,8 @@ def plan_batch(
     # copied: the PLC's own order switches open and close windows as the batch goes
     windows = {machine: list(machine_windows) for machine, machine_windows in (windows or {}).items()}
     order_statuses = order_statuses or {}
-    plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status))
+    plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status),
+                     status_events=list(parsed.status_events))
     ingested_now: set[tuple[str, int, int]] = set()
     for item in parsed.data:
         message = item.message

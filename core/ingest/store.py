@@ -19,6 +19,7 @@ from core.ingest.plan import (
     MESSAGE_COLUMNS,
     SAMPLE_COLUMNS,
     STATE_COLUMNS,
+    STATUS_EVENT_COLUMNS,
     BatchPlan,
     IngestState,
     LiveCodes,
@@ -281,6 +282,7 @@ def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
         _copy(cur, "machine_states", STATE_COLUMNS, plan.states)
         _copy(cur, "counter_events", EVENT_COLUMNS, plan.events)
         _copy(cur, "dead_letters", DEAD_LETTER_COLUMNS, plan.dead_letters)
+        _copy(cur, "edge_status_events", STATUS_EVENT_COLUMNS, plan.status_events)
         _upsert(cur, "counter_state", [(m, c, state.counters[m, c].value, state.counters[m, c].ts) for m, c in plan.changed_counters])
         _upsert(cur, "edge_cursors", [(e, state.cursors[e].epoch, state.cursors[e].seq) for e in plan.changed_cursors])
         _upsert(cur, "machine_live", [(m, *_live_row(state.live[m])) for m in plan.changed_live])

@@ -94,11 +94,13 @@ def test_quarantined_jump_is_an_event_pending_review_and_counts_nothing():
     assert event[3] == "jump" and event[7] == 19_900 and event[-1] == "pending"
 
 
-def test_edge_status_is_kept_per_edge():
+def test_edge_status_is_kept_per_edge_and_every_status_is_recorded():
     status = Incoming("mes/v1/edge/e9/status", b'{"v": 1, "edge_id": "e9", "online": false}', at(5))
     mismatch = Incoming("mes/v1/edge/e8/status", b'{"v": 1, "edge_id": "e9", "online": true}', at(5))
-    result = plan([status, mismatch])
-    assert result.edge_status == {"e9": (False, None, [], at(5))}
+    back = Incoming("mes/v1/edge/e9/status", b'{"v": 1, "edge_id": "e9", "online": true, "epoch": 4}', at(6))
+    result = plan([status, mismatch, back])
+    assert result.edge_status == {"e9": (True, 4, [], at(6))}, "the latest status per edge"
+    assert result.status_events == [("e9", False, None, [], at(5)), ("e9", True, 4, [], at(6))], "and every one in the record"
     assert "does not match the topic" in result.dead_letters[0][3]
 
 
