@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     batch_max_messages: int = Field(default=500, gt=0)
     batch_max_wait_ms: int = Field(default=50, gt=0)
 
+    # downtime and alerts
+    offline_after_s: int = Field(default=30, gt=0, description="no message from a machine for this long: offline")
+    alert_every_s: float = Field(default=5.0, gt=0, description="how often the core evaluates the alert rules")
+
     # edge
     edge_flush_ms: int = Field(default=200, gt=0)
     edge_queue_max: int = Field(default=200_000, gt=0)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from mes.api import alerts, costing, masterdata, purchasing, reports, sales, stock, transfers, workorders
+from mes.api import alerts, costing, downtime, masterdata, notifications, purchasing, reports, sales, stock, transfers, workorders
 from mes.models import make_engine
 from inventory.rules import operations
 from mes.rules import workorders as work_order_rules
@@ -18,7 +18,7 @@ from mes.services import Conflict, NotFound
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
 ROUTERS = (masterdata.router, stock.router, purchasing.router, sales.router, transfers.router, costing.router,
-           reports.router, alerts.router, workorders.router)
+           reports.router, alerts.router, downtime.router, notifications.router, workorders.router)
 
 
 def create_app(database_url: str) -> FastAPI:
