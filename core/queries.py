@@ -38,9 +38,17 @@ def pending_quarantine(conn: psycopg.Connection) -> int:
 
 
 def running_work_orders(conn: psycopg.Connection) -> dict[str, tuple[str, int, int]]:
-    """Per machine, the work order dispatched on it now: (number, good so far, quantity)."""
+    """Per machine, the work order it runs now (the PLC's own, else the API's): (number, good so far, quantity)."""
     rows = conn.execute(
-        """SELECT d.machine_id, d.work_order_id, w.quantity,
+        """SELECT DISTINCT ON (d.machine_id) d.machine_id, d.work_order_id, w.quantity,
                   (SELECT coalesce(sum(good), 0) FROM production_attributions a WHERE a.work_order_id = d.work_order_id)
-           FROM dispatches d JOIN work_orders w USING (work_order_id) WHERE d.end_ts IS NULL AND d.source = 'api'""")
+           FROM dispatches d JOIN work_orders w USING (work_order_id) WHERE d.end_ts IS NULL
+           ORDER BY d.machine_id, d.source = 'plc' DESC""")
     return {machine: (number, int(good), quantity) for machine, number, quantity, good in rows}
+
+
+def open_alert_rows(conn: psycopg.Connection, limit: int = 8) -> list[tuple[str, str, str, str, object]]:
+    """The newest open alerts: (severity, kind, subject, detail, raised_at)."""
+    return conn.execute(
+        """SELECT severity, kind, subject, detail, raised_at FROM alerts WHERE status <> 'cleared'
+           ORDER BY raised_at DESC LIMIT %s""", (limit,)).fetchall()

@@ -15,7 +15,14 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.queries import dead_letter_count, live_states, pending_quarantine, recorded_totals, running_work_orders
+from core.queries import (
+    dead_letter_count,
+    live_states,
+    open_alert_rows,
+    pending_quarantine,
+    recorded_totals,
+    running_work_orders,
+)
 from mes import demo_orders
 from mes.plant import COUNTERS, MachineState, Plant, load_plant
 from mes.plantrun import PlantRun, exact
@@ -23,6 +30,14 @@ from mes.runtime import broker, database
 from mes.settings import Settings
 
 console = Console(stderr=False)
+
+
+def _live_view(run: PlantRun, recorded: dict, states: dict, orders: dict, dead: int, pending: int, alerts: list) -> Group:
+    board = Table(title="open alerts", expand=False, show_header=False) if alerts else None
+    for severity, kind, subject, detail, raised_at in alerts:
+        colour = {"critical": "red", "warning": "yellow"}.get(severity, "cyan")
+        board.add_row(f"[{colour}]{severity}[/]", f"{raised_at:%H:%M:%S}", kind, subject, detail)
+    return Group(_live_table(run, recorded, states, orders, dead, pending), board or "[green]no open alerts[/]")
 
 
 def _live_table(run: PlantRun, recorded: dict, states: dict, orders: dict, dead: int, pending: int) -> Table:
@@ -47,10 +62,10 @@ def _live_table(run: PlantRun, recorded: dict, states: dict, orders: dict, dead:
     return table
 
 
-def _snapshot(database_url: str) -> tuple[dict, dict, dict, int, int]:
+def _snapshot(database_url: str) -> tuple[dict, dict, dict, int, int, list]:
     with psycopg.connect(database_url) as conn:
         return (recorded_totals(conn), live_states(conn), running_work_orders(conn), dead_letter_count(conn),
-                pending_quarantine(conn))
+                pending_quarantine(conn), open_alert_rows(conn))
 
 
 def _reckoning(comparison: dict) -> Table:
@@ -107,7 +122,7 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
                     progress.update(task, completed=elapsed)
                     if live:
                         snapshot = await asyncio.to_thread(_snapshot, database_url)
-                        view.update(Group(progress, _live_table(run, *snapshot)), refresh=True)
+                        view.update(Group(progress, _live_view(run, *snapshot)), refresh=True)
                     await asyncio.sleep(min(1.0, duration_s - elapsed))
                 progress.update(task, completed=duration_s)
             console.print("[bold]Stopping production[/]; waiting for the last counts to be committed …")
