@@ -125,7 +125,8 @@ def core(plant: PlantOption = None) -> None:
     with database(settings) as database_url:
         prepare_database(database_url, load_plant(settings.plant))
         consumer = CoreConsumer(database_url, settings.mqtt_url or "mqtt://127.0.0.1:1883",
-                                batch_max_messages=settings.batch_max_messages, batch_max_wait_ms=settings.batch_max_wait_ms)
+                                batch_max_messages=settings.batch_max_messages, batch_max_wait_ms=settings.batch_max_wait_ms,
+                                alert_every_s=settings.alert_every_s, offline_after_s=settings.offline_after_s)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: consumer.stop())
         log.info("core running")

@@ -15,6 +15,8 @@ from mes.api.stock import ReceiptIn
 from mes.api.workorders import WorkOrderIn
 from mes.models import EnergyTariff, EnergyTariffPeriod, Item, Machine, WorkCentre, make_engine
 from mes.services import masterdata, stock, valuation, workorders
+from mes.rules.alerts import AlertRule
+from mes.services.alert_engine import install_default_rules
 from mes.services.costing import work_order_cost
 
 DEMO_ORDERS = Path(__file__).resolve().parent.parent / "simulators" / "plants" / "demo-orders.yaml"
@@ -49,6 +51,7 @@ def seed(database_url: str, path: Path = DEMO_ORDERS) -> None:
             for machine_id in centre["machines"]:
                 masterdata.get(session, Machine, machine_id, "machine").work_centre_id = fields["work_centre_id"]
         session.commit()
+        install_default_rules(session, [AlertRule(**{**rule, "minutes": Decimal(rule["minutes"])}) for rule in data["alert_rules"]])
         for order in data["work_orders"]:
             machine_id = order["machine_id"]
             fields = WorkOrderIn.model_validate({k: v for k, v in order.items() if k != "machine_id"}).model_dump()

@@ -2,13 +2,19 @@
 
 Address space: Objects / <area> / <line> / <machine> / <signal>, where each signal is a variable
 with the string NodeId `machine.source.nodes[signal]` in the machine's source namespace.
+
+Every write is stamped with the instant of the publish (SourceTimestamp = ServerTimestamp), which
+clients take as the time of the value. The server keeps each machine's state changes as published
+(`published_states`): the exact instants a reader can see, the ground truth of state durations.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from asyncua import Server, ua
 from asyncua.common.node import Node
@@ -17,6 +23,17 @@ from mes.logs import get_logger
 from mes.plant import COUNTERS, ORDER, Machine, OpcUaSource
 
 log = get_logger(__name__)
+
+# Bounds the memory of a long demo run; a test looks at the last few changes.
+PUBLISHED_STATES_KEPT = 10_000
+
+
+class PublishedState(NamedTuple):
+    """A machine's state and fault code as shown from `ts` on (the SourceTimestamp of their write)."""
+
+    ts: datetime
+    state: int
+    fault: int
 
 
 def variant_type(machine: Machine, signal: str) -> ua.VariantType:
@@ -43,10 +60,17 @@ class OpcUaPlcServer:
         self._server: Server | None = None
         self._variables: dict[str, dict[str, tuple[ua.NodeId, ua.VariantType]]] = {}
         self._shown: dict[str, dict[str, int | str]] = {}
+        self._published_states: dict[str, deque[PublishedState]] = {}
 
     @property
     def endpoint(self) -> str:
         return self._endpoint
+
+    def published_states(self, machine_id: str) -> list[PublishedState]:
+        """Each change of the machine's state or fault code as published, oldest first."""
+        if machine_id not in {machine.id for machine in self._machines}:
+            raise ValueError(f"machine {machine_id} is not served by this OPC UA server")
+        return list(self._published_states.get(machine_id, ()))
 
     async def start(self, values: dict[str, dict[str, int | str]]) -> None:
         if not self._machines:
@@ -91,6 +115,7 @@ class OpcUaPlcServer:
             if variables is None:
                 continue
             shown = self._shown.setdefault(machine_id, {})
+            codes_before = (shown.get("state"), shown.get("fault"))
             for signal, value in signals.items():
                 if signal not in variables or shown.get(signal) == value:
                     continue
@@ -98,6 +123,9 @@ class OpcUaPlcServer:
                 data_value = ua.DataValue(ua.Variant(value, kind), SourceTimestamp=now, ServerTimestamp=now)
                 await self._server.write_attribute_value(node_id, data_value)
                 shown[signal] = value
+            if (shown.get("state"), shown.get("fault")) != codes_before:
+                published = self._published_states.setdefault(machine_id, deque(maxlen=PUBLISHED_STATES_KEPT))
+                published.append(PublishedState(now, shown.get("state"), shown.get("fault")))
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -12,7 +12,7 @@ from mes.logs import get_logger
 from mes.plant import Plant
 from simulators.model import DEFAULT_RESET_HOLD_S, MachineModel, seconds_from_microseconds
 from simulators.modbus_server import ModbusPlcServer
-from simulators.opcua_server import OpcUaPlcServer
+from simulators.opcua_server import OpcUaPlcServer, PublishedState
 
 log = get_logger(__name__)
 
@@ -93,6 +93,11 @@ class SimulatedPlant:
 
     def ground_truth(self) -> dict[str, dict]:
         return {machine_id: model.ground_truth() for machine_id, model in self._models.items()}
+
+    def published_states(self, machine_id: str) -> list[PublishedState]:
+        """An OPC UA machine's state changes with the SourceTimestamp they were published with, oldest
+        first: what its state intervals must be. (Over Modbus the edge stamps its reads itself.)"""
+        return self.opcua.published_states(machine_id)
 
     async def start(self) -> None:
         """Servers up with every counter at its start value, machines IDLE, nothing produced yet."""

@@ -22,6 +22,8 @@ from core.ingest.service import IngestService
 from mes.logs import get_logger
 from mes.mqtt import connect, new_client, parse_mqtt_url
 from mes.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION
+from mes.services.notifications import NotificationSender
+from mes.settings import Settings
 
 log = get_logger("core.consumer")
 
@@ -37,9 +39,15 @@ class _Delivery:
 class CoreConsumer:
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
                  batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
-                 housekeeping_every_s: float = 30.0, on_commit=None):
+                 housekeeping_every_s: float = 30.0, on_commit=None,
+                 alert_every_s: float = Settings.model_fields["alert_every_s"].default,
+                 offline_after_s: int = Settings.model_fields["offline_after_s"].default):
         self.service = IngestService(database_url, on_commit=on_commit)
         self.housekeeping_every_s = housekeeping_every_s
+        self.alert_every_s = alert_every_s
+        self.offline_after_s = offline_after_s
+        # alert notifications leave from the core: started and stopped with run()
+        self.sender = NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications")
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s
@@ -85,8 +93,10 @@ class CoreConsumer:
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
         connect(self._client, self._target)
+        self.sender.start()
+        listening_since = datetime.now(UTC)
         next_status = time.monotonic() + self.status_every_s
-        next_housekeeping = time.monotonic()
+        next_housekeeping = next_alerts = time.monotonic()
         try:
             while not self._stop.is_set():
                 batch = self._next_batch()
@@ -96,10 +106,14 @@ class CoreConsumer:
                 if time.monotonic() >= next_housekeeping:
                     next_housekeeping = time.monotonic() + self.housekeeping_every_s
                     self.service.housekeeping()
+                if time.monotonic() >= next_alerts:
+                    next_alerts = time.monotonic() + self.alert_every_s
+                    self.service.evaluate_alerts(self.offline_after_s, listening_since)
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.status_every_s
                     log.info("ingest", backlog=self._deliveries.qsize(), **vars(self.service.totals))
         finally:
+            self.sender.stop()
             self._client.disconnect()
             self._client.loop_stop()
             self.service.close()

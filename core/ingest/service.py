@@ -21,7 +21,8 @@ from core.ingest import store
 from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, plan_batch
 from mes.logs import get_logger
 from mes.models import make_engine
-from mes.services import alerts, valuation
+from mes.rules.alerts import Transition
+from mes.services import alert_engine, alerts, valuation
 
 log = get_logger("core.ingest")
 
@@ -137,12 +138,20 @@ class IngestService:
         try:
             valuation.drain(self._conn)
             with Session(self._engine()) as session:
-                for transition in alerts.evaluate_inventory(session):
-                    log.info(f"alert {transition.event.value}", kind=transition.alert.kind.value, subject=transition.alert.subject,
-                             detail=transition.alert.detail)
+                _log_transitions(alerts.evaluate_inventory(session))
         except (psycopg.Error, SQLAlchemyError) as error:
             self._conn.rollback()
             log.warning("housekeeping failed; tried again later", error=str(error))
+
+    def evaluate_alerts(self, offline_after_s: int, listening_since: datetime) -> None:
+        """Between batches, every few seconds: one round of the machine alerts (`alert_engine`). A failure,
+        whatever it is, is logged and the next round tries again; ingest goes on."""
+        try:
+            with Session(self._engine()) as session:
+                _log_transitions(alert_engine.evaluate_machines(session, offline_after_s=offline_after_s,
+                                                              listening_since=listening_since))
+        except Exception:
+            log.exception("alert round failed; tried again next round")
 
     def _engine(self) -> Engine:
         if self._sqlalchemy is None:
@@ -161,3 +170,9 @@ class IngestService:
             self.reload()
         except psycopg.OperationalError:
             pass
+
+
+def _log_transitions(transitions: list[Transition]) -> None:
+    for transition in transitions:
+        log.info(f"alert {transition.event.value}", kind=transition.alert.kind.value, subject=transition.alert.subject,
+                 detail=transition.alert.detail)

@@ -5,7 +5,8 @@ conditions evaluated into them.
 (the complete list of subjects in that condition now), reconciles them with the open alerts
 (`mes.rules.alerts.reconcile`) and stores the transitions in one transaction: an alert is raised
 while its condition holds and cleared once it no longer does; a cleared alert never re-opens.
-Notifications (MQTT, webhooks) are the alerting issue's; they read `alert_events`.
+Every stored transition also queues its notifications (`mes.services.notifications.enqueue`), in
+the same transaction.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from inventory.rules.stock_alerts import (
     slow_moving_alerts,
 )
 from mes.rules.alerts import Alert, AlertKind, AlertRule, Fact, RuleBook, Transition, acknowledge, passthrough, reconcile
-from mes.services import Conflict, NotFound
+from mes.services import Conflict, NotFound, notifications
 
 INVENTORY_KINDS = (AlertKind.STOCK_SHORTAGE, AlertKind.SAFETY_STOCK, AlertKind.SLOW_MOVING, AlertKind.OVERDUE_SALES_ORDER,
                    AlertKind.LOT_EXPIRING, AlertKind.LOT_EXPIRED)
@@ -50,7 +51,8 @@ def rule_book(session: Session) -> RuleBook:
 
 
 def open_alerts(session: Session) -> list[Alert]:
-    rows = session.execute(text(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status <> 'cleared' ORDER BY alert_id"))
+    # locked: an acknowledgement made during a round waits for it, rather than being overwritten by its clearing
+    rows = session.execute(text(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status <> 'cleared' ORDER BY alert_id FOR UPDATE"))
     return [Alert(*row) for row in rows]
 
 
@@ -77,6 +79,7 @@ def store(session: Session, transitions: list[Transition]) -> list[Transition]:
                         {"id": transition.alert.alert_id, "event": transition.event.value, "at": transition.at,
                          "by": transition.by, "note": transition.note})
         stored.append(transition)
+    notifications.enqueue(session, stored)
     return stored
 
 
