@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -126,7 +127,8 @@ def core(plant: PlantOption = None) -> None:
         prepare_database(database_url, load_plant(settings.plant))
         consumer = CoreConsumer(database_url, settings.mqtt_url or "mqtt://127.0.0.1:1883",
                                 batch_max_messages=settings.batch_max_messages, batch_max_wait_ms=settings.batch_max_wait_ms,
-                                alert_every_s=settings.alert_every_s, offline_after_s=settings.offline_after_s)
+                                alert_every_s=settings.alert_every_s, offline_after_s=settings.offline_after_s,
+                                rollup_every_s=settings.rollup_every_s)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: consumer.stop())
         log.info("core running")
@@ -245,3 +247,33 @@ def db_sql(timescale: Annotated[bool, typer.Option(help="the TimescaleDB variant
     from core.db.migrations import offline_sql
 
     sys.stdout.write(offline_sql(timescale))
+
+
+@db_app.command("rollups")
+def db_rollups(
+    since: Annotated[datetime, typer.Option("--since", help="first hour to recompute, with its timezone (e.g. 2026-11-01T00:00:00+00:00)")],
+    until: Annotated[datetime | None, typer.Option("--until", help="last instant to recompute (default: now)")] = None,
+) -> None:
+    """Recompute the board rollups (oee_hourly, downtime_hourly) from SINCE.
+
+    The core keeps the recent hours fresh by itself (`rollup_hours`); run this after an edge was
+    offline longer than that, or after reasons were given to old stops. Safe to re-run: each hour is
+    replaced, never added to."""
+    from sqlalchemy.orm import Session
+
+    from mes.models import make_engine
+    from mes.runtime import database
+    from mes.services.rollups import refresh
+
+    if since.tzinfo is None or (until is not None and until.tzinfo is None):
+        raise typer.BadParameter("give times with a timezone, e.g. 2026-11-01T00:00:00+00:00")
+    settings = _settings()
+    with database(settings) as database_url:
+        engine = make_engine(database_url)
+        try:
+            with Session(engine) as session:
+                hours = refresh(session, since, until)
+                session.commit()
+        finally:
+            engine.dispose()
+    typer.echo(f"recomputed {hours} hour(s) of rollups")

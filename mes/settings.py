@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     offline_after_s: int = Field(default=30, gt=0, description="no message from a machine for this long: offline")
     alert_every_s: float = Field(default=5.0, gt=0, description="how often the core evaluates the alert rules")
 
+    # board rollups (oee_hourly, downtime_hourly)
+    rollup_every_s: float = Field(default=15.0, gt=0, description="how often the core refreshes the recent hours' rollups")
+    rollup_hours: int = Field(default=3, gt=0, description="how many recent hours each refresh recomputes")
+
     # edge
     edge_flush_ms: int = Field(default=200, gt=0)
     edge_queue_max: int = Field(default=200_000, gt=0)

@@ -23,6 +23,7 @@ from mes.logs import get_logger
 from mes.mqtt import connect, new_client, parse_mqtt_url
 from mes.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION
 from mes.services.notifications import NotificationSender
+from mes.services.rollups import RollupWorker
 from mes.settings import Settings
 
 log = get_logger("core.consumer")
@@ -41,13 +42,16 @@ class CoreConsumer:
                  batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
                  housekeeping_every_s: float = 30.0, on_commit=None,
                  alert_every_s: float = Settings.model_fields["alert_every_s"].default,
-                 offline_after_s: int = Settings.model_fields["offline_after_s"].default):
+                 offline_after_s: int = Settings.model_fields["offline_after_s"].default,
+                 rollup_every_s: float = Settings.model_fields["rollup_every_s"].default):
         self.service = IngestService(database_url, on_commit=on_commit)
         self.housekeeping_every_s = housekeeping_every_s
         self.alert_every_s = alert_every_s
         self.offline_after_s = offline_after_s
         # alert notifications leave from the core: started and stopped with run()
         self.sender = NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications")
+        # so do the board rollups, in their own thread: ingest never waits for them
+        self.rollups = RollupWorker(database_url, every_s=rollup_every_s)
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s
@@ -94,6 +98,7 @@ class CoreConsumer:
         gc.set_threshold(50_000, 20, 20)
         connect(self._client, self._target)
         self.sender.start()
+        self.rollups.start()
         listening_since = datetime.now(UTC)
         next_status = time.monotonic() + self.status_every_s
         next_housekeeping = next_alerts = time.monotonic()
@@ -113,6 +118,7 @@ class CoreConsumer:
                     next_status = time.monotonic() + self.status_every_s
                     log.info("ingest", backlog=self._deliveries.qsize(), **vars(self.service.totals))
         finally:
+            self.rollups.stop()
             self.sender.stop()
             self._client.disconnect()
             self._client.loop_stop()

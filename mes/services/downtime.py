@@ -42,7 +42,7 @@ Decisions, stated:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
@@ -434,22 +434,27 @@ def pareto(session: Session, start: datetime, end: datetime, by: str, *, machine
         intervals = derive(session, machine.machine_id, start, end, derivation)
         reason_of = {e.interval.began: e.reason_code for e in explain(session, intervals)} if by == "reason" else {}
         for shift, windows in groups:
-            for window in windows:
-                for piece in clip(intervals, window.start, window.end):
-                    if piece.category is not Category.STOPPED:
-                        continue
-                    key = _pareto_key(by, machine, shift, reason_of.get(piece.began))
-                    keys.add(key)
-                    began_here = piece.start == piece.began
-                    if piece.stop is StopKind.MICROSTOP:
-                        micro[key] += began_here
-                        micro_time[key] += piece.duration
-                    else:
-                        stops[key] += began_here
-                        time_in[key] += piece.duration
+            for piece, began_here in unplanned_stops(intervals, windows):
+                key = _pareto_key(by, machine, shift, reason_of.get(piece.began))
+                keys.add(key)
+                if piece.stop is StopKind.MICROSTOP:
+                    micro[key] += began_here
+                    micro_time[key] += piece.duration
+                else:
+                    stops[key] += began_here
+                    time_in[key] += piece.duration
     total = sum(time_in.values(), timedelta(0))
     rows = [ParetoRow(key, stops[key], time_in[key], _share(time_in[key], total), micro[key], micro_time[key]) for key in keys]
     return sorted(rows, key=lambda row: (-row.time, -row.microstop_time, row.key is None, row.key or ""))
+
+
+def unplanned_stops(intervals: list[StateInterval], windows: Iterable[Window]) -> Iterator[tuple[StateInterval, bool]]:
+    """The pieces of unplanned stops inside the windows, each with whether its stop began there
+    (a stop is counted once, where it began; its time wherever it falls)."""
+    for window in windows:
+        for piece in clip(intervals, window.start, window.end):
+            if piece.category is Category.STOPPED:
+                yield piece, piece.start == piece.began
 
 
 def _pareto_key(by: str, machine: MachineRow, shift: ShiftInstance | None, reason: str | None) -> str | None:

@@ -75,36 +75,37 @@ def oee(session: Session, start: datetime, end: datetime, by: str = "machine", *
     if by == "shift":
         spans = [(max(shift.start, start), min(shift.end, end)) if shift else (start, end) for shift, _ in by_shift]
         groups = []
-        for (shift, windows), span, made in zip(by_shift, spans, _made(session, ids, spans), strict=True):
-            totals = combine(_tally(intervals[m], windows, made.get(m, [])) for m in ids)
+        for (shift, windows), span, made in zip(by_shift, spans, made_in_spans(session, ids, spans), strict=True):
+            totals = combine(tally_machine(intervals[m], windows, made.get(m, [])) for m in ids)
             groups.append(OeeGroup(f"{shift.day.isoformat()} {shift.name}" if shift else None, *span, totals, measure(totals)))
         return groups
 
-    made = _made(session, ids, [(start, end)])[0]
+    made = made_in_spans(session, ids, [(start, end)])[0]
     if by == "work_order":
         parts = defaultdict(list)
         dispatches = _dispatch_windows(session, ids, start, min(end, derivation.now))
         for (machine, work_order), dispatched in dispatches.items():
             for_order = [m for m in made.get(machine, []) if m.work_order_id == work_order]
-            parts[work_order].append(_tally(intervals[machine], _intersect(dispatched, every_window), for_order))
+            parts[work_order].append(tally_machine(intervals[machine], _intersect(dispatched, every_window), for_order))
         for machine, units in made.items():
             for work_order in {m.work_order_id for m in units} - {None}:
                 if (machine, work_order) not in dispatches:
-                    parts[work_order].append(_tally([], [], [m for m in units if m.work_order_id == work_order]))
+                    parts[work_order].append(tally_machine([], [], [m for m in units if m.work_order_id == work_order]))
     else:
         parts = defaultdict(list)
         for m in selected:
             parts[m.machine_id if by == "machine" else m.line].append(
-                _tally(intervals[m.machine_id], every_window, made.get(m.machine_id, [])))
+                tally_machine(intervals[m.machine_id], every_window, made.get(m.machine_id, [])))
     return [OeeGroup(key, start, end, combine(totals), measure(combine(totals))) for key, totals in sorted(parts.items())]
 
 
-def _tally(intervals: list[StateInterval], windows: list[Window], made: list[Made]) -> OeeTotals:
+def tally_machine(intervals: list[StateInterval], windows: list[Window], made: list[Made]) -> OeeTotals:
+    """One machine's totals over the windows, with what it made there."""
     return tally(intervals, windows, [(m.ideal_cycle_s, m.good + m.scrap) for m in made],
                  sum(m.good for m in made), sum((Decimal(m.energy_wh) for m in made), Decimal(0)))
 
 
-def _made(session: Session, machine_ids: list[str], spans: list[tuple[datetime, datetime]]) -> list[dict[str, list[Made]]]:
+def made_in_spans(session: Session, machine_ids: list[str], spans: list[tuple[datetime, datetime]]) -> list[dict[str, list[Made]]]:
     """Per span, per machine, the units made per work order (by the attributions' last_ts)."""
     found: list[dict[str, list[Made]]] = [defaultdict(list) for _ in spans]
     rows = session.execute(text(

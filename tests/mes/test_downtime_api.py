@@ -13,10 +13,9 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-import psycopg
-import pytest
 
 from tests.mes.http import ok, refused
+from tests.mes.ingested import Ingested
 
 BERLIN = ZoneInfo("Europe/Berlin")
 RUNNING, IDLE, FAULT, PLANNED_STOP = 1, 2, 3, 7
@@ -32,47 +31,6 @@ def local(hour, minute=0, second=0):
 
 def ratio(fraction: Fraction) -> Decimal:
     return RATIOS.divide(Decimal(fraction.numerator), Decimal(fraction.denominator))
-
-
-class Ingested:
-    """Writes what the ingest would, for edge-1."""
-
-    def __init__(self, url: str):
-        self.conn = psycopg.connect(url, autocommit=True)
-        self.seq = 0
-
-    def _next(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def state(self, machine: str, ts: datetime, state: int, fault: int = 0) -> None:
-        self.conn.execute("INSERT INTO machine_states VALUES (%s, %s, %s, %s, 'edge-1', 1, %s)",
-                          (machine, ts, state, fault, self._next()))
-
-    def heard(self, machine: str, start: datetime, end: datetime, every: timedelta) -> None:
-        """A data message from the machine every `every` in [start, end)."""
-        ts = start
-        while ts < end:
-            self.conn.execute("INSERT INTO ingested_messages VALUES ('edge-1', 1, %s, %s, %s, false, 1)", (self._next(), machine, ts))
-            ts += every
-
-    def edge_status(self, ts: datetime, online: bool, edge: str = "edge-1", machines: tuple[str, ...] = ()) -> None:
-        self.conn.execute("INSERT INTO edge_status_events (edge_id, online, epoch, machines, received_at) VALUES (%s, %s, 1, %s, %s)",
-                          (edge, online, list(machines), ts))
-
-    def made(self, machine: str, last_ts: datetime, good: int, scrap: int, energy_wh: int, work_order: str | None = None) -> None:
-        self.conn.execute("INSERT INTO production_attributions VALUES ('edge-1', 1, %s, %s, %s, %s, %s, %s, %s, %s)",
-                          (self._next(), machine, work_order, good, scrap, energy_wh, last_ts, last_ts))
-
-    def count(self, table: str) -> int:
-        return self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-
-@pytest.fixture
-def db(api, database_url):
-    ingested = Ingested(database_url)
-    yield ingested
-    ingested.conn.close()
 
 
 def worked_example(api, db: Ingested) -> None:

@@ -1,0 +1,176 @@
+"""Hourly rollups for the boards: `oee_hourly` and `downtime_hourly` (migration 0006).
+
+Each row is recomputed by the rules that answer the API: a machine's state intervals are derived
+once for the hours refreshed (`downtime.derive`), tallied per hour over that hour's planned production
+windows with what the machine made in it (`oee.tally_machine`), and its unplanned stops summed per
+reason and stop kind (`downtime.unplanned_stops`, reasons by `downtime.explain`). So a board that sums
+rollup rows and measures the sums agrees with `GET /oee` and `GET /downtime/pareto` for whole hours.
+
+Decisions, stated:
+  * Buckets are UTC hours, like `production_hourly`. The hour going on is refreshed up to now.
+  * Refreshing replaces the rows of the hours and machines it covers in one transaction (a reason a
+    supervisor later gives a stop moves its time to that reason; nothing is added twice). An hour with
+    nothing to tally has no row.
+  * The core's `RollupWorker` refreshes the last `rollup_hours` hours every `rollup_every_s` seconds, in
+    its own thread and connection so ingest never waits; at start it first catches up from the last
+    hour rolled up. Data older than that window (an edge that was offline longer, a reason given to an
+    old stop) reaches the rollups with `mes db rollups --since …`.
+  * One refresher at a time across cores: a transaction-scoped advisory lock; a core that does not get
+    it skips the round.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.rules.states import StateInterval, require_aware
+from mes.logs import get_logger
+from mes.models import make_engine
+from mes.rules.oee import OeeTotals
+from mes.rules.shifts import Window
+from mes.services.downtime import Derivation, derive, explain, load_calendar, machines, planned_windows, seconds, unplanned_stops
+from mes.services.oee import made_in_spans, tally_machine
+from mes.settings import Settings
+
+log = get_logger("mes.rollups")
+
+HOUR = timedelta(hours=1)
+UNASSIGNED_REASON = "unassigned"
+_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('mes-rollups'))"
+
+
+def hours_between(since: datetime, until: datetime) -> list[datetime]:
+    """The UTC hours that [since, until] touches, as their starts."""
+    start = require_aware(since, "since").astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    until = require_aware(until, "until")
+    hours = []
+    while start <= until and (not hours or start < until):
+        hours.append(start)
+        start += HOUR
+    return hours
+
+
+def refresh(session: Session, since: datetime, until: datetime | None = None, derivation: Derivation | None = None) -> int:
+    """Recompute the rollups of every machine for the hours from `since` to `until` (default now).
+
+    Flushes, does not commit: the caller's transaction holds the replacement. Returns the number of
+    hours refreshed."""
+    derivation = derivation or Derivation.of()
+    hours = hours_between(since, min(until or derivation.now, derivation.now))
+    if not hours:
+        return 0
+    start, end = hours[0], hours[-1] + HOUR
+    selected = machines(session)
+    ids = [m.machine_id for m in selected]
+    calendar = load_calendar(session, start, end)
+    windows = [[w for _, found in planned_windows(calendar, hour, min(hour + HOUR, derivation.now)) for w in found]
+               for hour in hours]
+    made = made_in_spans(session, ids, [(hour, hour + HOUR) for hour in hours])
+    oee_rows, downtime_rows = [], []
+    for machine_id in ids:
+        intervals = derive(session, machine_id, start, end, derivation)
+        reason_of = {e.interval.began: e.reason_code for e in explain(session, intervals)}
+        for hour, planned, made_then in zip(hours, windows, made, strict=True):
+            totals = tally_machine(intervals, planned, made_then.get(machine_id, []))
+            if totals != OeeTotals():
+                oee_rows.append(_oee_row(machine_id, hour, totals, derivation.now))
+            downtime_rows += _downtime_rows(machine_id, hour, intervals, planned, reason_of)
+    bounds = {"machines": ids, "start": start, "end": end}
+    for table in ("oee_hourly", "downtime_hourly"):
+        session.execute(text(f"DELETE FROM {table} WHERE machine_id = ANY(:machines) AND bucket >= :start AND bucket < :end"),
+                        bounds)
+    if oee_rows:
+        session.execute(text(
+            """INSERT INTO oee_hourly VALUES (:machine_id, :bucket, :planned_production_s, :planned_downtime_s, :unknown_s,
+                   :run_s, :stopped_s, :breakdown_s, :microstop_s, :failures, :microstops, :ideal_s, :total, :good,
+                   :energy_wh, :refreshed_at)"""), oee_rows)
+    if downtime_rows:
+        session.execute(text(
+            "INSERT INTO downtime_hourly VALUES (:machine_id, :bucket, :reason_code, :stop_kind, :stops, :seconds)"),
+            downtime_rows)
+    session.flush()
+    return len(hours)
+
+
+def _oee_row(machine_id: str, hour: datetime, totals: OeeTotals, now: datetime) -> dict:
+    return {
+        "machine_id": machine_id, "bucket": hour, "refreshed_at": now,
+        "planned_production_s": seconds(totals.planned_production_time), "planned_downtime_s": seconds(totals.planned_downtime),
+        "unknown_s": seconds(totals.unknown_time), "run_s": seconds(totals.run_time), "stopped_s": seconds(totals.stopped_time),
+        "breakdown_s": seconds(totals.breakdown_time), "microstop_s": seconds(totals.microstop_time),
+        "failures": totals.failures, "microstops": totals.microstops, "ideal_s": totals.ideal_seconds,
+        "total": totals.total, "good": totals.good, "energy_wh": totals.energy_wh,
+    }
+
+
+def _downtime_rows(machine_id: str, hour: datetime, intervals: list[StateInterval], planned: Iterable[Window],
+                   reason_of: dict[datetime, str | None]) -> list[dict]:
+    stops: dict[tuple[str, str], int] = defaultdict(int)
+    time_in: dict[tuple[str, str], timedelta] = defaultdict(timedelta)
+    for piece, began_here in unplanned_stops(intervals, planned):
+        key = (reason_of.get(piece.began) or UNASSIGNED_REASON, piece.stop.value)
+        stops[key] += began_here
+        time_in[key] += piece.duration
+    return [{"machine_id": machine_id, "bucket": hour, "reason_code": reason, "stop_kind": kind,
+             "stops": stops[(reason, kind)], "seconds": seconds(time_in[(reason, kind)])}
+            for reason, kind in sorted(time_in)]
+
+
+def catch_up_since(session: Session, lookback: timedelta, now: datetime) -> datetime:
+    """Where a starting refresher begins: the last hour rolled up, else the first production, and at
+    the latest `lookback` before now."""
+    last, first = session.execute(text(
+        "SELECT (SELECT max(bucket) FROM oee_hourly), (SELECT min(end_ts) FROM production_intervals)")).one()
+    return min(now - lookback, last or first or now)
+
+
+class RollupWorker:
+    """Keeps the rollups of the recent hours fresh, in its own thread and database connection."""
+
+    def __init__(self, database_url: str, *, every_s: float | None = None, hours: int | None = None):
+        settings = Settings()
+        self.every_s = every_s if every_s is not None else settings.rollup_every_s
+        self.lookback = timedelta(hours=hours if hours is not None else settings.rollup_hours)
+        self._engine = make_engine(database_url)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="mes-rollups", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+        self._engine.dispose()
+
+    def _run(self) -> None:
+        since = None
+        while not self._stop.is_set():
+            try:
+                since = self.round(since)
+            except Exception:
+                log.exception("rollup round failed; tried again next round")
+            self._stop.wait(self.every_s)
+
+    def round(self, since: datetime | None = None) -> datetime | None:
+        """One refresh; returns where the next one starts (None: catch up first, as at start)."""
+        derivation = Derivation.of()
+        with Session(self._engine) as session:
+            if not session.execute(text(_LOCK)).scalar():
+                return since
+            start = since or catch_up_since(session, self.lookback, derivation.now)
+            hours = refresh(session, start, derivation=derivation)
+            session.commit()
+        if since is None:
+            log.info("rollups caught up", since=start.isoformat(), hours=hours)
+        return derivation.now - self.lookback

@@ -1,0 +1,75 @@
+"""Board rollups (`mes.services.rollups`): whole hours add up to what the OEE and pareto APIs say.
+
+Uses the worked example of docs/oee.md (tests/mes/test_downtime_api.py) on a real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+
+from mes.models import make_engine
+from mes.services.downtime import Derivation
+from mes.services.rollups import HOUR, hours_between, refresh
+from tests.mes.http import ok
+from tests.mes.test_downtime_api import FAULT, IDLE, RUNNING, SHIFT, local, worked_example
+
+OEE_SUMS = ("planned_production_s", "planned_downtime_s", "unknown_s", "run_s", "stopped_s", "breakdown_s", "microstop_s",
+            "failures", "microstops", "ideal_s", "total", "good", "energy_wh")
+API_NAMES = {"planned_production_s": "planned_production_time_s", "unknown_s": "unknown_time_s", "run_s": "run_time_s",
+             "stopped_s": "stopped_time_s", "breakdown_s": "breakdown_time_s", "microstop_s": "microstop_time_s",
+             "ideal_s": "ideal_time_s"}
+
+moments = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC))
+
+
+@given(moments, st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)))
+def test_the_hours_cover_the_period_once_each(since, length):
+    hours = hours_between(since, since + length)
+    assert hours[0] <= since < hours[0] + HOUR
+    assert hours[-1] <= since + length <= hours[-1] + HOUR
+    assert all(later - earlier == HOUR for earlier, later in zip(hours, hours[1:], strict=False))
+    assert all(hour.minute == hour.second == hour.microsecond == 0 for hour in hours)
+
+
+def test_whole_hours_of_rollups_equal_the_oee_and_the_pareto(api, db, database_url):
+    worked_example(api, db)
+    ok(api.post("/downtime-reasons", json={"code": "electrical", "description": "Electrical fault"}), 201)
+    ok(api.post("/downtime-reasons", json={"code": "material", "description": "Bad material"}), 201)
+    ok(api.put("/fault-reasons", json={"fault_code": 12, "reason_code": "electrical"}))
+    db.state("welder-01", local(6), RUNNING)
+    db.state("welder-01", local(9), IDLE)
+    db.state("welder-01", local(9, 5), RUNNING)
+    db.state("welder-01", local(13), FAULT, 99)
+    db.state("welder-01", local(13, 1), RUNNING)
+    db.heard("welder-01", local(6), local(14, 30), timedelta(seconds=30))
+    engine = make_engine(database_url)
+    derivation = Derivation.of(offline_after=timedelta(seconds=60))
+
+    def rolled_up() -> tuple[dict, dict]:
+        with Session(engine) as session:
+            assert refresh(session, local(6), local(14), derivation) == 8
+            session.commit()
+        sums = dict(zip(OEE_SUMS, db.conn.execute(
+            f"SELECT {', '.join(f'sum({c})' for c in OEE_SUMS)} FROM oee_hourly WHERE machine_id = 'press-01'").fetchone(),
+            strict=True))
+        stops = {(reason, kind): (int(count), Decimal(time)) for reason, kind, count, time in db.conn.execute(
+            "SELECT reason_code, stop_kind, sum(stops), sum(seconds) FROM downtime_hourly GROUP BY 1, 2")}
+        return sums, stops
+
+    sums, stops = rolled_up()
+    (machine,) = ok(api.get("/oee", params={**SHIFT, "by": "machine", "machine_id": "press-01"}))
+    for column in OEE_SUMS:
+        assert Decimal(sums[column]) == Decimal(machine[API_NAMES.get(column, column)]), column
+    assert stops == {("electrical", "breakdown"): (1, Decimal(2700)), ("unassigned", "microstop"): (4, Decimal(240)),
+                     ("unassigned", "idle"): (1, Decimal(300))}, "as the pareto by reason, microstops apart"
+    assert rolled_up() == (sums, stops), "refreshing again changes nothing"
+
+    ok(api.post(f"/machines/press-01/stops/{local(7).isoformat()}/annotations", json={"reason_code": "material", "actor": "ana"}),
+       201)
+    assert rolled_up()[1][("material", "breakdown")] == (1, Decimal(2700)), "a reason given later moves the stop's time"
+    assert db.count("oee_hourly") == 4 * 8, "a machine never heard has planned time too: all of it unknown"
