@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 from openpyxl import Workbook
 
+from core.rules.instants import require_aware
 from inventory.rules import EXACT, exact_quantity
 
 MONEY_QUANTUM = Decimal("0.000001")
@@ -129,7 +130,7 @@ def days_of_supply(on_hand: pd.DataFrame, moves: pd.DataFrame, as_of: datetime, 
 
     Columns: item_id, on_hand_quantity, issued_quantity, average_daily_issue, days_of_supply.
     """
-    as_of = _instant(as_of, "as_of")
+    as_of = require_aware(as_of, "as_of")
     if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
         raise ValueError(f"days must be a positive whole number, got {days!r}")
     on_hand = _checked(on_hand, "on_hand", ("item_id",), decimals=("quantity",))
@@ -159,7 +160,7 @@ def age_bucket_labels(bounds: Sequence[int] = DEFAULT_AGE_BOUNDS) -> list[str]:
 
 def aging_buckets(on_hand: pd.DataFrame, as_of: datetime, bounds: Sequence[int] = DEFAULT_AGE_BOUNDS) -> pd.DataFrame:
     """On-hand quantity and value per item and age bucket. Columns: item_id, bucket, quantity, value."""
-    as_of = _instant(as_of, "as_of")
+    as_of = require_aware(as_of, "as_of")
     labels = age_bucket_labels(bounds)
     on_hand = _checked(on_hand, "on_hand", ("item_id",), decimals=("quantity", "value"), instants=("received_at",),
                        optional_instants=True)
@@ -296,16 +297,9 @@ def _divide(numerator: Decimal | int, denominator: Decimal | int, quantum: Decim
         return steps * quantum
 
 
-def _instant(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{what} must be a datetime, not {type(value).__name__}: {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must carry a time zone: {value.isoformat()} could be any of 24 instants")
-    return value
-
 
 def _period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    start, end = _instant(start, "start"), _instant(end, "end")
+    start, end = require_aware(start, "start"), require_aware(end, "end")
     if end <= start:
         raise ValueError(f"the period ends ({end.isoformat()}) before it starts ({start.isoformat()})")
     return start, end
@@ -334,7 +328,7 @@ def _timestamps(values: pd.Series, what: str, optional: bool) -> pd.Series:
         raise ValueError(f"{what} must carry a time zone")
     for value in values:
         if not (optional and pd.isna(value)):
-            _instant(value, what)
+            require_aware(value, what)
     return pd.to_datetime(values, utc=True) if len(values) else pd.Series([], index=values.index, dtype="datetime64[us, UTC]")
 
 
@@ -399,7 +393,7 @@ def _plain(value: object) -> object:
     if isinstance(value, Decimal) and not value.is_finite():
         raise ValueError(f"{value} is not a number that can be exported")
     if isinstance(value, datetime):
-        _instant(value, "an exported timestamp")
+        require_aware(value, "an exported timestamp")
     return value
 
 

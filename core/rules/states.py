@@ -55,6 +55,7 @@ from enum import Enum
 from itertools import groupby, pairwise
 from typing import NamedTuple
 
+from core.rules.instants import require_aware
 from mes.plant import MachineState
 
 MICROSTOP_THRESHOLD = timedelta(minutes=2)
@@ -129,14 +130,6 @@ class StateInterval:
     def duration(self) -> timedelta:
         return self.end - self.start
 
-
-def require_aware(ts: datetime, what: str) -> datetime:
-    """`ts` itself; a naive datetime (or not a datetime) is refused, naming `what` it was meant to be."""
-    if not isinstance(ts, datetime):
-        raise TypeError(f"{what} must be a datetime, not {type(ts).__name__}")
-    if ts.utcoffset() is None:
-        raise ValueError(f"{what} must carry a timezone: {ts.isoformat()}")
-    return ts
 
 
 def state_name(state_code: int | None) -> str:

@@ -71,6 +71,7 @@ from fractions import Fraction
 from itertools import combinations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.rules.instants import require_aware
 from inventory.rules import EXACT, exact_quantity, non_negative_quantity, whole_number
 from inventory.rules.bom import BomLine, find_cycle
 
@@ -167,16 +168,10 @@ class Tariff:
             raise ValueError("tariff periods overlap: " + "; ".join(f"{a} and {b}" for a, b in clashes))
 
 
-def _require_aware(ts: datetime, what: str) -> None:
-    if not isinstance(ts, datetime):
-        raise TypeError(f"{what} must be a datetime, not {type(ts).__name__}: {ts!r}")
-    if ts.utcoffset() is None:
-        raise ValueError(f"{what} {ts.isoformat()} has no time zone")
-
 
 def price_at(tariff: Tariff, ts: datetime) -> Decimal:
     """Price per kWh in force at the aware instant `ts`, read on the wall clock of the tariff's zone."""
-    _require_aware(ts, "tariff instant")
+    require_aware(ts, "tariff instant")
     local = ts.astimezone(ZoneInfo(tariff.timezone))
     position = _week_position(local.weekday(), local.time())
     return next((period.price_per_kwh for period in tariff.periods if period.covers(position)), tariff.default_price_per_kwh)

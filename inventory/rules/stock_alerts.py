@@ -36,6 +36,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
+from core.rules.instants import require_aware
 from inventory.rules import EXACT, exact_quantity, non_negative_quantity, whole_number
 from inventory.rules.backflush import BackflushException
 from inventory.rules.operations import SHIPMENT, OrderLine, SalesOrderStatus
@@ -120,7 +121,7 @@ class ItemActivity(NamedTuple):
 def slow_moving_alerts(activity: Iterable[ItemActivity], now: datetime,
                        days: int = DEFAULT_SLOW_MOVING_DAYS) -> list[StockAlert]:
     """Items with stock and no demand issue for at least `days` days."""
-    _aware(now, "now")
+    require_aware(now, "now")
     days = whole_number(days, "days without an issue", least=1)
     alerts = []
     for item in activity:
@@ -133,7 +134,7 @@ def slow_moving_alerts(activity: Iterable[ItemActivity], now: datetime,
                                      f"{item.item}: {on_hand} on hand and no issue or receipt on record",
                                      {"on_hand": on_hand}))
             continue
-        idle = now - _aware(idle_since, f"last movement of {item.item}")
+        idle = now - require_aware(idle_since, f"last movement of {item.item}")
         if idle >= timedelta(days=days):
             since = "last issued" if item.last_issue else "received, never issued,"
             alerts.append(StockAlert(AlertKind.SLOW_MOVING, item.item,
@@ -157,13 +158,13 @@ _SHIPPING_STATUSES = frozenset({SalesOrderStatus.OPEN, SalesOrderStatus.PARTIALL
 def overdue_sales_order_alerts(orders: Iterable[SalesOrderDue], now: datetime,
                                hours: int = DEFAULT_OVERDUE_HOURS) -> list[StockAlert]:
     """Orders still to ship at least `hours` hours after they were due."""
-    _aware(now, "now")
+    require_aware(now, "now")
     hours = whole_number(hours, "hours after due", least=0)
     alerts = []
     for order in orders:
         if SalesOrderStatus(order.status) not in _SHIPPING_STATUSES:
             continue
-        late = now - _aware(order.due, f"due time of sales order {order.order_id}")
+        late = now - require_aware(order.due, f"due time of sales order {order.order_id}")
         if late < timedelta(hours=hours):
             continue
         with localcontext(EXACT):
@@ -193,7 +194,7 @@ class LotStock(NamedTuple):
 def expiring_lot_alerts(lots: Iterable[LotStock], now: datetime,
                         days: int = DEFAULT_EXPIRY_WARNING_DAYS) -> list[StockAlert]:
     """On-hand lots expired (LOT_EXPIRED) or expiring within `days` days (LOT_EXPIRING)."""
-    today = _aware(now, "now").date()
+    today = require_aware(now, "now").date()
     days = whole_number(days, "days of warning", least=0)
     alerts = []
     for lot in lots:
@@ -243,9 +244,4 @@ def backflush_shortage_alerts(open_exceptions: Iterable[BackflushException]) -> 
 def _by_subject(alerts: list[StockAlert]) -> list[StockAlert]:
     return sorted(alerts, key=lambda alert: (alert.subject, alert.kind.value))
 
-
-def _aware(moment: datetime, what: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{what} must carry its time zone, got {moment.isoformat()}")
-    return moment
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from mes.api.common import Db, In
 from mes.rules.alerts import AlertRule
-from mes.services import alert_engine, notifications
+from mes.services import alert_engine, alerts, notifications
 
 router = APIRouter()
 
@@ -75,7 +75,7 @@ def _rule_out(rule: AlertRule) -> RuleOut:
 
 @router.get("/alert-rules", response_model=list[RuleOut])
 def list_rules(db: Db):
-    return [_rule_out(rule) for rule in alert_engine.load_rules(db)]
+    return [_rule_out(rule) for rule in alerts.load_rules(db)]
 
 
 @router.put("/alert-rules/{rule_id}", response_model=RuleOut)

@@ -62,6 +62,7 @@ from enum import Enum
 from fractions import Fraction
 from typing import Literal, NamedTuple
 
+from core.rules.instants import require_aware
 from inventory.rules import exact_quantity, whole_number
 from mes.plant import MachineState
 
@@ -123,13 +124,6 @@ _PARAMETERS: dict[AlertKind, frozenset[str]] = {
 }
 _PARAMETER_NAMES = ("minutes", "percent", "min_units", "down_states")
 
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{what} must be a datetime, not {type(value).__name__}: {value!r}")
-    if value.utcoffset() is None:
-        raise ValueError(f"{what} must carry a time zone: {value.isoformat()}")
-    return value
 
 
 
@@ -379,7 +373,7 @@ def _checked_rule(rule: AlertRule, kind: AlertKind) -> AlertRule:
 
 def _checked_status(status: MachineStatus, now: datetime) -> None:
     _text(status.machine_id, "a machine id")
-    _aware(now, "now")
+    require_aware(now, "now")
     if status.state is not None and status.state not in _STATE_NAMES:
         raise ValueError(f"unknown state {status.state!r} of {status.machine_id}: expected one of "
                          f"{', '.join(sorted(_STATE_NAMES))}")
@@ -387,7 +381,7 @@ def _checked_status(status: MachineStatus, now: datetime) -> None:
         raise ValueError(f"the state of {status.machine_id} and the time it began come together")
     for when, what in ((status.state_since, "state start"), (status.offline_since, "offline start")):
         if when is not None:
-            _aware(when, f"the {what} of {status.machine_id}")
+            require_aware(when, f"the {what} of {status.machine_id}")
 
 
 def ungoverned(kind: AlertKind | str, subject: str) -> Condition:
@@ -527,7 +521,7 @@ class Alert:
             raise TypeError(f"an alert id is a number or a text, not {self.alert_id!r}")
         name = self.name
         _display_value(self.value, name)
-        _aware(self.raised_at, f"the time {name} was raised")
+        require_aware(self.raised_at, f"the time {name} was raised")
         acknowledged = self.acknowledged_at is not None
         if acknowledged != (self.acknowledged_by is not None):
             raise ValueError(f"{name}: who acknowledged it and when come together")
@@ -535,10 +529,10 @@ class Alert:
             raise ValueError(f"{name} is {self.status.value} but its acknowledgement and clearing say otherwise")
         if (self.status is AlertStatus.CLEARED) != (self.cleared_at is not None):
             raise ValueError(f"{name}: only a cleared alert has a clearing time, and it must have one")
-        if acknowledged and _aware(self.acknowledged_at, f"the time {name} was acknowledged") < self.raised_at:
+        if acknowledged and require_aware(self.acknowledged_at, f"the time {name} was acknowledged") < self.raised_at:
             raise ValueError(f"{name} cannot be acknowledged before it was raised")
         if self.cleared_at is not None:
-            if _aware(self.cleared_at, f"the time {name} was cleared") < (self.acknowledged_at or self.raised_at):
+            if require_aware(self.cleared_at, f"the time {name} was cleared") < (self.acknowledged_at or self.raised_at):
                 raise ValueError(f"{name} cannot be cleared before it was raised and acknowledged")
 
     @property
@@ -566,7 +560,7 @@ def reconcile(open_alerts: Iterable[Alert], conditions: Iterable[Condition], now
 
     `open_alerts` are the alerts not yet cleared; raised alerts come back without an id.
     """
-    _aware(now, "now")
+    require_aware(now, "now")
     open_by_key: dict[tuple[AlertKind, str], Alert] = {}
     for alert in open_alerts:
         if not alert.is_open:
@@ -603,7 +597,7 @@ def _clear(alert: Alert, now: datetime, why: str) -> Transition:
 def acknowledge(alert: Alert, who: str, now: datetime, note: str = "") -> Transition:
     """`who` acknowledges an active alert at `now`. A cleared or already acknowledged alert is refused."""
     who = _text(who, "who acknowledges the alert").strip()
-    _aware(now, "now")
+    require_aware(now, "now")
     if alert.status is AlertStatus.CLEARED:
         raise ValueError(f"{alert.name} was cleared at {alert.cleared_at.isoformat()}; there is nothing to acknowledge")
     if alert.status is AlertStatus.ACKNOWLEDGED:
@@ -668,7 +662,7 @@ def next_attempt(failed_attempts: int, last_attempt_at: datetime, base: timedelt
     """
     if whole_number(failed_attempts, "failed attempts") < 1:
         raise ValueError("a retry is scheduled after a failed attempt; the first attempt is made at once")
-    _aware(last_attempt_at, "the last attempt")
+    require_aware(last_attempt_at, "the last attempt")
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
         raise ValueError(f"the back-off factor must be a whole number from 2, got {factor!r}")
     if not timedelta(0) < base <= cap:

@@ -46,7 +46,8 @@ from fractions import Fraction
 from functools import reduce
 from operator import add
 
-from core.rules.states import Category, StateInterval, StopKind, clip, require_aware
+from core.rules.instants import require_aware
+from core.rules.states import Category, StateInterval, StopKind, clip
 from inventory.rules import EXACT, exact_quantity, whole_number
 from mes.rules.shifts import Window
 

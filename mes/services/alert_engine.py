@@ -73,7 +73,7 @@ from mes.rules.alerts import (
     ungoverned,
 )
 from mes.services import Conflict, NotFound
-from mes.services.alerts import _ALERT_COLUMNS, store
+from mes.services.alerts import _ALERT_COLUMNS, RULE_COLUMNS, load_rules, store
 from mes.settings import Settings
 
 DEFAULT_OFFLINE_AFTER_S: int = Settings.model_fields["offline_after_s"].default
@@ -85,7 +85,6 @@ DEFAULT_RULES = (
     AlertRule("low-rate", AlertKind.LOW_RATE, Severity.INFO, PLANT, minutes=Decimal(30), percent=Decimal(80)),
 )
 
-_RULE_COLUMNS = "rule_id, kind, severity, scope, minutes, percent, min_units, down_states, enabled"
 _MACHINE_KIND_VALUES = [kind.value for kind in MACHINE_KINDS]
 
 
@@ -187,12 +186,6 @@ def _window_counts(session: Session, now: datetime, windows: dict[str, timedelta
 # --- rules ------------------------------------------------------------------------------------------------
 
 
-def load_rules(session: Session) -> list[AlertRule]:
-    rows = session.execute(text(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY rule_id"))
-    return [AlertRule(rule_id, kind, severity, scope, minutes, percent, min_units, None if down is None else frozenset(down), enabled)
-            for rule_id, kind, severity, scope, minutes, percent, min_units, down, enabled in rows]
-
-
 def put_rule(session: Session, rule: AlertRule) -> AlertRule:
     """Create or replace `rule` (already validated: build it with `AlertRule`)."""
     level, place = rule.scope.level, rule.scope.id
@@ -210,7 +203,7 @@ def put_rule(session: Session, rule: AlertRule) -> AlertRule:
 
 def _write(session: Session, rule: AlertRule) -> None:
     session.execute(text(
-        f"""INSERT INTO alert_rules ({_RULE_COLUMNS})
+        f"""INSERT INTO alert_rules ({RULE_COLUMNS})
             VALUES (:rule_id, :kind, :severity, :scope, :minutes, :percent, :min_units, :down_states, :enabled)
             ON CONFLICT (rule_id) DO UPDATE SET kind = EXCLUDED.kind, severity = EXCLUDED.severity, scope = EXCLUDED.scope,
                 minutes = EXCLUDED.minutes, percent = EXCLUDED.percent, min_units = EXCLUDED.min_units,

@@ -38,16 +38,15 @@ from mes.services import Conflict, NotFound, notifications
 
 INVENTORY_KINDS = (AlertKind.STOCK_SHORTAGE, AlertKind.SAFETY_STOCK, AlertKind.SLOW_MOVING, AlertKind.OVERDUE_SALES_ORDER,
                    AlertKind.LOT_EXPIRING, AlertKind.LOT_EXPIRED)
+RULE_COLUMNS = "rule_id, kind, severity, scope, minutes, percent, min_units, down_states, enabled"
 _ALERT_COLUMNS = ("alert_id, kind, subject, rule_id, severity, status, raised_at, detail, value, acknowledged_by, "
                   "acknowledged_at, cleared_at")
 
 
-def rule_book(session: Session) -> RuleBook:
-    rows = session.execute(text(
-        "SELECT rule_id, kind, severity, scope, minutes, percent, min_units, down_states, enabled FROM alert_rules"))
-    return RuleBook(AlertRule(rule_id, kind, severity, scope, minutes, percent, min_units,
-                              None if down is None else frozenset(down), enabled)
-                    for rule_id, kind, severity, scope, minutes, percent, min_units, down, enabled in rows)
+def load_rules(session: Session) -> list[AlertRule]:
+    rows = session.execute(text(f"SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY rule_id"))
+    return [AlertRule(rule_id, kind, severity, scope, minutes, percent, min_units, None if down is None else frozenset(down), enabled)
+            for rule_id, kind, severity, scope, minutes, percent, min_units, down, enabled in rows]
 
 
 def open_alerts(session: Session) -> list[Alert]:
@@ -92,7 +91,7 @@ def evaluate_inventory(session: Session, now: datetime | None = None) -> list[Tr
     """One round of the inventory alerts; returns the transitions stored."""
     now = now or datetime.now(UTC)
     findings = _inventory_findings(session, now)
-    book, current = rule_book(session), open_alerts(session)
+    book, current = RuleBook(load_rules(session)), open_alerts(session)
     conditions = [condition for kind in INVENTORY_KINDS
                   for condition in passthrough(book, kind, [_fact(found) for found in findings.get(kind, [])], current)]
     stored = store(session, reconcile(current, conditions, now))

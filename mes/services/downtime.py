@@ -53,6 +53,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from core.rules.instants import require_aware
 from core.rules.states import (
     MICROSTOP_THRESHOLD,
     Category,
@@ -62,7 +63,6 @@ from core.rules.states import (
     StopKind,
     clip,
     derive_intervals,
-    require_aware,
 )
 from mes.rules.shifts import (
     Break,

@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.rules.states import StateInterval, require_aware
+from core.rules.instants import require_aware
+from core.rules.states import StateInterval
 from mes.logs import get_logger
 from mes.models import make_engine
 from mes.rules.oee import OeeTotals

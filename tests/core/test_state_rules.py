@@ -180,9 +180,9 @@ def test_clip_cuts_to_the_window_and_keeps_where_and_what_each_stop_was():
 
 
 def test_naive_times_and_a_non_positive_timeout_are_refused():
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(ValueError, match="time zone"):
         derive_intervals("M1", [StateChange(datetime(2026, 11, 24, 6), 1, 0)], [], at(100), TIMEOUT)
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(ValueError, match="time zone"):
         derive_intervals("M1", [], [], datetime(2026, 11, 24, 6), TIMEOUT)
     with pytest.raises(ValueError, match="positive"):
         derive([change(0, RUNNING)], timeout=timedelta(0))

@@ -135,7 +135,7 @@ def test_bad_tariffs_are_refused(build, error, message):
 
 
 def test_a_naive_instant_is_refused():
-    with pytest.raises(ValueError, match="no time zone"):
+    with pytest.raises(ValueError, match="must carry a time zone"):
         price_at(PEAK, datetime(2026, 11, 23, 12))
 
 

@@ -183,7 +183,7 @@ def test_stop_reasons_from_fault_codes_overridden_by_supervisors(api, db, databa
     refused(api.post(path, json={"reason_code": "old", "actor": "ana"}), 409, "no longer in use")
     refused(api.post(path, json={"actor": "ana"}), 422, "reason_code, a comment or both")
     refused(api.post("/machines/press-01/stops/2026-11-17T06:00:00/annotations", json={"comment": "x", "actor": "ana"}),
-            422, "must carry a timezone")
+            422, "must carry a time zone")
     assert db.count("downtime_annotations") == before, "a refused annotation writes nothing"
 
 
@@ -302,7 +302,7 @@ def test_shift_calendar_with_breaks_and_planned_non_production(api, db, database
     refused(api.post("/calendar/non-production", json={"start": "2026-11-16T16:00:00+01:00", "end": "2026-11-16T12:00:00+01:00"}),
             422, "ends before it starts")
     refused(api.post("/calendar/non-production", json={"start": "2026-11-16T12:00:00", "end": "2026-11-16T16:00:00+01:00"}),
-            422, "timezone")
+            422, "time zone")
     api.delete(f"/calendar/non-production/{maintenance['id']}").raise_for_status()
     refused(api.delete(f"/calendar/non-production/{maintenance['id']}"), 404, "does not exist")
     assert ok(api.get("/calendar/shifts", params=monday))[1]["planned_production_s"] == "27000.000000"
@@ -312,7 +312,7 @@ def test_shift_calendar_with_breaks_and_planned_non_production(api, db, database
 
 def test_periods_and_filters_are_checked(api):
     refused(api.get("/machines/press-01/states", params={"start": "2026-11-16T08:00:00", "end": "2026-11-16T09:00:00Z"}),
-            422, "start must carry a timezone")
+            422, "start must carry a time zone")
     refused(api.get("/oee", params={"start": "2026-11-16T09:00:00Z", "end": "2026-11-16T08:00:00Z"}), 422, "must end after it starts")
     refused(api.get("/machines/ghost/states", params={"start": "2026-11-16T08:00:00Z", "end": "2026-11-16T09:00:00Z"}), 404, "ghost")
     refused(api.get("/oee", params={"start": "2026-11-16T08:00:00Z", "end": "2026-11-16T09:00:00Z", "machine_id": "ghost"}),

@@ -195,7 +195,7 @@ def test_bad_inputs_are_refused():
         tally(intervals, window, [(30, 10)], 10, 1.5)
     with pytest.raises(ValueError, match="overlap"):
         tally(intervals, [Window(local(6), local(7)), Window(local(6, 30), local(8))], [], 0, 0)
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(ValueError, match="time zone"):
         tally(intervals, [Window(datetime(2026, 11, 24, 6), datetime(2026, 11, 24, 7))], [], 0, 0)
     with pytest.raises(ValueError, match="ends before it starts"):
         tally(intervals, [Window(local(7), local(6))], [], 0, 0)

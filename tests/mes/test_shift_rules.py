@@ -152,11 +152,11 @@ def test_bad_patterns_and_periods_are_refused():
         ShiftPattern("early", WEEKDAYS, time(6, tzinfo=UTC), time(14))
     with pytest.raises(TypeError, match="tzinfo"):
         ShiftCalendar("Europe/Berlin", (EARLY,))
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(ValueError, match="time zone"):
         NonProduction(datetime(2026, 12, 24), local(26, 0))
     with pytest.raises(ValueError, match="ends before it starts"):
         NonProduction(local(26, 0), local(25, 0), "holiday")
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(ValueError, match="time zone"):
         shift_instances(THREE_SHIFTS, datetime(2026, 11, 24), local(25, 0))
     with pytest.raises(ValueError, match="before it starts"):
         planned_production_time(THREE_SHIFTS, local(25, 0), local(24, 0))
