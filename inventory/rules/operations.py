@@ -67,6 +67,7 @@ from decimal import Decimal, localcontext
 from enum import Enum
 from typing import NamedTuple
 
+from core.rules.lifecycle import InvalidTransition, Lifecycle  # noqa: F401  (raised by transition)
 from inventory.rules import EXACT, exact_quantity, non_negative_quantity, positive_quantity, whole_number
 
 TRANSIT_PREFIX = "transit:"
@@ -184,17 +185,13 @@ TRANSFER_LIFECYCLE: dict[TransferStatus, dict[TransferAction, TransferStatus]] =
 }
 
 # A status type names its document, its actions and its lifecycle.
-_LIFECYCLES: dict[type[Enum], tuple[str, type[Enum], Mapping]] = {
-    PurchaseOrderStatus: ("purchase order", PurchaseOrderAction, PURCHASE_ORDER_LIFECYCLE),
-    SalesOrderStatus: ("sales order", SalesOrderAction, SALES_ORDER_LIFECYCLE),
-    TransferStatus: ("transfer", TransferAction, TRANSFER_LIFECYCLE),
+_LIFECYCLES: dict[type[Enum], Lifecycle] = {
+    PurchaseOrderStatus: Lifecycle("purchase order", PurchaseOrderAction, PURCHASE_ORDER_LIFECYCLE),
+    SalesOrderStatus: Lifecycle("sales order", SalesOrderAction, SALES_ORDER_LIFECYCLE),
+    TransferStatus: Lifecycle("transfer", TransferAction, TRANSFER_LIFECYCLE),
 }
 
 Status = PurchaseOrderStatus | SalesOrderStatus | TransferStatus
-
-
-class InvalidTransition(ValueError):
-    """An action the document's current status does not allow, or no action at all."""
 
 
 def transition(status: Status, action: Enum | str) -> Status:
@@ -205,21 +202,7 @@ def transition(status: Status, action: Enum | str) -> Status:
     """
     if type(status) not in _LIFECYCLES:
         raise TypeError(f"status must be a PurchaseOrderStatus, SalesOrderStatus or TransferStatus, not {status!r}")
-    document, actions, lifecycle = _LIFECYCLES[type(status)]
-    try:
-        action = actions(action)
-    except ValueError:
-        known = ", ".join(a.value for a in actions)
-        raise InvalidTransition(f"unknown {document} action {action!r}: expected one of {known}") from None
-    allowed = lifecycle[status]
-    if action not in allowed:
-        instead = ", ".join(_spoken(a) for a in allowed) or "none, it is final"
-        raise InvalidTransition(f"cannot {_spoken(action)} a {document} that is {_spoken(status)} (allowed: {instead})")
-    return allowed[action]
-
-
-def _spoken(member: Enum) -> str:
-    return member.value.replace("_", " ")
+    return _LIFECYCLES[type(status)].after(status, action)
 
 
 # --- approvals --------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from decimal import Context, Decimal
 from enum import Enum
 from fractions import Fraction
 
+from core.rules.lifecycle import InvalidTransition, Lifecycle  # noqa: F401  (raised by transition)
+
 _DIVISION = Context(prec=28)
 _SECONDS_PER_HOUR = 3600
 _MICROSECONDS_PER_SECOND = 1_000_000
@@ -53,22 +55,12 @@ LIFECYCLE: dict[WorkOrderStatus, dict[WorkOrderAction, WorkOrderStatus]] = {
 }
 
 
-class InvalidTransition(ValueError):
-    """An action the work order's current status does not allow, or no action at all."""
+WORK_ORDER_LIFECYCLE = Lifecycle("work order", WorkOrderAction, LIFECYCLE)
 
 
 def transition(status: WorkOrderStatus, action: WorkOrderAction | str) -> WorkOrderStatus:
     """The status after `action`; InvalidTransition says which actions the status allows instead."""
-    try:
-        action = WorkOrderAction(action)
-    except ValueError:
-        known = ", ".join(a.value for a in WorkOrderAction)
-        raise InvalidTransition(f"unknown work order action {action!r}: expected one of {known}") from None
-    allowed = LIFECYCLE[status]
-    if action not in allowed:
-        instead = ", ".join(a.value for a in allowed) or "none, it is final"
-        raise InvalidTransition(f"cannot {action.value} a work order that is {status.value} (allowed: {instead})")
-    return allowed[action]
+    return WORK_ORDER_LIFECYCLE.after(status, action)
 
 
 def most_good_allowed(quantity: int, tolerance: Decimal) -> int:
