@@ -46,10 +46,10 @@ from sqlalchemy.orm import Session, selectinload
 from inventory.rules import EXACT, operations
 from inventory.rules.operations import PurchaseOrderAction, PurchaseOrderStatus, transition
 from mes.models import ApprovalThreshold, DocumentEvent, Item, Location, PurchaseOrder, PurchaseOrderLine, Supplier
-from mes.services import Conflict, NotFound
+from mes.services import Conflict
 from mes.services import stock as stock_service
 from mes.services.masterdata import create, get
-from mes.services.documents import add_event, describe, document_events, refused_as_conflict
+from mes.services.documents import add_event, describe, document_events, change_status, locked, refused_as_conflict
 
 DOCUMENT = "purchase_order"
 RETURN_TO_SUPPLIER = "return_to_supplier"
@@ -153,18 +153,18 @@ def create_purchase_order(session: Session, po_id: str, supplier_id: str, create
 
 def submit_purchase_order(session: Session, po_id: str, actor: str | None = None) -> dict:
     """To the approvers; straight to approved when its value needs no approval."""
-    order = _locked(session, po_id)
+    order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     policy = _approval_policy(session)
     with refused_as_conflict():
         submitted = transition(PurchaseOrderStatus(order.status), PurchaseOrderAction.SUBMIT)
         value = operations.purchase_order_value(_rule_lines(order.lines))
         needed = operations.approvals_needed(value, policy)
-    _change_status(session, order, PurchaseOrderAction.SUBMIT, submitted, actor,
+    change_status(session, DOCUMENT, order, PurchaseOrderAction.SUBMIT, submitted, actor,
                    f"value {value}: {needed} approval{'s' * (needed != 1)} needed")
     if needed == 0:
         with refused_as_conflict():
             approved = transition(submitted, PurchaseOrderAction.APPROVE)
-        _change_status(session, order, PurchaseOrderAction.APPROVE, approved, None,
+        change_status(session, DOCUMENT, order, PurchaseOrderAction.APPROVE, approved, None,
                        f"approved at submit: a value of {value} needs no approval")
     session.commit()
     return purchase_order_view(session, po_id)
@@ -172,7 +172,7 @@ def submit_purchase_order(session: Session, po_id: str, actor: str | None = None
 
 def approve_purchase_order(session: Session, po_id: str, approver: str, note: str | None = None) -> dict:
     """One approval, by someone other than the creator and the earlier approvers; the last one approves the order."""
-    order = _locked(session, po_id)
+    order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     policy = _approval_policy(session)
     with refused_as_conflict():
         approved = transition(PurchaseOrderStatus(order.status), PurchaseOrderAction.APPROVE)
@@ -181,7 +181,7 @@ def approve_purchase_order(session: Session, po_id: str, approver: str, note: st
                                       order.created_by, needed)
     after = approved if approval.complete else PurchaseOrderStatus.SUBMITTED
     counted = needed - approval.still_needed
-    _change_status(session, order, PurchaseOrderAction.APPROVE, after, approval.approvers[-1],
+    change_status(session, DOCUMENT, order, PurchaseOrderAction.APPROVE, after, approval.approvers[-1],
                    "; ".join(filter(None, (f"approval {counted} of {needed}", note))))
     session.commit()
     return purchase_order_view(session, po_id)
@@ -204,7 +204,7 @@ def close_purchase_order(session: Session, po_id: str, actor: str | None = None,
 
 def receive_goods(session: Session, po_id: str, lines: Sequence[operations.ReceiptLine], actor: str | None = None) -> dict:
     """Goods into the locations named, at each line's unit cost; refused beyond the order's tolerance."""
-    order = _locked(session, po_id)
+    order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     with refused_as_conflict():
         transition(PurchaseOrderStatus(order.status), PurchaseOrderAction.RECEIVE_PARTLY)
     for location_id in sorted({line.location for line in lines}):
@@ -216,7 +216,7 @@ def receive_goods(session: Session, po_id: str, lines: Sequence[operations.Recei
     moves = stock_service.post_moves(session, receipt.moves, source_ref=source_ref, expires=receipt.new_lots)
     for line in order.lines:
         line.received = receipt.delivered[line.line]
-    _change_status(session, order, receipt.action, after, actor, f"{source_ref}: {described(receipt.moves)}")
+    change_status(session, DOCUMENT, order, receipt.action, after, actor, f"{source_ref}: {described(receipt.moves)}")
     session.commit()
     return {"source_ref": source_ref, "moves": moves_out(moves), "purchase_order": purchase_order_view(session, po_id)}
 
@@ -224,7 +224,7 @@ def receive_goods(session: Session, po_id: str, lines: Sequence[operations.Recei
 def return_to_supplier(session: Session, po_id: str, item_id: str, lot: str | None, location_id: str, quantity: Decimal,
                        reason: str, actor: str | None = None) -> dict:
     """Goods sent back to the order's supplier, out of a lot at a location that holds them."""
-    order = _locked(session, po_id)
+    order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     check_delivered_something(order.status, RETURNABLE, "purchase order", po_id, "return goods to the supplier")
     get(session, Item, item_id, "item")
     get(session, Location, location_id, "location")
@@ -288,28 +288,15 @@ def _view(order: PurchaseOrder, events: Sequence[DocumentEvent], policy: operati
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _locked(session: Session, po_id: str) -> PurchaseOrder:
-    """The order, locked until commit: two steps on one order cannot interleave."""
-    order = session.get(PurchaseOrder, po_id, with_for_update=True)
-    if order is None:
-        raise NotFound(f"purchase order {po_id!r} does not exist")
-    return order
-
 
 def _step(session: Session, po_id: str, action: PurchaseOrderAction, actor: str | None, note: str | None) -> dict:
-    order = _locked(session, po_id)
+    order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     with refused_as_conflict():
         after = transition(PurchaseOrderStatus(order.status), action)
-    _change_status(session, order, action, after, actor, note)
+    change_status(session, DOCUMENT, order, action, after, actor, note)
     session.commit()
     return purchase_order_view(session, po_id)
 
-
-def _change_status(session: Session, order: PurchaseOrder, action: PurchaseOrderAction, after: PurchaseOrderStatus,
-                   actor: str | None, note: str | None = None) -> None:
-    before = order.status
-    order.status = after.value
-    add_event(session, DOCUMENT, order.po_id, action.value, before, after.value, actor, note)
 
 
 def _approval_policy(session: Session) -> operations.ApprovalPolicy:

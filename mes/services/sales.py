@@ -54,7 +54,7 @@ from mes.services import stock as stock_service
 from mes.services.masterdata import create, get
 from mes.services.purchasing import (check_delivered_something, check_item_on_order, check_line_ids, described,
                                      moves_out, next_step_number)
-from mes.services.documents import add_event, document_events, refused_as_conflict
+from mes.services.documents import add_event, document_events, change_status, locked, refused_as_conflict
 
 DOCUMENT = "sales_order"
 CUSTOMER_RETURN = "customer_return"
@@ -122,7 +122,7 @@ def close_sales_order(session: Session, so_id: str, actor: str | None = None, re
 
 def ship(session: Session, so_id: str, lines: Sequence[ShipmentLine], actor: str | None = None) -> dict:
     """Goods out of the locations named, from the lots named or picked FEFO/FIFO under each location's policy."""
-    order = _locked(session, so_id)
+    order = locked(session, SalesOrder, so_id, DOCUMENT)
     with refused_as_conflict():
         transition(SalesOrderStatus(order.status), SalesOrderAction.SHIP_PARTLY)
         operations.shipment(_rule_lines(order.lines), lines, order.tolerance)
@@ -139,7 +139,7 @@ def ship(session: Session, so_id: str, lines: Sequence[ShipmentLine], actor: str
     note = f"{source_ref}: {described(shipment.moves)}"
     if unknown:
         note += f"; not on record, shipped from the unknown lot: {'; '.join(unknown)}"
-    _change_status(session, order, shipment.action, after, actor, note)
+    change_status(session, DOCUMENT, order, shipment.action, after, actor, note)
     session.commit()
     return {"source_ref": source_ref, "moves": moves_out(moves), "sales_order": sales_order_view(session, so_id)}
 
@@ -147,7 +147,7 @@ def ship(session: Session, so_id: str, lines: Sequence[ShipmentLine], actor: str
 def customer_return(session: Session, so_id: str, item_id: str, lot: str | None, location_id: str, quantity: Decimal,
                     reason: str, actor: str | None = None) -> dict:
     """Goods the customer sent back, into a location, with the reason."""
-    order = _locked(session, so_id)
+    order = locked(session, SalesOrder, so_id, DOCUMENT)
     check_delivered_something(order.status, RETURNABLE, "sales order", so_id, "take a customer return")
     get(session, Item, item_id, "item")
     get(session, Location, location_id, "location")
@@ -194,28 +194,15 @@ def _view(order: SalesOrder) -> dict:
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _locked(session: Session, so_id: str) -> SalesOrder:
-    """The order, locked until commit: two steps on one order cannot interleave."""
-    order = session.get(SalesOrder, so_id, with_for_update=True)
-    if order is None:
-        raise NotFound(f"sales order {so_id!r} does not exist")
-    return order
-
 
 def _step(session: Session, so_id: str, action: SalesOrderAction, actor: str | None, note: str | None) -> dict:
-    order = _locked(session, so_id)
+    order = locked(session, SalesOrder, so_id, DOCUMENT)
     with refused_as_conflict():
         after = transition(SalesOrderStatus(order.status), action)
-    _change_status(session, order, action, after, actor, note)
+    change_status(session, DOCUMENT, order, action, after, actor, note)
     session.commit()
     return sales_order_view(session, so_id)
 
-
-def _change_status(session: Session, order: SalesOrder, action: SalesOrderAction, after: SalesOrderStatus,
-                   actor: str | None, note: str | None = None) -> None:
-    before = order.status
-    order.status = after.value
-    add_event(session, DOCUMENT, order.so_id, action.value, before, after.value, actor, note)
 
 
 def _pick_lots(session: Session, items: dict[str, str], locations: dict[str, Location],

@@ -37,11 +37,11 @@ from sqlalchemy.orm import Session
 
 from inventory.rules import operations
 from mes.models import DocumentEvent, Item, Location, StockMove, Stocktake
-from mes.services import Conflict, NotFound
+from mes.services import Conflict
 from mes.services import stock as stock_service
 from mes.services.masterdata import get
 from mes.services.transfers import TRANSIT_KIND
-from mes.services.documents import add_event, describe, document_events, refused_as_conflict
+from mes.services.documents import add_event, describe, document_events, locked, refused_as_conflict
 
 DOCUMENT = "stocktake"
 COUNTING, POSTED, CANCELLED = "counting", "posted", "cancelled"
@@ -74,7 +74,7 @@ def open_stocktake(session: Session, stocktake_id: str, location_id: str, comple
 
 def record_counts(session: Session, stocktake_id: str, counts: Iterable[Count]) -> dict:
     """Upsert counts: a recount of an (item, lot) replaces its earlier count."""
-    stocktake = _locked(session, stocktake_id)
+    stocktake = locked(session, Stocktake, stocktake_id, DOCUMENT)
     _still_counting(stocktake, "counted")
     by_key: dict[tuple[str, str | None], Count] = {}
     for count in counts:
@@ -105,7 +105,7 @@ def record_counts(session: Session, stocktake_id: str, counts: Iterable[Count]) 
 
 def post_stocktake(session: Session, stocktake_id: str, reason: str, actor: str | None = None) -> dict:
     """Post the adjustments that bring the book to the counts; once only."""
-    stocktake = _locked(session, stocktake_id)
+    stocktake = locked(session, Stocktake, stocktake_id, DOCUMENT)
     _still_counting(stocktake, "posted")
     if not reason or not reason.strip():
         raise Conflict("a stocktake is posted with a reason (e.g. 'year-end count')")
@@ -125,7 +125,7 @@ def post_stocktake(session: Session, stocktake_id: str, reason: str, actor: str 
 
 
 def cancel_stocktake(session: Session, stocktake_id: str, actor: str | None = None, reason: str | None = None) -> dict:
-    stocktake = _locked(session, stocktake_id)
+    stocktake = locked(session, Stocktake, stocktake_id, DOCUMENT)
     _still_counting(stocktake, "cancelled")
     stocktake.status = CANCELLED
     add_event(session, DOCUMENT, stocktake_id, "cancel", COUNTING, CANCELLED, actor, reason)
@@ -182,13 +182,6 @@ def stocktake_events(session: Session, stocktake_id: str) -> list[DocumentEvent]
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-def _locked(session: Session, stocktake_id: str) -> Stocktake:
-    """The stocktake, locked until commit: it cannot be posted twice by two requests at once."""
-    stocktake = session.get(Stocktake, stocktake_id, with_for_update=True)
-    if stocktake is None:
-        raise NotFound(f"stocktake {stocktake_id!r} does not exist")
-    return stocktake
 
 
 def _still_counting(stocktake: Stocktake, past: str) -> None:

@@ -46,9 +46,9 @@ from inventory.rules.backflush import remaining_after
 from inventory.rules.lots import NegativeStockPolicy, allocate
 from inventory.rules.operations import TransferAction, TransferStatus, transition
 from mes.models import DocumentEvent, Item, Location, StockMove, Transfer, TransferLine
-from mes.services import Conflict, NotFound
+from mes.services import Conflict
 from mes.services import stock as stock_service
-from mes.services.documents import add_event, describe, document_events, refused_as_conflict
+from mes.services.documents import add_event, describe, document_events, change_status, locked, refused_as_conflict
 from mes.services.masterdata import get
 
 DOCUMENT = "transfer"
@@ -93,18 +93,18 @@ def request_transfer(session: Session, transfer_id: str, from_location: str, to_
 
 def approve_transfer(session: Session, transfer_id: str, approver: str) -> dict:
     """One approval, by someone other than the requester (four eyes)."""
-    transfer = _locked(session, transfer_id)
+    transfer = locked(session, Transfer, transfer_id, DOCUMENT)
     with refused_as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.APPROVE)
         approval = operations.approve((), approver, transfer.requested_by, needed=1)
-    _change_status(session, transfer, TransferAction.APPROVE, after, approval.approvers[-1])
+    change_status(session, DOCUMENT, transfer, TransferAction.APPROVE, after, approval.approvers[-1])
     session.commit()
     return transfer_view(session, transfer_id)
 
 
 def ship_transfer(session: Session, transfer_id: str, lines: Sequence[Line] | None = None, actor: str | None = None) -> dict:
     """Ship from the source into transit: the lots named, else picked FEFO/FIFO; never more than is there."""
-    transfer = _locked(session, transfer_id)
+    transfer = locked(session, Transfer, transfer_id, DOCUMENT)
     with refused_as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.SHIP)
     wanted = list(lines) if lines is not None else [Line(line.item_id, line.quantity) for line in transfer.lines]
@@ -117,14 +117,14 @@ def ship_transfer(session: Session, transfer_id: str, lines: Sequence[Line] | No
                              line=None, negative_stock=NegativeStockPolicy.BLOCK.value))
         session.flush()
     stock_service.post_moves(session, moves, source_ref=_source_ref(transfer_id))
-    _change_status(session, transfer, TransferAction.SHIP, after, actor, describe(shipping))
+    change_status(session, DOCUMENT, transfer, TransferAction.SHIP, after, actor, describe(shipping))
     session.commit()
     return transfer_view(session, transfer_id)
 
 
 def receive_transfer(session: Session, transfer_id: str, lines: Sequence[Line], actor: str | None = None) -> dict:
     """Receive at the destination out of transit; what is not received stays in transit."""
-    transfer = _locked(session, transfer_id)
+    transfer = locked(session, Transfer, transfer_id, DOCUMENT)
     with refused_as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.RECEIVE)
     in_transit = _in_transit(session, transfer_id)
@@ -132,7 +132,7 @@ def receive_transfer(session: Session, transfer_id: str, lines: Sequence[Line], 
     with refused_as_conflict():
         update = operations.transfer_receive(_as_rule(transfer), in_transit, receiving)
     stock_service.post_moves(session, update.moves, source_ref=_source_ref(transfer_id))
-    _change_status(session, transfer, TransferAction.RECEIVE, after, actor, _with_rest(describe(receiving), update))
+    change_status(session, DOCUMENT, transfer, TransferAction.RECEIVE, after, actor, _with_rest(describe(receiving), update))
     session.commit()
     return transfer_view(session, transfer_id)
 
@@ -140,7 +140,7 @@ def receive_transfer(session: Session, transfer_id: str, lines: Sequence[Line], 
 def write_off_transfer(session: Session, transfer_id: str, lines: Sequence[Line], reason: str,
                        actor: str | None = None) -> dict:
     """Write off goods lost in transit, with the reason (it is also on every move)."""
-    transfer = _locked(session, transfer_id)
+    transfer = locked(session, Transfer, transfer_id, DOCUMENT)
     with refused_as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.WRITE_OFF)
     in_transit = _in_transit(session, transfer_id)
@@ -148,7 +148,7 @@ def write_off_transfer(session: Session, transfer_id: str, lines: Sequence[Line]
     with refused_as_conflict():
         update = operations.write_off_in_transit(_as_rule(transfer), in_transit, lost, reason)
     stock_service.post_moves(session, update.moves, source_ref=_source_ref(transfer_id))
-    _change_status(session, transfer, TransferAction.WRITE_OFF, after, actor,
+    change_status(session, DOCUMENT, transfer, TransferAction.WRITE_OFF, after, actor,
                    _with_rest(f"{describe(lost)}: {reason.strip()}", update))
     session.commit()
     return transfer_view(session, transfer_id)
@@ -156,21 +156,21 @@ def write_off_transfer(session: Session, transfer_id: str, lines: Sequence[Line]
 
 def post_transfer(session: Session, transfer_id: str, actor: str | None = None) -> dict:
     """Close the transfer; refused while anything remains in transit."""
-    transfer = _locked(session, transfer_id)
+    transfer = locked(session, Transfer, transfer_id, DOCUMENT)
     with refused_as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.POST)
         operations.check_transfer_can_post(_as_rule(transfer), _in_transit(session, transfer_id))
-    _change_status(session, transfer, TransferAction.POST, after, actor)
+    change_status(session, DOCUMENT, transfer, TransferAction.POST, after, actor)
     session.commit()
     return transfer_view(session, transfer_id)
 
 
 def cancel_transfer(session: Session, transfer_id: str, actor: str | None = None, reason: str | None = None) -> dict:
     """Only before shipping: goods that have left must be received or written off."""
-    transfer = _locked(session, transfer_id)
+    transfer = locked(session, Transfer, transfer_id, DOCUMENT)
     with refused_as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.CANCEL)
-    _change_status(session, transfer, TransferAction.CANCEL, after, actor, reason)
+    change_status(session, DOCUMENT, transfer, TransferAction.CANCEL, after, actor, reason)
     session.commit()
     return transfer_view(session, transfer_id)
 
@@ -239,13 +239,6 @@ def available_stock(session: Session, item_id: str | None = None, location_id: s
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _locked(session: Session, transfer_id: str) -> Transfer:
-    """The transfer, locked until commit: two steps on one transfer cannot interleave."""
-    transfer = session.get(Transfer, transfer_id, with_for_update=True)
-    if transfer is None:
-        raise NotFound(f"transfer {transfer_id!r} does not exist")
-    return transfer
-
 
 def _as_rule(transfer: Transfer) -> operations.Transfer:
     return operations.Transfer(transfer.transfer_id, transfer.from_location, transfer.to_location,
@@ -255,12 +248,6 @@ def _as_rule(transfer: Transfer) -> operations.Transfer:
 def _source_ref(transfer_id: str) -> str:
     return f"{DOCUMENT}:{transfer_id}"
 
-
-def _change_status(session: Session, transfer: Transfer, action: TransferAction, after: TransferStatus,
-                   actor: str | None, note: str | None = None) -> None:
-    before = transfer.status
-    transfer.status = after.value
-    add_event(session, DOCUMENT, transfer.transfer_id, action.value, before, after.value, actor, note)
 
 
 def _stock_location(session: Session, location_id: str) -> Location:
