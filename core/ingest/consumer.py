@@ -24,6 +24,7 @@ from mes.mqtt import connect, new_client, parse_mqtt_url
 from mes.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION
 from mes.services.notifications import NotificationSender
 from mes.services.rollups import RollupWorker
+from mes.services.valuation import ValuationWorker
 from mes.settings import Settings
 
 log = get_logger("core.consumer")
@@ -50,8 +51,8 @@ class CoreConsumer:
         self.offline_after_s = offline_after_s
         # alert notifications leave from the core: started and stopped with run()
         self.sender = NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications")
-        # so do the board rollups, in their own thread: ingest never waits for them
-        self.rollups = RollupWorker(database_url, every_s=rollup_every_s)
+        # valuation and the board rollups run beside ingest, each in a thread of its own: a batch never waits for them
+        self.background = (ValuationWorker(database_url), RollupWorker(database_url, every_s=rollup_every_s))
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s
@@ -98,7 +99,8 @@ class CoreConsumer:
         gc.set_threshold(50_000, 20, 20)
         connect(self._client, self._target)
         self.sender.start()
-        self.rollups.start()
+        for worker in self.background:
+            worker.start()
         listening_since = datetime.now(UTC)
         next_status = time.monotonic() + self.status_every_s
         next_housekeeping = next_alerts = time.monotonic()
@@ -118,7 +120,8 @@ class CoreConsumer:
                     next_status = time.monotonic() + self.status_every_s
                     log.info("ingest", backlog=self._deliveries.qsize(), **vars(self.service.totals))
         finally:
-            self.rollups.stop()
+            for worker in self.background:
+                worker.stop()
             self.sender.stop()
             self._client.disconnect()
             self._client.loop_stop()

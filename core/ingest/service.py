@@ -22,7 +22,7 @@ from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, 
 from mes.logs import get_logger
 from mes.models import make_engine
 from mes.rules.alerts import Transition
-from mes.services import alert_engine, alerts, valuation
+from mes.services import alert_engine, alerts
 
 log = get_logger("core.ingest")
 
@@ -74,7 +74,6 @@ class IngestService:
             try:
                 plan = self._ingest_once(batch)
                 self._complete_reached_work_orders(plan)
-                self._value_new_moves(plan)
                 return
             except psycopg.OperationalError as error:
                 log.warning("database unavailable; batch will be retried", error=str(error), retry_in_s=delay)
@@ -120,23 +119,10 @@ class IngestService:
             self._conn.rollback()
             log.warning("auto-complete check failed; retried with the order's next counts", error=str(error))
 
-    def _value_new_moves(self, plan: BatchPlan) -> None:
-        """After the batch's commit, like auto-complete: the backflush moves it posted (and any a
-        document posted meanwhile) are valued in transactions of their own; a failure is retried
-        after the next batch, the moves waiting in their queue."""
-        if plan.backflush is None or not plan.backflush.moves:
-            return
-        try:
-            valuation.drain(self._conn)
-        except psycopg.Error as error:
-            self._conn.rollback()
-            log.warning("valuation failed; the moves stay queued and are valued after the next batch", error=str(error))
-
     def housekeeping(self) -> None:
-        """Between batches, every few seconds: value the moves documents posted meanwhile, and evaluate
-        the inventory alerts. A failure is logged and tried again next time; ingest goes on."""
+        """Between batches, every few seconds: evaluate the inventory alerts. A failure is logged and
+        tried again next time; ingest goes on."""
         try:
-            valuation.drain(self._conn)
             with Session(self._engine()) as session:
                 _log_transitions(alerts.evaluate_inventory(session))
         except (psycopg.Error, SQLAlchemyError) as error:

@@ -21,7 +21,6 @@ Decisions, stated:
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from mes.logs import get_logger
 from mes.models import make_engine
 from mes.rules.oee import OeeTotals
 from mes.rules.shifts import Window
+from mes.services.background import Periodic
 from mes.services.downtime import Derivation, derive, explain, load_calendar, machines, planned_windows, seconds, unplanned_stops
 from mes.services.oee import made_in_spans, tally_machine
 from mes.settings import Settings
@@ -136,42 +136,27 @@ class RollupWorker:
 
     def __init__(self, database_url: str, *, every_s: float | None = None, hours: int | None = None):
         settings = Settings()
-        self.every_s = every_s if every_s is not None else settings.rollup_every_s
         self.lookback = timedelta(hours=hours if hours is not None else settings.rollup_hours)
         self._engine = make_engine(database_url)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._since: datetime | None = None  # None: catch up first, as at start
+        self._rounds = Periodic("mes-rollups", every_s if every_s is not None else settings.rollup_every_s, self.round)
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mes-rollups", daemon=True)
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
+        self._rounds.stop()
         self._engine.dispose()
 
-    def _run(self) -> None:
-        since = None
-        while not self._stop.is_set():
-            try:
-                since = self.round(since)
-            except Exception:
-                log.exception("rollup round failed; tried again next round")
-            self._stop.wait(self.every_s)
-
-    def round(self, since: datetime | None = None) -> datetime | None:
-        """One refresh; returns where the next one starts (None: catch up first, as at start)."""
+    def round(self) -> None:
+        """One refresh, from where the last one left the lookback window."""
         derivation = Derivation.of()
         with Session(self._engine) as session:
             if not session.execute(text(_LOCK)).scalar():
-                return since
-            start = since or catch_up_since(session, self.lookback, derivation.now)
+                return
+            start = self._since or catch_up_since(session, self.lookback, derivation.now)
             hours = refresh(session, start, derivation=derivation)
             session.commit()
-        if since is None:
+        if self._since is None:
             log.info("rollups caught up", since=start.isoformat(), hours=hours)
-        return derivation.now - self.lookback
+        self._since = derivation.now - self.lookback

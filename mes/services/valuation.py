@@ -42,6 +42,7 @@ from inventory.rules.costing import StandardCost, WorkOrderCost, standard_costs,
 from inventory.rules.valuation import Issue, ItemValuation, Receipt, ValuationMethod, post
 from mes.models import Item, Routing, WorkCentre, WorkOrder
 from mes.services import Conflict
+from mes.services.background import Periodic
 from mes.services.costing import DEFAULT_TARIFF, load_tariff, work_order_cost
 from mes.services.masterdata import exploded, get
 
@@ -115,6 +116,37 @@ def drain(conn: psycopg.Connection) -> int:
         total += valued
         if not valued:
             return total
+
+
+class ValuationWorker:
+    """Values what is queued every `every_s` seconds in its own thread and connection, so an ingest
+    batch never waits for the valuation of the moves it posted."""
+
+    def __init__(self, database_url: str, every_s: float = 1.0):
+        self.database_url = database_url
+        self._conn: psycopg.Connection | None = None
+        self._rounds = Periodic("mes-valuation", every_s, self.round)
+
+    def start(self) -> None:
+        self._rounds.start()
+
+    def stop(self) -> None:
+        self._rounds.stop()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def round(self) -> None:
+        """Value everything queued; after a database error the next round starts on a new connection."""
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self.database_url, autocommit=True)
+            drain(self._conn)
+        except psycopg.Error:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            raise
 
 
 def _load_states(conn: psycopg.Connection, items: list[str]) -> dict[str, ItemValuation]:
