@@ -52,3 +52,13 @@ def open_alert_rows(conn: psycopg.Connection, limit: int = 8) -> list[tuple[str,
     return conn.execute(
         """SELECT severity, kind, subject, detail, raised_at FROM alerts WHERE status <> 'cleared'
            ORDER BY raised_at DESC LIMIT %s""", (limit,)).fetchall()
+
+
+def alert_history(conn: psycopg.Connection) -> list[dict]:
+    """Every alert in the order raised, with its lifecycle (for the demo's reckoning)."""
+    rows = conn.execute(
+        """SELECT kind, subject, severity, status, raised_at, acknowledged_by, cleared_at FROM alerts
+           ORDER BY raised_at, alert_id""").fetchall()
+    return [{"kind": kind, "subject": subject, "severity": severity, "status": status, "raised_at": raised.isoformat(),
+             "acknowledged_by": acknowledged_by, "cleared_at": cleared and cleared.isoformat()}
+            for kind, subject, severity, status, raised, acknowledged_by, cleared in rows]

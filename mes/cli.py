@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from dashboards.cli import dashboards_app
 from mes.logs import configure_logging, get_logger
 from mes.settings import Settings
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(dashboards_app, name="dashboards")
 
 PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant description YAML (default: MES_PLANT or the demo plant)")]
 
@@ -58,16 +60,20 @@ def demo(
     plant: PlantOption = None,
     live: Annotated[bool, typer.Option(help="show the live table while producing")] = True,
     keep_data: Annotated[bool, typer.Option("--keep-data", help="continue on the previous demo database instead of a fresh one")] = False,
+    board_port: Annotated[int, typer.Option("--board-port", min=0, max=65535,
+                                            help="serve the live board and the API on 127.0.0.1 at this port (0: don't)")] = 8765,
 ) -> None:
     """Run the demo plant end to end and compare what was recorded with what the simulators produced.
 
     Uses embedded PostgreSQL and an embedded broker unless MES_DATABASE_URL / MES_MQTT_URL are set.
+    While it produces, the live board is at http://127.0.0.1:8765/board (the URL is printed at the start).
     Exits 0 when every machine's recorded good / scrap / Wh equals the simulator's ground truth.
     """
     from mes.demo import run_demo
 
     settings = _settings(plant, log_to_console=False)
-    raise typer.Exit(0 if run_demo(settings, duration, summary_json, live=live, fresh=not keep_data) else 1)
+    ok = run_demo(settings, duration, summary_json, live=live, fresh=not keep_data, board_port=board_port)
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()

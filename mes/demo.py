@@ -1,21 +1,30 @@
-"""`mes demo`: the demo plant end to end on this machine, with a live view and an exact reckoning."""
+"""`mes demo`: the demo plant end to end on this machine, with a live view and an exact reckoning.
+
+While the plant produces, the API and its live board (/board) are served on 127.0.0.1 (`--board-port`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import shutil
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+import uvicorn
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from core.queries import (
+    alert_history,
     dead_letter_count,
     live_states,
     open_alert_rows,
@@ -24,6 +33,8 @@ from core.queries import (
     running_work_orders,
 )
 from mes import demo_orders
+from mes.api.app import create_app
+from mes.api.board import end_event_streams
 from mes.plant import COUNTERS, MachineState, Plant, load_plant
 from mes.plantrun import PlantRun, exact
 from mes.runtime import broker, database
@@ -101,7 +112,23 @@ def _order_tables(orders: dict) -> Group:
     return Group(made, used)
 
 
-async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, fresh: bool) -> dict:
+def _alert_table(alerts: list[dict]) -> Table | str:
+    """The alerts of the run: each raised while its condition held, cleared once it no longer did."""
+    if not alerts:
+        return "[green]No alert was raised during the run.[/]"
+    table = Table(title=f"Alerts during the run: {len(alerts)} raised, "
+                        f"{sum(a['status'] == 'cleared' for a in alerts)} cleared, {sum(a['status'] != 'cleared' for a in alerts)} open")
+    for column in ("raised", "kind", "subject", "severity", "lasted"):
+        table.add_column(column, justify="right" if column == "lasted" else "left")
+    for alert in alerts:
+        raised = datetime.fromisoformat(alert["raised_at"])
+        lasted = (f"{(datetime.fromisoformat(alert['cleared_at']) - raised).total_seconds():.0f} s" if alert["cleared_at"]
+                  else "[yellow]still open[/]")
+        table.add_row(f"{raised.astimezone():%H:%M:%S}", alert["kind"], alert["subject"], alert["severity"], lasted)
+    return table
+
+
+async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, fresh: bool, board_port: int) -> dict:
     state_dir = settings.data_dir / "demo"
     if fresh:
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -112,29 +139,94 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
         async with run:
             if fresh:
                 await asyncio.to_thread(demo_orders.seed, database_url)
-            run.start_production()
-            progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
-                                TimeRemainingColumn())
-            task = progress.add_task("run", total=duration_s)
-            started = time.monotonic()
-            with Live(console=console, refresh_per_second=2, transient=False, auto_refresh=False) as view:
-                while (elapsed := time.monotonic() - started) < duration_s:
-                    progress.update(task, completed=elapsed)
-                    if live:
-                        snapshot = await asyncio.to_thread(_snapshot, database_url)
-                        view.update(Group(progress, _live_view(run, *snapshot)), refresh=True)
-                    await asyncio.sleep(min(1.0, duration_s - elapsed))
-                progress.update(task, completed=duration_s)
-            console.print("[bold]Stopping production[/]; waiting for the last counts to be committed …")
-            await run.drain()
-            return {"machines": run.comparison(), **await asyncio.to_thread(demo_orders.reckoning, database_url)}
+            with _served_board(database_url, board_port):
+                return await _produce(run, database_url, duration_s, live)
 
 
-def run_demo(settings: Settings, duration_s: float, summary_json: Path | None, live: bool = True, fresh: bool = True) -> bool:
+async def _produce(run: PlantRun, database_url: str, duration_s: float, live: bool) -> dict:
+    run.start_production()
+    progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                        TimeRemainingColumn())
+    task = progress.add_task("run", total=duration_s)
+    started = time.monotonic()
+    with Live(console=console, refresh_per_second=2, transient=False, auto_refresh=False) as view:
+        while (elapsed := time.monotonic() - started) < duration_s:
+            progress.update(task, completed=elapsed)
+            if live:
+                snapshot = await asyncio.to_thread(_snapshot, database_url)
+                view.update(Group(progress, _live_view(run, *snapshot)), refresh=True)
+            await asyncio.sleep(min(1.0, duration_s - elapsed))
+        progress.update(task, completed=duration_s)
+    console.print("[bold]Stopping production[/]; waiting for the last counts to be committed …")
+    await run.drain()
+    return {"machines": run.comparison(), **await asyncio.to_thread(demo_orders.reckoning, database_url),
+            "alerts": await asyncio.to_thread(_alert_history, database_url)}
+
+
+def _alert_history(database_url: str) -> list[dict]:
+    with psycopg.connect(database_url) as conn:
+        return alert_history(conn)
+
+
+class BoardServer:
+    """The API, and with it the live board, served by uvicorn in a background thread while the demo runs."""
+
+    def __init__(self, database_url: str, port: int, host: str = "127.0.0.1"):
+        self.url = f"http://{host}:{port}/board"
+        self._socket = socket.create_server((host, port))  # OSError here, at once, when the port is taken
+        self._app = create_app(database_url)
+        self._server = uvicorn.Server(uvicorn.Config(self._app, log_config=None, access_log=False))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._serving = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="mes-board", daemon=True)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._serving.set()
+        await self._server.serve(sockets=[self._socket])
+
+    async def _stop(self) -> None:
+        end_event_streams(self._app)  # an open board would otherwise hold the shutdown for ever
+        self._server.should_exit = True
+
+    def __enter__(self) -> BoardServer:
+        self._thread.start()
+        self._serving.wait()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result()
+        self._thread.join()
+        self._socket.close()
+        self._app.state.sessions.kw["bind"].dispose()
+
+
+@contextmanager
+def _served_board(database_url: str, port: int) -> Iterator[None]:
+    """The board while the plant produces; port 0: none."""
+    if not port:
+        yield
+        return
+    try:
+        server = BoardServer(database_url, port)
+    except OSError as error:
+        console.print(f"[yellow]The live board is not served: 127.0.0.1:{port} is not available ({error.strerror}); "
+                      "choose another port with --board-port.[/]")
+        yield
+        return
+    with server:
+        console.print(f"[bold]Live board:[/] {server.url}  (the API: {server.url.removesuffix('/board')}/docs)")
+        yield
+
+
+def run_demo(settings: Settings, duration_s: float, summary_json: Path | None, *, board_port: int, live: bool = True,
+             fresh: bool = True) -> bool:
+    """The demo; the board is served at `board_port` (0: not served)."""
     plant = load_plant(settings.plant)
-    summary = asyncio.run(_run(plant, settings, duration_s, live, fresh))
+    summary = asyncio.run(_run(plant, settings, duration_s, live, fresh, board_port))
     console.print(_reckoning(summary["machines"]))
     console.print(_order_tables(summary))
+    console.print(_alert_table(summary["alerts"]))
     ok = exact(summary["machines"]) and demo_orders.exact(summary)
     console.print("[bold green]Every count is exact: machines, work orders, components.[/]" if ok
                   else "[bold red]Recorded counts differ from ground truth.[/]")

@@ -10,15 +10,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from mes.api import alerts, costing, downtime, masterdata, notifications, purchasing, reports, sales, stock, transfers, workorders
+from core.rules.lifecycle import InvalidTransition
+from mes.api import alerts, board, costing, downtime, masterdata, notifications, purchasing, reports, sales, stock, transfers, workorders
 from mes.models import make_engine
-from inventory.rules import operations
-from mes.rules import workorders as work_order_rules
 from mes.services import Conflict, NotFound
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
 ROUTERS = (masterdata.router, stock.router, purchasing.router, sales.router, transfers.router, costing.router,
-           reports.router, alerts.router, downtime.router, notifications.router, workorders.router)
+           reports.router, alerts.router, downtime.router, notifications.router, board.router, workorders.router)
 
 
 def create_app(database_url: str) -> FastAPI:
@@ -31,8 +30,7 @@ def create_app(database_url: str) -> FastAPI:
         return JSONResponse(status_code=404, content={"detail": str(error)})
 
     @app.exception_handler(Conflict)
-    @app.exception_handler(work_order_rules.InvalidTransition)
-    @app.exception_handler(operations.InvalidTransition)
+    @app.exception_handler(InvalidTransition)
     async def conflict(_: Request, error: ValueError) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(error)})
 

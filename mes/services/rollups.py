@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -121,6 +122,28 @@ def _downtime_rows(machine_id: str, hour: datetime, intervals: list[StateInterva
     return [{"machine_id": machine_id, "bucket": hour, "reason_code": reason, "stop_kind": kind,
              "stops": stops[(reason, kind)], "seconds": seconds(time_in[(reason, kind)])}
             for reason, kind in sorted(time_in)]
+
+
+def rolled_up_totals(session: Session, start: datetime, until: datetime) -> tuple[dict[str, OeeTotals], set[datetime]]:
+    """Per machine the summed totals of the rolled-up hours that lie wholly in [start, until], and which
+    hours those were (an hour without a row for a machine added nothing for it)."""
+    found: dict[str, OeeTotals] = defaultdict(OeeTotals)
+    hours = set()
+    for row in session.execute(text(
+            """SELECT machine_id, bucket, planned_production_s, planned_downtime_s, unknown_s, run_s, stopped_s, breakdown_s,
+                      microstop_s, failures, microstops, ideal_s, total, good, energy_wh
+               FROM oee_hourly WHERE bucket >= :start AND bucket + interval '1 hour' <= :until"""),
+            {"start": start, "until": until}):
+        found[row.machine_id] += OeeTotals(
+            _duration(row.planned_production_s), _duration(row.planned_downtime_s), _duration(row.unknown_s),
+            _duration(row.run_s), _duration(row.stopped_s), _duration(row.breakdown_s), _duration(row.microstop_s),
+            row.failures, row.microstops, row.ideal_s, int(row.total), int(row.good), row.energy_wh)
+        hours.add(row.bucket)
+    return dict(found), hours
+
+
+def _duration(seconds: Decimal) -> timedelta:
+    return timedelta(microseconds=int(seconds.scaleb(6)))  # stored microsecond-exact
 
 
 def catch_up_since(session: Session, lookback: timedelta, now: datetime) -> datetime:

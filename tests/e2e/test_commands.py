@@ -39,6 +39,10 @@ def test_demo_prints_and_writes_recorded_equal_to_ground_truth(database_url, mqt
     assert {"steel", "screw", "pin", "tube", "wire", "carton", "insert"} == set(document["components"])
     for entry in document["components"].values():
         assert Decimal(entry["consumed"]) == Decimal(entry["expected"]) > 0
+    for alert in document["alerts"]:  # a short run may raise none; each one raised is accounted for
+        assert alert["status"] in ("active", "acknowledged", "cleared")
+        assert (alert["cleared_at"] is not None) == (alert["status"] == "cleared")
+    assert "Alerts during the run" in result.stdout or "No alert was raised" in result.stdout
 
 
 def mes(*arguments, env=None, timeout=120):
@@ -65,5 +69,5 @@ def test_db_sql_prints_the_schema_for_review():
 def test_help_teaches_every_command():
     result = mes("--help")
     assert result.returncode == 0
-    for command in ("demo", "simulate", "edge", "core", "db"):
+    for command in ("demo", "simulate", "edge", "core", "db", "dashboards"):
         assert command in result.stdout

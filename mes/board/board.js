@@ -1,0 +1,147 @@
+// The live board: renders the snapshots of /board/events (server-sent events), or of /board/data polled
+// when the events fail. Plain JS, no build step. Every string from the server goes in as text, never as HTML.
+"use strict";
+
+const POLL_MS = 2000;
+const STALE_AFTER_MS = 10000;
+
+const board = { snapshot: null, receivedAt: 0, link: "connecting", poller: null };
+window.board = board; // the snapshot on screen, for people and tests to inspect
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "class") node.className = value;
+    else if (name.startsWith("data-")) node.setAttribute(name, value);
+    else node[name] = value;
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+const clock = (iso) => new Date(iso).toLocaleTimeString("en-GB", { hour12: false });
+const hourMinute = (iso) => new Date(iso).toLocaleTimeString("en-GB", { hour12: false, hour: "2-digit", minute: "2-digit" });
+const number = (value) => Number(value).toLocaleString("en-US");
+const percent = (value) => (value === null ? "—" : `${value} %`);
+
+function figure(label, value, extraClass = "") {
+  return el("div", { class: `figure ${extraClass}`.trim() },
+    el("span", { class: "value", textContent: value }), el("span", { class: "label", textContent: label }));
+}
+
+function renderOrder(order) {
+  if (!order) return el("div", { class: "no-order", textContent: "no work order running" });
+  const done = Math.min(Number(order.percent_complete), 100);
+  const bar = el("div", { class: "bar" }, el("span", { style: `width: ${done}%` }));
+  const eta = order.projected_finish ? `finish ≈ ${clock(order.projected_finish)}` : "finish: —";
+  return el("div", { class: "order" },
+    el("div", { textContent: `${order.work_order_id} · ${number(order.good)} / ${number(order.quantity)} · ${order.percent_complete} %` }),
+    bar, el("div", { class: "eta", textContent: eta }));
+}
+
+function renderAlert(alert) {
+  return el("li", { class: `alert ${alert.severity}` },
+    el("span", { class: "when", textContent: clock(alert.raised_at) }),
+    el("span", { class: "kind", textContent: `${alert.kind} · ${alert.subject}` }),
+    el("span", { textContent: alert.detail }));
+}
+
+function renderTile(tile) {
+  const { figures, state } = tile;
+  const oee = figures.oee;
+  const stateText = state.fault_code ? `${state.name} #${state.fault_code}` : state.name;
+  return el("article", {
+    class: `tile ${state.colour}`, "data-machine": tile.machine_id, "data-good": figures.good, "data-scrap": figures.scrap,
+    "data-state": state.name,
+  },
+    el("div", { class: "tile-head" },
+      el("h3", { textContent: tile.machine_id }), el("span", { class: "state-name", textContent: stateText.replace("_", " ") })),
+    state.since ? el("div", { class: "since", textContent: `since ${clock(state.since)}` }) : null,
+    el("div", { class: "counts" },
+      figure("good", number(figures.good), "good"), figure("scrap", number(figures.scrap), "scrap"),
+      figure("per hour", figures.rate_per_hour === null ? "—" : number(figures.rate_per_hour), "rate")),
+    el("div", { class: "oee" }, figure("OEE", percent(oee.oee)),
+      el("span", { class: "apq", textContent: `A ${percent(oee.availability)} · P ${percent(oee.performance)} · Q ${percent(oee.quality)}` })),
+    renderOrder(tile.work_order),
+    tile.alerts.length ? el("ul", { class: "tile-alerts" }, ...tile.alerts.map(renderAlert)) : null);
+}
+
+function renderLine(line) {
+  const f = line.figures;
+  const summary = `good ${number(f.good)} · scrap ${number(f.scrap)} · OEE ${percent(f.oee.oee)}`;
+  return el("section", { class: "line", "data-line": line.line },
+    el("div", { class: "line-head" },
+      el("h2", { textContent: `${line.line}` }), el("span", { class: "summary", textContent: `${line.area} · ${summary}` })),
+    el("div", { class: "tiles" }, ...line.machines.map(renderTile)));
+}
+
+function render(snapshot) {
+  const f = snapshot.figures;
+  const period = snapshot.period.kind === "shift" ? `${snapshot.period.name} shift` : "today";
+  document.getElementById("site").textContent = snapshot.site || "Open MES";
+  document.getElementById("period").textContent = `${period} since ${hourMinute(snapshot.period.start)}`;
+  document.getElementById("plant-figures").replaceChildren(
+    figure("good", number(f.good)), figure("scrap", number(f.scrap)),
+    figure("per hour", f.rate_per_hour === null ? "—" : number(f.rate_per_hour)), figure("OEE", percent(f.oee.oee)));
+  document.getElementById("lines").replaceChildren(...snapshot.lines.map(renderLine));
+  document.getElementById("alert-count").textContent = snapshot.open_alerts ? `(${snapshot.open_alerts})` : "";
+  const alerts = snapshot.alerts.length ? snapshot.alerts.map(renderAlert) : [el("li", { class: "none", textContent: "no open alerts" })];
+  document.getElementById("alerts").replaceChildren(...alerts);
+  document.getElementById("updated").textContent = `updated ${clock(snapshot.generated_at)}`;
+  document.body.dataset.generatedAt = snapshot.generated_at;
+  board.snapshot = snapshot;
+  board.receivedAt = Date.now();
+  showFreshness();
+}
+
+function showLink(link) {
+  board.link = link;
+  const node = document.getElementById("link");
+  node.textContent = link === "live" ? "● live" : link === "polling" ? "● polling" : "";
+  node.className = `link ${link}`;
+}
+
+function showFreshness() {
+  const age = board.receivedAt ? Date.now() - board.receivedAt : 0;
+  const stale = board.receivedAt > 0 && age > STALE_AFTER_MS;
+  const banner = document.getElementById("stale");
+  banner.hidden = !stale;
+  banner.textContent = stale ? `No update for ${Math.round(age / 1000)} s: the figures below may be out of date.` : "";
+  document.body.classList.toggle("stale", stale);
+}
+
+async function poll() {
+  try {
+    const response = await fetch("/board/data", { cache: "no-store" });
+    if (response.ok) render(await response.json());
+  } catch (error) {
+    // the stale warning tells people; the next poll tries again
+  }
+}
+
+function startPolling() {
+  if (board.poller !== null) return;
+  showLink("polling");
+  poll();
+  board.poller = setInterval(poll, POLL_MS);
+}
+
+function start() {
+  setInterval(showFreshness, 1000);
+  if (!("EventSource" in window)) {
+    startPolling();
+    return;
+  }
+  const events = new EventSource("/board/events");
+  events.addEventListener("snapshot", (event) => {
+    showLink("live");
+    render(JSON.parse(event.data));
+  });
+  events.onerror = () => {
+    // A proxy that buffers or cuts the stream: fall back to polling rather than reconnecting forever.
+    events.close();
+    startPolling();
+  };
+}
+
+start();
