@@ -7,8 +7,10 @@ decimal strings (percent to 0.1, rates to whole units per hour, half-even), neve
 
 # No `from __future__ import annotations`: FastAPI resolves the route annotations at definition time.
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -34,6 +36,7 @@ _COLOUR = {"running": "running", "fault": "fault", "idle": "waiting", "blocked":
            "setup": "setup", "planned_stop": "planned"}
 _TENTH, _UNIT = Decimal("0.1"), Decimal(1)
 RECONNECT_MS = 3000
+SHARED_FOR_S = 1.0  # event streams within this of each other send the same snapshot
 
 
 class OeeOut(BaseModel):
@@ -167,6 +170,26 @@ def _snapshot_json(sessions: sessionmaker) -> str:
         return board_out(service.snapshot(session)).model_dump_json()
 
 
+@dataclass
+class _SharedSnapshot:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    body: str | None = None
+    taken: float = 0.0
+
+
+async def _shared_snapshot_json(app: FastAPI) -> str:
+    """The snapshot every open stream sends: one taken within the last SHARED_FOR_S, else a new one. Ten
+    TVs on the board cost the database one snapshot per round, not ten."""
+    if not hasattr(app.state, "board_snapshot"):  # made on first use, in the server's event loop
+        app.state.board_snapshot = _SharedSnapshot()
+    shared = app.state.board_snapshot
+    async with shared.lock:
+        if shared.body is None or time.monotonic() - shared.taken >= SHARED_FOR_S:
+            shared.body = await run_in_threadpool(_snapshot_json, app.state.sessions)
+            shared.taken = time.monotonic()
+        return shared.body
+
+
 @router.get("/board/events", response_class=StreamingResponse)
 async def events(request: Request, every_s: Annotated[float, Query(ge=0.5, le=60, description="seconds between snapshots")] = 2
                  ) -> StreamingResponse:
@@ -176,7 +199,7 @@ async def events(request: Request, every_s: Annotated[float, Query(ge=0.5, le=60
         yield f"retry: {RECONNECT_MS}\n\n"
         ending = _streams_end(request.app)
         while not ending.is_set():
-            body = await run_in_threadpool(_snapshot_json, request.app.state.sessions)
+            body = await _shared_snapshot_json(request.app)
             yield f"event: snapshot\ndata: {body}\n\n"
             with suppress(TimeoutError):
                 await asyncio.wait_for(ending.wait(), every_s)

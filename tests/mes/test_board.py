@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from core.rules.states import Category
 from core.service import prepare_database
+from mes.api import board as board_api
 from mes.api.app import create_app
 from mes.embedded.postgres import create_database, drop_database
 from mes.models import Item, make_engine
@@ -260,3 +261,16 @@ def test_board_events_send_a_snapshot_at_once(api):
     snapshot = json.loads(data.removeprefix("data: "))
     tiles = {tile["machine_id"]: tile for line in snapshot["lines"] for tile in line["machines"]}
     assert (tiles["press-01"]["figures"]["good"], snapshot["open_alerts"]) == (1300, 2)
+
+
+def first_snapshot(api) -> dict:
+    with api.stream("GET", "/board/events") as response:
+        data = next(line for line in response.iter_lines() if line.startswith("data:"))
+    return json.loads(data.removeprefix("data: "))
+
+
+def test_event_streams_share_one_snapshot_per_round(api, monkeypatch):
+    monkeypatch.setattr(board_api, "SHARED_FOR_S", 3600)
+    assert first_snapshot(api)["generated_at"] == first_snapshot(api)["generated_at"], "the second viewer got the first's"
+    monkeypatch.setattr(board_api, "SHARED_FOR_S", 0)
+    assert first_snapshot(api)["generated_at"] != first_snapshot(api)["generated_at"]
