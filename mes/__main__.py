@@ -1,3 +1,4 @@
 from mes.cli import app
 
-app()
+if __name__ == "__main__":  # not when a spawned worker process (multiprocessing) imports this module
+    app()

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from mes.logs import get_logger
 
 log = get_logger("mes.background")
+
+
+class Event(Protocol):
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class Periodic:
@@ -33,9 +39,15 @@ class Periodic:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.job()
-            except Exception:
-                log.exception("background round failed; tried again next round", job=self.name)
-            self._stop.wait(self.every_s)
+        repeat(self.job, self.every_s, self._stop, self.name)
+
+
+def repeat(job: Callable[[], None], every_s: float, stop: Event, name: str) -> None:
+    """Run `job` at once and then every `every_s` seconds until `stop` is set (a thread's or a process's
+    event). A failure, whatever it is, is logged and the next round tries again."""
+    while not stop.is_set():
+        try:
+            job()
+        except Exception:
+            log.exception("background round failed; tried again next round", job=name)
+        stop.wait(every_s)

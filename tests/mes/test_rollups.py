@@ -5,6 +5,7 @@ Uses the worked example of docs/oee.md (tests/mes/test_downtime_api.py) on a rea
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mes.models import make_engine
 from mes.services.downtime import Derivation
-from mes.services.rollups import HOUR, hours_between, refresh
+from mes.services.rollups import HOUR, RollupWorker, hours_between, refresh
 from tests.mes.http import ok
 from tests.mes.test_downtime_api import FAULT, IDLE, RUNNING, SHIFT, local, worked_example
 
@@ -73,3 +74,18 @@ def test_whole_hours_of_rollups_equal_the_oee_and_the_pareto(api, db, database_u
        201)
     assert rolled_up()[1][("material", "breakdown")] == (1, Decimal(2700)), "a reason given later moves the stop's time"
     assert db.count("oee_hourly") == 4 * 8, "a machine never heard has planned time too: all of it unknown"
+
+
+def test_the_core_keeps_the_recent_hours_rolled_up_from_a_process_of_its_own(api, db, database_url):
+    now = datetime.now(UTC)
+    db.state("press-01", now - timedelta(minutes=10), RUNNING)
+    db.heard("press-01", now - timedelta(minutes=10), now, timedelta(seconds=20))
+    worker = RollupWorker(database_url, every_s=0.5, hours=1)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not db.conn.execute("SELECT sum(run_s) > 0 FROM oee_hourly WHERE machine_id = 'press-01'").fetchone()[0]:
+            assert time.monotonic() < deadline, "no rollup within 2 min"
+            time.sleep(0.2)
+    finally:
+        worker.stop()
