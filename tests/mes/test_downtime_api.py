@@ -64,6 +64,16 @@ def worked_example(api, db: Ingested) -> None:
     db.made("press-01", local(14, 0), 99, 0, 99, "WO-1")  # after the period: not counted
 
 
+def welder_idles_and_jams(db: Ingested) -> None:
+    """welder-01 (line-2) stands idle for 5 min in the early shift and has a 1 min microstop with no reason."""
+    db.state("welder-01", local(6), RUNNING)
+    db.state("welder-01", local(9), IDLE)
+    db.state("welder-01", local(9, 5), RUNNING)
+    db.state("welder-01", local(13), FAULT, 99)
+    db.state("welder-01", local(13, 1), RUNNING)
+    db.heard("welder-01", local(6), local(14, 30), timedelta(seconds=30))
+
+
 SHIFT = {"start": local(6).isoformat(), "end": local(14).isoformat(), "offline_after_s": 60}
 
 
@@ -193,13 +203,7 @@ def test_pareto_by_reason_machine_line_and_shift_with_microstops_apart(api, db):
     ok(api.post("/downtime-reasons", json={"code": "jam", "description": "Material jam"}), 201)
     ok(api.put("/fault-reasons", json={"fault_code": 12, "reason_code": "electrical"}))
     ok(api.put("/fault-reasons", json={"fault_code": 31, "reason_code": "jam"}))
-    # welder-01 (line-2) stands idle for 5 min in the shift and has a 1 min microstop with no reason
-    db.state("welder-01", local(6), RUNNING)
-    db.state("welder-01", local(9), IDLE)
-    db.state("welder-01", local(9, 5), RUNNING)
-    db.state("welder-01", local(13), FAULT, 99)
-    db.state("welder-01", local(13, 1), RUNNING)
-    db.heard("welder-01", local(6), local(14, 30), timedelta(seconds=30))
+    welder_idles_and_jams(db)
 
     def pareto(by):
         return [(r["key"], r["stops"], Decimal(r["seconds"]), r["share"] and Decimal(r["share"]), r["microstops"],

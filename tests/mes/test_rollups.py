@@ -17,7 +17,7 @@ from mes.models import make_engine
 from mes.services.downtime import Derivation
 from mes.services.rollups import HOUR, RollupWorker, hours_between, refresh
 from tests.mes.http import ok
-from tests.mes.test_downtime_api import FAULT, IDLE, RUNNING, SHIFT, local, worked_example
+from tests.mes.test_downtime_api import RUNNING, SHIFT, local, welder_idles_and_jams, worked_example
 
 OEE_SUMS = ("planned_production_s", "planned_downtime_s", "unknown_s", "run_s", "stopped_s", "breakdown_s", "microstop_s",
             "failures", "microstops", "ideal_s", "total", "good", "energy_wh")
@@ -42,12 +42,7 @@ def test_whole_hours_of_rollups_equal_the_oee_and_the_pareto(api, db, database_u
     ok(api.post("/downtime-reasons", json={"code": "electrical", "description": "Electrical fault"}), 201)
     ok(api.post("/downtime-reasons", json={"code": "material", "description": "Bad material"}), 201)
     ok(api.put("/fault-reasons", json={"fault_code": 12, "reason_code": "electrical"}))
-    db.state("welder-01", local(6), RUNNING)
-    db.state("welder-01", local(9), IDLE)
-    db.state("welder-01", local(9, 5), RUNNING)
-    db.state("welder-01", local(13), FAULT, 99)
-    db.state("welder-01", local(13, 1), RUNNING)
-    db.heard("welder-01", local(6), local(14, 30), timedelta(seconds=30))
+    welder_idles_and_jams(db)
     engine = make_engine(database_url)
     derivation = Derivation.of(offline_after=timedelta(seconds=60))
 
