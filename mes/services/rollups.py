@@ -13,8 +13,10 @@ Decisions, stated:
     nothing to tally has no row.
   * The core's `RollupWorker` refreshes the last `rollup_hours` hours every `rollup_every_s` seconds, in
     a process of its own so ingest never waits for it; at start it first catches up from the last hour
-    rolled up. Data older than that window (an edge that was offline longer, a reason given to an
-    old stop) reaches the rollups with `mes db rollups --since …`.
+    rolled up. A round reaches further back for what was heard since the round before: production an
+    edge kept through an outage (its messages are `historical`) and stops given a reason later. What
+    else changes older hours reaches the rollups with `mes db rollups --since …`: a new fault→reason
+    mapping, or a backlog the broker kept while the core itself was down for longer than the window.
   * One refresher at a time across cores: a transaction-scoped advisory lock; a core that does not get
     it skips the round.
 """
@@ -46,6 +48,7 @@ log = get_logger("mes.rollups")
 HOUR = timedelta(hours=1)
 UNASSIGNED_REASON = "unassigned"
 _LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('mes-rollups'))"
+LATE_MARGIN = timedelta(minutes=1)
 
 
 def hours_between(since: datetime, until: datetime) -> list[datetime]:
@@ -186,24 +189,40 @@ class RollupWorker:
 
 
 class Rollups:
-    """Refresh rounds: the first catches up from the last hour rolled up, each later one redoes the last hours."""
+    """Refresh rounds: the first catches up from the last hour rolled up; each later one redoes the last
+    hours, and reaches further back where data heard since the round before says so (`late_since`)."""
 
     def __init__(self, database_url: str, hours: int):
         self.lookback = timedelta(hours=hours)
         self.engine = make_engine(database_url)
-        self._since: datetime | None = None
+        self._last_round: datetime | None = None
 
     def round(self) -> None:
         derivation = Derivation.of()
         with Session(self.engine) as session:
             if not session.execute(text(_LOCK)).scalar():
                 return
-            start = self._since or catch_up_since(session, self.lookback, derivation.now)
+            if self._last_round is None:
+                start = catch_up_since(session, self.lookback, derivation.now)
+            else:  # overlapping the round before by a margin: clocks of core and database may differ a little
+                late = late_since(session, self._last_round - LATE_MARGIN)
+                start = min(derivation.now - self.lookback, late or derivation.now)
             hours = refresh(session, start, derivation=derivation)
             session.commit()
-        if self._since is None:
-            log.info("rollups caught up", since=start.isoformat(), hours=hours)
-        self._since = derivation.now - self.lookback
+        if self._last_round is None or start < derivation.now - self.lookback:
+            log.info("rollups refreshed", since=start.isoformat(), hours=hours)
+        self._last_round = derivation.now
+
+
+def late_since(session: Session, heard_after: datetime) -> datetime | None:
+    """The earliest instant changed by what was heard after `heard_after`: production in messages an edge
+    sent late (`historical`: kept through a broker outage or a restart), and stops given a reason."""
+    return session.execute(text(
+        """SELECT least(
+               (SELECT min(p.start_ts) FROM ingested_messages i
+                JOIN production_intervals p ON (p.edge_id, p.epoch, p.seq) = (i.edge_id, i.epoch, i.seq)
+                WHERE i.received_at > :after AND i.historical),
+               (SELECT min(stop_start) FROM downtime_annotations WHERE ts > :after))"""), {"after": heard_after}).scalar()
 
 
 def _refresh_until(database_url: str, every_s: float, hours: int, stop: Event) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mes.models import make_engine
 from mes.services.downtime import Derivation
-from mes.services.rollups import HOUR, RollupWorker, hours_between, refresh
+from mes.services.rollups import HOUR, Rollups, RollupWorker, hours_between, refresh
 from tests.mes.http import ok
 from tests.mes.test_downtime_api import RUNNING, SHIFT, local, welder_idles_and_jams, worked_example
 
@@ -84,3 +84,20 @@ def test_the_core_keeps_the_recent_hours_rolled_up_from_a_process_of_its_own(api
             time.sleep(0.2)
     finally:
         worker.stop()
+
+
+def test_a_round_reaches_back_for_what_an_edge_sent_late(api, db, database_url):
+    rollups = Rollups(database_url, hours=1)
+    rollups.round()  # caught up: nothing produced yet
+    earlier = datetime.now(UTC).replace(minute=30, second=0, microsecond=0) - timedelta(hours=5)
+    # a message the edge kept through a broker outage, ingested now: its production is 5 h old
+    db.conn.execute("INSERT INTO ingested_messages VALUES ('edge-1', 1, 900, 'press-01', now(), true, 1)")
+    db.conn.execute("INSERT INTO production_intervals VALUES ('press-01', %s, %s, 40, 2, 100, 'edge-1', 1, 900)",
+                    (earlier - timedelta(minutes=1), earlier))
+    db.conn.execute("INSERT INTO production_attributions VALUES ('edge-1', 1, 900, 'press-01', NULL, 40, 2, 100, %s, %s)",
+                    (earlier, earlier))
+    rollups.round()
+    rollups.engine.dispose()
+    bucket = earlier.replace(minute=0)
+    assert db.conn.execute("SELECT good, total FROM oee_hourly WHERE machine_id = 'press-01' AND bucket = %s",
+                           (bucket,)).fetchone() == (40, 42)
