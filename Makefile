@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## run the demo plant end to end (embedded PostgreSQL and broker)
 	$(VENV)/bin/mes demo
 
+# Test files run in parallel workers (pytest-xdist), each with its own embedded PostgreSQL and broker, so
+# the whole-plant runs of two files never see each other's messages; PYTEST_ARGS="-n 0" runs them serially.
 test: $(STAMP) ## run the tests; extra pytest arguments via PYTEST_ARGS="..."
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP) ## measure ingest vs raw COPY and end-to-end latency; results in docs/benchmarks.md
 	$(VENV)/bin/python -m tests.bench
