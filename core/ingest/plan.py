@@ -102,6 +102,10 @@ class BatchPlan:
     changed_live: set[str] = field(default_factory=set)
     duplicates: int = 0
 
+    def earliest_change(self) -> datetime | None:
+        """The earliest instant this batch's production intervals and state changes speak of."""
+        return min((row[1] for rows in (self.intervals, self.states) for row in rows), default=None)
+
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:

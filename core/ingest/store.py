@@ -33,6 +33,7 @@ from inventory.rules.lots import LotBalance, NegativeStockPolicy
 from mes.logs import get_logger
 from mes.rules.attribution import DispatchWindow, overlaps
 from mes.rules.workorders import LIFECYCLE, WorkOrderAction, WorkOrderStatus, should_auto_complete, transition
+from mes.services.rollup_marks import mark_changed
 from mes.plant import CounterSpec, Plant
 
 
@@ -287,6 +288,8 @@ def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
         _upsert(cur, "edge_cursors", [(e, state.cursors[e].epoch, state.cursors[e].seq) for e in plan.changed_cursors])
         _upsert(cur, "machine_live", [(m, *_live_row(state.live[m])) for m in plan.changed_live])
         _upsert(cur, "edge_status", [(edge, *row) for edge, row in plan.edge_status.items()])
+        if (earliest := plan.earliest_change()) is not None:
+            mark_changed(cur.execute, earliest)
 
 
 def _live_row(live: LiveCodes) -> tuple:

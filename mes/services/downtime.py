@@ -76,6 +76,7 @@ from mes.rules.shifts import (
     shift_instances,
 )
 from mes.services import Conflict, NotFound
+from mes.services.rollup_marks import mark_changed
 from mes.settings import Settings
 
 # Enough rows before `start` to resolve the codes of the last instant before it (see states.py).
@@ -304,6 +305,8 @@ def annotate(session: Session, machine_id: str, stop_start: datetime, actor: str
         """INSERT INTO downtime_annotations (machine_id, stop_start, reason_code, comment, actor)
            VALUES (:m, :start, :reason, :comment, :actor) RETURNING id, machine_id, stop_start, reason_code, comment, actor, ts"""),
         {"m": machine_id, "start": stop_start, "reason": reason_code, "comment": comment, "actor": actor}).one()
+    if reason_code is not None:  # the stop's time moves to this reason in the hourly rollups too
+        mark_changed(session.connection().exec_driver_sql, stop_start)
     session.commit()
     return dict(row._mapping)
 

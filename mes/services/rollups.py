@@ -13,12 +13,12 @@ Decisions, stated:
     nothing to tally has no row.
   * The core's `RollupWorker` refreshes the last `rollup_hours` hours every `rollup_every_s` seconds, in
     a process of its own so ingest never waits for it; at start it first catches up from the last hour
-    rolled up. A round reaches further back for what was heard since the round before: production an
-    edge kept through an outage (its messages are `historical`) and stops given a reason later. What
-    else changes older hours reaches the rollups with `mes db rollups --since …`: a new fault→reason
-    mapping, or a backlog the broker kept while the core itself was down for longer than the window.
+    rolled up. A round also reaches back to the mark (`rollup_marks`, migration 0007) that writers of
+    past data leave in their own transactions: every ingest batch (samples an edge kept through an
+    outage, a backlog the broker kept while the core was down) and every reason given to a stop. A new
+    fault→reason mapping changes all history: recompute with `mes db rollups --since …`.
   * One refresher at a time across cores: a transaction-scoped advisory lock; a core that does not get
-    it skips the round.
+    it skips the round and leaves the mark it took for the next.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from mes.rules.shifts import Window
 from mes.services.background import Event, repeat
 from mes.services.downtime import Derivation, derive, explain, load_calendar, machines, planned_windows, seconds, unplanned_stops
 from mes.services.oee import made_in_spans, tally_machine
+from mes.services.rollup_marks import TAKE_MARK, mark_changed
 from mes.settings import Settings
 
 log = get_logger("mes.rollups")
@@ -48,7 +49,6 @@ log = get_logger("mes.rollups")
 HOUR = timedelta(hours=1)
 UNASSIGNED_REASON = "unassigned"
 _LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('mes-rollups'))"
-LATE_MARGIN = timedelta(minutes=1)
 
 
 def hours_between(since: datetime, until: datetime) -> list[datetime]:
@@ -190,39 +190,38 @@ class RollupWorker:
 
 class Rollups:
     """Refresh rounds: the first catches up from the last hour rolled up; each later one redoes the last
-    hours, and reaches further back where data heard since the round before says so (`late_since`)."""
+    hours, and from further back when a mark says data about the past was written (`rollup_marks`)."""
 
     def __init__(self, database_url: str, hours: int):
         self.lookback = timedelta(hours=hours)
         self.engine = make_engine(database_url)
-        self._last_round: datetime | None = None
+        self._caught_up = False
 
     def round(self) -> None:
         derivation = Derivation.of()
+        refreshed = False
         with Session(self.engine) as session:
-            if not session.execute(text(_LOCK)).scalar():
-                return
-            if self._last_round is None:
-                start = catch_up_since(session, self.lookback, derivation.now)
-            else:  # overlapping the round before by a margin: clocks of core and database may differ a little
-                late = late_since(session, self._last_round - LATE_MARGIN)
-                start = min(derivation.now - self.lookback, late or derivation.now)
-            hours = refresh(session, start, derivation=derivation)
+            # taken in a transaction of its own: held through the refresh, it would hold up every ingest batch
+            marked = session.execute(text(TAKE_MARK)).scalar()
             session.commit()
-        if self._last_round is None or start < derivation.now - self.lookback:
+            try:
+                if session.execute(text(_LOCK)).scalar():  # else another core is refreshing
+                    start = min(self._since(session, derivation.now), marked or derivation.now)
+                    hours = refresh(session, start, derivation=derivation)
+                    session.commit()
+                    refreshed = True
+            finally:
+                if not refreshed:
+                    session.rollback()
+                    if marked is not None:  # back for the next round
+                        mark_changed(session.connection().exec_driver_sql, marked)
+                        session.commit()
+        if refreshed and (not self._caught_up or start < derivation.now - self.lookback):
             log.info("rollups refreshed", since=start.isoformat(), hours=hours)
-        self._last_round = derivation.now
+        self._caught_up = self._caught_up or refreshed
 
-
-def late_since(session: Session, heard_after: datetime) -> datetime | None:
-    """The earliest instant changed by what was heard after `heard_after`: production in messages an edge
-    sent late (`historical`: kept through a broker outage or a restart), and stops given a reason."""
-    return session.execute(text(
-        """SELECT least(
-               (SELECT min(p.start_ts) FROM ingested_messages i
-                JOIN production_intervals p ON (p.edge_id, p.epoch, p.seq) = (i.edge_id, i.epoch, i.seq)
-                WHERE i.received_at > :after AND i.historical),
-               (SELECT min(stop_start) FROM downtime_annotations WHERE ts > :after))"""), {"after": heard_after}).scalar()
+    def _since(self, session: Session, now: datetime) -> datetime:
+        return now - self.lookback if self._caught_up else catch_up_since(session, self.lookback, now)
 
 
 def _refresh_until(database_url: str, every_s: float, hours: int, stop: Event) -> None:

@@ -191,3 +191,10 @@ def test_a_plc_order_that_cannot_receive_production_is_named_with_its_status():
     result = plan_batch(parse_batch([incoming(1, [(1, "order", "WO-9")])], REGISTRY), IngestState(), REGISTRY, set(),
                         {}, {"WO-9": "planned"})
     assert result.plc_switches[0].rejected_reason == "the PLC reports order 'WO-9', which is planned: it cannot receive production"
+
+
+def test_a_batch_names_the_earliest_instant_it_changes_for_the_rollups():
+    state = IngestState(counters={("m1", "good"): CounterPoint(100, at(50))})
+    result = plan([incoming(1, [(60, "good", 103)]), incoming(2, [(30, "state", 1)])], state)
+    assert result.earliest_change() == at(30), "a state change as well as production"
+    assert plan([incoming(1, [(0, "good", 7)])]).earliest_change() is None, "a baseline changes nothing"

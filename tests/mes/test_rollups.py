@@ -5,6 +5,7 @@ Uses the worked example of docs/oee.md (tests/mes/test_downtime_api.py) on a rea
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
+from core.ingest.plan import Incoming
+from core.ingest.service import IngestService
 from mes.models import make_engine
+from mes.payload import data_topic
 from mes.services.downtime import Derivation
 from mes.services.rollups import HOUR, Rollups, RollupWorker, hours_between, refresh
 from tests.mes.http import ok
@@ -67,6 +71,7 @@ def test_whole_hours_of_rollups_equal_the_oee_and_the_pareto(api, db, database_u
 
     ok(api.post(f"/machines/press-01/stops/{local(7).isoformat()}/annotations", json={"reason_code": "material", "actor": "ana"}),
        201)
+    assert db.conn.execute("SELECT since FROM rollup_marks").fetchone() == (local(7),), "the worker will redo from there"
     assert rolled_up()[1][("material", "breakdown")] == (1, Decimal(2700)), "a reason given later moves the stop's time"
     assert db.count("oee_hourly") == 4 * 8, "a machine never heard has planned time too: all of it unknown"
 
@@ -86,18 +91,25 @@ def test_the_core_keeps_the_recent_hours_rolled_up_from_a_process_of_its_own(api
         worker.stop()
 
 
-def test_a_round_reaches_back_for_what_an_edge_sent_late(api, db, database_url):
+def data_message(seq: int, ts: datetime, good: int, scrap: int, energy_wh: int) -> Incoming:
+    """A message of the demo plant's press-01 as edge-1 publishes it."""
+    body = {"v": 1, "edge_id": "edge-1", "epoch": 1, "seq": seq, "machine": "press-01",
+            "samples": [{"ts": ts.isoformat(), "signal": signal, "value": value}
+                        for signal, value in (("state", RUNNING), ("good", good), ("scrap", scrap), ("energy_wh", energy_wh))]}
+    return Incoming(data_topic("acme-works", "stamping", "line-1", "press-01"), json.dumps(body).encode(), datetime.now(UTC))
+
+
+def test_a_round_reaches_back_as_far_as_an_ingest_batch_wrote(api, db, database_url):
     rollups = Rollups(database_url, hours=1)
     rollups.round()  # caught up: nothing produced yet
     earlier = datetime.now(UTC).replace(minute=30, second=0, microsecond=0) - timedelta(hours=5)
-    # a message the edge kept through a broker outage, ingested now: its production is 5 h old
-    db.conn.execute("INSERT INTO ingested_messages VALUES ('edge-1', 1, 900, 'press-01', now(), true, 1)")
-    db.conn.execute("INSERT INTO production_intervals VALUES ('press-01', %s, %s, 40, 2, 100, 'edge-1', 1, 900)",
-                    (earlier - timedelta(minutes=1), earlier))
-    db.conn.execute("INSERT INTO production_attributions VALUES ('edge-1', 1, 900, 'press-01', NULL, 40, 2, 100, %s, %s)",
-                    (earlier, earlier))
+    # messages an edge kept through a broker outage, ingested now: their production is 5 h old
+    ingest = IngestService(database_url)
+    ingest.ingest([data_message(1, earlier, 100, 10, 1000), data_message(2, earlier + timedelta(minutes=1), 140, 12, 1100)])
+    ingest.close()
     rollups.round()
-    rollups.engine.dispose()
     bucket = earlier.replace(minute=0)
     assert db.conn.execute("SELECT good, total FROM oee_hourly WHERE machine_id = 'press-01' AND bucket = %s",
                            (bucket,)).fetchone() == (40, 42)
+    assert db.count("rollup_marks") == 0, "the mark was taken"
+    rollups.engine.dispose()
