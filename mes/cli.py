@@ -262,9 +262,13 @@ def db_rollups(
 ) -> None:
     """Recompute the board rollups (oee_hourly, downtime_hourly) from SINCE.
 
-    The core keeps the recent hours fresh by itself (`rollup_hours`); run this after an edge was
-    offline longer than that, or after reasons were given to old stops. Safe to re-run: each hour is
-    replaced, never added to."""
+    The core keeps them fresh by itself: the last hours every minute, and back as far as any late data
+    or late stop reason reached. Run this after changing which fault codes mean which reason (that
+    re-reasons all history), or to rebuild a range. A day at a time, each in its own transaction, with
+    progress; safe to re-run or to interrupt: each hour is replaced, never added to."""
+    from datetime import UTC, timedelta
+
+    from rich.progress import Progress
     from sqlalchemy.orm import Session
 
     from mes.models import make_engine
@@ -273,13 +277,23 @@ def db_rollups(
 
     if since.tzinfo is None or (until is not None and until.tzinfo is None):
         raise typer.BadParameter("give times with a timezone, e.g. 2026-11-01T00:00:00+00:00")
+    until = until or datetime.now(UTC)
+    since = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    starts = [since + n * day for n in range(max(1, -(-(until - since) // day)))]
     settings = _settings()
+    hours = 0
     with database(settings) as database_url:
         engine = make_engine(database_url)
         try:
-            with Session(engine) as session:
-                hours = refresh(session, since, until)
-                session.commit()
+            with Progress() as progress:
+                task = progress.add_task("recomputing rollups", total=len(starts))
+                for start in starts:
+                    with Session(engine) as session:
+                        # up to the instant before the next day's first hour: each hour once
+                        hours += refresh(session, start, min(start + day - timedelta(microseconds=1), until))
+                        session.commit()
+                    progress.advance(task)
         finally:
             engine.dispose()
     typer.echo(f"recomputed {hours} hour(s) of rollups")

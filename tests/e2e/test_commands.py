@@ -1,6 +1,8 @@
 """The `mes` commands as a user runs them: processes, exit codes, what they print and write."""
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 import os
 import subprocess
@@ -8,7 +10,8 @@ import sys
 
 import pytest
 
-from mes.plant import DEMO_PLANT
+from core.service import prepare_database
+from mes.plant import DEMO_PLANT, load_plant
 from tests.e2e.conftest import plant_on_free_ports, write_plant
 
 pytestmark = pytest.mark.slow
@@ -64,6 +67,16 @@ def test_db_sql_prints_the_schema_for_review():
     assert plain.returncode == timescale.returncode == 0
     assert "CREATE TABLE production_intervals" in plain.stdout and "create_hypertable" not in plain.stdout
     assert "create_hypertable('samples'" in timescale.stdout and "timescaledb.continuous" in timescale.stdout
+
+
+def test_db_rollups_recomputes_a_range_a_day_at_a_time(database_url):
+    prepare_database(database_url, load_plant(DEMO_PLANT))
+    since = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    result = mes("db", "rollups", "--since", since.isoformat(), env={"MES_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"recomputed (48|49) hour\(s\) of rollups", result.stdout), result.stdout  # 49 unless now is on the hour
+    naive = mes("db", "rollups", "--since", "2026-11-01T00:00:00", env={"MES_DATABASE_URL": database_url})
+    assert naive.returncode == 2 and "timezone" in naive.stderr
 
 
 def test_help_teaches_every_command():
