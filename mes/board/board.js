@@ -4,6 +4,7 @@
 
 const POLL_MS = 2000;
 const STALE_AFTER_MS = 10000;
+const RETRY_EVENTS_MS = 30000;
 
 const board = { snapshot: null, receivedAt: 0, link: "connecting", poller: null };
 window.board = board; // the snapshot on screen, for people and tests to inspect
@@ -126,22 +127,32 @@ function startPolling() {
   board.poller = setInterval(poll, POLL_MS);
 }
 
-function start() {
-  setInterval(showFreshness, 1000);
-  if (!("EventSource" in window)) {
-    startPolling();
-    return;
-  }
+function stopPolling() {
+  if (board.poller === null) return;
+  clearInterval(board.poller);
+  board.poller = null;
+}
+
+function listen() {
   const events = new EventSource("/board/events");
   events.addEventListener("snapshot", (event) => {
+    stopPolling();
     showLink("live");
     render(JSON.parse(event.data));
   });
   events.onerror = () => {
-    // A proxy that buffers or cuts the stream: fall back to polling rather than reconnecting forever.
+    // A proxy that buffers or cuts the stream, or a server restarting: poll meanwhile, and try the
+    // events again later, so a TV left on for weeks returns to live updates by itself.
     events.close();
     startPolling();
+    setTimeout(listen, RETRY_EVENTS_MS);
   };
+}
+
+function start() {
+  setInterval(showFreshness, 1000);
+  if ("EventSource" in window) listen();
+  else startPolling();
 }
 
 start();

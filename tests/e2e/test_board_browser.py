@@ -92,7 +92,8 @@ def _check(shown: dict, database_url: str) -> dict[str, tuple[int, int]]:
 
 
 def _check_phone_polling_and_stale_warning(browser, base: str) -> None:
-    """On a phone: one column; without server-sent events it polls; when updates stop it says so."""
+    """On a phone: one column; without server-sent events it polls; when updates stop it says so; when
+    the events work again it goes back to them."""
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     phone.clock.install()
     phone.route("**/board/events", lambda route: route.abort())
@@ -106,6 +107,11 @@ def _check_phone_polling_and_stale_warning(browser, base: str) -> None:
     phone.clock.fast_forward(15_000)
     phone.wait_for_selector("#stale", state="visible")
     assert phone.text_content("#stale").startswith("No update for")
+    phone.unroute("**/board/events")
+    phone.unroute("**/board/data")
+    phone.clock.fast_forward(30_000)  # the events are tried again: back to live, no longer stale
+    phone.wait_for_function("window.board.link === 'live'")
+    phone.wait_for_selector("#stale", state="hidden")
     phone.close()
 
 
