@@ -7,7 +7,7 @@ a COPY into a temporary staging table and one set-based upsert each.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -33,7 +33,7 @@ from inventory.rules.lots import LotBalance, NegativeStockPolicy
 from mes.logs import get_logger
 from mes.rules.attribution import DispatchWindow, overlaps
 from mes.rules.workorders import LIFECYCLE, WorkOrderAction, WorkOrderStatus, should_auto_complete, transition
-from mes.services.rollup_marks import mark_changed
+from mes.services.rollup_marks import ALWAYS_REDONE, mark_changed
 from mes.plant import CounterSpec, Plant
 
 
@@ -288,8 +288,8 @@ def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
         _upsert(cur, "edge_cursors", [(e, state.cursors[e].epoch, state.cursors[e].seq) for e in plan.changed_cursors])
         _upsert(cur, "machine_live", [(m, *_live_row(state.live[m])) for m in plan.changed_live])
         _upsert(cur, "edge_status", [(edge, *row) for edge, row in plan.edge_status.items()])
-        if (earliest := plan.earliest_change()) is not None:
-            mark_changed(cur.execute, earliest)
+        if (earliest := plan.earliest_change()) is not None and earliest < datetime.now(UTC) - ALWAYS_REDONE:
+            mark_changed(cur.execute, earliest)  # only late data: a row every batch would serialise the cores on it
 
 
 def _live_row(live: LiveCodes) -> tuple:

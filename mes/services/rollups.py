@@ -14,8 +14,9 @@ Decisions, stated:
   * The core's `RollupWorker` refreshes the last `rollup_hours` hours every `rollup_every_s` seconds, in
     a process of its own so ingest never waits for it; at start it first catches up from the last hour
     rolled up. A round also reaches back to the mark (`rollup_marks`, migration 0007) that writers of
-    past data leave in their own transactions: every ingest batch (samples an edge kept through an
-    outage, a backlog the broker kept while the core was down) and every reason given to a stop. A new
+    past data leave in their own transactions: an ingest batch with data older than the hour every round
+    redoes (samples an edge kept through an outage, a backlog the broker kept while the core was down)
+    and every reason given to a stop. A new
     fault→reason mapping changes all history: recompute with `mes db rollups --since …`.
   * One refresher at a time across cores: a transaction-scoped advisory lock; a core that does not get
     it skips the round and leaves the mark it took for the next.
@@ -41,7 +42,7 @@ from mes.rules.shifts import Window
 from mes.services.background import Event, repeat
 from mes.services.downtime import Derivation, derive, explain, load_calendar, machines, planned_windows, seconds, unplanned_stops
 from mes.services.oee import made_in_spans, tally_machine
-from mes.services.rollup_marks import TAKE_MARK, mark_changed
+from mes.services.rollup_marks import ALWAYS_REDONE, TAKE_MARK, mark_changed
 from mes.settings import Settings
 
 log = get_logger("mes.rollups")
@@ -192,8 +193,9 @@ class Rollups:
     """Refresh rounds: the first catches up from the last hour rolled up; each later one redoes the last
     hours, and from further back when a mark says data about the past was written (`rollup_marks`)."""
 
-    def __init__(self, database_url: str, hours: int):
-        self.lookback = timedelta(hours=hours)
+    def __init__(self, database_url: str, hours: int, every_s: float = 0):
+        # never less than what ingest leaves unmarked (ALWAYS_REDONE) and may have written since the last round
+        self.lookback = max(timedelta(hours=hours), ALWAYS_REDONE + timedelta(seconds=every_s))
         self.engine = make_engine(database_url)
         self._caught_up = False
 
@@ -227,7 +229,7 @@ class Rollups:
 def _refresh_until(database_url: str, every_s: float, hours: int, stop: Event) -> None:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    rollups = Rollups(database_url, hours)
+    rollups = Rollups(database_url, hours, every_s)
     try:
         repeat(rollups.round, every_s, stop, "mes-rollups")
     finally:
