@@ -7,7 +7,9 @@ No figure is computed by a rule of its own; each comes from where the API gets i
   * state       the machine's state interval at `now` (`mes.services.downtime.derive`, so the state rules
                 of `core.rules.states`): offline after its edge's Last Will or `offline_after_s` of silence,
                 unknown before any state was reported.
-  * good, scrap the production intervals that ended in [period start, now].
+  * good, scrap the units made in [period start, now) as the OEE below counts them (by when their
+                message's last sample was taken): from the rollup and the live part alike, so a long shift
+                never reads every production interval of the shift on each refresh.
   * rate        good units per hour over the last 15 min; over the time since the machine's first
                 recorded production when that is shorter (a machine that just started is not under-rated).
   * OEE         ISO 22400-2 (`mes.rules.oee.measure`) of the period's totals, summed per machine:
@@ -170,7 +172,7 @@ def snapshot(session: Session, now: datetime | None = None) -> Board:
     now = derivation.now
     period = board_period(load_calendar(session, now - timedelta(days=1), now), now)
     machines = session.execute(text("SELECT machine_id, site, area, line FROM machines ORDER BY line, machine_id")).all()
-    counts = _counts(session, period.start, now)
+    recent = _recent(session, now)
     totals = _oee_totals(session, [m.machine_id for m in machines], period.start, now, derivation)
     connection = session.connection().connection.driver_connection
     orders = running_work_orders(connection)
@@ -179,9 +181,10 @@ def snapshot(session: Session, now: datetime | None = None) -> Board:
 
     lines: dict[tuple[str, str], list[Tile]] = {}
     for machine in machines:
-        good, scrap, recent_good, first_start = counts[machine.machine_id]
-        figures = Figures.of(good, scrap, rate_per_hour(recent_good, max(now - RATE_WINDOW, first_start or now), now),
-                             totals[machine.machine_id])
+        recent_good, first_start = recent[machine.machine_id]
+        made = totals[machine.machine_id]
+        figures = Figures.of(made.good, made.total - made.good,
+                             rate_per_hour(recent_good, max(now - RATE_WINDOW, first_start or now), now), made)
         current = derive(session, machine.machine_id, now - derivation.offline_after, now, derivation)[-1:]
         lines.setdefault((machine.area, machine.line), []).append(Tile(
             machine.machine_id, machine.line, *_state(current), figures,
@@ -199,19 +202,16 @@ def _state(current: list[StateInterval]) -> tuple[str, Category, int | None, dat
     return interval.state, interval.category, interval.fault_code, interval.began
 
 
-def _counts(session: Session, start: datetime, now: datetime) -> dict[str, tuple[int, int, int, datetime | None]]:
-    """Per machine: good and scrap since `start`, good of the rate window, start of its first production."""
+def _recent(session: Session, now: datetime) -> dict[str, tuple[int, datetime | None]]:
+    """Per machine: good units of the rate window, and the start of its first production."""
     rows = session.execute(text(
-        """SELECT m.machine_id,
-                  coalesce(sum(p.good) FILTER (WHERE p.end_ts >= :start), 0),
-                  coalesce(sum(p.scrap) FILTER (WHERE p.end_ts >= :start), 0),
-                  coalesce(sum(p.good) FILTER (WHERE p.end_ts > :recent), 0),
+        """SELECT m.machine_id, coalesce(sum(p.good), 0),
                   (SELECT first.start_ts FROM production_intervals first WHERE first.machine_id = m.machine_id
                    ORDER BY first.end_ts LIMIT 1)
            FROM machines m
-           LEFT JOIN production_intervals p ON p.machine_id = m.machine_id AND p.end_ts >= least(:start, :recent) AND p.end_ts <= :now
-           GROUP BY m.machine_id"""), {"start": start, "recent": now - RATE_WINDOW, "now": now})
-    return {machine: (int(good), int(scrap), int(recent), first) for machine, good, scrap, recent, first in rows}
+           LEFT JOIN production_intervals p ON p.machine_id = m.machine_id AND p.end_ts > :recent AND p.end_ts <= :now
+           GROUP BY m.machine_id"""), {"recent": now - RATE_WINDOW, "now": now})
+    return {machine: (int(good), first) for machine, good, first in rows}
 
 
 def _oee_totals(session: Session, machine_ids: list[str], start: datetime, now: datetime,
