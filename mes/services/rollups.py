@@ -27,8 +27,8 @@ from __future__ import annotations
 import multiprocessing
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -49,6 +49,9 @@ log = get_logger("mes.rollups")
 
 HOUR = timedelta(hours=1)
 UNASSIGNED_REASON = "unassigned"
+# oee_hourly's sums, in the order of OeeTotals' fields; durations are stored as exact seconds
+_SUMS = ("planned_production_s", "planned_downtime_s", "unknown_s", "run_s", "stopped_s", "breakdown_s", "microstop_s",
+         "failures", "microstops", "ideal_s", "total", "good", "energy_wh")
 _LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('mes-rollups'))"
 
 
@@ -94,9 +97,8 @@ def refresh(session: Session, since: datetime, until: datetime | None = None, de
                         bounds)
     if oee_rows:
         session.execute(text(
-            """INSERT INTO oee_hourly VALUES (:machine_id, :bucket, :planned_production_s, :planned_downtime_s, :unknown_s,
-                   :run_s, :stopped_s, :breakdown_s, :microstop_s, :failures, :microstops, :ideal_s, :total, :good,
-                   :energy_wh, :refreshed_at)"""), oee_rows)
+            f"""INSERT INTO oee_hourly (machine_id, bucket, {', '.join(_SUMS)}, refreshed_at)
+                VALUES (:machine_id, :bucket, {', '.join(f':{column}' for column in _SUMS)}, :refreshed_at)"""), oee_rows)
     if downtime_rows:
         session.execute(text(
             "INSERT INTO downtime_hourly VALUES (:machine_id, :bucket, :reason_code, :stop_kind, :stops, :seconds)"),
@@ -106,14 +108,9 @@ def refresh(session: Session, since: datetime, until: datetime | None = None, de
 
 
 def _oee_row(machine_id: str, hour: datetime, totals: OeeTotals, now: datetime) -> dict:
-    return {
-        "machine_id": machine_id, "bucket": hour, "refreshed_at": now,
-        "planned_production_s": seconds(totals.planned_production_time), "planned_downtime_s": seconds(totals.planned_downtime),
-        "unknown_s": seconds(totals.unknown_time), "run_s": seconds(totals.run_time), "stopped_s": seconds(totals.stopped_time),
-        "breakdown_s": seconds(totals.breakdown_time), "microstop_s": seconds(totals.microstop_time),
-        "failures": totals.failures, "microstops": totals.microstops, "ideal_s": totals.ideal_seconds,
-        "total": totals.total, "good": totals.good, "energy_wh": totals.energy_wh,
-    }
+    sums = (getattr(totals, field.name) for field in fields(OeeTotals))
+    return {"machine_id": machine_id, "bucket": hour, "refreshed_at": now,
+            **{column: seconds(value) if isinstance(value, timedelta) else value for column, value in zip(_SUMS, sums, strict=True)}}
 
 
 def _downtime_rows(machine_id: str, hour: datetime, intervals: list[StateInterval], planned: Iterable[Window],
@@ -134,21 +131,14 @@ def rolled_up_totals(session: Session, start: datetime, until: datetime) -> tupl
     hours those were (an hour without a row for a machine added nothing for it)."""
     found: dict[str, OeeTotals] = defaultdict(OeeTotals)
     hours = set()
-    for row in session.execute(text(
-            """SELECT machine_id, bucket, planned_production_s, planned_downtime_s, unknown_s, run_s, stopped_s, breakdown_s,
-                      microstop_s, failures, microstops, ideal_s, total, good, energy_wh
-               FROM oee_hourly WHERE bucket >= :start AND bucket + interval '1 hour' <= :until"""),
-            {"start": start, "until": until}):
-        found[row.machine_id] += OeeTotals(
-            _duration(row.planned_production_s), _duration(row.planned_downtime_s), _duration(row.unknown_s),
-            _duration(row.run_s), _duration(row.stopped_s), _duration(row.breakdown_s), _duration(row.microstop_s),
-            row.failures, row.microstops, row.ideal_s, int(row.total), int(row.good), row.energy_wh)
-        hours.add(row.bucket)
+    for machine_id, bucket, *sums in session.execute(text(
+            f"""SELECT machine_id, bucket, {', '.join(_SUMS)} FROM oee_hourly
+                WHERE bucket >= :start AND bucket + interval '1 hour' <= :until"""), {"start": start, "until": until}):
+        found[machine_id] += OeeTotals(*(
+            timedelta(microseconds=int(value.scaleb(6))) if isinstance(field.default, timedelta) else value  # microsecond-exact
+            for field, value in zip(fields(OeeTotals), sums, strict=True)))
+        hours.add(bucket)
     return dict(found), hours
-
-
-def _duration(seconds: Decimal) -> timedelta:
-    return timedelta(microseconds=int(seconds.scaleb(6)))  # stored microsecond-exact
 
 
 def catch_up_since(session: Session, lookback: timedelta, now: datetime) -> datetime:
