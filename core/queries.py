@@ -1,4 +1,4 @@
-"""Read-side queries shared by the demo, the tests and the benchmark."""
+"""Read-side queries of the ingest's tables, shared by the demo, the tests and the benchmark."""
 
 from __future__ import annotations
 
@@ -35,30 +35,3 @@ def dead_letter_count(conn: psycopg.Connection) -> int:
 
 def pending_quarantine(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM counter_events WHERE review = 'pending'").fetchone()[0]
-
-
-def running_work_orders(conn: psycopg.Connection) -> dict[str, tuple[str, int, int]]:
-    """Per machine, the work order it runs now (the PLC's own, else the API's): (number, good so far, quantity)."""
-    rows = conn.execute(
-        """SELECT DISTINCT ON (d.machine_id) d.machine_id, d.work_order_id, w.quantity,
-                  (SELECT coalesce(sum(good), 0) FROM production_attributions a WHERE a.work_order_id = d.work_order_id)
-           FROM dispatches d JOIN work_orders w USING (work_order_id) WHERE d.end_ts IS NULL
-           ORDER BY d.machine_id, d.source = 'plc' DESC""")
-    return {machine: (number, int(good), quantity) for machine, number, quantity, good in rows}
-
-
-def open_alert_rows(conn: psycopg.Connection, limit: int = 8) -> list[tuple[str, str, str, str, object]]:
-    """The newest open alerts: (severity, kind, subject, detail, raised_at)."""
-    return conn.execute(
-        """SELECT severity, kind, subject, detail, raised_at FROM alerts WHERE status <> 'cleared'
-           ORDER BY raised_at DESC LIMIT %s""", (limit,)).fetchall()
-
-
-def alert_history(conn: psycopg.Connection) -> list[dict]:
-    """Every alert in the order raised, with its lifecycle (for the demo's reckoning)."""
-    rows = conn.execute(
-        """SELECT kind, subject, severity, status, raised_at, acknowledged_by, cleared_at FROM alerts
-           ORDER BY raised_at, alert_id""").fetchall()
-    return [{"kind": kind, "subject": subject, "severity": severity, "status": status, "raised_at": raised.isoformat(),
-             "acknowledged_by": acknowledged_by, "cleared_at": cleared and cleared.isoformat()}
-            for kind, subject, severity, status, raised, acknowledged_by, cleared in rows]

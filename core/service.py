@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.db.migrations import upgrade
+from kernel.db.migrations import upgrade
 from core.ingest import store
-from mes.plant import Plant
+from kernel.plant import Plant
 
 
 def prepare_database(database_url: str, plant: Plant) -> None:

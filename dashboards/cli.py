@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dashboards.grafana import FOLDER_TITLE, FOLDER_UID, board_json
+from dashboards.grafana.panels import FOLDER_TITLE, FOLDER_UID, board_json
 
 dashboards_app = typer.Typer(
     help="Grafana boards: line, plant overview, planner, inventory (uids mes-line, mes-plant, mes-planner, mes-inventory).\n\n"
@@ -47,9 +47,9 @@ def push_command(
     from grafana_client.client import GrafanaException
     from niquests.exceptions import RequestException
 
-    from dashboards.boards import boards
-    from dashboards.push import datasource_for, push
-    from mes.settings import Settings
+    from dashboards.grafana.boards import boards
+    from dashboards.grafana.push import datasource_for, push
+    from kernel.settings import Settings
 
     if api_key and (user or password):
         raise typer.BadParameter("give either --api-key or --user/--password, not both")
@@ -83,7 +83,7 @@ def export_command(
     This regenerates deploy/grafana/dashboards/ after a board changes (a test keeps those files equal to
     the builders' output). Files of boards that no longer exist are not removed.
     """
-    from dashboards.boards import boards
+    from dashboards.grafana.boards import boards
 
     directory.mkdir(parents=True, exist_ok=True)
     for board in boards():

@@ -31,16 +31,16 @@ from edge.buffer import SampleBuffer, samples_json
 from edge.epoch import next_epoch
 from edge.queue import QUEUE_FILE, DiskQueue, OutgoingMessage
 from edge.sources import Reading, Source, build_sources
-from mes.logs import get_logger
-from mes.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
-from mes.payload import EdgeStatus, data_topic, status_topic
-from mes.plant import Machine, Plant
+from kernel.logs import get_logger
+from kernel.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
+from kernel.payload import EdgeStatus, data_topic, status_topic
+from kernel.plant import Machine, Plant
 
 log = get_logger(__name__)
 
 T = TypeVar("T")
 
-# paho is told the same limit in mes.mqtt.new_client; more would only sit in paho's memory.
+# paho is told the same limit in kernel.mqtt.new_client; more would only sit in paho's memory.
 
 
 @dataclass

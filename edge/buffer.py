@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edge.sources.base import Reading
-from mes.payload import Sample
+from kernel.payload import Sample
 
 
 @dataclass

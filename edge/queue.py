@@ -4,7 +4,7 @@ Schema (`<state_dir>/queue.sqlite`):
     outbox(id, topic, edge_id, machine, epoch, seq, samples, enqueued_at, historical)
         id           publish order. AUTOINCREMENT so an id is never reused, even after the table
                      empties: the publisher remembers the last id it handed to MQTT.
-        samples      JSON array of Sample objects (mes.payload), already sorted by ts.
+        samples      JSON array of Sample objects (kernel.payload), already sorted by ts.
         historical   1 when the message waited out a broker outage or an agent restart.
     metrics(name, value)   cumulative counters that must survive restarts (dropped_total).
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mes.payload import DataMessage
+from kernel.payload import DataMessage
 
 QUEUE_FILE = "queue.sqlite"
 DROPPED_TOTAL = "dropped_total"

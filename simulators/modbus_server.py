@@ -8,8 +8,8 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from mes.logs import get_logger
-from mes.plant import Machine, ModbusRegister, ModbusSource
+from kernel.logs import get_logger
+from kernel.plant import Machine, ModbusRegister, ModbusSource
 
 log = get_logger(__name__)
 

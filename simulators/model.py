@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
-from mes.payload import is_order_id
-from mes.plant import COUNTERS, ORDER, Machine, MachineState
+from kernel.payload import is_order_id
+from kernel.signals import COUNTERS, ORDER, MachineState
+from kernel.plant import Machine
 
 US_PER_S = 1_000_000
 UJ_PER_WH = 3_600 * US_PER_S

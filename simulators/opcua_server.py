@@ -19,8 +19,9 @@ from typing import NamedTuple
 from asyncua import Server, ua
 from asyncua.common.node import Node
 
-from mes.logs import get_logger
-from mes.plant import COUNTERS, ORDER, Machine, OpcUaSource
+from kernel.logs import get_logger
+from kernel.signals import COUNTERS, ORDER
+from kernel.plant import Machine, OpcUaSource
 
 log = get_logger(__name__)
 

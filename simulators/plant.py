@@ -8,8 +8,8 @@ import time
 from decimal import Decimal
 from fractions import Fraction
 
-from mes.logs import get_logger
-from mes.plant import Plant
+from kernel.logs import get_logger
+from kernel.plant import Plant
 from simulators.model import DEFAULT_RESET_HOLD_S, MachineModel, seconds_from_microseconds
 from simulators.modbus_server import ModbusPlcServer
 from simulators.opcua_server import OpcUaPlcServer, PublishedState

@@ -6,8 +6,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from mes.logs import get_logger
-from mes.plant import MachineState, Plant
+from kernel.logs import get_logger
+from kernel.signals import MachineState
+from kernel.plant import Plant
 from simulators.plant import SimulatedPlant
 
 log = get_logger(__name__)

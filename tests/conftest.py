@@ -19,9 +19,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from fastapi.testclient import TestClient
 
-from mes.embedded.broker import EmbeddedBroker, find_mosquitto
-from mes.embedded.postgres import EmbeddedPostgres, create_database, drop_database
+from app.api import create_app
+from core.service import prepare_database
+from kernel.embedded.broker import EmbeddedBroker, find_mosquitto
+from kernel.embedded.postgres import EmbeddedPostgres, create_database, drop_database
+from kernel.plant import DEMO_PLANT, load_plant
+from tests.support.ingested import Ingested
 
 DATABASE_URL_ENV = "MES_TEST_DATABASE_URL"
 MQTT_URL_ENV = "MES_TEST_MQTT_URL"
@@ -121,3 +126,19 @@ def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EmbeddedB
         pytest.skip("mosquitto is not installed")
     with EmbeddedBroker(tmp_path / "broker", prefer=prefer) as started:
         yield started
+
+
+@pytest.fixture
+def api(database_url) -> Iterator[TestClient]:
+    """The API on a fresh migrated database with the demo plant's machines."""
+    prepare_database(database_url, load_plant(DEMO_PLANT))
+    with TestClient(create_app(database_url)) as client:
+        yield client
+
+
+@pytest.fixture
+def db(api, database_url) -> Iterator[Ingested]:
+    """Writes what the ingest would (as edge-1) into the API's database."""
+    ingested = Ingested(database_url)
+    yield ingested
+    ingested.conn.close()

@@ -1,0 +1,1 @@
+"""MQTT → batches → plan (pure) → one transaction → acknowledgement."""

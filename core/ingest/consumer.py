@@ -19,13 +19,14 @@ import paho.mqtt.client as paho
 
 from core.ingest.plan import Incoming
 from core.ingest.service import IngestService
-from mes.logs import get_logger
-from mes.mqtt import connect, new_client, parse_mqtt_url
-from mes.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION
+from kernel.logs import get_logger
+from kernel.mqtt import connect, new_client, parse_mqtt_url
+from kernel.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION
 from mes.services.notifications import NotificationSender
 from mes.services.rollups import RollupWorker
-from mes.services.valuation import ValuationWorker
-from mes.settings import Settings
+from inventory.services.valuation import ValuationWorker
+from mes.services.costing import running_cost
+from kernel.settings import Settings
 
 log = get_logger("core.consumer")
 
@@ -52,7 +53,7 @@ class CoreConsumer:
         # alert notifications leave from the core: started and stopped with run()
         self.sender = NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications")
         # valuation and the board rollups run beside ingest, each in a thread of its own: a batch never waits for them
-        self.background = (ValuationWorker(database_url), RollupWorker(database_url, every_s=rollup_every_s))
+        self.background = (ValuationWorker(database_url, running_cost), RollupWorker(database_url, every_s=rollup_every_s))
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s

@@ -18,8 +18,9 @@ from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
 from inventory.rules.backflush import BackflushPlan
 from mes.rules.attribution import CountStep, DispatchWindow, attribute, plc_order_verdict
-from mes.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
-from mes.plant import COUNTERS, ORDER, CounterSpec
+from kernel.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
+from kernel.signals import COUNTERS, ORDER
+from kernel.plant import CounterSpec
 
 # Column orders of the rows below; core.ingest.store copies them with exactly these names.
 MESSAGE_COLUMNS = ("edge_id", "epoch", "seq", "machine_id", "received_at", "historical", "sample_count")

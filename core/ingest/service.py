@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from core.ingest import store
 from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, plan_batch
-from mes.logs import get_logger
-from mes.models import make_engine
+from kernel.logs import get_logger
+from kernel.db.models import make_engine
 from mes.rules.alerts import Transition
 from mes.services import alert_engine, alerts
 

@@ -28,13 +28,14 @@ from core.ingest.plan import (
 )
 from core.rules.counters import CounterPoint
 from core.rules.sequencing import EdgeCursor
-from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, plan_backflush
-from inventory.rules.lots import LotBalance, NegativeStockPolicy
-from mes.logs import get_logger
+from inventory.rules.backflush import BackflushPlan
+from inventory.services.backflush import plan_backflush, write_backflush
+from kernel.db.copy import copy_rows
+from kernel.logs import get_logger
+from kernel.plant import CounterSpec, Plant
 from mes.rules.attribution import DispatchWindow, overlaps
 from mes.rules.workorders import LIFECYCLE, WorkOrderAction, WorkOrderStatus, should_auto_complete, transition
 from mes.services.rollup_marks import ALWAYS_REDONE, mark_changed
-from mes.plant import CounterSpec, Plant
 
 
 log = get_logger("core.ingest.store")
@@ -134,55 +135,13 @@ def load_dispatch_windows(conn: psycopg.Connection, since: datetime | None) -> d
     return windows
 
 
-def source_ref(edge_id: str, epoch: int, seq: int) -> str:
-    """The production interval (one ingested message) a stock move comes from."""
-    return f"interval:{edge_id}/{epoch}/{seq}"
-
-
 def backflush(conn: psycopg.Connection, attributions: list[tuple]) -> BackflushPlan | None:
     """Stock moves for the batch's counts attributed to work orders; None when there are none.
 
     Reads outside the batch's transaction (and ends its own read), like load_state."""
-    plan = plan_backflush_of(conn, attributions)
+    plan = plan_backflush(conn, attributions)
     conn.rollback()
     return plan
-
-
-def plan_backflush_of(conn: psycopg.Connection, attributions: list[tuple]) -> BackflushPlan | None:
-    """Load what backflush needs for these attribution rows and plan it, inside the caller's transaction."""
-    units = [AttributedUnits(source_ref(edge, epoch, seq), machine, work_order, good, scrap, last_ts)
-             for edge, epoch, seq, machine, work_order, good, scrap, _, _, last_ts in attributions
-             if work_order is not None and good + scrap > 0]
-    if not units:
-        return None
-    work_orders = sorted({u.work_order_id for u in units})
-    machines = sorted({u.machine_id for u in units})
-    materials: dict[str, Material] = {}
-    for work_order, item, shelf_life, component, per_unit in conn.execute(
-            """SELECT w.work_order_id, w.item_id, i.shelf_life_days, c.component_item, c.quantity_per_unit
-               FROM work_orders w JOIN items i USING (item_id) LEFT JOIN work_order_components c USING (work_order_id)
-               WHERE w.work_order_id = ANY(%s)""", (work_orders,)):
-        material = materials.setdefault(work_order, Material(item, shelf_life, {}))
-        if component is not None:
-            material.per_unit[component] = per_unit
-    line_side = {machine: LineSide(location, NegativeStockPolicy(policy)) for machine, location, policy in conn.execute(
-        """SELECT DISTINCT ON (m.machine_id) m.machine_id, l.location_id, l.negative_stock
-           FROM machines m JOIN locations l ON l.kind = 'line_side' AND l.line = m.line
-           WHERE m.machine_id = ANY(%s) ORDER BY m.machine_id, l.location_id""", (machines,))}
-    components = sorted({c for m in materials.values() for c in m.per_unit})
-    balances = lot_balances(conn, [p.location_id for p in line_side.values()], components)
-    return plan_backflush(units, materials, line_side, balances)
-
-
-def lot_balances(conn: psycopg.Connection, locations: list[str], items: list[str]) -> dict[tuple[str, str], list[LotBalance]]:
-    """On hand per known lot of these items at these locations (the unknown lot is never picked)."""
-    balances: dict[tuple[str, str], list[LotBalance]] = {}
-    for item, location, lot, quantity, expires, received in conn.execute(
-            """SELECT s.item_id, s.location_id, s.lot, s.quantity, l.expires, l.received_at
-               FROM stock_on_hand s JOIN lots l USING (item_id, lot)
-               WHERE s.location_id = ANY(%s) AND s.item_id = ANY(%s)""", (locations, items)):
-        balances.setdefault((item, location), []).append(LotBalance(lot, quantity, expires, received))
-    return balances
 
 
 COMPLETE = WorkOrderAction("complete")
@@ -212,29 +171,6 @@ def complete_reached_work_orders(conn: psycopg.Connection, attributions: list[tu
                            WHERE work_order_id = %s AND source = 'api' AND end_ts IS NULL""", (reached_at, work_order))
             completed.append(work_order)
     return completed
-
-
-MOVE_COLUMNS = ("ts", "item_id", "lot", "from_location", "to_location", "quantity", "reason", "source_ref", "work_order_id")
-EXCEPTION_COLUMNS = ("ts", "source_ref", "work_order_id", "item_id", "location_id", "quantity", "kind", "reason")
-
-
-def write_backflush(cur: psycopg.Cursor, plan: BackflushPlan) -> None:
-    if plan.new_lots:
-        cur.executemany("INSERT INTO lots (item_id, lot, expires) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                        [(item, lot, expires) for (item, lot), expires in plan.new_lots.items()])
-    _copy(cur, "stock_moves", MOVE_COLUMNS, plan.moves)
-    _copy(cur, "backflush_exceptions", EXCEPTION_COLUMNS, plan.exceptions)
-    if plan.held:
-        cur.executemany("UPDATE work_orders SET held_reason = %s WHERE work_order_id = %s AND held_reason IS NULL",
-                        [(reason, work_order) for work_order, reason in plan.held.items()])
-
-
-def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    if not rows:
-        return
-    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 _STAGING = {
@@ -273,17 +209,17 @@ def _upsert(cur: psycopg.Cursor, table: str, rows: list[tuple]) -> None:
 def write_plan(conn: psycopg.Connection, plan: BatchPlan) -> None:
     state = plan.state
     with conn.transaction(), conn.cursor() as cur:
-        _copy(cur, "ingested_messages", MESSAGE_COLUMNS, plan.messages)
-        _copy(cur, "samples", SAMPLE_COLUMNS, plan.samples)
-        _copy(cur, "production_intervals", INTERVAL_COLUMNS, plan.intervals)
+        copy_rows(cur, "ingested_messages", MESSAGE_COLUMNS, plan.messages)
+        copy_rows(cur, "samples", SAMPLE_COLUMNS, plan.samples)
+        copy_rows(cur, "production_intervals", INTERVAL_COLUMNS, plan.intervals)
         write_plc_switches(cur, plan.plc_switches)
-        _copy(cur, "production_attributions", ATTRIBUTION_COLUMNS, plan.attributions)
+        copy_rows(cur, "production_attributions", ATTRIBUTION_COLUMNS, plan.attributions)
         if plan.backflush is not None:
             write_backflush(cur, plan.backflush)
-        _copy(cur, "machine_states", STATE_COLUMNS, plan.states)
-        _copy(cur, "counter_events", EVENT_COLUMNS, plan.events)
-        _copy(cur, "dead_letters", DEAD_LETTER_COLUMNS, plan.dead_letters)
-        _copy(cur, "edge_status_events", STATUS_EVENT_COLUMNS, plan.status_events)
+        copy_rows(cur, "machine_states", STATE_COLUMNS, plan.states)
+        copy_rows(cur, "counter_events", EVENT_COLUMNS, plan.events)
+        copy_rows(cur, "dead_letters", DEAD_LETTER_COLUMNS, plan.dead_letters)
+        copy_rows(cur, "edge_status_events", STATUS_EVENT_COLUMNS, plan.status_events)
         _upsert(cur, "counter_state", [(m, c, state.counters[m, c].value, state.counters[m, c].ts) for m, c in plan.changed_counters])
         _upsert(cur, "edge_cursors", [(e, state.cursors[e].epoch, state.cursors[e].seq) for e in plan.changed_cursors])
         _upsert(cur, "machine_live", [(m, *_live_row(state.live[m])) for m in plan.changed_live])

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from edge.sources.base import Emit, Reading, Source
 from edge.sources.modbus import ModbusClientSource
 from edge.sources.opcua import OpcUaClientSource
-from mes.plant import Machine, ModbusSource, OpcUaSource
+from kernel.plant import Machine, ModbusSource, OpcUaSource
 
 SOURCE_TYPES: dict[str, type[Source]] = {
     "opcua": OpcUaClientSource,

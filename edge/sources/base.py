@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from mes.plant import Machine
+from kernel.plant import Machine
 
 
 @dataclass(frozen=True, slots=True)

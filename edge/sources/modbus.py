@@ -12,9 +12,9 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from edge.sources.base import Emit, Reading, Source, utc_now
-from mes.logs import get_logger
-from mes.payload import is_order_id
-from mes.plant import Machine, ModbusRegister, ModbusSource
+from kernel.logs import get_logger
+from kernel.payload import is_order_id
+from kernel.plant import Machine, ModbusRegister, ModbusSource
 
 log = get_logger(__name__)
 

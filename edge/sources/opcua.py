@@ -19,9 +19,10 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeNotif
 
 from edge.sources.base import Emit, Reading, Source, as_utc, utc_now
-from mes.logs import get_logger
-from mes.payload import is_order_id
-from mes.plant import ORDER, Machine, OpcUaSource
+from kernel.logs import get_logger
+from kernel.payload import is_order_id
+from kernel.signals import ORDER
+from kernel.plant import Machine, OpcUaSource
 
 log = get_logger(__name__)
 

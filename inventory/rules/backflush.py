@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
-from inventory.rules import EXACT, exact_quantity
+from kernel.rules.quantities import EXACT, exact_quantity
 from inventory.rules.lots import UNKNOWN_LOT, Allocation, LotBalance, NegativeStockPolicy, allocate
 
 FINISHED_GOODS_LOT_PREFIX = "FG-"  # tells a made lot from a supplier's lot on a label or in the ledger

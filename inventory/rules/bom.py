@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, localcontext
 
-from inventory.rules import EXACT, exact_quantity
+from kernel.rules.quantities import EXACT, exact_quantity
 
 Boms = Mapping[str, Sequence["BomLine"]]  # BOM lines by parent item
 

@@ -71,8 +71,8 @@ from fractions import Fraction
 from itertools import combinations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.rules.instants import require_aware
-from inventory.rules import EXACT, exact_quantity, non_negative_quantity, whole_number
+from kernel.rules.instants import require_aware
+from kernel.rules.quantities import EXACT, exact_quantity, non_negative_quantity, whole_number
 from inventory.rules.bom import BomLine, find_cycle
 
 MONEY_PLACES = 6

@@ -26,7 +26,7 @@ from decimal import Decimal, localcontext
 from enum import Enum
 from typing import NamedTuple
 
-from inventory.rules import EXACT, exact_quantity
+from kernel.rules.quantities import EXACT, exact_quantity
 
 UNKNOWN_LOT = None  # the lot of material consumed beyond the recorded stock
 

@@ -67,8 +67,8 @@ from decimal import Decimal, localcontext
 from enum import Enum
 from typing import NamedTuple
 
-from core.rules.lifecycle import InvalidTransition, Lifecycle  # noqa: F401  (raised by transition)
-from inventory.rules import EXACT, exact_quantity, non_negative_quantity, positive_quantity, whole_number
+from kernel.rules.lifecycle import InvalidTransition, Lifecycle# noqa: F401  (raised by transition)
+from kernel.rules.quantities import EXACT, exact_quantity, non_negative_quantity, positive_quantity, whole_number
 
 TRANSIT_PREFIX = "transit:"
 DEFAULT_OVER_DELIVERY_TOLERANCE = Decimal(0)

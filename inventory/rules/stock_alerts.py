@@ -34,13 +34,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
+from enum import Enum
 from typing import NamedTuple
 
-from core.rules.instants import require_aware
-from inventory.rules import EXACT, exact_quantity, non_negative_quantity, whole_number
+from kernel.rules.instants import require_aware
+from kernel.rules.quantities import EXACT, exact_quantity, non_negative_quantity, whole_number
 from inventory.rules.backflush import BackflushException
 from inventory.rules.operations import SHIPMENT, OrderLine, SalesOrderStatus
-from mes.rules.alerts import AlertKind
 
 BACKFLUSH = "backflush"  # the reason `inventory.rules.backflush` gives its consumption moves
 DEMAND_REASONS = frozenset({SHIPMENT, BACKFLUSH})
@@ -50,8 +50,19 @@ DEFAULT_OVERDUE_HOURS = 48
 DEFAULT_EXPIRY_WARNING_DAYS = 30
 
 
+class StockAlertKind(str, Enum):
+    """The conditions these rules find; the alert engine (mes) raises and clears alerts of the same names."""
+
+    STOCK_SHORTAGE = "stock_shortage"
+    SAFETY_STOCK = "safety_stock"
+    SLOW_MOVING = "slow_moving"
+    OVERDUE_SALES_ORDER = "overdue_sales_order"
+    LOT_EXPIRING = "lot_expiring"
+    LOT_EXPIRED = "lot_expired"
+
+
 class StockAlert(NamedTuple):
-    kind: AlertKind
+    kind: StockAlertKind
     subject: str
     detail: str
     numbers: dict[str, Decimal]
@@ -102,7 +113,7 @@ def safety_stock_alerts(levels: Iterable[SafetyStockLevel], available: Mapping[s
             continue
         safety = exact_quantity(level.safety_stock, f"safety stock of {item}")
         alerts.append(StockAlert(
-            AlertKind.SAFETY_STOCK, item,
+            StockAlertKind.SAFETY_STOCK, item,
             f"{item}: {position} available, on order and in transit is below the safety stock of {safety}; "
             f"suggest buying {suggested}",
             {**parts, "position": position, "safety_stock": safety, "suggested_quantity": suggested}))
@@ -130,14 +141,14 @@ def slow_moving_alerts(activity: Iterable[ItemActivity], now: datetime,
             continue
         idle_since = item.last_issue or item.first_receipt
         if idle_since is None:
-            alerts.append(StockAlert(AlertKind.SLOW_MOVING, item.item,
+            alerts.append(StockAlert(StockAlertKind.SLOW_MOVING, item.item,
                                      f"{item.item}: {on_hand} on hand and no issue or receipt on record",
                                      {"on_hand": on_hand}))
             continue
         idle = now - require_aware(idle_since, f"last movement of {item.item}")
         if idle >= timedelta(days=days):
             since = "last issued" if item.last_issue else "received, never issued,"
-            alerts.append(StockAlert(AlertKind.SLOW_MOVING, item.item,
+            alerts.append(StockAlert(StockAlertKind.SLOW_MOVING, item.item,
                                      f"{item.item}: {on_hand} on hand, {since} {idle.days} days ago",
                                      {"on_hand": on_hand, "idle_days": Decimal(idle.days)}))
     return _by_subject(alerts)
@@ -175,7 +186,7 @@ def overdue_sales_order_alerts(orders: Iterable[SalesOrderDue], now: datetime,
             continue
         hours_late = late // timedelta(hours=1)
         listed = ", ".join(f"{quantity} of {line.item}" for line, quantity in outstanding)
-        alerts.append(StockAlert(AlertKind.OVERDUE_SALES_ORDER, order.order_id,
+        alerts.append(StockAlert(StockAlertKind.OVERDUE_SALES_ORDER, order.order_id,
                                  f"sales order {order.order_id}: {listed} not shipped, {hours_late} hours after due",
                                  {"hours_late": Decimal(hours_late), "lines_outstanding": Decimal(len(outstanding))}))
     return _by_subject(alerts)
@@ -204,11 +215,11 @@ def expiring_lot_alerts(lots: Iterable[LotStock], now: datetime,
         days_left = (lot.expires - today).days
         subject = f"{lot.item}/{lot.lot}@{lot.location}"
         if days_left <= 0:
-            alerts.append(StockAlert(AlertKind.LOT_EXPIRED, subject,
+            alerts.append(StockAlert(StockAlertKind.LOT_EXPIRED, subject,
                                      f"{quantity} of {lot.item} lot {lot.lot} at {lot.location} expired on {lot.expires}",
                                      {"quantity": quantity, "days_expired": Decimal(-days_left)}))
         elif days_left <= days:
-            alerts.append(StockAlert(AlertKind.LOT_EXPIRING, subject,
+            alerts.append(StockAlert(StockAlertKind.LOT_EXPIRING, subject,
                                      f"{quantity} of {lot.item} lot {lot.lot} at {lot.location} expires on {lot.expires}, "
                                      f"in {days_left} day{'s' * (days_left > 1)}",
                                      {"quantity": quantity, "days_left": Decimal(days_left)}))
@@ -231,7 +242,7 @@ def backflush_shortage_alerts(open_exceptions: Iterable[BackflushException]) -> 
             total = by_kind["shortage"] + by_kind["blocked"]
         orders = ", ".join(sorted({e.work_order_id for e in exceptions}))
         alerts.append(StockAlert(
-            AlertKind.STOCK_SHORTAGE, f"{item}@{location}",
+            StockAlertKind.STOCK_SHORTAGE, f"{item}@{location}",
             f"{total} of {item} short at {location} ({by_kind['shortage']} consumed from an unknown lot, "
             f"{by_kind['blocked']} not consumed); work orders {orders}",
             {"quantity": total, "consumed_short": by_kind["shortage"], "not_consumed": by_kind["blocked"],

@@ -62,7 +62,7 @@ from enum import Enum
 from fractions import Fraction
 from typing import NamedTuple
 
-from inventory.rules import EXACT, exact_quantity, positive_quantity
+from kernel.rules.quantities import EXACT, exact_quantity, positive_quantity
 
 PLACES = 6  # decimal places of every value and of the moving average, as numeric(18, 6) holds them
 

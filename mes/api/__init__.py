@@ -1,0 +1,1 @@
+"""Production's HTTP routers, mounted by the application (app/api.py)."""

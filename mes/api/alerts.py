@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from mes.api.common import Db, In
+from kernel.http import Db, In
 from mes.services import alerts
 
 router = APIRouter()

@@ -1,64 +1,22 @@
-"""Valuation and cost: item values, work-order actual and standard cost, variances, tariffs, labour."""
+"""A work order's cost: labour booked on it, and its actual cost so far against the standard."""
 
 # No `from __future__ import annotations`: FastAPI resolves the route annotations at definition time.
-from datetime import datetime, time
 from decimal import Decimal
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
-from inventory.rules.costing import Tariff, TariffPeriod
-from mes.api.common import Db, In, Out
-from mes.models import EnergyTariff, Item, Routing, WorkCentre, WorkOrder, WorkOrderLabour
-from mes.services import Conflict, valuation
-from mes.services.masterdata import get
+from inventory.api.costing import CostOut
+from kernel.http import Db, In, Out
+from mes.services import costing
 
 router = APIRouter()
-
-
-class TariffPeriodIn(In):
-    days: list[int] = Field(min_length=1, description="weekdays the period starts on, 0 = Monday … 6 = Sunday")
-    start: time = Field(description="local wall time, inclusive")
-    end: time = Field(description="local wall time, exclusive; before start: crosses midnight")
-    price_per_kwh: Decimal = Field(ge=0)
-
-
-class TariffIn(In):
-    timezone: str = Field(description="IANA zone whose wall clock the periods read, e.g. Europe/Paris")
-    default_price_per_kwh: Decimal = Field(ge=0)
-    periods: list[TariffPeriodIn] = []
-
-
-class TariffOut(TariffIn):
-    tariff_id: str
-
-
-class RoutingIn(In):
-    work_centre_id: str
-    ideal_cycle_s: Decimal = Field(ge=0)
-    energy_wh_per_unit: Decimal = Field(default=Decimal(0), ge=0)
-    labour_s_per_unit: Decimal = Field(default=Decimal(0), ge=0)
-    labour_rate: Decimal = Field(default=Decimal(0), ge=0, description="per hour")
-
-
-class RoutingOut(RoutingIn, Out):
-    item_id: str
 
 
 class LabourIn(In):
     hours: Decimal = Field(gt=0)
     rate: Decimal = Field(ge=0, description="per hour")
     actor: str | None = None
-
-
-class CostOut(Out):
-    material: Decimal
-    energy: Decimal
-    machine: Decimal
-    labour: Decimal
-    total: Decimal
 
 
 class ActualOut(CostOut):
@@ -88,90 +46,13 @@ class WorkOrderCostOut(BaseModel):
     notes: list[str]
 
 
-class ItemValueOut(BaseModel):
-    item_id: str
-    method: str
-    quantity: Decimal
-    value: Decimal
-    last_known_cost: Decimal | None = Field(description="moving average: the average; FIFO: the latest receipt's cost")
-
-
-class ValueEntryOut(BaseModel):
-    id: int
-    move_id: int
-    ts: datetime
-    item_id: str
-    kind: str
-    quantity: Decimal
-    value: Decimal
-    unit_cost: Decimal | None
-    revalued_quantity: Decimal
-    work_order_id: str | None
-    source_ref: str
-
-
-@router.put("/energy-tariffs/{tariff_id}", response_model=TariffOut)
-def put_tariff(tariff_id: str, body: TariffIn, db: Db):
-    """Create or replace a tariff. `default` prices every machine whose work centre names none."""
-    try:
-        Tariff(body.timezone, body.default_price_per_kwh,
-               tuple(TariffPeriod(frozenset(p.days), p.start, p.end, p.price_per_kwh) for p in body.periods))
-    except (TypeError, ValueError) as error:
-        raise Conflict(str(error)) from None
-    db.merge(EnergyTariff(tariff_id=tariff_id, timezone=body.timezone, default_price_per_kwh=body.default_price_per_kwh))
-    db.flush()
-    db.execute(text("DELETE FROM energy_tariff_periods WHERE tariff_id = :t"), {"t": tariff_id})
-    for period in body.periods:
-        db.execute(text(
-            """INSERT INTO energy_tariff_periods (tariff_id, days, start_time, end_time, price_per_kwh)
-               VALUES (:t, :days, :start, :end, :price)"""),
-            {"t": tariff_id, "days": sorted(set(period.days)), "start": period.start, "end": period.end,
-             "price": period.price_per_kwh})
-    db.commit()
-    return TariffOut(tariff_id=tariff_id, **body.model_dump())
-
-
-@router.put("/items/{item_id}/routing", response_model=RoutingOut)
-def put_routing(item_id: str, body: RoutingIn, db: Db):
-    """How a made item is made, for its standard cost."""
-    item = get(db, Item, item_id, "item")
-    if item.kind != "make":
-        raise Conflict(f"{item_id} is bought, not made: its standard cost is its purchase cost")
-    get(db, WorkCentre, body.work_centre_id, "work centre")
-    routing = db.merge(Routing(item_id=item_id, **body.model_dump()))
-    db.commit()
-    return routing
-
-
-@router.get("/items/{item_id}/standard-cost", response_model=CostOut)
-def item_standard_cost(item_id: str, db: Db):
-    """Per unit, rolled up through today's BOMs and the routings."""
-    return valuation.standard_cost(db, item_id)
-
-
 @router.post("/work-orders/{work_order_id}/labour", status_code=201)
 def book_labour(work_order_id: str, body: LabourIn, db: Db) -> dict:
-    get(db, WorkOrder, work_order_id, "work order")
-    db.add(WorkOrderLabour(work_order_id=work_order_id, **body.model_dump()))
-    db.commit()
-    return {"work_order_id": work_order_id, "hours": body.hours, "rate": body.rate}
+    return costing.book_labour(db, work_order_id, body.hours, body.rate, body.actor)
 
 
 @router.get("/work-orders/{work_order_id}/cost", response_model=WorkOrderCostOut, response_model_by_alias=True)
 def work_order_cost(work_order_id: str, db: Db):
     """Actual cost so far (material valued from backflush, energy at the tariff, run time at the
     hourly rate, labour), the standard, the variances, and the finished goods' value."""
-    return valuation.work_order_costing(db, work_order_id)
-
-
-@router.get("/stock/values", response_model=list[ItemValueOut])
-def stock_values(db: Db, item_id: str | None = None):
-    """Quantity and value on hand per item, every move into or out of the plant valued."""
-    return valuation.item_values(db, item_id)
-
-
-@router.get("/stock/value-entries", response_model=list[ValueEntryOut])
-def value_entries(db: Db, item_id: str | None = None, work_order_id: str | None = None,
-                  limit: Annotated[int, Query(gt=0, le=10_000)] = 500):
-    """The valuation ledger, newest first: receipts, issues and true-ups with their values."""
-    return valuation.value_entries(db, item_id, work_order_id, limit)
+    return costing.work_order_costing(db, work_order_id)

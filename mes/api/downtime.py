@@ -17,8 +17,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
-from mes.api.common import Db, Id, In, Person
-from mes.services import Conflict
+from kernel.http import Db, Id, In, Person
+from kernel.rules.refusals import Conflict
 from mes.services import downtime as service
 from mes.services.oee import oee as compute_oee
 

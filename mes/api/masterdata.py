@@ -1,79 +1,20 @@
-"""Master data: items, BOMs, work centres, machines, locations, scrap reasons."""
+"""Production's master data: the machines (registered from the plant file; their work centre is set
+here), the ideal cycle of an item on a machine, and scrap reasons."""
 
 # No `from __future__ import annotations`: FastAPI resolves the route annotations at definition time.
-from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
+from pydantic import Field
 from sqlalchemy import select
 
-from mes.api.common import Db, Id, In, Out, Quantity
-from mes.models import EnergyTariff, Item, Location, Machine, MachineItem, ScrapReason, WorkCentre
-from mes.services import masterdata
+from inventory.models import Item, WorkCentre
+from inventory.services import masterdata
+from kernel.db.models import Machine
+from kernel.http import Db, Id, In, Out
+from mes.models import MachineItem, ScrapReason
 
 router = APIRouter()
-
-
-class ItemIn(In):
-    item_id: Id
-    name: str = Field(min_length=1)
-    kind: Literal["make", "buy"]
-    uom: str = Field(min_length=1, max_length=16)
-    shelf_life_days: int | None = Field(default=None, gt=0)
-    standard_cost: Decimal | None = Field(default=None, ge=0)
-    valuation: Literal["moving_average", "fifo"] = Field(default="moving_average",
-                                                         description="fixed once the item's first move is valued")
-    safety_stock: Decimal | None = Field(default=None, ge=0, description="below it (available + on order): an alert")
-    reorder_quantity: Decimal = Field(default=Decimal(0), ge=0, description="bought on top of the safety stock")
-    minimum_order: Decimal = Field(default=Decimal(0), ge=0)
-    order_multiple: Decimal | None = Field(default=None, gt=0)
-
-
-class ItemOut(Out):
-    item_id: str
-    name: str
-    kind: str
-    uom: str
-    shelf_life_days: int | None
-    standard_cost: Decimal | None
-    valuation: str
-    safety_stock: Decimal | None
-    reorder_quantity: Decimal
-    minimum_order: Decimal
-    order_multiple: Decimal | None
-
-
-class ItemPatch(In):
-    name: str | None = Field(default=None, min_length=1)
-    uom: str | None = Field(default=None, min_length=1, max_length=16)
-    shelf_life_days: int | None = Field(default=None, gt=0)
-    standard_cost: Decimal | None = Field(default=None, ge=0)
-    safety_stock: Decimal | None = Field(default=None, ge=0)
-    reorder_quantity: Decimal | None = Field(default=None, ge=0)
-    minimum_order: Decimal | None = Field(default=None, ge=0)
-    order_multiple: Decimal | None = Field(default=None, gt=0)
-
-
-class WorkCentreIn(In):
-    work_centre_id: Id
-    name: str = Field(min_length=1)
-    hourly_rate: Decimal = Field(default=Decimal(0), ge=0, description="cost of one hour of machine time")
-    tariff_id: str | None = None
-
-
-class WorkCentreOut(Out):
-    work_centre_id: str
-    name: str
-    hourly_rate: Decimal
-    tariff_id: str | None = Field(description="energy tariff of its machines; none: the tariff 'default'")
-
-
-class WorkCentrePatch(In):
-    name: str | None = Field(default=None, min_length=1)
-    hourly_rate: Decimal | None = Field(default=None, ge=0)
-    tariff_id: str | None = None
 
 
 class MachineIn(In):
@@ -100,38 +41,6 @@ class MachineItemOut(Out):
     ideal_cycle_s: Decimal
 
 
-class BomLineIn(In):
-    component_item: Id
-    quantity_per: Quantity
-    scrap_factor: Decimal = Field(default=Decimal(0), ge=0)
-    phantom: bool = False
-    effective_from: date | None = None
-    effective_to: date | None = None
-
-
-class BomOut(BaseModel):
-    item_id: str
-    on: date
-    lines: list[BomLineIn]
-    per_unit: dict[str, Decimal] = Field(description="components one unit consumes on `on`, phantoms exploded")
-
-
-class LocationIn(In):
-    location_id: Id
-    name: str = Field(min_length=1)
-    kind: Literal["warehouse", "line_side"]
-    line: str | None = None
-    negative_stock: Literal["allow", "block"] = "allow"
-
-
-class LocationOut(Out):
-    location_id: str
-    name: str
-    kind: str
-    line: str | None
-    negative_stock: str
-
-
 class ScrapReasonIn(In):
     code: Id
     description: str = Field(min_length=1)
@@ -142,53 +51,6 @@ class ScrapReasonOut(Out):
     code: str
     description: str
     active: bool
-
-
-@router.post("/items", status_code=201, response_model=ItemOut)
-def create_item(body: ItemIn, db: Db):
-    return masterdata.create(db, Item, body.item_id, "item", **body.model_dump())
-
-
-@router.get("/items", response_model=list[ItemOut])
-def list_items(db: Db):
-    return db.scalars(select(Item).order_by(Item.item_id)).all()
-
-
-@router.get("/items/{item_id}", response_model=ItemOut)
-def get_item(item_id: str, db: Db):
-    return masterdata.get(db, Item, item_id, "item")
-
-
-@router.patch("/items/{item_id}", response_model=ItemOut)
-def update_item(item_id: str, body: ItemPatch, db: Db):
-    """Change an item's description; kind and id never change (they are referenced everywhere)."""
-    item = masterdata.get(db, Item, item_id, "item")
-    for field, value in body.model_dump(exclude_unset=True).items():
-        setattr(item, field, value)
-    db.commit()
-    return item
-
-
-@router.post("/work-centres", status_code=201, response_model=WorkCentreOut)
-def create_work_centre(body: WorkCentreIn, db: Db):
-    return masterdata.create(db, WorkCentre, body.work_centre_id, "work centre", **body.model_dump())
-
-
-@router.patch("/work-centres/{work_centre_id}", response_model=WorkCentreOut)
-def update_work_centre(work_centre_id: str, body: WorkCentrePatch, db: Db):
-    centre = masterdata.get(db, WorkCentre, work_centre_id, "work centre")
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("tariff_id") is not None:
-        masterdata.get(db, EnergyTariff, changes["tariff_id"], "energy tariff")
-    for field, value in changes.items():
-        setattr(centre, field, value)
-    db.commit()
-    return centre
-
-
-@router.get("/work-centres", response_model=list[WorkCentreOut])
-def list_work_centres(db: Db):
-    return db.scalars(select(WorkCentre).order_by(WorkCentre.work_centre_id)).all()
 
 
 @router.get("/machines", response_model=list[MachineOut])
@@ -221,32 +83,6 @@ def set_machine_item(machine_id: str, item_id: str, body: MachineItemIn, db: Db)
 def machine_items(machine_id: str, db: Db):
     masterdata.get(db, Machine, machine_id, "machine")
     return db.scalars(select(MachineItem).where(MachineItem.machine_id == machine_id).order_by(MachineItem.item_id)).all()
-
-
-@router.post("/items/{item_id}/bom", status_code=201, response_model=BomOut)
-def add_bom_line(item_id: str, body: BomLineIn, db: Db):
-    masterdata.add_bom_line(db, item_id, **body.model_dump())
-    return bom(item_id, db)
-
-
-@router.get("/items/{item_id}/bom", response_model=BomOut)
-def bom(item_id: str, db: Db, on: Annotated[date | None, Query(description="default: today")] = None):
-    on = on or date.today()
-    per_unit = masterdata.exploded(db, item_id, on)
-    lines = [BomLineIn(component_item=line.component, quantity_per=line.quantity_per, scrap_factor=line.scrap_factor,
-                       phantom=line.phantom, effective_from=line.effective_from, effective_to=line.effective_to)
-             for line in masterdata.bom_structure(db).get(item_id, [])]
-    return BomOut(item_id=item_id, on=on, lines=lines, per_unit=per_unit)
-
-
-@router.post("/locations", status_code=201, response_model=LocationOut)
-def create_location(body: LocationIn, db: Db):
-    return masterdata.create_location(db, **body.model_dump())
-
-
-@router.get("/locations", response_model=list[LocationOut])
-def list_locations(db: Db):
-    return db.scalars(select(Location).order_by(Location.location_id)).all()
 
 
 @router.post("/scrap-reasons", status_code=201, response_model=ScrapReasonOut)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from mes.api.common import Db, In
+from kernel.http import Db, In
 from mes.rules.alerts import AlertRule
 from mes.services import alert_engine, alerts, notifications
 

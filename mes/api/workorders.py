@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from mes.api.common import Db, Id, In, Out
+from kernel.http import Db, Id, In, Out
 from mes.models import WorkOrder
-from mes.services import masterdata, workorders
+from inventory.services import masterdata
+from mes.services import workorders
 
 router = APIRouter()
 

@@ -1,1 +1,2 @@
-"""Pure business rules of the MES layer: no I/O, no clock. Services load state, call these, commit."""
+"""Pure production rules: attribution, work-order lifecycle and progress, state intervals, shifts, OEE,
+alerts. No I/O, no clock."""

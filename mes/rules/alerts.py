@@ -62,9 +62,9 @@ from enum import Enum
 from fractions import Fraction
 from typing import Literal, NamedTuple
 
-from core.rules.instants import require_aware
-from inventory.rules import exact_quantity, whole_number
-from mes.plant import MachineState
+from kernel.rules.instants import require_aware
+from kernel.rules.quantities import exact_quantity, whole_number
+from kernel.signals import MachineState
 
 _MICROSECONDS_PER_MINUTE = 60_000_000
 _MICROSECONDS_PER_SECOND = 1_000_000

@@ -22,7 +22,7 @@ Definitions (times counted only inside the planned production windows):
   energy per good unit = energy (Wh) / good units
 
 A failure is a breakdown (a fault interval at least as long as the microstop threshold, see
-core.rules.states) that began inside the windows: a breakdown cut by a window is counted once, in
+mes.rules.states) that began inside the windows: a breakdown cut by a window is counted once, in
 the window where it began. Ambiguity, stated: a breakdown that began outside planned production
 (in a break, before the shift) adds its planned-time part to breakdown time and to stopped time
 but counts as no failure. Microstops are stopped time too (availability), counted the same way.
@@ -46,9 +46,9 @@ from fractions import Fraction
 from functools import reduce
 from operator import add
 
-from core.rules.instants import require_aware
-from core.rules.states import Category, StateInterval, StopKind, clip
-from inventory.rules import EXACT, exact_quantity, whole_number
+from kernel.rules.instants import require_aware
+from mes.rules.states import Category, StateInterval, StopKind, clip
+from kernel.rules.quantities import EXACT, exact_quantity, whole_number
 from mes.rules.shifts import Window
 
 _DIVISION = Context(prec=28, rounding=ROUND_HALF_EVEN)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import NamedTuple
 
-from core.rules.instants import require_aware
+from kernel.rules.instants import require_aware
 
 _DAY = timedelta(days=1)
 _MICROSECOND = timedelta(microseconds=1)

@@ -19,7 +19,7 @@ from decimal import Context, Decimal
 from enum import Enum
 from fractions import Fraction
 
-from core.rules.lifecycle import InvalidTransition, Lifecycle  # noqa: F401  (raised by transition)
+from kernel.rules.lifecycle import InvalidTransition, Lifecycle# noqa: F401  (raised by transition)
 
 _DIVISION = Context(prec=28)
 _SECONDS_PER_HOUR = 3600

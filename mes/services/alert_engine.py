@@ -16,7 +16,7 @@ outbox), all in one transaction. What it reads, per machine:
     `edge_status` listing it) is offline, the first offline `edge_status_events` row after its last
     online one (else `edge_status.changed_at`). Ambiguity, stated: the first, not the last: the
     broker re-sends the retained offline status to a core that reconnects, which must not restart the
-    clock. As in `core.rules.states`, a message from the machine received after it ends the offline time.
+    clock. As in `mes.rules.states`, a message from the machine received after it ends the offline time.
   * silence: no message for longer than `offline_after_s` → offline since last_seen + offline_after_s.
     Silence is counted from `listening_since` at the earliest (the core's start): while the core was
     down nobody listened, and a restarted core must not call every machine offline before its
@@ -53,7 +53,7 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from mes.plant import MachineState
+from kernel.signals import MachineState
 from mes.rules.alerts import (
     MACHINE_KINDS,
     PLANT,
@@ -72,9 +72,9 @@ from mes.rules.alerts import (
     scrap_rate,
     ungoverned,
 )
-from mes.services import Conflict, NotFound
+from kernel.rules.refusals import Conflict, NotFound
 from mes.services.alerts import _ALERT_COLUMNS, RULE_COLUMNS, load_rules, store
-from mes.settings import Settings
+from kernel.settings import Settings
 
 DEFAULT_OFFLINE_AFTER_S: int = Settings.model_fields["offline_after_s"].default
 

@@ -27,6 +27,7 @@ from inventory.rules.stock_alerts import (
     SafetyStockLevel,
     SalesOrderDue,
     StockAlert,
+    StockAlertKind,
     backflush_shortage_alerts,
     expiring_lot_alerts,
     overdue_sales_order_alerts,
@@ -34,10 +35,10 @@ from inventory.rules.stock_alerts import (
     slow_moving_alerts,
 )
 from mes.rules.alerts import Alert, AlertKind, AlertRule, Fact, RuleBook, Transition, acknowledge, passthrough, reconcile
-from mes.services import Conflict, NotFound, notifications
+from kernel.rules.refusals import Conflict, NotFound
+from mes.services import notifications
 
-INVENTORY_KINDS = (AlertKind.STOCK_SHORTAGE, AlertKind.SAFETY_STOCK, AlertKind.SLOW_MOVING, AlertKind.OVERDUE_SALES_ORDER,
-                   AlertKind.LOT_EXPIRING, AlertKind.LOT_EXPIRED)
+INVENTORY_KINDS = tuple(AlertKind(kind.value) for kind in StockAlertKind)
 RULE_COLUMNS = "rule_id, kind, severity, scope, minutes, percent, min_units, down_states, enabled"
 _ALERT_COLUMNS = ("alert_id, kind, subject, rule_id, severity, status, raised_at, detail, value, acknowledged_by, "
                   "acknowledged_at, cleared_at")
@@ -169,3 +170,20 @@ def alert_events(session: Session, alert_id: int) -> list[dict]:
         raise NotFound(f"alert {alert_id} does not exist")
     rows = session.execute(text("SELECT event, at, by, note FROM alert_events WHERE alert_id = :id ORDER BY id"), {"id": alert_id})
     return [dict(row._mapping) for row in rows]
+
+
+def newest_open(session: Session, limit: int = 8) -> list[tuple[str, str, str, str, datetime]]:
+    """The newest open alerts: (severity, kind, subject, detail, raised_at)."""
+    return [tuple(row) for row in session.execute(text(
+        """SELECT severity, kind, subject, detail, raised_at FROM alerts WHERE status <> 'cleared'
+           ORDER BY raised_at DESC LIMIT :limit"""), {"limit": limit})]
+
+
+def history(session: Session) -> list[dict]:
+    """Every alert in the order raised, with its lifecycle (for the demo's reckoning)."""
+    rows = session.execute(text(
+        """SELECT kind, subject, severity, status, raised_at, acknowledged_by, cleared_at FROM alerts
+           ORDER BY raised_at, alert_id""")).all()
+    return [{"kind": kind, "subject": subject, "severity": severity, "status": status, "raised_at": raised.isoformat(),
+             "acknowledged_by": acknowledged_by, "cleared_at": cleared and cleared.isoformat()}
+            for kind, subject, severity, status, raised, acknowledged_by, cleared in rows]

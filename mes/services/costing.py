@@ -19,10 +19,16 @@ from decimal import Decimal
 
 import psycopg
 
-from core.rules.states import Category, StateChange, derive_intervals
-from inventory.rules.costing import Tariff, TariffPeriod, WorkOrderCost, energy_cost, machine_cost
+from sqlalchemy.orm import Session
 
-DEFAULT_TARIFF = "default"
+from inventory.rules.costing import StandardCost, WorkOrderCost, energy_cost, machine_cost, variances
+from inventory.services import valuation
+from inventory.services.costing import DEFAULT_TARIFF, load_tariff, standard_cost
+from inventory.services.masterdata import get
+from kernel.rules.refusals import Conflict
+from mes.models import WorkOrder, WorkOrderLabour
+from mes.rules.states import Category, StateChange, derive_intervals
+
 # Run time is read from the states a machine reported; a silence is not a stop here (the downtime
 # rules judge communication loss), so the offline timeout is set beyond any order's length.
 _NEVER_OFFLINE = timedelta(days=36_500)
@@ -34,15 +40,6 @@ class ActualCost:
     run_seconds: Decimal
     energy_wh: int
     notes: tuple[str, ...]
-
-
-def load_tariff(conn: psycopg.Connection, tariff_id: str) -> Tariff | None:
-    row = conn.execute("SELECT timezone, default_price_per_kwh FROM energy_tariffs WHERE tariff_id = %s", (tariff_id,)).fetchone()
-    if row is None:
-        return None
-    periods = [TariffPeriod(frozenset(days), start, end, price) for days, start, end, price in conn.execute(
-        "SELECT days, start_time, end_time, price_per_kwh FROM energy_tariff_periods WHERE tariff_id = %s ORDER BY id", (tariff_id,))]
-    return Tariff(row[0], row[1], tuple(periods))
 
 
 def work_order_cost(conn: psycopg.Connection, work_order_id: str, *, until: datetime | None = None) -> ActualCost:
@@ -113,3 +110,40 @@ def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, date
     return merged
 
 
+def running_cost(conn: psycopg.Connection, work_order_id: str) -> WorkOrderCost:
+    """The order's cost so far: what inventory values its finished-goods receipts at (`valuation.ProductionCost`)."""
+    return work_order_cost(conn, work_order_id).cost
+
+
+def work_order_costing(session: Session, work_order_id: str) -> dict:
+    """Actual cost so far, standard, variances, and how much of the cost the finished goods carry."""
+    work_order = get(session, WorkOrder, work_order_id, "work order")
+    conn = _driver(session)
+    valuation.value_queued(session, running_cost)
+    actual = work_order_cost(conn, work_order_id)
+    received = conn.execute(
+        """SELECT coalesce(sum(v.value), 0) FROM stock_values v JOIN stock_moves m ON m.id = v.move_id
+           WHERE m.work_order_id = %s AND m.reason = 'production receipt'""", (work_order_id,)).fetchone()[0]
+    try:
+        standard: StandardCost | None = standard_cost(session, work_order.item_id)
+        notes = list(actual.notes)
+    except Conflict as error:
+        standard, notes = None, [*actual.notes, str(error)]
+    session.commit()
+    return {
+        "work_order_id": work_order_id, "actual": actual.cost, "run_seconds": actual.run_seconds, "energy_wh": actual.energy_wh,
+        "standard_per_unit": standard, "variances": None if standard is None else variances(actual.cost, standard),
+        "finished_goods_value": received, "not_absorbed": actual.cost.total - received, "notes": notes,
+    }
+
+
+def book_labour(session: Session, work_order_id: str, hours: Decimal, rate: Decimal, actor: str | None) -> dict:
+    get(session, WorkOrder, work_order_id, "work order")
+    session.add(WorkOrderLabour(work_order_id=work_order_id, hours=hours, rate=rate, actor=actor))
+    session.commit()
+    return {"work_order_id": work_order_id, "hours": hours, "rate": rate}
+
+
+def _driver(session: Session) -> psycopg.Connection:
+    """The session's own psycopg connection: the same transaction, for the SQL the valuation worker shares."""
+    return session.connection().connection.driver_connection

@@ -1,7 +1,7 @@
 """Downtime: machine state intervals with their reasons, stop reasons, the pareto, the shift calendar.
 
 State intervals are derived on read, never stored: `state_intervals` loads a machine's state changes
-and its communication record and hands them to `core.rules.states.derive_intervals`, then `clip`s them
+and its communication record and hands them to `mes.rules.states.derive_intervals`, then `clip`s them
 to the period asked. What is loaded:
   * changes    the machine_states rows in the period, with the last rows before it (the state at `start`
                and the codes that resolve the two rows one sample leaves at one instant);
@@ -53,8 +53,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.rules.instants import require_aware
-from core.rules.states import (
+from kernel.rules.instants import require_aware
+from mes.rules.states import (
     MICROSTOP_THRESHOLD,
     Category,
     Contact,
@@ -75,9 +75,9 @@ from mes.rules.shifts import (
     planned_production_windows,
     shift_instances,
 )
-from mes.services import Conflict, NotFound
+from kernel.rules.refusals import Conflict, NotFound
 from mes.services.rollup_marks import mark_changed
-from mes.settings import Settings
+from kernel.settings import Settings
 
 # Enough rows before `start` to resolve the codes of the last instant before it (see states.py).
 ROWS_BEFORE = 20

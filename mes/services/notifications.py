@@ -52,11 +52,11 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from mes.logs import get_logger
-from mes.mqtt import connect, new_client, parse_mqtt_url
-from mes.payload import TOPIC_ROOT
+from kernel.logs import get_logger
+from kernel.mqtt import connect, new_client, parse_mqtt_url
+from kernel.payload import TOPIC_ROOT
 from mes.rules.alerts import Alert, AlertEvent, AlertKind, AlertStatus, Transition, next_attempt, notification
-from mes.services import NotFound
+from kernel.rules.refusals import NotFound
 
 log = get_logger("mes.notifications")
 

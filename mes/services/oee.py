@@ -31,7 +31,7 @@ from typing import NamedTuple
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.rules.states import StateInterval
+from mes.rules.states import StateInterval
 from mes.rules.oee import Oee, OeeTotals, combine, measure, tally
 from mes.rules.shifts import Window
 from mes.services.downtime import Derivation, derive, load_calendar, machines, planned_windows, require_period

@@ -33,17 +33,26 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.rules.instants import require_aware
-from core.rules.states import StateInterval
-from mes.logs import configure_logging, get_logger
-from mes.models import make_engine
+from kernel.rules.instants import require_aware
+from mes.rules.states import StateInterval
+from kernel.logs import configure_logging, get_logger
+from kernel.db.models import make_engine
 from mes.rules.oee import OeeTotals
 from mes.rules.shifts import Window
-from mes.services.background import Event, repeat
-from mes.services.downtime import Derivation, derive, explain, load_calendar, machines, planned_windows, seconds, unplanned_stops
+from kernel.jobs import Event, repeat
+from mes.services.downtime import (
+    Derivation,
+    derive,
+    explain,
+    load_calendar,
+    machines,
+    planned_windows,
+    seconds,
+    unplanned_stops,
+)
 from mes.services.oee import made_in_spans, tally_machine
 from mes.services.rollup_marks import ALWAYS_REDONE, TAKE_MARK, mark_changed
-from mes.settings import Settings
+from kernel.settings import Settings
 
 log = get_logger("mes.rollups")
 

@@ -13,14 +13,16 @@ from decimal import Decimal
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core.ingest import store as ingest_store
+from inventory.services import backflush as ledger
 from inventory.rules.backflush import BackflushPlan, Move, remaining_after
 from inventory.rules.lots import NegativeStockPolicy, allocate
-from mes.models import Dispatch, Item, Machine, ScrapClassification, ScrapReason, WorkOrder, WorkOrderComponent, WorkOrderEvent
+from mes.models import Dispatch, ScrapClassification, ScrapReason, WorkOrder, WorkOrderComponent, WorkOrderEvent
+from inventory.models import Item
+from kernel.db.models import Machine
 from mes.rules.attribution import DispatchWindow, overlaps
 from mes.rules.workorders import Progress, WorkOrderStatus, classify_scrap, progress, scrap_by_reason, transition
-from mes.services import Conflict, NotFound
-from mes.services.masterdata import create, exploded, get
+from kernel.rules.refusals import Conflict, NotFound
+from inventory.services.masterdata import create, exploded, get
 
 RUNS_ON_A_MACHINE = ("start", "resume")
 # The live rate is the good units of this recent stretch of the order's run time.
@@ -177,9 +179,9 @@ def reassign_unassigned(session: Session, machine_id: str, work_order_id: str, s
                    good = a.good + EXCLUDED.good, scrap = a.scrap + EXCLUDED.scrap, energy_wh = a.energy_wh + EXCLUDED.energy_wh,
                    first_ts = least(a.first_ts, EXCLUDED.first_ts), last_ts = greatest(a.last_ts, EXCLUDED.last_ts)""",
             moved)
-        backflush = ingest_store.plan_backflush_of(connection, moved)
+        backflush = ledger.plan_backflush(connection, moved)
         if backflush is not None:
-            ingest_store.write_backflush(cur, backflush)
+            ledger.write_backflush(cur, backflush)
     session.add(WorkOrderEvent(work_order_id=work_order_id, action="reassign", from_status=work_order.status,
                                to_status=work_order.status, machine_id=machine_id, actor=actor))
     session.commit()
@@ -243,7 +245,7 @@ def release_hold(session: Session, work_order_id: str, *, force: bool = False, a
         raise Conflict(f"{work_order_id} is not held")
     connection = session.connection().connection.driver_connection
     policy = NegativeStockPolicy.ALLOW if force else NegativeStockPolicy.BLOCK
-    balances = ingest_store.lot_balances(connection, sorted({row.location_id for row in blocked}),
+    balances = ledger.lot_balances(connection, sorted({row.location_id for row in blocked}),
                                          sorted({row.item_id for row in blocked}))
     moves, missing = [], []
     for row in blocked:
@@ -258,10 +260,20 @@ def release_hold(session: Session, work_order_id: str, *, force: bool = False, a
         session.rollback()
         raise Conflict(f"still short: {', '.join(missing)} (receive the stock, or release with force to consume from an unknown lot)")
     with connection.cursor() as cur:
-        ingest_store.write_backflush(cur, BackflushPlan(moves, [], {}, {}))
+        ledger.write_backflush(cur, BackflushPlan(moves, [], {}, {}))
     session.execute(text("UPDATE backflush_exceptions SET resolved = true WHERE id = ANY(:ids)"), {"ids": [row.id for row in blocked]})
     work_order.held_reason = None
     session.add(WorkOrderEvent(work_order_id=work_order_id, action="release hold", from_status=work_order.status,
                                to_status=work_order.status, actor=actor))
     session.commit()
     return work_order
+
+
+def running_orders(session: Session) -> dict[str, tuple[str, int, int]]:
+    """Per machine, the work order it runs now (the PLC's own, else the API's): (number, good so far, quantity)."""
+    rows = session.execute(text(
+        """SELECT DISTINCT ON (d.machine_id) d.machine_id, d.work_order_id, w.quantity,
+                  (SELECT coalesce(sum(good), 0) FROM production_attributions a WHERE a.work_order_id = d.work_order_id)
+           FROM dispatches d JOIN work_orders w USING (work_order_id) WHERE d.end_ts IS NULL
+           ORDER BY d.machine_id, d.source = 'plc' DESC"""))
+    return {machine: (number, int(good), quantity) for machine, number, quantity, good in rows}

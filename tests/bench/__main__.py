@@ -14,8 +14,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from mes.logs import configure_logging
-from mes.settings import Settings
+from kernel.logs import configure_logging
+from kernel.settings import Settings
 from tests.bench import backflush, ingest, latency
 from tests.bench.infra import services
 from tests.bench.report import LATENCY_TARGET_S, Results, machine_description, summary_tables, write_markdown

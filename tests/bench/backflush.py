@@ -30,10 +30,12 @@ import psycopg
 from sqlalchemy.orm import Session
 
 import core.ingest.store as ingest_store
-from inventory.rules import EXACT
-from mes.models import Item, make_engine
-from mes.plant import Plant
-from mes.services import masterdata, stock, workorders
+from kernel.rules.quantities import EXACT
+from inventory.models import Item
+from kernel.db.models import make_engine
+from kernel.plant import Plant
+from inventory.services import masterdata, stock
+from mes.services import workorders
 from tests.bench.infra import Services
 from tests.bench.ingest import IngestRun, Workload, run_ingest
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import psycopg
 
-from mes.embedded.broker import EmbeddedBroker
-from mes.embedded.postgres import EmbeddedPostgres
-from mes.mqtt import new_client, parse_mqtt_url
-from mes.runtime import recreate_database
-from mes.settings import Settings
+from kernel.embedded.broker import EmbeddedBroker
+from kernel.embedded.postgres import EmbeddedPostgres
+from kernel.mqtt import new_client, parse_mqtt_url
+from kernel.runtime import recreate_database
+from kernel.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

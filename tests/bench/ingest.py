@@ -31,9 +31,9 @@ import core.ingest.store as ingest_store
 from core.ingest.consumer import CoreConsumer
 from core.ingest.plan import SAMPLE_COLUMNS, IngestState, Incoming, parse_batch, plan_batch
 from core.service import prepare_database
-from mes.mqtt import new_client, parse_mqtt_url
-from mes.payload import DATA_SUBSCRIPTION, DataMessage, data_topic
-from mes.plant import Plant, parse_plant
+from kernel.mqtt import new_client, parse_mqtt_url
+from kernel.payload import DATA_SUBSCRIPTION, DataMessage, data_topic
+from kernel.plant import Plant, parse_plant
 from tests.bench.infra import Services, forget_session
 
 CORE_CLIENT_ID = "bench-core"

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mes.embedded.broker import free_port
-from mes.plant import COUNTERS
-from mes.plantrun import PlantRun, ThreadCore
+from kernel.embedded.broker import free_port
+from kernel.signals import COUNTERS
+from app.plantrun import PlantRun, ThreadCore
 from tests.bench.infra import CpuMeter, Services, forget_session
 from tests.bench.ingest import bench_plant
 

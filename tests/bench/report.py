@@ -243,7 +243,7 @@ def _latency_section(results: Results) -> list[str]:
     args = results.args
     out = ["## 2. End-to-end latency", ""]
     out += [
-        "**How.** A `PlantRun` (mes/plantrun.py) with K machines: `ideal_cycle_s: 1`, no failures, 32-bit counters, "
+        "**How.** A `PlantRun` (app/plantrun.py) with K machines: `ideal_cycle_s: 1`, no failures, 32-bit counters, "
         f"{args['opcua_share']:.0%} OPC UA and the rest Modbus (at most 247 Modbus machines: one simulated Modbus "
         "server, device ids 1..247), servers on free ports. The simulators, the edge agent (default options: flush "
         "200 ms, heartbeat 10 s, Modbus poll 500 ms, OPC UA subscription sampling 100 ms) and the core (a "

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from core.ingest.plan import IngestState, Incoming, MachineInfo, parse_batch, plan_batch
 from core.rules.counters import CounterPoint
-from mes.payload import data_topic
-from mes.plant import CounterSpec
+from kernel.payload import data_topic
+from kernel.plant import CounterSpec
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 SPEC = CounterSpec(width=16, max_rate_per_s=Decimal(40))

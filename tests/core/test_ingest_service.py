@@ -62,8 +62,11 @@ def test_an_auto_complete_order_completes_when_its_good_units_reach_the_quantity
 
     from sqlalchemy.orm import Session
 
-    from mes.models import Item, WorkOrder, make_engine
-    from mes.services import masterdata, workorders
+    from inventory.models import Item
+    from mes.models import WorkOrder
+    from kernel.db.models import make_engine
+    from inventory.services import masterdata
+    from mes.services import workorders
     from tests.core.test_ingest_plan import T0
 
     prepared(database_url, tmp_path)
@@ -94,8 +97,12 @@ def test_a_blocking_location_holds_the_order_until_stock_arrives_and_the_hold_is
     import pytest
     from sqlalchemy.orm import Session
 
-    from mes.models import Item, WorkOrder, make_engine
-    from mes.services import Conflict, masterdata, stock, workorders
+    from inventory.models import Item
+    from mes.models import WorkOrder
+    from kernel.db.models import make_engine
+    from kernel.rules.refusals import Conflict
+    from inventory.services import masterdata, stock
+    from mes.services import workorders
     from tests.core.test_ingest_plan import T0
 
     prepared(database_url, tmp_path)

@@ -19,13 +19,14 @@ from psycopg.postgres import types as postgres_types
 from sqlalchemy.orm import Session
 
 from core.queries import recorded_totals
-from core.rules.states import Contact, StateChange, derive_intervals
-from dashboards.boards import STATES, boards
-from dashboards.grafana import TABLE, TIME_SERIES, panels_of
-from dashboards.macros import Variable, expand
-from mes.embedded.postgres import create_database, drop_database
-from mes.models import make_engine
-from mes.plant import DEMO_PLANT, MachineState
+from mes.rules.states import Contact, StateChange, derive_intervals
+from dashboards.grafana.boards import STATES, boards
+from dashboards.grafana.panels import TABLE, TIME_SERIES, panels_of
+from dashboards.grafana.macros import Variable, expand
+from kernel.embedded.postgres import create_database, drop_database
+from kernel.db.models import make_engine
+from kernel.plant import DEMO_PLANT
+from kernel.signals import MachineState
 from mes.rules.oee import OeeTotals, measure
 from mes.services.rollups import refresh
 from tests.e2e.conftest import plant_on_free_ports, write_plant
@@ -57,7 +58,7 @@ def demo_database(postgres_server_url, mqtt_url, tmp_path_factory):
     plant_file = write_plant(plant_on_free_ports(DEMO_PLANT), directory, source=DEMO_PLANT)
     env = {**os.environ, "MES_DATABASE_URL": url, "MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file),
            "MES_DATA_DIR": str(directory / "var")}
-    result = subprocess.run([sys.executable, "-m", "mes", "demo", "--duration", "8", "--no-live"], env=env,
+    result = subprocess.run([sys.executable, "-m", "app", "demo", "--duration", "8", "--no-live"], env=env,
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     engine = make_engine(url)

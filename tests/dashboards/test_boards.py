@@ -10,9 +10,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dashboards.boards import boards
+from dashboards.grafana.boards import boards
 from dashboards.cli import dashboards_app
-from dashboards.grafana import (
+from dashboards.grafana.panels import (
     DATASOURCE,
     DATASOURCE_NAME,
     DATASOURCE_TYPE,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboards.macros import MacroError, Variable, expand, format_interval, parse_interval
+from dashboards.grafana.macros import MacroError, Variable, expand, format_interval, parse_interval
 
 FROM = datetime(2018, 4, 12, 18, 0, tzinfo=UTC)
 TO = FROM + timedelta(minutes=5)

@@ -8,10 +8,10 @@ import pytest
 from grafana_client import GrafanaApi
 from typer.testing import CliRunner
 
-from dashboards.boards import boards
+from dashboards.grafana.boards import boards
 from dashboards.cli import dashboards_app
-from dashboards.grafana import DATASOURCE_TYPE, DATASOURCE_UID, FOLDER_UID
-from dashboards.push import datasource_for, push
+from dashboards.grafana.panels import DATASOURCE_TYPE, DATASOURCE_UID, FOLDER_UID
+from dashboards.grafana.push import datasource_for, push
 from tests.dashboards.fake_grafana import FakeGrafana
 
 DATABASE_URL = "postgresql://grafana_reader:s3cret@db.plant.local:5433/mes?sslmode=require"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mes.embedded.broker import free_port
-from mes.plant import Plant, parse_plant
+from kernel.embedded.broker import free_port
+from kernel.plant import Plant, parse_plant
 
 TEST_PLANT = Path(__file__).parent / "plant.yaml"
 

@@ -18,13 +18,13 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from mes.api.app import create_app
-from mes.embedded.broker import free_port
-from mes.mqtt import connect, new_client, parse_mqtt_url
-from mes.plantrun import PlantRun, ThreadCore
+from app.api import create_app
+from kernel.embedded.broker import free_port
+from kernel.mqtt import connect, new_client, parse_mqtt_url
+from app.plantrun import PlantRun, ThreadCore
 from mes.services.notifications import ALERT_SUBSCRIPTION
 from tests.e2e.conftest import run
-from tests.mes.http import ok
+from tests.support.http import ok
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mes.embedded.broker import free_port
-from mes.plant import DEMO_PLANT
+from kernel.embedded.broker import free_port
+from kernel.plant import DEMO_PLANT
 from tests.e2e.conftest import plant_on_free_ports, write_plant
 
 pytestmark = pytest.mark.slow
@@ -126,7 +126,7 @@ def test_the_board_shows_what_the_database_holds_and_follows_production(database
            "MES_DATA_DIR": str(tmp_path / "var")}
     base = f"http://127.0.0.1:{port}"
     with open(log, "wb") as output:
-        demo = subprocess.Popen([sys.executable, "-m", "mes", "demo", "--duration", "40", "--no-live", "--board-port", str(port)],
+        demo = subprocess.Popen([sys.executable, "-m", "app", "demo", "--duration", "40", "--no-live", "--board-port", str(port)],
                                 env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         _wait_until_every_machine_made_something(base, demo, log)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from core.service import prepare_database
-from mes.plant import DEMO_PLANT, load_plant
+from kernel.plant import DEMO_PLANT, load_plant
 from tests.e2e.conftest import plant_on_free_ports, write_plant
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def test_demo_prints_and_writes_recorded_equal_to_ground_truth(database_url, mqt
     summary = tmp_path / "summary.json"
     env = {**os.environ, "MES_DATABASE_URL": database_url, "MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file),
            "MES_DATA_DIR": str(tmp_path / "var")}
-    result = subprocess.run([sys.executable, "-m", "mes", "demo", "--duration", "8", "--no-live", "--summary-json", str(summary)],
+    result = subprocess.run([sys.executable, "-m", "app", "demo", "--duration", "8", "--no-live", "--summary-json", str(summary)],
                             env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Every count is exact" in result.stdout
@@ -49,7 +49,7 @@ def test_demo_prints_and_writes_recorded_equal_to_ground_truth(database_url, mqt
 
 
 def mes(*arguments, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "mes", *arguments], env={**os.environ, **(env or {})},
+    return subprocess.run([sys.executable, "-m", "app", *arguments], env={**os.environ, **(env or {})},
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -15,9 +15,9 @@ from fractions import Fraction
 import pytest
 from fastapi.testclient import TestClient
 
-from mes.api.app import create_app
-from mes.plant import MachineState
-from mes.plantrun import PlantRun
+from app.api import create_app
+from kernel.signals import MachineState
+from app.plantrun import PlantRun
 from tests.e2e.conftest import run
 from tests.e2e.test_spine import query
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from mes.mqtt import connect, new_client, parse_mqtt_url
-from mes.payload import data_topic
-from mes.plantrun import MesProcess, PlantRun
+from kernel.mqtt import connect, new_client, parse_mqtt_url
+from kernel.payload import data_topic
+from app.plantrun import MesProcess, PlantRun
 from tests.e2e.conftest import run, write_plant
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from fastapi.testclient import TestClient
 
-from mes.api.app import create_app
-from mes.plant import MachineState
-from mes.plantrun import MesProcess, PlantRun
+from app.api import create_app
+from kernel.signals import MachineState
+from app.plantrun import MesProcess, PlantRun
 from tests.e2e.conftest import run, write_plant
 from tests.e2e.test_spine import assert_exact, produce, query
 

@@ -23,9 +23,10 @@ from asyncua import Server, ua
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from mes.embedded.broker import free_port
-from mes.mqtt import connect, new_client, parse_mqtt_url
-from mes.plant import ORDER, SIGNALS, Plant, parse_plant
+from kernel.embedded.broker import free_port
+from kernel.mqtt import connect, new_client, parse_mqtt_url
+from kernel.signals import ORDER, SIGNALS
+from kernel.plant import Plant, parse_plant
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 NAMESPACE = "urn:open-mes:test"

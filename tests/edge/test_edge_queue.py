@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edge.queue import DiskQueue, OutgoingMessage, rows_over_bound
-from mes.payload import DataMessage
+from kernel.payload import DataMessage
 
 SAMPLES = json.dumps([{"ts": "2026-01-01T00:00:00Z", "signal": "good", "value": 7}])
 

@@ -7,7 +7,8 @@ from edge.sources import build_sources, group_by_endpoint
 from edge.sources.base import Reading
 from edge.sources.modbus import Block, ModbusClientSource, decode_register, plan_blocks
 from edge.sources.opcua import OpcUaClientSource, signal_value
-from mes.plant import SIGNALS, ModbusRegister, ModbusSource, OpcUaSource
+from kernel.signals import SIGNALS
+from kernel.plant import ModbusRegister, ModbusSource, OpcUaSource
 
 
 def opcua_machine(template_plant_machine, endpoint: str, machine_id: str):

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inventory.importing import (
+from inventory.services.importing import read_workbook
+from inventory.rules.importing import (
     BomLineRecord,
     CustomerRecord,
     ImportFile,
@@ -21,7 +22,6 @@ from inventory.importing import (
     Sheet,
     SupplierRecord,
     opening_stock_source_ref,
-    read_workbook,
     validate,
 )
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inventory.reports import (
+from inventory.rules.reports import (
     MONEY_QUANTUM,
     _divide,
     age_bucket_labels,

@@ -14,7 +14,7 @@ from inventory.rules.backflush import BackflushException
 from inventory.rules.operations import OrderLine, SalesOrderStatus
 from inventory.rules.stock_alerts import (
     DEMAND_REASONS,
-    AlertKind,
+    StockAlertKind as AlertKind,
     ItemActivity,
     LotStock,
     SafetyStockLevel,

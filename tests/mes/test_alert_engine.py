@@ -17,11 +17,11 @@ import psycopg
 import pytest
 from sqlalchemy.orm import Session
 
-from mes.models import make_engine
-from mes.plant import MachineState
+from kernel.db.models import make_engine
+from kernel.signals import MachineState
 from mes.services import alert_engine
 from mes.services.notifications import NotificationSender
-from tests.mes.http import ok, refused
+from tests.support.http import ok, refused
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 MIN, SECOND = timedelta(minutes=1), timedelta(seconds=1)

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from tests.mes.http import ok
+from tests.support.http import ok
 
 
 def open_alerts(api) -> dict[tuple[str, str], dict]:

@@ -7,7 +7,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tests.mes.http import ok
+from tests.support.http import ok
 
 
 def seed_bracket(api):

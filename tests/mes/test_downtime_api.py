@@ -14,8 +14,8 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 
-from tests.mes.http import ok, refused
-from tests.mes.ingested import Ingested
+from tests.support.http import ok, refused
+from tests.support.ingested import Ingested
 
 BERLIN = ZoneInfo("Europe/Berlin")
 RUNNING, IDLE, FAULT, PLANNED_STOP = 1, 2, 3, 7

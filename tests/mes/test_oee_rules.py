@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.rules.states import Contact, StateChange, StopKind, derive_intervals
+from mes.rules.states import Contact, StateChange, StopKind, derive_intervals
 from mes.rules.oee import Oee, OeeTotals, combine, measure, tally
 from mes.rules.shifts import Break, ShiftCalendar, ShiftPattern, Window, planned_production_windows
 

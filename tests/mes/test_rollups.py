@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from core.ingest.plan import Incoming
 from core.ingest.service import IngestService
-from mes.models import make_engine
-from mes.payload import data_topic
+from kernel.db.models import make_engine
+from kernel.payload import data_topic
 from mes.services.downtime import Derivation
 from mes.services.rollups import HOUR, Rollups, RollupWorker, hours_between, refresh
-from tests.mes.http import ok
+from tests.support.http import ok
 from tests.mes.test_downtime_api import RUNNING, SHIFT, local, welder_idles_and_jams, worked_example
 
 OEE_SUMS = ("planned_production_s", "planned_downtime_s", "unknown_s", "run_s", "stopped_s", "breakdown_s", "microstop_s",

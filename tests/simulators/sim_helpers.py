@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from mes.embedded.broker import free_port
-from mes.plant import Plant, parse_plant
+from kernel.embedded.broker import free_port
+from kernel.plant import Plant, parse_plant
 
 
 def plant_with(machines: list[dict], *, acceleration: Decimal | int = 1) -> Plant:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mes.plant import COUNTERS, MachineState
+from kernel.signals import COUNTERS, MachineState
 from simulators.model import MachineModel
 from simulators.plant import PlantClock
 from sim_helpers import plant_with

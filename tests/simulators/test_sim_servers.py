@@ -10,7 +10,8 @@ from asyncua import Client, ua
 from pymodbus.client import AsyncModbusTcpClient
 
 from edge.sources.modbus import decode_register
-from mes.plant import COUNTERS, ORDER, SIGNALS, Machine, MachineState, ModbusRegister, ModbusSource, OpcUaSource
+from kernel.signals import COUNTERS, ORDER, SIGNALS, MachineState
+from kernel.plant import Machine, ModbusRegister, ModbusSource, OpcUaSource
 from simulators.modbus_server import contiguous_runs, register_addresses, register_words
 from simulators.plant import SimulatedPlant
 from simulators.service import run_simulator

@@ -4,7 +4,7 @@
 //   node run_sql.mjs SCHEMA.sql [CHECKS.sql]
 //
 // Both files are split into chunks at marker lines starting with `-- statement` (Alembic offline
-// output from core.db.migrations.offline_sql carries them); a file without markers is one chunk.
+// output from kernel.db.migrations.offline_sql carries them); a file without markers is one chunk.
 // Each chunk is sent on its own as a simple query, in order. One statement per chunk matters:
 // PostgreSQL runs a multi-statement simple query as one implicit transaction, and continuous
 // aggregates (CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous)) refuse to run inside one.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.db.migrations import offline_sql
+from kernel.db.migrations import offline_sql
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "run_sql.mjs"

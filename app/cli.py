@@ -1,0 +1,299 @@
+"""`mes`: one command for every process of the system. `mes --help`, `mes COMMAND --help`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dashboards.cli import dashboards_app
+from kernel.logs import configure_logging, get_logger
+from kernel.settings import Settings
+
+app = typer.Typer(
+    help="Open MES: machine counts from OPC UA / Modbus PLCs to exact production records.\n\n"
+    "Start with `mes demo`: a simulated plant, an edge agent, a broker, the core and a database, all on this machine.\n\n"
+    "Configuration: defaults, then the YAML file named by MES_CONFIG, then MES_* variables "
+    "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(dashboards_app, name="dashboards")
+
+PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant description YAML (default: MES_PLANT or the demo plant)")]
+
+
+def _settings(plant: Path | None = None, log_to_console: bool = True) -> Settings:
+    overrides = {"plant": plant} if plant else {}
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level if log_to_console else "WARNING", settings.log_format)
+    return settings
+
+
+def _run_until_signal(coroutine_factory, on_signal=None) -> None:
+    """Run an asyncio service until SIGINT/SIGTERM; `on_signal` asks it to finish (default: cancel it)."""
+
+    async def main():
+        task = asyncio.create_task(coroutine_factory())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal or task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option("--duration", help="seconds of production before the reckoning")] = 60,
+    summary_json: Annotated[Path | None, typer.Option("--summary-json", help="also write the reckoning as JSON here")] = None,
+    plant: PlantOption = None,
+    live: Annotated[bool, typer.Option(help="show the live table while producing")] = True,
+    keep_data: Annotated[bool, typer.Option("--keep-data", help="continue on the previous demo database instead of a fresh one")] = False,
+    board_port: Annotated[int, typer.Option("--board-port", min=0, max=65535,
+                                            help="serve the live board and the API on 127.0.0.1 at this port (0: don't)")] = 8765,
+) -> None:
+    """Run the demo plant end to end and compare what was recorded with what the simulators produced.
+
+    Uses embedded PostgreSQL and an embedded broker unless MES_DATABASE_URL / MES_MQTT_URL are set.
+    While it produces, the live board is at http://127.0.0.1:8765/board (the URL is printed at the start).
+    Exits 0 when every machine's recorded good / scrap / Wh equals the simulator's ground truth.
+    """
+    from app.demo import run_demo
+
+    settings = _settings(plant, log_to_console=False)
+    ok = run_demo(settings, duration, summary_json, live=live, fresh=not keep_data, board_port=board_port)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def simulate(
+    plant: PlantOption = None,
+    duration: Annotated[float | None, typer.Option(help="seconds to run (default: until Ctrl-C)")] = None,
+) -> None:
+    """Serve the plant's simulated PLCs (OPC UA and Modbus TCP servers) and produce."""
+    from kernel.plant import load_plant
+    from simulators.service import run_simulator
+
+    settings = _settings(plant)
+    _run_until_signal(lambda: run_simulator(load_plant(settings.plant), duration))
+
+
+@app.command()
+def edge(
+    plant: PlantOption = None,
+    machines: Annotated[str | None, typer.Option(help="comma-separated machine ids (default: all in the plant)")] = None,
+    edge_id: Annotated[str | None, typer.Option(help="edge id (default: the plant file's edge_id)")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="epoch and disk queue (default: DATA_DIR/edge-<id>)")] = None,
+) -> None:
+    """Read the machines' counters and states and publish them over MQTT, buffering on disk while the broker is away.
+
+    Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
+    """
+    from edge.agent import EdgeAgent
+    from kernel.plant import load_plant
+
+    settings = _settings(plant)
+    loaded = load_plant(settings.plant)
+    identity = edge_id or loaded.edge_id
+    agent = EdgeAgent(
+        loaded, settings.mqtt_url or "mqtt://127.0.0.1:1883", state_dir or settings.data_dir / f"edge-{identity}",
+        edge_id=identity, machine_ids=set(machines.split(",")) if machines else None,
+        flush_ms=settings.edge_flush_ms, queue_max=settings.edge_queue_max, heartbeat_s=settings.edge_heartbeat_s,
+    )
+
+    _run_until_signal(agent.run, on_signal=agent.stop)
+
+
+@app.command()
+def core(plant: PlantOption = None) -> None:
+    """Consume machine data from MQTT and commit exact production records to the database.
+
+    Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
+    (default: the embedded PostgreSQL in DATA_DIR). Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
+    """
+    from core.ingest.consumer import CoreConsumer
+    from core.service import prepare_database
+    from kernel.plant import load_plant
+    from kernel.runtime import database
+
+    settings = _settings(plant)
+    log = get_logger("mes.core")
+    with database(settings) as database_url:
+        prepare_database(database_url, load_plant(settings.plant))
+        consumer = CoreConsumer(database_url, settings.mqtt_url or "mqtt://127.0.0.1:1883",
+                                batch_max_messages=settings.batch_max_messages, batch_max_wait_ms=settings.batch_max_wait_ms,
+                                alert_every_s=settings.alert_every_s, offline_after_s=settings.offline_after_s,
+                                rollup_every_s=settings.rollup_every_s)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: consumer.stop())
+        log.info("core running")
+        consumer.run()
+        log.info("core stopped", **vars(consumer.service.totals))
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    plant: PlantOption = None,
+) -> None:
+    """Serve the HTTP API: master data, work orders and dispatch, stock. OpenAPI docs at /docs.
+
+    Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
+    (default: the embedded PostgreSQL in DATA_DIR).
+    """
+    import uvicorn
+
+    from core.service import prepare_database
+    from app.api import create_app
+    from kernel.plant import load_plant
+    from kernel.runtime import database
+
+    settings = _settings(plant)
+    with database(settings) as database_url:
+        prepare_database(database_url, load_plant(settings.plant))
+        uvicorn.run(create_app(database_url), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="an .xlsx / .xlsm workbook, or a .csv file named after its kind (items.csv)",
+                                         exists=True, dir_okay=False, readable=True)],
+    database_url: Annotated[str | None, typer.Option("--database-url", help="postgresql://… (default: MES_DATABASE_URL, "
+                                                     "else the embedded PostgreSQL in DATA_DIR)")] = None,
+) -> None:
+    """Import items, BOMs, suppliers, customers and opening stock with cost, all or nothing.
+
+    **The file.** An Excel workbook with one sheet per kind, named `items`, `boms`, `suppliers`, `customers`,
+    `opening_stock` (any of them, any order); or one CSV file (UTF-8, comma-separated) named after its kind,
+    e.g. `items.csv`. Row 1 names the columns, in any order; optional ones may be left out. Rows are numbered
+    as Excel shows them (the first data row is row 2).
+
+    **Columns** (* required):
+
+    - items: item_id*, name*, kind* (make | buy), uom*, shelf_life_days, standard_cost, valuation
+      (moving_average | fifo), safety_stock, reorder_quantity
+    - boms: parent_item*, component_item*, quantity_per*, scrap_factor, phantom (true/false),
+      effective_from, effective_to (YYYY-MM-DD)
+    - suppliers / customers: supplier_id* / customer_id*, name*, email
+    - opening_stock: item_id*, location_id* (an existing location), lot, quantity*, unit_cost*, expires (needs a lot)
+
+    Numbers in plain notation with a point (1234.5); money with at most 6 decimals. Every rule:
+    `python -m pydoc inventory.rules.importing`.
+
+    **Result.** Nothing is written unless every row is valid: otherwise every bad row is listed as
+    "sheet row N, column: reason" and the exit code is 1. Re-importing a file changes nothing: items,
+    suppliers, customers and BOM lines are updated to what the file says; opening stock already booked
+    (same item, location and lot) is skipped, never booked twice. Migrates the schema first.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from kernel.db.migrations import upgrade
+    from inventory.rules.importing import KINDS
+    from kernel.db.models import make_engine
+    from kernel.runtime import database
+    from kernel.rules.refusals import Conflict
+    from inventory.services.importing import import_file
+
+    settings = _settings(log_to_console=False)
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    with database(settings) as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            with Session(engine) as session:
+                report = import_file(session, file)
+        except (Conflict, SQLAlchemyError) as error:
+            typer.echo(f"{file.name}: nothing was imported: {getattr(error, 'orig', None) or error}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            engine.dispose()
+    if not report.ok:
+        typer.echo(f"{report.file}: nothing was imported; {len(report.errors)} problem(s):", err=True)
+        for error in report.errors:
+            typer.echo(f"  {error}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{report.file}: imported")
+    for kind in KINDS:
+        tally = report.tallies[kind]
+        counts = ", ".join(f"{getattr(tally, outcome)} {outcome}" for outcome in ("created", "updated", "unchanged", "skipped"))
+        typer.echo(f"  {kind}: {counts}" if tally.total else f"  {kind}: none in the file")
+    for note in report.notes:
+        typer.echo(f"  note: {note}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version (TimescaleDB when the server has it)."""
+    from kernel.db.migrations import upgrade
+    from kernel.runtime import database
+
+    settings = _settings()
+    with database(settings) as database_url:
+        upgrade(database_url)
+    typer.echo("schema is up to date")
+
+
+@db_app.command("sql")
+def db_sql(timescale: Annotated[bool, typer.Option(help="the TimescaleDB variant")] = False) -> None:
+    """Print the schema as SQL (for review or for a DBA to apply by hand)."""
+    from kernel.db.migrations import offline_sql
+
+    sys.stdout.write(offline_sql(timescale))
+
+
+@db_app.command("rollups")
+def db_rollups(
+    since: Annotated[datetime, typer.Option("--since", help="first hour to recompute, with its timezone (e.g. 2026-11-01T00:00:00+00:00)")],
+    until: Annotated[datetime | None, typer.Option("--until", help="last instant to recompute (default: now)")] = None,
+) -> None:
+    """Recompute the board rollups (oee_hourly, downtime_hourly) from SINCE.
+
+    The core keeps them fresh by itself: the last hours every minute, and back as far as any late data
+    or late stop reason reached. Run this after changing which fault codes mean which reason (that
+    re-reasons all history), or to rebuild a range. A day at a time, each in its own transaction, with
+    progress; safe to re-run or to interrupt: each hour is replaced, never added to."""
+    from datetime import UTC, timedelta
+
+    from rich.progress import Progress
+    from sqlalchemy.orm import Session
+
+    from kernel.db.models import make_engine
+    from kernel.runtime import database
+    from mes.services.rollups import refresh
+
+    if since.tzinfo is None or (until is not None and until.tzinfo is None):
+        raise typer.BadParameter("give times with a timezone, e.g. 2026-11-01T00:00:00+00:00")
+    until = until or datetime.now(UTC)
+    since = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    starts = [since + n * day for n in range(max(1, -(-(until - since) // day)))]
+    settings = _settings()
+    hours = 0
+    with database(settings) as database_url:
+        engine = make_engine(database_url)
+        try:
+            with Progress() as progress:
+                task = progress.add_task("recomputing rollups", total=len(starts))
+                for start in starts:
+                    with Session(engine) as session:
+                        # up to the instant before the next day's first hour: each hour once
+                        hours += refresh(session, start, min(start + day - timedelta(microseconds=1), until))
+                        session.commit()
+                    progress.advance(task)
+        finally:
+            engine.dispose()
+    typer.echo(f"recomputed {hours} hour(s) of rollups")

@@ -1,0 +1,1 @@
+"""Grafana boards as code: panel builders, the boards and their SQL, macro expansion, the push to Grafana."""

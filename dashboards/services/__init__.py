@@ -1,0 +1,1 @@
+"""The built-in board's snapshot, read in one database snapshot."""

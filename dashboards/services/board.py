@@ -1,0 +1,231 @@
+"""The live board: one snapshot of the plant (lines → machine tiles, plant totals, open alerts) for `/board`.
+
+No figure is computed by a rule of its own; each comes from where the API gets it:
+  * period      the current shift of the stored calendar (`mes.rules.shifts.shift_at`); with no shift
+                defined, or between shifts, the current day from midnight in the calendar's timezone
+                (UTC unless `PUT /calendar` set another).
+  * state       the machine's state interval at `now` (`mes.services.downtime.derive`, so the state rules
+                of `mes.rules.states`): offline after its edge's Last Will or `offline_after_s` of silence,
+                unknown before any state was reported.
+  * good, scrap the units made in [period start, now) as the OEE below counts them (by when their
+                message's last sample was taken): from the rollup and the live part alike, so a long shift
+                never reads every production interval of the shift on each refresh.
+  * rate        good units per hour over the last 15 min; over the time since the machine's first
+                recorded production when that is shorter (a machine that just started is not under-rated).
+  * OEE         ISO 22400-2 (`mes.rules.oee.measure`) of the period's totals, summed per machine:
+                for every hour `oee_hourly` holds (the rollup, complete hours inside the period) its rows;
+                for the rest of the period (the hours not rolled up yet, the partial first and current
+                hours) `mes.services.oee.oee`, derived live. Decided so because a board refreshes every
+                few seconds: the rollup keeps a long shift cheap, the live part keeps the current hour
+                exact. A rolled-up hour without a row for a machine adds nothing for that machine.
+  * work order  the order the machine runs now (`mes.services.workorders.running_orders`: the PLC's own before
+                the API's) with `mes.services.workorders.live_progress` (% complete; projected finish at
+                the rate of its last 10 minutes).
+  * alerts      the newest open alerts (`mes.services.alerts.newest_open`); a machine's are those of the
+                machine kinds whose subject is the machine.
+Lines and the plant add their machines' counts, rates and OEE totals (`combine`) and measure the sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from decimal import Context, Decimal
+from typing import NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from mes.rules.states import UNKNOWN, Category, StateInterval
+from mes.rules.alerts import MACHINE_KINDS
+from mes.rules.oee import Oee, OeeTotals, combine, measure
+from mes.rules.shifts import ShiftCalendar, Window, shift_at
+from mes.rules.workorders import Progress
+from mes.services.downtime import Derivation, derive, load_calendar
+from mes.services.oee import oee
+from mes.services.rollups import HOUR, rolled_up_totals
+from mes.services.alerts import newest_open
+from mes.services.workorders import live_progress, running_orders
+
+RATE_WINDOW = timedelta(minutes=15)
+ALERTS_SHOWN = 50  # the newest open alerts; a TV shows fewer, and more is a flood nobody reads
+_HOUR_SECONDS = Decimal(3600)
+_DIVISION = Context(prec=28)
+_MACHINE_KINDS = frozenset(kind.value for kind in MACHINE_KINDS)
+
+
+class Period(NamedTuple):
+    kind: str  # "shift" or "day"
+    name: str | None  # the shift's name
+    start: datetime  # UTC
+
+
+class OpenAlert(NamedTuple):
+    severity: str
+    kind: str
+    subject: str
+    detail: str
+    raised_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """Output and OEE of a machine, a line or the plant over the period."""
+
+    good: int
+    scrap: int
+    rate_per_hour: Decimal | None  # None: nothing to measure a rate over
+    totals: OeeTotals
+    measures: Oee
+
+    @classmethod
+    def of(cls, good: int, scrap: int, rate_per_hour: Decimal | None, totals: OeeTotals) -> Figures:
+        return cls(good, scrap, rate_per_hour, totals, measure(totals))
+
+    @classmethod
+    def summed(cls, parts: Iterable[Figures]) -> Figures:
+        parts = list(parts)
+        rates = [part.rate_per_hour for part in parts if part.rate_per_hour is not None]
+        return cls.of(sum(part.good for part in parts), sum(part.scrap for part in parts),
+                      sum(rates, Decimal(0)) if rates else None, combine(part.totals for part in parts))
+
+
+@dataclass(frozen=True, slots=True)
+class RunningOrder:
+    work_order_id: str
+    quantity: int
+    progress: Progress
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    machine_id: str
+    line: str
+    state: str  # a MachineState name, "offline" or "unknown"
+    category: Category
+    fault_code: int | None
+    since: datetime | None
+    figures: Figures
+    work_order: RunningOrder | None
+    alerts: list[OpenAlert]
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    line: str
+    area: str
+    figures: Figures
+    tiles: list[Tile]
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    site: str
+    generated_at: datetime
+    period: Period
+    figures: Figures
+    lines: list[Line]
+    alerts: list[OpenAlert]
+    open_alerts: int
+
+
+# --- pure helpers ----------------------------------------------------------------------------------------
+
+
+def board_period(calendar: ShiftCalendar, now: datetime) -> Period:
+    """The current shift; else (no shift defined, or between shifts) the day so far in the calendar's timezone."""
+    shift = shift_at(calendar, now) if calendar.shifts else None
+    if shift is not None:
+        return Period("shift", shift.name, shift.start)
+    midnight = datetime.combine(now.astimezone(calendar.timezone).date(), time(0), calendar.timezone)
+    return Period("day", None, midnight.astimezone(UTC))
+
+
+def live_spans(start: datetime, now: datetime, rolled_up: Iterable[datetime]) -> list[Window]:
+    """The parts of [start, now) outside the rolled-up hours, in order; each hour [hour, hour + 1 h) lies inside [start, now)."""
+    spans, cursor = [], start
+    for hour in sorted(rolled_up):
+        if cursor < hour:
+            spans.append(Window(cursor, hour))
+        cursor = max(cursor, hour + HOUR)
+    if cursor < now:
+        spans.append(Window(cursor, now))
+    return spans
+
+
+def rate_per_hour(good: int, since: datetime | None, now: datetime) -> Decimal | None:
+    """Good units per hour over [since, now); None without such a span."""
+    if since is None or since >= now:
+        return None
+    microseconds = (now - since) // timedelta(microseconds=1)
+    return _DIVISION.divide(Decimal(good) * _HOUR_SECONDS * 1_000_000, Decimal(microseconds))
+
+
+# --- the snapshot ------------------------------------------------------------------------------------------
+
+
+def snapshot(session: Session, now: datetime | None = None) -> Board:
+    """The board as of `now` (default: the clock), read from one snapshot of the database (call on a fresh session)."""
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})  # the figures agree with each other
+    derivation = Derivation.of(now=now)
+    now = derivation.now
+    period = board_period(load_calendar(session, now - timedelta(days=1), now), now)
+    machines = session.execute(text("SELECT machine_id, site, area, line FROM machines ORDER BY line, machine_id")).all()
+    recent = _recent(session, now)
+    totals = _oee_totals(session, [m.machine_id for m in machines], period.start, now, derivation)
+    orders = running_orders(session)
+    alerts = [OpenAlert(*row) for row in newest_open(session, ALERTS_SHOWN)]
+    open_count = session.execute(text("SELECT count(*) FROM alerts WHERE status <> 'cleared'")).scalar_one()
+
+    lines: dict[tuple[str, str], list[Tile]] = {}
+    for machine in machines:
+        recent_good, first_start = recent[machine.machine_id]
+        made = totals[machine.machine_id]
+        figures = Figures.of(made.good, made.total - made.good,
+                             rate_per_hour(recent_good, max(now - RATE_WINDOW, first_start or now), now), made)
+        current = derive(session, machine.machine_id, now - derivation.offline_after, now, derivation)[-1:]
+        lines.setdefault((machine.area, machine.line), []).append(Tile(
+            machine.machine_id, machine.line, *_state(current), figures,
+            _running_order(session, orders.get(machine.machine_id), now),
+            [alert for alert in alerts if alert.subject == machine.machine_id and alert.kind in _MACHINE_KINDS]))
+    built = [Line(line, area, Figures.summed(tile.figures for tile in tiles), tiles) for (area, line), tiles in lines.items()]
+    return Board(machines[0].site if machines else "", now, period, Figures.summed(line.figures for line in built), built,
+                 alerts, open_count)
+
+
+def _state(current: list[StateInterval]) -> tuple[str, Category, int | None, datetime | None]:
+    if not current:
+        return UNKNOWN, Category.OFFLINE, None, None
+    interval = current[0]
+    return interval.state, interval.category, interval.fault_code, interval.began
+
+
+def _recent(session: Session, now: datetime) -> dict[str, tuple[int, datetime | None]]:
+    """Per machine: good units of the rate window, and the start of its first production."""
+    rows = session.execute(text(
+        """SELECT m.machine_id, coalesce(sum(p.good), 0),
+                  (SELECT first.start_ts FROM production_intervals first WHERE first.machine_id = m.machine_id
+                   ORDER BY first.end_ts LIMIT 1)
+           FROM machines m
+           LEFT JOIN production_intervals p ON p.machine_id = m.machine_id AND p.end_ts > :recent AND p.end_ts <= :now
+           GROUP BY m.machine_id"""), {"recent": now - RATE_WINDOW, "now": now})
+    return {machine: (int(good), first) for machine, good, first in rows}
+
+
+def _oee_totals(session: Session, machine_ids: list[str], start: datetime, now: datetime,
+                derivation: Derivation) -> dict[str, OeeTotals]:
+    """Per machine, the OEE totals of [start, now): rolled-up hours from `oee_hourly`, the rest live."""
+    found, rolled_up = rolled_up_totals(session, start, now)
+    found = {machine_id: found.get(machine_id, OeeTotals()) for machine_id in machine_ids}
+    for span in live_spans(start, now, rolled_up):
+        for group in oee(session, span.start, span.end, "machine", derivation=derivation):
+            found[group.key] += group.totals
+    return found
+
+
+def _running_order(session: Session, running: tuple[str, int, int] | None, now: datetime) -> RunningOrder | None:
+    if running is None:
+        return None
+    work_order_id, _, quantity = running
+    return RunningOrder(work_order_id, quantity, live_progress(session, work_order_id, now))

@@ -1,0 +1,1 @@
+"""Inventory's HTTP routers, mounted by the application (app/api.py)."""

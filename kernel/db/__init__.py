@@ -1,0 +1,1 @@
+"""The database adapter: the ORM base and engine, and the schema's migrations (Alembic)."""

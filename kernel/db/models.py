@@ -1,0 +1,34 @@
+"""The ORM's base and engine, and the one table every domain shares: the plant's machines, registered
+from the plant file by the core (`core.service.prepare_database`). Each domain declares the models of
+its own tables on this `Base` (mes/models.py, inventory/models.py); the ingest hot path uses none of
+them (it writes with COPY)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import Numeric, String, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from kernel.db.migrations import sqlalchemy_url
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {Decimal: Numeric(asdecimal=True), str: String}
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+    machine_id: Mapped[str] = mapped_column(primary_key=True)
+    site: Mapped[str]
+    area: Mapped[str]
+    line: Mapped[str]
+    protocol: Mapped[str]
+    ideal_cycle_s: Mapped[Decimal]
+    # its work centre (inventory's table): the schema holds that foreign key; the kernel names no domain
+    work_centre_id: Mapped[str | None]
+
+
+def make_engine(database_url: str) -> Engine:
+    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=True)

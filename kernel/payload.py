@@ -1,0 +1,100 @@
+"""What travels over MQTT between the edge agents and the core: topics and JSON payloads.
+
+Data topic, one per machine (ISA-95 path):
+    mes/v1/<site>/<area>/<line>/<machine>/data
+Edge status topic, retained, also the edge's Last Will:
+    mes/v1/edge/<edge_id>/status
+
+A data message carries many samples of one machine. Counter samples carry the cumulative value the
+PLC shows (never a delta): the core derives deltas, so a lost or repeated message cannot change a
+total. `(edge_id, epoch, seq)` identifies a message for ever: `epoch` grows at every edge start and is
+kept on the edge's disk, `seq` grows with every message within an epoch.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+
+from kernel.signals import ORDER, ORDER_ID_MAX_LENGTH, Signal
+
+TOPIC_ROOT = "mes/v1"
+DATA_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/+/+/data"
+STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/edge/+/status"
+
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+# Printable ASCII without spaces at either end; "" means the PLC reports no order.
+ORDER_ID = re.compile(r"(|[!-~]|[!-~][ -~]*[!-~])")
+
+
+def is_order_id(text: str) -> bool:
+    return len(text) <= ORDER_ID_MAX_LENGTH and ORDER_ID.fullmatch(text) is not None
+PositiveInt = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+
+
+def data_topic(site: str, area: str, line: str, machine: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/{area}/{line}/{machine}/data"
+
+
+def status_topic(edge_id: str) -> str:
+    return f"{TOPIC_ROOT}/edge/{edge_id}/status"
+
+
+def parse_data_topic(topic: str) -> tuple[str, str, str, str] | None:
+    """(site, area, line, machine) of a data topic, or None when the topic is not one."""
+    parts = topic.split("/")
+    if len(parts) != 7 or "/".join(parts[:2]) != TOPIC_ROOT or parts[6] != "data":
+        return None
+    return parts[2], parts[3], parts[4], parts[5]
+
+
+class Sample(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ts: AwareDatetime = Field(description="source timestamp (OPC UA SourceTimestamp, or the edge's read time)")
+    signal: Signal
+    value: NonNegativeInt | StrictStr = Field(description="a number; text only for the order signal")
+
+    @model_validator(mode="after")
+    def _text_only_for_the_order(self) -> Sample:
+        if (self.signal == ORDER) != isinstance(self.value, str):
+            raise ValueError(f"signal {self.signal!r} carries {'text' if self.signal == ORDER else 'a number'}, "
+                             f"not {self.value!r}")
+        if self.signal == ORDER and not is_order_id(self.value):
+            raise ValueError(f"order id {self.value!r} must be at most {ORDER_ID_MAX_LENGTH} printable ASCII "
+                             "characters without spaces at either end")
+        return self
+
+
+class DataMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    edge_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+    epoch: PositiveInt
+    seq: PositiveInt
+    machine: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+    historical: StrictBool = Field(default=False, description="true when replayed from the edge's disk queue")
+    samples: Annotated[list[Sample], Field(min_length=1)]
+
+
+class EdgeStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    edge_id: str
+    online: StrictBool
+    epoch: PositiveInt | None = None
+    ts: datetime | None = None
+    machines: list[str] = []
+
+
+def parse_status_topic(topic: str) -> str | None:
+    """The edge id of an edge status topic, or None when the topic is not one."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != f"{TOPIC_ROOT}/edge" or parts[4] != "status":
+        return None
+    return parts[3]

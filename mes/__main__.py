@@ -1,4 +1,0 @@
-from mes.cli import app
-
-if __name__ == "__main__":  # not when a spawned worker process (multiprocessing) imports this module
-    app()

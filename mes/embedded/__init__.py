@@ -1,6 +1,0 @@
-"""Services the project can run by itself when no external PostgreSQL or MQTT broker is configured."""
-
-from mes.embedded.broker import EmbeddedBroker
-from mes.embedded.postgres import EmbeddedPostgres, create_database, drop_database
-
-__all__ = ["EmbeddedBroker", "EmbeddedPostgres", "create_database", "drop_database"]

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from kernel.plant import DEMO_PLANT, load_plant, parse_plant
+from kernel.settings import Settings
+
+
+def test_a_config_file_sets_values_and_environment_variables_win(tmp_path: Path, monkeypatch):
+    config = tmp_path / "mes.yaml"
+    config.write_text("mqtt_url: mqtt://broker.plant:1883\nbatch_max_messages: 200\nlog_format: json\n")
+    monkeypatch.setenv("MES_CONFIG", str(config))
+    monkeypatch.setenv("MES_BATCH_MAX_MESSAGES", "900")
+    settings = Settings()
+    assert (settings.mqtt_url, settings.batch_max_messages, settings.log_format) == ("mqtt://broker.plant:1883", 900, "json")
+
+
+def test_an_unknown_setting_in_the_file_is_an_error(tmp_path: Path, monkeypatch):
+    config = tmp_path / "mes.yaml"
+    config.write_text("databse_url: postgresql://typo\n")
+    monkeypatch.setenv("MES_CONFIG", str(config))
+    with pytest.raises(ValidationError, match="databse_url"):
+        Settings()
+
+
+def test_the_demo_plant_resolves_every_machine_with_a_source_and_counter_specs():
+    plant = load_plant(DEMO_PLANT)
+    assert [m.path for m in plant.machines][0] == ("acme-works", "stamping", "line-1", "press-01")
+    modbus = [m for m in plant.machines if m.protocol == "modbus"]
+    assert sorted(m.source.device_id for m in modbus) == [1, 2]  # numbered among Modbus machines
+    assert all(spec.width == m.counter_width for m in plant.machines for spec in m.counters.values())
+
+
+def test_plant_errors_name_the_problem():
+    machine = {"id": "m1", "protocol": "modbus", "ideal_cycle_s": 1}
+    with pytest.raises(ValueError, match="repeated: m1"):
+        parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [machine, machine]}]}]})
+    with pytest.raises(ValueError, match="does not fit in 16 bits"):
+        parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [
+            {**machine, "counter_width": 16, "counter_start": 70000}]}]}]})
