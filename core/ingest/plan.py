@@ -1,40 +1,61 @@
 """A batch of raw MQTT messages → everything to write for it. Pure: no I/O, no clock.
 
-The service loads `IngestState` from the database once, asks the database only which positions at
-or below an edge's cursor were already ingested, calls `plan_batch`, and writes the plan in one
-transaction. The new state is swapped in only after that transaction commits.
+The service loads, inside the batch's write transaction, what the plan needs (`BatchContext`: which
+positions were ingested already, dispatch windows, the work orders the batch can touch, the stock its
+backflush consumes, with row locks where another writer could change them), calls `plan_batch` once,
+and the store writes the plan's rows as they are. The new state is swapped in only after the commit.
+
+What a batch decides, in order: which messages count (sequencing); each counter's deltas (counter
+rule); the state changes; the PLC's own order switches, which open and close its dispatch windows and
+move the orders' statuses; which work order each counted unit belongs to (attribution); the backflush
+of the attributed units (consumption, finished goods, holds); the orders that reached their quantity
+and auto-complete; and whether the hourly rollups must be redone from the past.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
 from pydantic import ValidationError
 
+from core.ingest.rows import (
+    CounterEventRow,
+    CounterStateRow,
+    DeadLetterRow,
+    DispatchEnd,
+    DispatchRow,
+    EdgeCursorRow,
+    EdgeStatusEvent,
+    EdgeStatusRow,
+    IngestedMessage,
+    MachineLiveRow,
+    ProductionInterval,
+    SampleRow,
+    StateChangeRow,
+    WorkOrderEventRow,
+)
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
-from inventory.rules.backflush import BackflushPlan
-from mes.rules.attribution import CountStep, DispatchWindow, attribute, plc_order_verdict
+from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
+from inventory.rules.lots import LotBalance
 from kernel.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
-from kernel.signals import COUNTERS, ORDER
 from kernel.plant import CounterSpec
-
-# Column orders of the rows below; core.ingest.store copies them with exactly these names.
-MESSAGE_COLUMNS = ("edge_id", "epoch", "seq", "machine_id", "received_at", "historical", "sample_count")
-SAMPLE_COLUMNS = ("machine_id", "ts", "signal", "value", "edge_id", "epoch", "seq")
-INTERVAL_COLUMNS = ("machine_id", "start_ts", "end_ts", "good", "scrap", "energy_wh", "edge_id", "epoch", "seq")
-STATE_COLUMNS = ("machine_id", "ts", "state_code", "fault_code", "edge_id", "epoch", "seq")
-EVENT_COLUMNS = ("machine_id", "counter", "ts", "kind", "previous_value", "value", "delta", "quarantined",
-                 "reason", "edge_id", "epoch", "seq", "review")
-DEAD_LETTER_COLUMNS = ("received_at", "topic", "payload", "reason")
-STATUS_EVENT_COLUMNS = ("edge_id", "online", "epoch", "machines", "received_at")
-ATTRIBUTION_COLUMNS = ("edge_id", "epoch", "seq", "machine_id", "work_order_id", "good", "scrap", "energy_wh",
-                       "first_ts", "last_ts")
+from kernel.signals import COUNTERS, ORDER
+from mes.rules.attribution import AttributionRow, CountStep, DispatchWindow, attribute, plc_order_verdict
+from mes.rules.rollups import late_since
+from mes.rules.workorders import (
+    WorkOrderAction,
+    WorkOrderStatus,
+    auto_completes,
+    follow_the_plc,
+    transition,
+)
 
 UNKNOWN_MACHINE = "unknown machine"
+PLC, AUTO_COMPLETE = "plc", "auto-complete"  # the actors of the status changes a batch makes
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +84,13 @@ class LiveCodes:
     plc_order_ts: datetime | None = None
 
 
+class EdgeStatusNow(NamedTuple):
+    online: bool
+    epoch: int | None
+    machines: list[str]
+    changed_at: datetime
+
+
 class PlcSwitch(NamedTuple):
     """The PLC reported a different order at `ts`: its open window ends there and, unless it now
     reports none, a new one starts."""
@@ -72,6 +100,32 @@ class PlcSwitch(NamedTuple):
     reported: str
     work_order_id: str | None
     rejected_reason: str | None
+
+
+class WorkOrderFacts(NamedTuple):
+    """What the plan must know of a work order the batch can touch (loaded locked, with its counts so far)."""
+
+    status: str
+    quantity: int
+    auto_complete: bool
+    good: int = 0  # attributed good units before this batch
+    last_counted: datetime | None = None  # the last of them
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """What the store loaded for the plan, in the batch's transaction.
+
+    `windows`: every dispatch window per machine still open at the batch's earliest sample or later;
+    `work_orders`: the orders of those windows and those the PLCs report, that exist; `materials`,
+    `line_side` and `balances`: what their backflush consumes, from where (`None`: do not backflush)."""
+
+    already_ingested: set[tuple[str, int, int]] = field(default_factory=set)
+    windows: Mapping[str, list[DispatchWindow]] = field(default_factory=dict)
+    work_orders: Mapping[str, WorkOrderFacts] = field(default_factory=dict)
+    materials: Mapping[str, Material] | None = None
+    line_side: Mapping[str, LineSide] = field(default_factory=dict)
+    balances: Mapping[tuple[str, str], list[LotBalance]] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,25 +141,53 @@ class IngestState:
 @dataclass
 class BatchPlan:
     state: IngestState
-    messages: list[tuple] = field(default_factory=list)
-    samples: list[tuple] = field(default_factory=list)
-    intervals: list[tuple] = field(default_factory=list)
-    attributions: list[tuple] = field(default_factory=list)
+    messages: list[IngestedMessage] = field(default_factory=list)
+    samples: list[SampleRow] = field(default_factory=list)
+    intervals: list[ProductionInterval] = field(default_factory=list)
+    attributions: list[AttributionRow] = field(default_factory=list)
     plc_switches: list[PlcSwitch] = field(default_factory=list)
-    backflush: BackflushPlan | None = None  # filled by the service: it needs stock the plan does not hold
-    states: list[tuple] = field(default_factory=list)
-    events: list[tuple] = field(default_factory=list)
-    dead_letters: list[tuple] = field(default_factory=list)
-    edge_status: dict[str, tuple] = field(default_factory=dict)
-    status_events: list[tuple] = field(default_factory=list)  # every status message: the communication record
+    dispatches_ended: list[DispatchEnd] = field(default_factory=list)
+    dispatches_opened: list[DispatchRow] = field(default_factory=list)
+    work_order_events: list[WorkOrderEventRow] = field(default_factory=list)
+    backflush: BackflushPlan | None = None
+    states: list[StateChangeRow] = field(default_factory=list)
+    events: list[CounterEventRow] = field(default_factory=list)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    edge_status: dict[str, EdgeStatusNow] = field(default_factory=dict)
+    status_events: list[EdgeStatusEvent] = field(default_factory=list)  # every status message: the communication record
     changed_cursors: set[str] = field(default_factory=set)
     changed_counters: set[tuple[str, str]] = field(default_factory=set)
     changed_live: set[str] = field(default_factory=set)
+    rollups_since: datetime | None = None  # the rollups must be redone from here (data about the past)
     duplicates: int = 0
 
     def earliest_change(self) -> datetime | None:
         """The earliest instant this batch's production intervals and state changes speak of."""
-        return min((row[1] for rows in (self.intervals, self.states) for row in rows), default=None)
+        return min([*(row.start_ts for row in self.intervals), *(row.ts for row in self.states)], default=None)
+
+    def work_order_statuses(self) -> dict[str, str]:
+        """Each work order's status after the batch, for those it changed."""
+        return {event.work_order_id: event.to_status for event in self.work_order_events}
+
+    def counter_state_rows(self) -> list[CounterStateRow]:
+        return [CounterStateRow(m, c, self.state.counters[m, c].value, self.state.counters[m, c].ts)
+                for m, c in sorted(self.changed_counters)]
+
+    def cursor_rows(self) -> list[EdgeCursorRow]:
+        return [EdgeCursorRow(e, self.state.cursors[e].epoch, self.state.cursors[e].seq) for e in sorted(self.changed_cursors)]
+
+    def live_rows(self) -> list[MachineLiveRow]:
+        return [MachineLiveRow(machine, *_live_fields(self.state.live[machine])) for machine in sorted(self.changed_live)]
+
+    def edge_status_rows(self) -> list[EdgeStatusRow]:
+        return [EdgeStatusRow(edge, *status) for edge, status in self.edge_status.items()]
+
+    def quarantined_events(self) -> int:
+        return sum(1 for event in self.events if event.quarantined)
+
+
+def _live_fields(live: LiveCodes) -> tuple:
+    return (live.state_code, live.state_ts, live.fault_code, live.fault_ts, live.last_seen, live.plc_order, live.plc_order_ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +237,17 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo]) -> _Parsed | Edg
 @dataclass
 class ParsedBatch:
     data: list[_Parsed] = field(default_factory=list)
-    edge_status: dict[str, tuple] = field(default_factory=dict)
-    status_events: list[tuple] = field(default_factory=list)
-    dead_letters: list[tuple] = field(default_factory=list)
+    edge_status: dict[str, EdgeStatusNow] = field(default_factory=dict)
+    status_events: list[EdgeStatusEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
 
     def reported_orders(self) -> set[str]:
-        """Order ids the PLCs report in this batch: the work orders the plan must know the status of."""
+        """Order ids the PLCs report in this batch: work orders the plan must know."""
         return {s.value for p in self.data for s in p.message.samples if s.signal == ORDER and s.value}
+
+    def machines(self) -> set[str]:
+        """The machines whose data is in this batch."""
+        return {p.message.machine for p in self.data}
 
     def earliest_sample(self) -> datetime | None:
         """How far back the dispatch windows must reach to attribute this batch."""
@@ -181,10 +267,10 @@ def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo]) -> 
     for incoming in batch:
         result = parse(incoming, registry)
         if isinstance(result, str):
-            parsed.dead_letters.append((incoming.received_at, incoming.topic, incoming.payload, result))
+            parsed.dead_letters.append(DeadLetterRow(incoming.received_at, incoming.topic, incoming.payload, result))
         elif isinstance(result, EdgeStatus):
-            parsed.edge_status[result.edge_id] = (result.online, result.epoch, result.machines, incoming.received_at)
-            parsed.status_events.append((result.edge_id, *parsed.edge_status[result.edge_id]))
+            parsed.edge_status[result.edge_id] = EdgeStatusNow(result.online, result.epoch, result.machines, incoming.received_at)
+            parsed.status_events.append(EdgeStatusEvent(result.edge_id, *parsed.edge_status[result.edge_id]))
         else:
             parsed.data.append(result)
     # Within a batch, put each edge's messages back in sequence order: a reordering inside the
@@ -198,115 +284,192 @@ def plan_batch(
     state: IngestState,
     registry: dict[str, MachineInfo],
     already_ingested: set[tuple[str, int, int]],
-    windows: dict[str, list[DispatchWindow]] | None = None,
-    order_statuses: dict[str, str] | None = None,
+    windows: Mapping[str, list[DispatchWindow]] | None = None,
+    order_statuses: Mapping[str, str] | None = None,
+    *,
+    context: BatchContext | None = None,
+    now: datetime | None = None,
 ) -> BatchPlan:
-    """`windows`: dispatch windows per machine, reaching back to `parsed.earliest_sample()`;
-    `order_statuses`: status of each work order in `parsed.reported_orders()` that exists."""
-    # copied: the PLC's own order switches open and close windows as the batch goes
-    windows = {machine: list(machine_windows) for machine, machine_windows in (windows or {}).items()}
-    order_statuses = order_statuses or {}
-    plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status),
-                     status_events=list(parsed.status_events))
-    ingested_now: set[tuple[str, int, int]] = set()
+    """Everything the batch writes. The store's loads arrive in `context`; the short forms `windows` and
+    `order_statuses` (each order's status, nothing else known of it) serve callers without a database.
+    `now` decides whether the batch wrote about the past (for the rollups); without it, nothing is marked."""
+    if context is None:
+        context = BatchContext(already_ingested, windows or {},
+                               {order: WorkOrderFacts(status, 0, False) for order, status in (order_statuses or {}).items()})
+    planner = _Planner(context, state, parsed)
     for item in parsed.data:
         message = item.message
         key = (message.edge_id, message.epoch, message.seq)
         verdict, reason = judge_message(
-            plan.state.cursors.get(message.edge_id),
+            planner.plan.state.cursors.get(message.edge_id),
             EdgeCursor(message.epoch, message.seq),
-            key in already_ingested or key in ingested_now,
+            key in already_ingested or key in context.already_ingested or key in planner.ingested_now,
         )
         if verdict is Verdict.DUPLICATE:
-            plan.duplicates += 1
+            planner.plan.duplicates += 1
         elif verdict is Verdict.REJECT:
-            plan.dead_letters.append((item.incoming.received_at, item.incoming.topic, item.incoming.payload, reason))
+            planner.plan.dead_letters.append(DeadLetterRow(item.incoming.received_at, item.incoming.topic,
+                                                           item.incoming.payload, reason))
         else:
-            ingested_now.add(key)
-            plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
-            plan.changed_cursors.add(message.edge_id)
-            _ingest_message(plan, message, item.incoming.received_at, registry[message.machine],
-                            windows.setdefault(message.machine, []), order_statuses)
-    return plan
+            planner.ingest(message, item.incoming.received_at, registry[message.machine])
+    planner.backflush()
+    planner.auto_complete()
+    earliest = planner.plan.earliest_change()
+    planner.plan.rollups_since = late_since(earliest, now) if earliest is not None and now is not None else None
+    return planner.plan
 
 
-def _ingest_message(plan: BatchPlan, message: DataMessage, received_at: datetime, info: MachineInfo,
-                    windows: list[DispatchWindow], order_statuses: dict[str, str]) -> None:
-    """`windows` is this machine's list, updated in place when the PLC switches orders."""
-    machine_id = message.machine
-    origin = (message.edge_id, message.epoch, message.seq)
-    plan.messages.append((*origin, machine_id, received_at, message.historical, len(message.samples)))
-    deltas = dict.fromkeys(COUNTERS, 0)
-    steps: dict[datetime, dict[str, int]] = {}  # counted units by timestamp, for attribution
-    start_ts: datetime | None = None
-    end_ts: datetime | None = None
-    live = plan.state.live.get(machine_id, LiveCodes())
-    live_before = live
+class _Planner:
+    """One batch's planning: the plan grows message by message, windows and statuses move with it."""
 
-    for sample in sorted(message.samples, key=lambda s: s.ts):
-        if sample.signal == ORDER:
-            # Kept as dispatch windows, not as samples: the samples table holds numbers.
-            live = _apply_order(plan, live, windows, machine_id, sample.value, sample.ts, order_statuses)
-            continue
-        plan.samples.append((machine_id, sample.ts, sample.signal, sample.value, *origin))
-        if sample.signal in deltas:
-            key = (machine_id, sample.signal)
-            spec = info.counters[sample.signal]
-            last = plan.state.counters.get(key)
-            step = counter_step(last, CounterPoint(sample.value, sample.ts), spec.width, spec.max_rate_per_s)
-            if step.point is not last:
-                plan.state.counters[key] = step.point
-                plan.changed_counters.add(key)
-            if step.delta:
-                deltas[sample.signal] += step.delta
-                at_ts = steps.setdefault(sample.ts, dict.fromkeys(COUNTERS, 0))
-                at_ts[sample.signal] += step.delta
-                start_ts = min(start_ts or last.ts, last.ts)
-                end_ts = max(end_ts or sample.ts, sample.ts)
-            if step.kind in NOTEWORTHY:
-                plan.events.append((
-                    machine_id, sample.signal, sample.ts, step.kind.value, last.value if last else None,
-                    sample.value, step.delta, step.quarantined, step.reason, *origin,
-                    "pending" if step.quarantined else "none",
-                ))
-        else:
-            live = _apply_code(plan, live, machine_id, sample.signal, sample.value, sample.ts, origin)
+    def __init__(self, context: BatchContext, state: IngestState, parsed: ParsedBatch):
+        self.context = context
+        self.plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status),
+                              status_events=list(parsed.status_events))
+        self.ingested_now: set[tuple[str, int, int]] = set()
+        # copied: the PLC's own order switches open and close windows as the batch goes
+        self.windows = {machine: list(machine_windows) for machine, machine_windows in context.windows.items()}
+        self.statuses = {order: facts.status for order, facts in context.work_orders.items()}
+        self._opened: dict[str, int] = {}  # machine -> index in plan.dispatches_opened of its open PLC window
 
-    live = replace(live, last_seen=max(live.last_seen or received_at, received_at))
-    if live != live_before:
-        plan.state.live[machine_id] = live
-        plan.changed_live.add(machine_id)
-    if start_ts is not None:
-        plan.intervals.append((machine_id, start_ts, end_ts, deltas["good"], deltas["scrap"], deltas["energy_wh"], *origin))
-        counted = [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()]
-        plan.attributions.extend((*origin, *attribution) for attribution in attribute(counted, windows))
+    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo) -> None:
+        plan = self.plan
+        self.ingested_now.add((message.edge_id, message.epoch, message.seq))
+        plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
+        plan.changed_cursors.add(message.edge_id)
+        machine_id = message.machine
+        windows = self.windows.setdefault(machine_id, [])
+        origin = (message.edge_id, message.epoch, message.seq)
+        plan.messages.append(IngestedMessage(*origin, machine_id, received_at, message.historical, len(message.samples)))
+        deltas = dict.fromkeys(COUNTERS, 0)
+        steps: dict[datetime, dict[str, int]] = {}  # counted units by timestamp, for attribution
+        start_ts: datetime | None = None
+        end_ts: datetime | None = None
+        live = plan.state.live.get(machine_id, LiveCodes())
+        live_before = live
 
+        for sample in sorted(message.samples, key=lambda s: s.ts):
+            if sample.signal == ORDER:
+                # Kept as dispatch windows, not as samples: the samples table holds numbers.
+                live = self._apply_order(live, windows, machine_id, sample.value, sample.ts)
+                continue
+            plan.samples.append(SampleRow(machine_id, sample.ts, sample.signal, sample.value, *origin))
+            if sample.signal in deltas:
+                key = (machine_id, sample.signal)
+                spec = info.counters[sample.signal]
+                last = plan.state.counters.get(key)
+                step = counter_step(last, CounterPoint(sample.value, sample.ts), spec.width, spec.max_rate_per_s)
+                if step.point is not last:
+                    plan.state.counters[key] = step.point
+                    plan.changed_counters.add(key)
+                if step.delta:
+                    deltas[sample.signal] += step.delta
+                    at_ts = steps.setdefault(sample.ts, dict.fromkeys(COUNTERS, 0))
+                    at_ts[sample.signal] += step.delta
+                    start_ts = min(start_ts or last.ts, last.ts)
+                    end_ts = max(end_ts or sample.ts, sample.ts)
+                if step.kind in NOTEWORTHY:
+                    plan.events.append(CounterEventRow(
+                        machine_id, sample.signal, sample.ts, step.kind.value, last.value if last else None,
+                        sample.value, step.delta, step.quarantined, step.reason, *origin,
+                        "pending" if step.quarantined else "none",
+                    ))
+            else:
+                live = self._apply_code(live, machine_id, sample.signal, sample.value, sample.ts, origin)
 
-def _apply_order(plan: BatchPlan, live: LiveCodes, windows: list[DispatchWindow], machine_id: str, reported: str,
-                 ts: datetime, order_statuses: dict[str, str]) -> LiveCodes:
-    """An order id sample: a PLC switch when it changes what the PLC reports. Every message's
-    samples are applied before its steps are attributed, so units counted at or after `ts` go to the
-    new window and earlier ones to the old, wherever the switch falls in the message."""
-    if live.plc_order_ts is not None and ts < live.plc_order_ts:
-        return live  # older than what is known: the later value already stands
-    updated = replace(live, plc_order=reported, plc_order_ts=ts)
-    if reported == (live.plc_order or ""):
+        live = replace(live, last_seen=max(live.last_seen or received_at, received_at))
+        if live != live_before:
+            plan.state.live[machine_id] = live
+            plan.changed_live.add(machine_id)
+        if start_ts is not None:
+            plan.intervals.append(ProductionInterval(machine_id, start_ts, end_ts, deltas["good"], deltas["scrap"],
+                                                     deltas["energy_wh"], *origin))
+            counted = [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()]
+            plan.attributions.extend(AttributionRow(*origin, *attribution) for attribution in attribute(counted, windows))
+
+    def _apply_order(self, live: LiveCodes, windows: list[DispatchWindow], machine_id: str, reported: str,
+                     ts: datetime) -> LiveCodes:
+        """An order id sample: a PLC switch when it changes what the PLC reports. Every message's
+        samples are applied before its steps are attributed, so units counted at or after `ts` go to the
+        new window and earlier ones to the old, wherever the switch falls in the message."""
+        if live.plc_order_ts is not None and ts < live.plc_order_ts:
+            return live  # older than what is known: the later value already stands
+        updated = replace(live, plc_order=reported, plc_order_ts=ts)
+        if reported == (live.plc_order or ""):
+            return updated
+        work_order, rejected = plc_order_verdict(reported, self.statuses.get(reported)) if reported else (None, None)
+        self.plan.plc_switches.append(PlcSwitch(machine_id, ts, reported, work_order, rejected))
+        left = [w.work_order for w in windows if w.source == PLC and w.end is None and w.work_order is not None]
+        windows[:] = [replace(w, end=ts) if w.source == PLC and w.end is None else w for w in windows]
+        self._end_plc_window(machine_id, ts)
+        if reported:
+            windows.append(DispatchWindow(machine_id, work_order, ts, None, PLC))
+            self._opened[machine_id] = len(self.plan.dispatches_opened)
+            self.plan.dispatches_opened.append(DispatchRow(machine_id, work_order, PLC, ts, None, reported, rejected))
+        for order in left:
+            self._follow(order, ts, machine_id, leaving=True)
+        if work_order is not None:
+            self._follow(work_order, ts, machine_id, leaving=False)
         return updated
-    work_order, rejected = plc_order_verdict(reported, order_statuses.get(reported)) if reported else (None, None)
-    plan.plc_switches.append(PlcSwitch(machine_id, ts, reported, work_order, rejected))
-    windows[:] = [replace(w, end=ts) if w.source == "plc" and w.end is None else w for w in windows]
-    if reported:
-        windows.append(DispatchWindow(machine_id, work_order, ts, None, "plc"))
-    return updated
 
+    def _end_plc_window(self, machine_id: str, ts: datetime) -> None:
+        """The machine's open PLC window ends at `ts`: one this batch opened, else the one stored."""
+        index = self._opened.pop(machine_id, None)
+        if index is None:
+            self.plan.dispatches_ended.append(DispatchEnd(machine_id, None, PLC, ts))
+        else:
+            self.plan.dispatches_opened[index] = self.plan.dispatches_opened[index]._replace(end_ts=ts)
 
-def _apply_code(plan: BatchPlan, live: LiveCodes, machine_id: str, signal: str, value: int, ts: datetime,
-                origin: tuple[str, int, int]) -> LiveCodes:
-    """A state or fault code sample: a state-change row when it changes what the machine reports."""
-    current, current_ts = (live.state_code, live.state_ts) if signal == "state" else (live.fault_code, live.fault_ts)
-    if current_ts is not None and ts < current_ts:
-        return live  # older than what is known: the later value already stands
-    updated = replace(live, state_code=value, state_ts=ts) if signal == "state" else replace(live, fault_code=value, fault_ts=ts)
-    if value != current:
-        plan.states.append((machine_id, ts, updated.state_code, updated.fault_code, *origin))
-    return updated
+    def _follow(self, work_order: str, ts: datetime, machine_id: str, *, leaving: bool) -> None:
+        """The order the PLC left pauses unless a window still runs it; the one it starts starts or resumes."""
+        if work_order not in self.statuses:
+            return  # not loaded: no status to move
+        still = any(w.work_order == work_order and w.end is None for ws in self.windows.values() for w in ws)
+        action = follow_the_plc(WorkOrderStatus(self.statuses[work_order]), leaving=leaving, still_dispatched=still)
+        if action is not None:
+            self._step(work_order, ts, action, machine_id, PLC)
+
+    def _step(self, work_order: str, ts: datetime, action: WorkOrderAction, machine_id: str | None, actor: str) -> None:
+        before = self.statuses[work_order]
+        after = transition(WorkOrderStatus(before), action).value
+        self.statuses[work_order] = after
+        self.plan.work_order_events.append(WorkOrderEventRow(work_order, ts, action.value, before, after, machine_id, actor))
+
+    def _apply_code(self, live: LiveCodes, machine_id: str, signal: str, value: int, ts: datetime,
+                    origin: tuple[str, int, int]) -> LiveCodes:
+        """A state or fault code sample: a state-change row when it changes what the machine reports."""
+        current, current_ts = (live.state_code, live.state_ts) if signal == "state" else (live.fault_code, live.fault_ts)
+        if current_ts is not None and ts < current_ts:
+            return live  # older than what is known: the later value already stands
+        updated = replace(live, state_code=value, state_ts=ts) if signal == "state" else replace(live, fault_code=value, fault_ts=ts)
+        if value != current:
+            self.plan.states.append(StateChangeRow(machine_id, ts, updated.state_code, updated.fault_code, *origin))
+        return updated
+
+    def backflush(self) -> None:
+        """Consumption and finished goods for every unit counted for a work order, in one pass over the batch."""
+        if self.context.materials is None:
+            return
+        units = [AttributedUnits(interval_ref(row.edge_id, row.epoch, row.seq), row.machine_id, row.work_order_id,
+                                 row.good, row.scrap, row.last_ts)
+                 for row in self.plan.attributions if row.work_order_id is not None and row.good + row.scrap > 0]
+        if units:
+            self.plan.backflush = plan_backflush(units, self.context.materials, self.context.line_side, self.context.balances)
+
+    def auto_complete(self) -> None:
+        """Orders set to auto-complete whose good units reached their quantity complete when the counted
+        units reached it (the source time), and their API windows end there."""
+        made: dict[str, tuple[int, datetime]] = {}
+        for row in self.plan.attributions:
+            if row.work_order_id is not None:
+                good, last = made.get(row.work_order_id, (0, row.last_ts))
+                made[row.work_order_id] = (good + row.good, max(last, row.last_ts))
+        for order, (good, last) in sorted(made.items()):
+            facts = self.context.work_orders.get(order)
+            if facts is None:
+                continue
+            reached_at = max(last, facts.last_counted or last)
+            if auto_completes(WorkOrderStatus(self.statuses[order]), facts.quantity, facts.good + good, facts.auto_complete):
+                self._step(order, reached_at, WorkOrderAction.COMPLETE, None, AUTO_COMPLETE)
+                self.plan.dispatches_ended.append(DispatchEnd(None, order, "api", reached_at))
+

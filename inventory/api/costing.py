@@ -7,15 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
-from inventory.rules.costing import Tariff, TariffPeriod
 from kernel.http import Db, In, Out
 from inventory.api.valued import ValuedDb
-from inventory.models import EnergyTariff, Item, Routing, WorkCentre
-from inventory.services import costing, valuation
-from inventory.services.masterdata import get
-from kernel.rules.refusals import Conflict
+from inventory.services import costing, masterdata, valuation
 
 router = APIRouter()
 
@@ -82,34 +77,15 @@ class ValueEntryOut(BaseModel):
 @router.put("/energy-tariffs/{tariff_id}", response_model=TariffOut)
 def put_tariff(tariff_id: str, body: TariffIn, db: Db):
     """Create or replace a tariff. `default` prices every machine whose work centre names none."""
-    try:
-        Tariff(body.timezone, body.default_price_per_kwh,
-               tuple(TariffPeriod(frozenset(p.days), p.start, p.end, p.price_per_kwh) for p in body.periods))
-    except (TypeError, ValueError) as error:
-        raise Conflict(str(error)) from None
-    db.merge(EnergyTariff(tariff_id=tariff_id, timezone=body.timezone, default_price_per_kwh=body.default_price_per_kwh))
-    db.flush()
-    db.execute(text("DELETE FROM energy_tariff_periods WHERE tariff_id = :t"), {"t": tariff_id})
-    for period in body.periods:
-        db.execute(text(
-            """INSERT INTO energy_tariff_periods (tariff_id, days, start_time, end_time, price_per_kwh)
-               VALUES (:t, :days, :start, :end, :price)"""),
-            {"t": tariff_id, "days": sorted(set(period.days)), "start": period.start, "end": period.end,
-             "price": period.price_per_kwh})
-    db.commit()
+    masterdata.put_tariff(db, tariff_id, body.timezone, body.default_price_per_kwh,
+                          [(p.days, p.start, p.end, p.price_per_kwh) for p in body.periods])
     return TariffOut(tariff_id=tariff_id, **body.model_dump())
 
 
 @router.put("/items/{item_id}/routing", response_model=RoutingOut)
 def put_routing(item_id: str, body: RoutingIn, db: Db):
     """How a made item is made, for its standard cost."""
-    item = get(db, Item, item_id, "item")
-    if item.kind != "make":
-        raise Conflict(f"{item_id} is bought, not made: its standard cost is its purchase cost")
-    get(db, WorkCentre, body.work_centre_id, "work centre")
-    routing = db.merge(Routing(item_id=item_id, **body.model_dump()))
-    db.commit()
-    return routing
+    return masterdata.put_routing(db, item_id, body.model_dump())
 
 
 @router.get("/items/{item_id}/standard-cost", response_model=CostOut)

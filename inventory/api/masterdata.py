@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from kernel.http import Db, Id, In, Out, Quantity
-from inventory.models import EnergyTariff, Item, Location, WorkCentre
+from inventory.models import Item, Location, WorkCentre
 from inventory.services import masterdata
 
 router = APIRouter()
@@ -129,11 +129,7 @@ def get_item(item_id: str, db: Db):
 @router.patch("/items/{item_id}", response_model=ItemOut)
 def update_item(item_id: str, body: ItemPatch, db: Db):
     """Change an item's description; kind and id never change (they are referenced everywhere)."""
-    item = masterdata.get(db, Item, item_id, "item")
-    for field, value in body.model_dump(exclude_unset=True).items():
-        setattr(item, field, value)
-    db.commit()
-    return item
+    return masterdata.update_item(db, item_id, body.model_dump(exclude_unset=True))
 
 
 @router.post("/work-centres", status_code=201, response_model=WorkCentreOut)
@@ -143,14 +139,7 @@ def create_work_centre(body: WorkCentreIn, db: Db):
 
 @router.patch("/work-centres/{work_centre_id}", response_model=WorkCentreOut)
 def update_work_centre(work_centre_id: str, body: WorkCentrePatch, db: Db):
-    centre = masterdata.get(db, WorkCentre, work_centre_id, "work centre")
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("tariff_id") is not None:
-        masterdata.get(db, EnergyTariff, changes["tariff_id"], "energy tariff")
-    for field, value in changes.items():
-        setattr(centre, field, value)
-    db.commit()
-    return centre
+    return masterdata.update_work_centre(db, work_centre_id, body.model_dump(exclude_unset=True))
 
 
 @router.get("/work-centres", response_model=list[WorkCentreOut])

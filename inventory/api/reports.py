@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from inventory.rules.reports import to_csv_bytes, to_excel_bytes
 from inventory.api.valued import ValuedDb
-from kernel.rules.refusals import Conflict
+from kernel.rules.refusals import Invalid, refused_as
 from inventory.services import reports as service
 
 router = APIRouter()
@@ -53,16 +53,16 @@ def _parameters(start: datetime | None, end: datetime | None, as_of: datetime | 
     """The request's parameters checked, or 422 naming the one that is wrong."""
     for name, moment in (("start", start), ("end", end), ("as_of", as_of)):
         if moment is not None and moment.utcoffset() is None:
-            raise HTTPException(422, f"{name} needs a time zone: {moment.isoformat()} could be any of 24 instants "
+            raise Invalid(f"{name} needs a time zone: {moment.isoformat()} could be any of 24 instants "
                                      "(add Z or an offset such as +01:00)")
     try:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise HTTPException(422, f"tz {tz!r} is not a time zone name such as UTC or Europe/Berlin") from None
+        raise Invalid(f"tz {tz!r} is not a time zone name such as UTC or Europe/Berlin") from None
     try:
         age_bounds = tuple(int(bound) for bound in bounds.split(","))
     except ValueError:
-        raise HTTPException(422, f"bounds must be whole numbers of days separated by commas (30,60,90), not {bounds!r}") from None
+        raise Invalid(f"bounds must be whole numbers of days separated by commas (30,60,90), not {bounds!r}") from None
     grouping = tuple(column.strip() for column in by.split(",") if column.strip() and column.strip() != "plant")
     return service.ReportParameters.defaults(datetime.now(UTC), start, end, as_of, days=days, by=grouping,
                                              bounds=age_bounds, supplier_id=supplier_id, tz=zone)
@@ -70,12 +70,8 @@ def _parameters(start: datetime | None, end: datetime | None, as_of: datetime | 
 
 def _run(call):
     """A report's frame(s); a parameter the report rules refuse is a 422 with their message."""
-    try:
+    with refused_as(Invalid):
         return call()
-    except Conflict:
-        raise
-    except ValueError as error:
-        raise HTTPException(422, str(error)) from None
 
 
 @router.get("/reports/workbook.xlsx", response_class=Response,

@@ -83,6 +83,12 @@ class AttributedUnits(NamedTuple):
     ts: datetime
 
 
+def interval_ref(edge_id: str, epoch: int, seq: int) -> str:
+    """The `source_ref` of the stock moves of one production interval (one ingested message): genealogy
+    follows it from consumption to receipt."""
+    return f"interval:{edge_id}/{epoch}/{seq}"
+
+
 class Move(NamedTuple):
     ts: datetime
     item_id: str

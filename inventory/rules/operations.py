@@ -67,7 +67,7 @@ from decimal import Decimal, localcontext
 from enum import Enum
 from typing import NamedTuple
 
-from kernel.rules.lifecycle import InvalidTransition, Lifecycle# noqa: F401  (raised by transition)
+from kernel.rules.lifecycle import InvalidTransition, Lifecycle  # noqa: F401  (raised by transition)
 from kernel.rules.quantities import EXACT, exact_quantity, non_negative_quantity, positive_quantity, whole_number
 
 TRANSIT_PREFIX = "transit:"

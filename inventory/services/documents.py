@@ -1,10 +1,9 @@
-"""What every document service shares: its audit trail (`document_events`), refusals as 409s, and
-quantities written out for a person."""
+"""What every document service shares: its audit trail (`document_events`), its row lock and status
+change, and quantities written out for a person."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import Enum
 
@@ -12,18 +11,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from inventory.models import DocumentEvent
-from kernel.rules.refusals import Conflict, NotFound
-
-
-@contextmanager
-def refused_as_conflict() -> Iterator[None]:
-    """A pure rule's refusal (ValueError) becomes a 409 with the rule's own message."""
-    try:
-        yield
-    except (Conflict, NotFound):
-        raise
-    except ValueError as error:
-        raise Conflict(str(error)) from None
+from kernel.rules.refusals import NotFound
 
 
 def add_event(session: Session, document: str, document_id: str, action: str, from_status: str | None,

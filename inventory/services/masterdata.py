@@ -1,32 +1,21 @@
-"""Items, bills of materials and locations."""
+"""Inventory's master data: items, bills of materials, locations, work centres, energy tariffs and routings."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, time
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inventory.rules import bom as bom_rules
-from inventory.models import BomLine, Item, Location
-from kernel.rules.refusals import Conflict, NotFound
+from sqlalchemy import text
 
-
-def get(session: Session, model, key, what: str):
-    found = session.get(model, key)
-    if found is None:
-        raise NotFound(f"{what} {key!r} does not exist")
-    return found
-
-
-def create(session: Session, model, key, what: str, **fields):
-    if session.get(model, key) is not None:
-        raise Conflict(f"{what} {key!r} already exists")
-    row = model(**fields)
-    session.add(row)
-    session.commit()
-    return row
+from inventory.models import BomLine, EnergyTariff, Item, Location, Routing, WorkCentre
+from inventory.rules.costing import Tariff, TariffPeriod
+from kernel.db.unit_of_work import create, get, update
+from kernel.rules.refusals import Conflict, as_invalid
 
 
 def bom_structure(session: Session) -> dict[str, list[bom_rules.BomLine]]:
@@ -65,3 +54,45 @@ def exploded(session: Session, item_id: str, on: date) -> dict[str, Decimal]:
 
 def create_location(session: Session, **fields) -> Location:
     return create(session, Location, fields["location_id"], "location", **fields)
+
+
+def update_item(session: Session, item_id: str, changes: dict) -> Item:
+    """Change an item's description; kind and id never change (they are referenced everywhere)."""
+    return update(session, get(session, Item, item_id, "item"), changes)
+
+
+def update_work_centre(session: Session, work_centre_id: str, changes: dict) -> WorkCentre:
+    centre = get(session, WorkCentre, work_centre_id, "work centre")
+    if changes.get("tariff_id") is not None:
+        get(session, EnergyTariff, changes["tariff_id"], "energy tariff")
+    return update(session, centre, changes)
+
+
+def put_tariff(session: Session, tariff_id: str, timezone: str, default_price_per_kwh: Decimal,
+               periods: Iterable[tuple[Iterable[int], time, time, Decimal]]) -> Tariff:
+    """Create or replace a tariff from its periods (days, start, end, price per kWh); 422 when the tariff
+    rules refuse it (overlapping periods, an unknown zone, a day that is no weekday)."""
+    with as_invalid():
+        tariff = Tariff(timezone, default_price_per_kwh, tuple(TariffPeriod(frozenset(days), start, end, price)
+                                                               for days, start, end, price in periods))
+    session.merge(EnergyTariff(tariff_id=tariff_id, timezone=timezone, default_price_per_kwh=default_price_per_kwh))
+    session.flush()
+    session.execute(text("DELETE FROM energy_tariff_periods WHERE tariff_id = :t"), {"t": tariff_id})
+    for period in tariff.periods:
+        session.execute(text(
+            """INSERT INTO energy_tariff_periods (tariff_id, days, start_time, end_time, price_per_kwh)
+               VALUES (:t, :days, :start, :end, :price)"""),
+            {"t": tariff_id, "days": sorted(period.days), "start": period.start, "end": period.end, "price": period.price_per_kwh})
+    session.commit()
+    return tariff
+
+
+def put_routing(session: Session, item_id: str, fields: dict) -> Routing:
+    """How a made item is made, for its standard cost."""
+    item = get(session, Item, item_id, "item")
+    if item.kind != "make":
+        raise Conflict(f"{item_id} is bought, not made: its standard cost is its purchase cost")
+    get(session, WorkCentre, fields["work_centre_id"], "work centre")
+    routing = session.merge(Routing(item_id=item_id, **fields))
+    session.commit()
+    return routing

@@ -47,10 +47,10 @@ from kernel.rules.quantities import EXACT
 from inventory.rules import operations
 from inventory.rules.operations import PurchaseOrderAction, PurchaseOrderStatus, transition
 from inventory.models import ApprovalThreshold, DocumentEvent, Item, Location, PurchaseOrder, PurchaseOrderLine, Supplier
-from kernel.rules.refusals import Conflict
+from kernel.rules.refusals import Conflict, as_conflict
 from inventory.services import stock as stock_service
-from inventory.services.masterdata import create, get
-from inventory.services.documents import add_event, describe, document_events, change_status, locked, refused_as_conflict
+from kernel.db.unit_of_work import create, get
+from inventory.services.documents import add_event, describe, document_events, change_status, locked
 
 DOCUMENT = "purchase_order"
 RETURN_TO_SUPPLIER = "return_to_supplier"
@@ -140,7 +140,7 @@ def create_purchase_order(session: Session, po_id: str, supplier_id: str, create
         item = get(session, Item, line.item_id, "item")
         if item.kind != "buy":
             raise Conflict(f"{item.item_id} is a '{item.kind}' item, made here: only 'buy' items are purchased")
-    with refused_as_conflict():
+    with as_conflict():
         value = operations.purchase_order_value(_rule_lines(lines))
     session.add(PurchaseOrder(po_id=po_id, supplier_id=supplier_id, status=PurchaseOrderStatus.DRAFT.value,
                               created_by=created_by, due=due, tolerance=tolerance))
@@ -156,14 +156,14 @@ def submit_purchase_order(session: Session, po_id: str, actor: str | None = None
     """To the approvers; straight to approved when its value needs no approval."""
     order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     policy = _approval_policy(session)
-    with refused_as_conflict():
+    with as_conflict():
         submitted = transition(PurchaseOrderStatus(order.status), PurchaseOrderAction.SUBMIT)
         value = operations.purchase_order_value(_rule_lines(order.lines))
         needed = operations.approvals_needed(value, policy)
     change_status(session, DOCUMENT, order, PurchaseOrderAction.SUBMIT, submitted, actor,
                    f"value {value}: {needed} approval{'s' * (needed != 1)} needed")
     if needed == 0:
-        with refused_as_conflict():
+        with as_conflict():
             approved = transition(submitted, PurchaseOrderAction.APPROVE)
         change_status(session, DOCUMENT, order, PurchaseOrderAction.APPROVE, approved, None,
                        f"approved at submit: a value of {value} needs no approval")
@@ -175,7 +175,7 @@ def approve_purchase_order(session: Session, po_id: str, approver: str, note: st
     """One approval, by someone other than the creator and the earlier approvers; the last one approves the order."""
     order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     policy = _approval_policy(session)
-    with refused_as_conflict():
+    with as_conflict():
         approved = transition(PurchaseOrderStatus(order.status), PurchaseOrderAction.APPROVE)
         needed = operations.approvals_needed(operations.purchase_order_value(_rule_lines(order.lines)), policy)
         approval = operations.approve(_approvers(document_events(session, DOCUMENT, po_id)), approver,
@@ -206,11 +206,11 @@ def close_purchase_order(session: Session, po_id: str, actor: str | None = None,
 def receive_goods(session: Session, po_id: str, lines: Sequence[operations.ReceiptLine], actor: str | None = None) -> dict:
     """Goods into the locations named, at each line's unit cost; refused beyond the order's tolerance."""
     order = locked(session, PurchaseOrder, po_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         transition(PurchaseOrderStatus(order.status), PurchaseOrderAction.RECEIVE_PARTLY)
     for location_id in sorted({line.location for line in lines}):
         get(session, Location, location_id, "location")
-    with refused_as_conflict():
+    with as_conflict():
         receipt = operations.goods_receipt(_rule_lines(order.lines, with_received=True), lines, order.tolerance)
         after = transition(PurchaseOrderStatus(order.status), receipt.action)
     source_ref = f"po:{po_id}/receipt:{next_step_number(session, DOCUMENT, po_id, RECEIPT_ACTIONS)}"
@@ -230,7 +230,7 @@ def return_to_supplier(session: Session, po_id: str, item_id: str, lot: str | No
     get(session, Item, item_id, "item")
     get(session, Location, location_id, "location")
     check_item_on_order(item_id, order.lines, "purchase order", po_id)
-    with refused_as_conflict():
+    with as_conflict():
         move = operations.return_to_supplier(item_id, lot, quantity, location_id, reason)
     held = stock_service.lot_balances_at(session, location_id, item_id).get((item_id, lot), Decimal(0))
     if quantity > held:
@@ -292,7 +292,7 @@ def _view(order: PurchaseOrder, events: Sequence[DocumentEvent], policy: operati
 
 def _step(session: Session, po_id: str, action: PurchaseOrderAction, actor: str | None, note: str | None) -> dict:
     order = locked(session, PurchaseOrder, po_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         after = transition(PurchaseOrderStatus(order.status), action)
     change_status(session, DOCUMENT, order, action, after, actor, note)
     session.commit()
@@ -303,7 +303,7 @@ def _step(session: Session, po_id: str, action: PurchaseOrderAction, actor: str 
 def _approval_policy(session: Session) -> operations.ApprovalPolicy:
     rows = session.execute(select(ApprovalThreshold.above_value, ApprovalThreshold.approvals)
                            .where(ApprovalThreshold.document == DOCUMENT))
-    with refused_as_conflict():
+    with as_conflict():
         return operations.ApprovalPolicy(tuple((value, approvals) for value, approvals in rows))
 
 

@@ -52,7 +52,7 @@ from inventory.rules import reports
 from kernel.rules.quantities import EXACT
 from inventory.rules.operations import GOODS_RECEIPT, SHIPMENT
 from inventory.models import Supplier
-from inventory.services.masterdata import get
+from kernel.db.unit_of_work import get
 
 MONEY_QUANTUM = Fraction(1, 10**6)
 DEFAULT_PERIOD = timedelta(days=30)

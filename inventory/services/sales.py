@@ -50,9 +50,9 @@ from inventory.rules.backflush import remaining_after
 from inventory.rules.lots import UNKNOWN_LOT, LotBalance, NegativeStockPolicy, allocate
 from inventory.rules.operations import SalesOrderAction, SalesOrderStatus, ShipmentLine, transition
 from inventory.models import Customer, DocumentEvent, Item, Location, Lot, SalesOrder, SalesOrderLine
-from kernel.rules.refusals import Conflict, NotFound
+from kernel.rules.refusals import Conflict, NotFound, as_conflict
 from inventory.services import stock as stock_service
-from inventory.services.masterdata import create, get
+from kernel.db.unit_of_work import create, get
 from inventory.services.purchasing import (
     check_delivered_something,
     check_item_on_order,
@@ -61,7 +61,7 @@ from inventory.services.purchasing import (
     moves_out,
     next_step_number,
 )
-from inventory.services.documents import add_event, document_events, change_status, locked, refused_as_conflict
+from inventory.services.documents import add_event, document_events, change_status, locked
 
 DOCUMENT = "sales_order"
 CUSTOMER_RETURN = "customer_return"
@@ -130,13 +130,13 @@ def close_sales_order(session: Session, so_id: str, actor: str | None = None, re
 def ship(session: Session, so_id: str, lines: Sequence[ShipmentLine], actor: str | None = None) -> dict:
     """Goods out of the locations named, from the lots named or picked FEFO/FIFO under each location's policy."""
     order = locked(session, SalesOrder, so_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         transition(SalesOrderStatus(order.status), SalesOrderAction.SHIP_PARTLY)
         operations.shipment(_rule_lines(order.lines), lines, order.tolerance)
     locations = {location_id: get(session, Location, location_id, "location")
                  for location_id in sorted({line.location for line in lines})}
     picked, unknown = _pick_lots(session, {line.line: line.item_id for line in order.lines}, locations, lines)
-    with refused_as_conflict():
+    with as_conflict():
         shipment = operations.shipment(_rule_lines(order.lines), picked, order.tolerance)
         after = transition(SalesOrderStatus(order.status), shipment.action)
     source_ref = f"so:{so_id}/shipment:{next_step_number(session, DOCUMENT, so_id, SHIPMENT_ACTIONS)}"
@@ -161,7 +161,7 @@ def customer_return(session: Session, so_id: str, item_id: str, lot: str | None,
     if lot is not None and session.get(Lot, (item_id, lot)) is None:
         raise NotFound(f"lot {lot!r} of {item_id} does not exist")
     check_item_on_order(item_id, order.lines, "sales order", so_id)
-    with refused_as_conflict():
+    with as_conflict():
         move = operations.customer_return(item_id, lot, quantity, location_id, reason)
     source_ref = f"so:{so_id}/return:{next_step_number(session, DOCUMENT, so_id, (CUSTOMER_RETURN,))}"
     moves = stock_service.post_moves(session, [move], source_ref=source_ref)
@@ -204,7 +204,7 @@ def _view(order: SalesOrder) -> dict:
 
 def _step(session: Session, so_id: str, action: SalesOrderAction, actor: str | None, note: str | None) -> dict:
     order = locked(session, SalesOrder, so_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         after = transition(SalesOrderStatus(order.status), action)
     change_status(session, DOCUMENT, order, action, after, actor, note)
     session.commit()
@@ -222,7 +222,7 @@ def _pick_lots(session: Session, items: dict[str, str], locations: dict[str, Loc
         item, location = items[r.line], locations[r.location]
         lots = balances[(item, r.location)]
         candidates = [lot for lot in lots if r.lot is None or lot.lot == r.lot]
-        with refused_as_conflict():
+        with as_conflict():
             allocation = allocate(r.quantity, candidates, NegativeStockPolicy(location.negative_stock))
         asked = f"{r.quantity} {item}{'' if r.lot is None else f' lot {r.lot}'}"
         if allocation.held:
@@ -243,8 +243,7 @@ def _pick_lots(session: Session, items: dict[str, str], locations: dict[str, Loc
 def _lot_balances(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[LotBalance]]:
     """Per (item, location): its known lots with expiry and receipt time, and what is booked without a lot."""
     pairs = list(pairs)
-    connection = session.connection().connection.driver_connection
-    known = lot_balances(connection, sorted({location for _, location in pairs}),
+    known = lot_balances(session, sorted({location for _, location in pairs}),
                                       sorted({item for item, _ in pairs}))
     balances = {}
     for item, location in pairs:

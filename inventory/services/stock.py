@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from inventory.rules.operations import PlannedMove
 from inventory.models import Item, Location, Lot, StockMove
 from kernel.rules.refusals import Conflict
-from inventory.services.masterdata import get
+from kernel.db.unit_of_work import get
 
 
 def receive(session: Session, item_id: str, lot: str, to_location: str, quantity: Decimal, *,

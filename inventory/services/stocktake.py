@@ -37,11 +37,11 @@ from sqlalchemy.orm import Session
 
 from inventory.rules import operations
 from inventory.models import DocumentEvent, Item, Location, StockMove, Stocktake
-from kernel.rules.refusals import Conflict
+from kernel.rules.refusals import Conflict, as_conflict
 from inventory.services import stock as stock_service
-from inventory.services.masterdata import get
+from kernel.db.unit_of_work import get
 from inventory.services.transfers import TRANSIT_KIND
-from inventory.services.documents import add_event, describe, document_events, locked, refused_as_conflict
+from inventory.services.documents import add_event, describe, document_events, locked
 
 DOCUMENT = "stocktake"
 COUNTING, POSTED, CANCELLED = "counting", "posted", "cancelled"
@@ -114,7 +114,7 @@ def post_stocktake(session: Session, stocktake_id: str, reason: str, actor: str 
         raise Conflict(f"nothing was counted on stocktake {stocktake_id}: record counts (0 for an item not found) "
                        "or cancel it")
     book = _book(session, stocktake)
-    with refused_as_conflict():
+    with as_conflict():
         moves = operations.stocktake_adjustments(book, counted, _complete_locations(stocktake))
     stock_service.post_moves(session, moves, source_ref=_source_ref(stocktake_id))
     stocktake.status = POSTED
@@ -156,7 +156,7 @@ def stocktake_view(session: Session, stocktake_id: str) -> dict:
                                                    .order_by(StockMove.id))]
     else:
         live_book = _book(session, stocktake)
-        with refused_as_conflict():
+        with as_conflict():
             adjustments = (operations.stocktake_adjustments(live_book, _counts(stocktake, rows), _complete_locations(stocktake))
                            if stocktake.status == COUNTING else [])
         book = {(item, lot): quantity for (item, _, lot), quantity in live_book.items()}

@@ -46,10 +46,10 @@ from inventory.rules.backflush import remaining_after
 from inventory.rules.lots import NegativeStockPolicy, allocate
 from inventory.rules.operations import TransferAction, TransferStatus, transition
 from inventory.models import DocumentEvent, Item, Location, StockMove, Transfer, TransferLine
-from kernel.rules.refusals import Conflict
+from kernel.rules.refusals import Conflict, as_conflict
 from inventory.services import stock as stock_service
-from inventory.services.documents import add_event, describe, document_events, change_status, locked, refused_as_conflict
-from inventory.services.masterdata import get
+from inventory.services.documents import add_event, describe, document_events, change_status, locked
+from kernel.db.unit_of_work import get
 
 DOCUMENT = "transfer"
 TRANSIT_KIND = "transit"
@@ -94,7 +94,7 @@ def request_transfer(session: Session, transfer_id: str, from_location: str, to_
 def approve_transfer(session: Session, transfer_id: str, approver: str) -> dict:
     """One approval, by someone other than the requester (four eyes)."""
     transfer = locked(session, Transfer, transfer_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.APPROVE)
         approval = operations.approve((), approver, transfer.requested_by, needed=1)
     change_status(session, DOCUMENT, transfer, TransferAction.APPROVE, after, approval.approvers[-1])
@@ -105,11 +105,11 @@ def approve_transfer(session: Session, transfer_id: str, approver: str) -> dict:
 def ship_transfer(session: Session, transfer_id: str, lines: Sequence[Line] | None = None, actor: str | None = None) -> dict:
     """Ship from the source into transit: the lots named, else picked FEFO/FIFO; never more than is there."""
     transfer = locked(session, Transfer, transfer_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.SHIP)
     wanted = list(lines) if lines is not None else [Line(line.item_id, line.quantity) for line in transfer.lines]
     shipping = _pick_lots(session, get(session, Location, transfer.from_location, "location"), wanted)
-    with refused_as_conflict():
+    with as_conflict():
         moves = operations.transfer_ship(_as_rule(transfer), shipping)
     transit_id = operations.transit_location(transfer.transfer_id)
     if session.get(Location, transit_id) is None:
@@ -125,11 +125,11 @@ def ship_transfer(session: Session, transfer_id: str, lines: Sequence[Line] | No
 def receive_transfer(session: Session, transfer_id: str, lines: Sequence[Line], actor: str | None = None) -> dict:
     """Receive at the destination out of transit; what is not received stays in transit."""
     transfer = locked(session, Transfer, transfer_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.RECEIVE)
     in_transit = _in_transit(session, transfer_id)
     receiving = _from_transit(lines, in_transit, "received")
-    with refused_as_conflict():
+    with as_conflict():
         update = operations.transfer_receive(_as_rule(transfer), in_transit, receiving)
     stock_service.post_moves(session, update.moves, source_ref=_source_ref(transfer_id))
     change_status(session, DOCUMENT, transfer, TransferAction.RECEIVE, after, actor, _with_rest(describe(receiving), update))
@@ -141,11 +141,11 @@ def write_off_transfer(session: Session, transfer_id: str, lines: Sequence[Line]
                        actor: str | None = None) -> dict:
     """Write off goods lost in transit, with the reason (it is also on every move)."""
     transfer = locked(session, Transfer, transfer_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.WRITE_OFF)
     in_transit = _in_transit(session, transfer_id)
     lost = _from_transit(lines, in_transit, "written off")
-    with refused_as_conflict():
+    with as_conflict():
         update = operations.write_off_in_transit(_as_rule(transfer), in_transit, lost, reason)
     stock_service.post_moves(session, update.moves, source_ref=_source_ref(transfer_id))
     change_status(session, DOCUMENT, transfer, TransferAction.WRITE_OFF, after, actor,
@@ -157,7 +157,7 @@ def write_off_transfer(session: Session, transfer_id: str, lines: Sequence[Line]
 def post_transfer(session: Session, transfer_id: str, actor: str | None = None) -> dict:
     """Close the transfer; refused while anything remains in transit."""
     transfer = locked(session, Transfer, transfer_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.POST)
         operations.check_transfer_can_post(_as_rule(transfer), _in_transit(session, transfer_id))
     change_status(session, DOCUMENT, transfer, TransferAction.POST, after, actor)
@@ -168,7 +168,7 @@ def post_transfer(session: Session, transfer_id: str, actor: str | None = None) 
 def cancel_transfer(session: Session, transfer_id: str, actor: str | None = None, reason: str | None = None) -> dict:
     """Only before shipping: goods that have left must be received or written off."""
     transfer = locked(session, Transfer, transfer_id, DOCUMENT)
-    with refused_as_conflict():
+    with as_conflict():
         after = transition(TransferStatus(transfer.status), TransferAction.CANCEL)
     change_status(session, DOCUMENT, transfer, TransferAction.CANCEL, after, actor, reason)
     session.commit()
@@ -231,7 +231,7 @@ def available_stock(session: Session, item_id: str | None = None, location_id: s
         get(session, Location, location_id, "location")
     on_hand = {(row["item_id"], row["location_id"], row["lot"]): row["quantity"]
                for row in stock_service.on_hand(session, item_id, location_id)}
-    with refused_as_conflict():
+    with as_conflict():
         totals = operations.available(on_hand)
     return [{"item_id": item, "location_id": location, "quantity": quantity}
             for (item, location), quantity in sorted(totals.items())]
@@ -278,9 +278,7 @@ def _pick_lots(session: Session, source: Location, wanted: Iterable[Line]) -> di
         else:
             named[(line.item_id, line.lot)] = named.get((line.item_id, line.lot), Decimal(0)) + line.quantity
     items = sorted({item for item, _ in named} | set(picked))
-    connection = session.connection().connection.driver_connection
-    balances = {item: lots for (item, _), lots in
-                lot_balances(connection, [source.location_id], items).items()}
+    balances = {item: lots for (item, _), lots in lot_balances(session, [source.location_id], items).items()}
     policy = NegativeStockPolicy(source.negative_stock)
     shipping: dict[tuple[str, str | None], Decimal] = {}
     short = []
@@ -289,7 +287,7 @@ def _pick_lots(session: Session, source: Location, wanted: Iterable[Line]) -> di
     for item, lot, quantity in requests:
         lots = balances.get(item, [])
         candidates = [balance for balance in lots if lot is None or balance.lot == lot]
-        with refused_as_conflict():
+        with as_conflict():
             allocation = allocate(quantity, candidates, policy)
         if allocation.shortage > 0:
             held = sum((balance.quantity for balance in candidates if balance.quantity > 0), Decimal(0))

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from kernel.rules.refusals import Conflict
 
-class InvalidTransition(ValueError):
+
+class InvalidTransition(Conflict):
     """An action the document's current status does not allow, or no action at all."""
 
 

@@ -13,12 +13,12 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
 from kernel.http import Db, Id, In, Person
-from kernel.rules.refusals import Conflict
+from kernel.rules.refusals import Invalid, refused_as
 from mes.services import downtime as service
 from mes.services.oee import oee as compute_oee
 
@@ -36,19 +36,15 @@ LineFilter = Annotated[Id | None, Query(description="the machines of this line o
 
 
 def _refused(call: Callable[[], T]) -> T:
-    """A service call; what the rules refuse (ValueError other than a Conflict) is a 422 with their message."""
-    try:
+    """A service call; what the rules refuse (a ValueError not classified yet) is a 422 with their message."""
+    with refused_as(Invalid):
         return call()
-    except Conflict:
-        raise
-    except ValueError as error:
-        raise HTTPException(422, str(error)) from None
 
 
 def _duration(value: Decimal, what: str) -> timedelta:
     microseconds = value * 1_000_000
     if microseconds != microseconds.to_integral_value():
-        raise HTTPException(422, f"{what} must be a whole number of microseconds, not {value} s")
+        raise Invalid(f"{what} must be a whole number of microseconds, not {value} s")
     return timedelta(microseconds=int(microseconds))
 
 

@@ -6,13 +6,8 @@ from decimal import Decimal
 
 from fastapi import APIRouter
 from pydantic import Field
-from sqlalchemy import select
-
-from inventory.models import Item, WorkCentre
-from inventory.services import masterdata
-from kernel.db.models import Machine
 from kernel.http import Db, Id, In, Out
-from mes.models import MachineItem, ScrapReason
+from mes.services import masterdata
 
 router = APIRouter()
 
@@ -56,40 +51,30 @@ class ScrapReasonOut(Out):
 @router.get("/machines", response_model=list[MachineOut])
 def list_machines(db: Db):
     """Machines come from the plant file (registered by the core); their work centre is set here."""
-    return db.scalars(select(Machine).order_by(Machine.machine_id)).all()
+    return masterdata.list_machines(db)
 
 
 @router.patch("/machines/{machine_id}", response_model=MachineOut)
 def update_machine(machine_id: str, body: MachineIn, db: Db):
-    machine = masterdata.get(db, Machine, machine_id, "machine")
-    if body.work_centre_id is not None:
-        masterdata.get(db, WorkCentre, body.work_centre_id, "work centre")
-    machine.work_centre_id = body.work_centre_id
-    db.commit()
-    return machine
+    return masterdata.set_work_centre(db, machine_id, body.work_centre_id)
 
 
 @router.put("/machines/{machine_id}/items/{item_id}", response_model=MachineItemOut)
 def set_machine_item(machine_id: str, item_id: str, body: MachineItemIn, db: Db):
     """The ideal cycle time of an item on a machine: what its performance is measured against."""
-    masterdata.get(db, Machine, machine_id, "machine")
-    masterdata.get(db, Item, item_id, "item")
-    row = db.merge(MachineItem(machine_id=machine_id, item_id=item_id, ideal_cycle_s=body.ideal_cycle_s))
-    db.commit()
-    return row
+    return masterdata.set_ideal_cycle(db, machine_id, item_id, body.ideal_cycle_s)
 
 
 @router.get("/machines/{machine_id}/items", response_model=list[MachineItemOut])
 def machine_items(machine_id: str, db: Db):
-    masterdata.get(db, Machine, machine_id, "machine")
-    return db.scalars(select(MachineItem).where(MachineItem.machine_id == machine_id).order_by(MachineItem.item_id)).all()
+    return masterdata.ideal_cycles(db, machine_id)
 
 
 @router.post("/scrap-reasons", status_code=201, response_model=ScrapReasonOut)
 def create_scrap_reason(body: ScrapReasonIn, db: Db):
-    return masterdata.create(db, ScrapReason, body.code, "scrap reason", **body.model_dump())
+    return masterdata.create_scrap_reason(db, body.code, body.description, body.active)
 
 
 @router.get("/scrap-reasons", response_model=list[ScrapReasonOut])
 def list_scrap_reasons(db: Db):
-    return db.scalars(select(ScrapReason).order_by(ScrapReason.code)).all()
+    return masterdata.scrap_reasons(db)

@@ -5,9 +5,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
+from kernel.rules.refusals import as_invalid
 from kernel.http import Db, In
 from mes.rules.alerts import AlertRule
 from mes.services import alert_engine, alerts, notifications
@@ -83,11 +84,9 @@ def put_rule(rule_id: PathId, body: RuleIn, db: Db):
     """Create or replace a rule. The most specific rule of a kind wins for a machine (machine, else line,
     else plant); a disabled one still wins, which exempts that machine or line. 422: the rule is malformed;
     409: its scope already has a rule of that kind; 404: the scope names an unknown machine or line."""
-    try:
+    with as_invalid():
         rule = AlertRule(rule_id, body.kind, body.severity, body.scope, body.minutes, body.percent, body.min_units,
                          None if body.down_states is None else frozenset(body.down_states), body.enabled)
-    except (TypeError, ValueError) as error:
-        raise HTTPException(422, str(error)) from None
     return _rule_out(alert_engine.put_rule(db, rule))
 
 
@@ -114,10 +113,8 @@ def list_webhooks(db: Db):
 def put_webhook(webhook_id: PathId, body: WebhookIn, db: Db):
     """Create or replace a webhook. Every alert event recorded while it is active is POSTed to it, in order,
     retried until it answers 2xx; the body's `key` (also the Idempotency-Key header) names the transition."""
-    try:
+    with as_invalid():
         notifications.checked_url(body.url)
-    except ValueError as error:
-        raise HTTPException(422, str(error)) from None
     return notifications.put_webhook(db, webhook_id, body.url, body.active)
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from kernel.http import Db, Id, In, Out
 from mes.models import WorkOrder
-from inventory.services import masterdata
+from kernel.db.unit_of_work import get
 from mes.services import workorders
 
 router = APIRouter()
@@ -117,7 +117,7 @@ def list_work_orders(db: Db, status: str | None = None):
 
 @router.get("/work-orders/{work_order_id}", response_model=WorkOrderOut)
 def get_work_order(work_order_id: str, db: Db):
-    return masterdata.get(db, WorkOrder, work_order_id, "work order")
+    return get(db, WorkOrder, work_order_id, "work order")
 
 
 @router.get("/work-orders/{work_order_id}/progress", response_model=ProgressOut)

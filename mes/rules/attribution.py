@@ -96,6 +96,21 @@ class Attribution(NamedTuple):
     last_ts: datetime
 
 
+class AttributionRow(NamedTuple):
+    """A message's units given to one work order (None: unassigned), as `production_attributions` holds them."""
+
+    edge_id: str
+    epoch: int
+    seq: int
+    machine_id: str
+    work_order_id: str | None
+    good: int
+    scrap: int
+    energy_wh: int
+    first_ts: datetime
+    last_ts: datetime
+
+
 def _show(end: datetime | None) -> str:
     return "open" if end is None else end.isoformat()
 

@@ -19,7 +19,7 @@ from decimal import Context, Decimal
 from enum import Enum
 from fractions import Fraction
 
-from kernel.rules.lifecycle import InvalidTransition, Lifecycle# noqa: F401  (raised by transition)
+from kernel.rules.lifecycle import InvalidTransition, Lifecycle  # noqa: F401  (raised by transition)
 
 _DIVISION = Context(prec=28)
 _SECONDS_PER_HOUR = 3600
@@ -125,6 +125,20 @@ def _projected_finish(remaining: int, window_good: int, window_seconds: Decimal,
 def should_auto_complete(quantity: int, good: int, auto_complete: bool) -> bool:
     """An order set to auto-complete completes once its good units reach its quantity."""
     return auto_complete and good >= quantity
+
+
+def auto_completes(status: WorkOrderStatus, quantity: int, good: int, auto_complete: bool) -> bool:
+    """Whether an order in `status` with `good` units counted completes by itself now."""
+    return should_auto_complete(quantity, good, auto_complete) and _A.COMPLETE in LIFECYCLE[status]
+
+
+def follow_the_plc(status: WorkOrderStatus, *, leaving: bool, still_dispatched: bool) -> WorkOrderAction | None:
+    """The step an order takes when a PLC reports it (start, or resume) or reports another order after it
+    (pause, unless a window still runs it elsewhere); None when its status allows no such step."""
+    allowed = LIFECYCLE[status]
+    if leaving:
+        return _A.PAUSE if _A.PAUSE in allowed and not still_dispatched else None
+    return next((action for action in (_A.START, _A.RESUME) if action in allowed), None)
 
 
 UNCLASSIFIED = "unclassified"  # scrap counted by the machine that no one has given a reason yet

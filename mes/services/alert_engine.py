@@ -72,7 +72,7 @@ from mes.rules.alerts import (
     scrap_rate,
     ungoverned,
 )
-from kernel.rules.refusals import Conflict, NotFound
+from kernel.rules.refusals import NotFound, as_conflict
 from mes.services.alerts import _ALERT_COLUMNS, RULE_COLUMNS, load_rules, store
 from kernel.settings import Settings
 
@@ -192,10 +192,8 @@ def put_rule(session: Session, rule: AlertRule) -> AlertRule:
     column = {"machine": "machine_id", "line": "line"}.get(level)
     if column and session.execute(text(f"SELECT 1 FROM machines WHERE {column} = :id LIMIT 1"), {"id": place}).first() is None:
         raise NotFound(f"{level} {place!r} does not exist")
-    try:
+    with as_conflict():
         RuleBook([*(r for r in load_rules(session) if r.rule_id != rule.rule_id), rule])
-    except ValueError as error:
-        raise Conflict(str(error)) from None
     _write(session, rule)
     session.commit()
     return rule

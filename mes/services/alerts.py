@@ -35,7 +35,7 @@ from inventory.rules.stock_alerts import (
     slow_moving_alerts,
 )
 from mes.rules.alerts import Alert, AlertKind, AlertRule, Fact, RuleBook, Transition, acknowledge, passthrough, reconcile
-from kernel.rules.refusals import Conflict, NotFound
+from kernel.rules.refusals import NotFound, as_conflict
 from mes.services import notifications
 
 INVENTORY_KINDS = tuple(AlertKind(kind.value) for kind in StockAlertKind)
@@ -147,10 +147,8 @@ def acknowledge_alert(session: Session, alert_id: int, who: str, note: str = "",
     row = session.execute(text(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = :id FOR UPDATE"), {"id": alert_id}).first()
     if row is None:
         raise NotFound(f"alert {alert_id} does not exist")
-    try:
+    with as_conflict():
         transition = acknowledge(Alert(*row), who, now or datetime.now(UTC), note)
-    except ValueError as error:
-        raise Conflict(str(error)) from None
     (stored,) = store(session, [transition])
     session.commit()
     return stored.alert

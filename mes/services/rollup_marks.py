@@ -7,13 +7,11 @@ a short transaction of its own before refreshing, and puts it back if the refres
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 _MARK = """INSERT INTO rollup_marks (since) VALUES (%(since)s)
            ON CONFLICT (singleton) DO UPDATE SET since = least(rollup_marks.since, EXCLUDED.since)"""
 TAKE_MARK = "DELETE FROM rollup_marks RETURNING since"
-# Every round redoes at least the last hour (`rollup_hours` >= 1): data newer than that needs no mark.
-ALWAYS_REDONE = timedelta(hours=1)
 
 
 def mark_changed(execute: Callable, since: datetime) -> None:

@@ -51,7 +51,8 @@ from mes.services.downtime import (
     unplanned_stops,
 )
 from mes.services.oee import made_in_spans, tally_machine
-from mes.services.rollup_marks import ALWAYS_REDONE, TAKE_MARK, mark_changed
+from mes.rules.rollups import ALWAYS_REDONE
+from mes.services.rollup_marks import TAKE_MARK, mark_changed
 from kernel.settings import Settings
 
 log = get_logger("mes.rollups")

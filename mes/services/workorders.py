@@ -19,10 +19,11 @@ from inventory.rules.lots import NegativeStockPolicy, allocate
 from mes.models import Dispatch, ScrapClassification, ScrapReason, WorkOrder, WorkOrderComponent, WorkOrderEvent
 from inventory.models import Item
 from kernel.db.models import Machine
-from mes.rules.attribution import DispatchWindow, overlaps
+from mes.rules.attribution import AttributionRow, DispatchWindow, overlaps
 from mes.rules.workorders import Progress, WorkOrderStatus, classify_scrap, progress, scrap_by_reason, transition
-from kernel.rules.refusals import Conflict, NotFound
-from inventory.services.masterdata import create, exploded, get
+from kernel.rules.refusals import Conflict, NotFound, as_conflict
+from inventory.services.masterdata import exploded
+from kernel.db.unit_of_work import create, get
 
 RUNS_ON_A_MACHINE = ("start", "resume")
 # The live rate is the good units of this recent stretch of the order's run time.
@@ -167,25 +168,24 @@ def reassign_unassigned(session: Session, machine_id: str, work_order_id: str, s
            WHERE machine_id = :machine AND work_order_id IS NULL AND first_ts >= :start AND last_ts < :end
            RETURNING edge_id, epoch, seq, machine_id, good, scrap, energy_wh, first_ts, last_ts"""),
         {"machine": machine_id, "start": start, "end": end}).all()
-    moved = [(edge, epoch, seq, machine, work_order_id, good, scrap, energy, first, last)
-             for edge, epoch, seq, machine, good, scrap, energy, first, last in rows]
-    connection = session.connection().connection.driver_connection  # the same transaction, for the ingest's SQL
-    with connection.cursor() as cur:
-        cur.executemany(
+    moved = [AttributionRow(row.edge_id, row.epoch, row.seq, row.machine_id, work_order_id, row.good, row.scrap,
+                            row.energy_wh, row.first_ts, row.last_ts) for row in rows]
+    if moved:
+        session.execute(text(
             """INSERT INTO production_attributions AS a
                    (edge_id, epoch, seq, machine_id, work_order_id, good, scrap, energy_wh, first_ts, last_ts)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               VALUES (:edge_id, :epoch, :seq, :machine_id, :work_order_id, :good, :scrap, :energy_wh, :first_ts, :last_ts)
                ON CONFLICT (edge_id, epoch, seq, (coalesce(work_order_id, ''))) DO UPDATE SET
                    good = a.good + EXCLUDED.good, scrap = a.scrap + EXCLUDED.scrap, energy_wh = a.energy_wh + EXCLUDED.energy_wh,
-                   first_ts = least(a.first_ts, EXCLUDED.first_ts), last_ts = greatest(a.last_ts, EXCLUDED.last_ts)""",
-            moved)
-        backflush = ledger.plan_backflush(connection, moved)
-        if backflush is not None:
-            ledger.write_backflush(cur, backflush)
+                   first_ts = least(a.first_ts, EXCLUDED.first_ts), last_ts = greatest(a.last_ts, EXCLUDED.last_ts)"""),
+            [row._asdict() for row in moved])
+    backflush = ledger.backflush_attributed(session, moved)
+    if backflush is not None:
+        ledger.write_backflush(session, backflush)
     session.add(WorkOrderEvent(work_order_id=work_order_id, action="reassign", from_status=work_order.status,
                                to_status=work_order.status, machine_id=machine_id, actor=actor))
     session.commit()
-    return {"intervals": len(moved), "good": sum(row[5] for row in moved), "scrap": sum(row[6] for row in moved)}
+    return {"intervals": len(moved), "good": sum(row.good for row in moved), "scrap": sum(row.scrap for row in moved)}
 
 
 def dispatches(session: Session, machine_id: str, limit: int) -> list[Dispatch]:
@@ -210,10 +210,8 @@ def classify(session: Session, work_order_id: str, reason_code: str, quantity: i
     if not reason.active and quantity > 0:
         raise Conflict(f"scrap reason {reason_code!r} is retired")
     total, classified = _scrap_counts(session, work_order_id)
-    try:
+    with as_conflict():
         after = classify_scrap(total, classified, reason_code, quantity)
-    except ValueError as error:
-        raise Conflict(str(error)) from None
     session.add(ScrapClassification(work_order_id=work_order_id, reason_code=reason_code, quantity=quantity,
                                     comment=comment, actor=actor, ts=datetime.now(UTC)))
     session.commit()
@@ -243,10 +241,8 @@ def release_hold(session: Session, work_order_id: str, *, force: bool = False, a
         {"work_order": work_order_id}).all()
     if work_order.held_reason is None and not blocked:
         raise Conflict(f"{work_order_id} is not held")
-    connection = session.connection().connection.driver_connection
     policy = NegativeStockPolicy.ALLOW if force else NegativeStockPolicy.BLOCK
-    balances = ledger.lot_balances(connection, sorted({row.location_id for row in blocked}),
-                                         sorted({row.item_id for row in blocked}))
+    balances = ledger.lot_balances(session, {row.location_id for row in blocked}, {row.item_id for row in blocked})
     moves, missing = [], []
     for row in blocked:
         lots = balances.setdefault((row.item_id, row.location_id), [])
@@ -259,8 +255,7 @@ def release_hold(session: Session, work_order_id: str, *, force: bool = False, a
     if missing:
         session.rollback()
         raise Conflict(f"still short: {', '.join(missing)} (receive the stock, or release with force to consume from an unknown lot)")
-    with connection.cursor() as cur:
-        ledger.write_backflush(cur, BackflushPlan(moves, [], {}, {}))
+    ledger.write_backflush(session, BackflushPlan(moves, [], {}, {}))
     session.execute(text("UPDATE backflush_exceptions SET resolved = true WHERE id = ANY(:ids)"), {"ids": [row.id for row in blocked]})
     work_order.held_reason = None
     session.add(WorkOrderEvent(work_order_id=work_order_id, action="release hold", from_status=work_order.status,

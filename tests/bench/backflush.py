@@ -3,8 +3,8 @@
 The same plant and workload shape as benchmark 1 (tests/bench/ingest.py), drained by the real
 CoreConsumer twice in the same run, each time into a fresh database:
 
-(a) ingest alone: no work orders, so every count goes to the unassigned bucket and `store.backflush`
-    returns before touching the database;
+(a) ingest alone: no work orders, so every count goes to the unassigned bucket and the store loads no
+    stock (`stock_for` is never called);
 (b) every machine dispatched to its own released work order for one item whose BOM has two levels
     (a phantom sub-kit + bought components with scrap factors), every line with a line-side
     location stocked with a few lots per component: enough of two components, about half of what
@@ -29,6 +29,7 @@ from decimal import Decimal, localcontext
 import psycopg
 from sqlalchemy.orm import Session
 
+import core.ingest.plan as ingest_plan
 import core.ingest.store as ingest_store
 from kernel.rules.quantities import EXACT
 from inventory.models import Item
@@ -56,53 +57,49 @@ ENOUGH, SHORT_SHARE = Decimal("1.5"), Decimal("0.5")  # stock on hand as a share
 
 @dataclass
 class StepTimes:
-    """Seconds in the backflush-related functions of core/ingest/store.py, measured inside the run."""
+    """Seconds in the backflush-related functions of the ingest, measured inside the run."""
 
     windows: float = 0.0  # load_dispatch_windows (both runs)
-    backflush: float = 0.0  # store.backflush: 3 look-ups + plan_backflush (run b only does work)
-    plan_backflush: float = 0.0  # the pure part of it
+    work_orders: float = 0.0  # load_work_orders: the orders the batch can touch, locked, with counts for auto-complete
+    stock: float = 0.0  # stock_for: materials, line sides and lot balances with the lots locked (run b only)
+    plan_backflush: float = 0.0  # the pure part, inside plan_batch
     write_backflush: float = 0.0  # write_backflush inside write_plan: lots, stock_moves + exceptions COPY, holds
-    auto_complete: float = 0.0  # complete_reached_work_orders, after each commit (its own transaction)
-    # per call that did work, in batch order: (seconds in its 3 queries, i.e. without plan_backflush; units)
-    backflush_calls: list[tuple[float, int]] = field(default_factory=list)
+    # per stock_for call, in batch order: (seconds, work orders it loaded for)
+    stock_calls: list[tuple[float, int]] = field(default_factory=list)
 
 
-# store function → StepTimes attribute; a name the core does not have (it moves on) is simply not timed
-TIMED = {"load_dispatch_windows": "windows", "backflush": "backflush", "plan_backflush": "plan_backflush",
-         "write_backflush": "write_backflush", "_write_backflush": "write_backflush",
-         "complete_reached_work_orders": "auto_complete"}
+# (module, function) → StepTimes attribute; a name the core does not have (it moves on) is simply not timed
+TIMED = {(ingest_store, "load_dispatch_windows"): "windows", (ingest_store, "load_work_orders"): "work_orders",
+         (ingest_store, "stock_for"): "stock", (ingest_plan, "plan_backflush"): "plan_backflush",
+         (ingest_store, "write_backflush"): "write_backflush"}
 
 
 @contextmanager
 def timed_backflush(times: StepTimes):
-    """Wrap the backflush-related functions of core/ingest/store.py (in this process only); restored afterwards."""
-    store = ingest_store
-    saved = {name: getattr(store, name) for name in TIMED if hasattr(store, name)}
+    """Wrap the backflush-related functions of the ingest (in this process only); restored afterwards."""
+    saved = {key: getattr(*key) for key in TIMED if hasattr(*key)}
 
-    def timed(name: str, attribute: str):
-        function = saved[name]
+    def timed(key, attribute: str):
+        function = saved[key]
 
         def wrapper(*args, **kwargs):
-            planned = times.plan_backflush
             started = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - started
                 setattr(times, attribute, getattr(times, attribute) + elapsed)
-                if name == "backflush":
-                    units = sum(1 for a in args[1] if a[4] is not None and a[5] + a[6] > 0)
-                    if units:
-                        times.backflush_calls.append((elapsed - (times.plan_backflush - planned), units))
+                if attribute == "stock":
+                    times.stock_calls.append((elapsed, len(args[1])))
         return wrapper
 
-    for name in saved:
-        setattr(store, name, timed(name, TIMED[name]))
+    for key in saved:
+        setattr(*key, timed(key, TIMED[key]))
     try:
         yield times
     finally:
-        for name, function in saved.items():
-            setattr(store, name, function)
+        for (module, name), function in saved.items():
+            setattr(module, name, function)
 
 
 @dataclass
@@ -228,7 +225,7 @@ def seed(database_url: str, plant: Plant, workload: Workload) -> Seeded:
 
 BALANCES = """SELECT s.item_id, s.location_id, s.lot, s.quantity, l.expires, l.received_at
               FROM stock_on_hand s JOIN lots l USING (item_id, lot)
-              WHERE s.location_id = ANY(%s) AND s.item_id = ANY(%s)"""  # as core/ingest/store.py:backflush
+              WHERE s.location_id = ANY(%s) AND s.item_id = ANY(%s)"""  # as inventory/services/backflush.py:lot_balances
 
 
 def measure(label: str, database_url: str, run: IngestRun, steps: StepTimes, seeded: Seeded | None) -> BackflushRun:

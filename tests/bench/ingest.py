@@ -29,7 +29,9 @@ import psycopg
 import core.ingest.service as ingest_service
 import core.ingest.store as ingest_store
 from core.ingest.consumer import CoreConsumer
-from core.ingest.plan import SAMPLE_COLUMNS, IngestState, Incoming, parse_batch, plan_batch
+from core.ingest.plan import IngestState, Incoming, parse_batch, plan_batch
+from core.ingest.rows import SampleRow
+from kernel.db.models import make_engine
 from core.service import prepare_database
 from kernel.mqtt import new_client, parse_mqtt_url
 from kernel.payload import DATA_SUBSCRIPTION, DataMessage, data_topic
@@ -190,7 +192,7 @@ def timed_core_stages(times: StageTimes):
                 times.calls[_stage] = times.calls.get(_stage, 0) + 1
 
         setattr(module, name, wrapper)
-    for name in ("_copy", "_upsert"):
+    for name in ("copy_rows", "_upsert"):
         function = getattr(ingest_store, name)
         saved[ingest_store, name] = function
 
@@ -199,7 +201,7 @@ def timed_core_stages(times: StageTimes):
             try:
                 return _function(cur, table, *args, **kwargs)
             finally:
-                label = table if _kind == "_copy" else f"{table} (upsert)"
+                label = table if _kind == "copy_rows" else f"{table} (upsert)"
                 times.tables[label] = times.tables.get(label, 0.0) + time.perf_counter() - started
 
         setattr(ingest_store, name, table_wrapper)
@@ -285,7 +287,7 @@ def run_ingest(services: Services, plant: Plant, workload: Workload, batch_max_m
         dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
         # the baseline's input: exactly the rows the core committed (read back, not kept during the run,
         # so the measured process does not carry them)
-        rows = conn.execute(f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples").fetchall() if keep_rows else []
+        rows = conn.execute(f"SELECT {', '.join(SampleRow._fields)} FROM samples").fetchall() if keep_rows else []
     return IngestRun(batch_max_messages, committed["messages"], committed["samples"], elapsed, committed["batches"],
                      stages, publish_s, rows, dead, quarantined, committed["duplicates"]), database_url
 
@@ -310,7 +312,7 @@ class CopyRun:
 def copy_baseline(database_url: str, rows: list[tuple], repetitions: int, progress) -> CopyRun:
     """COPY the rows into a fresh `bench_copy (LIKE samples INCLUDING ALL)`, one transaction, timed
     from the COPY statement to the commit. Text COPY (as the core writes), then binary for reference."""
-    columns = ", ".join(SAMPLE_COLUMNS)
+    columns = ", ".join(SampleRow._fields)
     text_s, binary_s = [], []
     task = progress.add_task("raw COPY baseline", total=2 * repetitions)
     with psycopg.connect(database_url) as conn:
@@ -378,8 +380,10 @@ def pure_with_variants(database_url: str, workload: Workload, batch_max_messages
 
 def pure_pipeline(database_url: str, workload: Workload, batch_max_messages: int) -> PureRun:
     """parse_batch + plan_batch over the same payloads, batch by batch, no I/O at all."""
-    with psycopg.connect(database_url) as conn:
-        registry = ingest_store.load_registry(conn)
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        registry = ingest_store.load_registry(connection)
+    engine.dispose()
     received = datetime.now(UTC)
     # the order the core sees: the broker interleaves publishers; per edge id the order is kept
     incoming = [Incoming(topic, payload, received) for batch in zip(*workload.per_publisher, strict=False) for topic, payload in batch]

@@ -329,7 +329,7 @@ def _backflush_section(results: Results) -> list[str]:
         f"({bf.workload.samples:,} samples), pre-filled in the broker and drained by `CoreConsumer` "
         f"(batch ≤ {bf.batch_max_messages}), clocked as in benchmark 1. It runs twice in the same run, each time "
         "into a fresh database: **(a) ingest alone**, no work orders, so every count lands in the unassigned bucket "
-        "and `store.backflush` returns before any query; **(b) + backflush**, seeded beforehand (not timed, "
+        "and the store loads no stock; **(b) + backflush**, seeded beforehand (not timed, "
         f"{seeded.seconds:.1f} s) through the services the API calls (`mes/services/`): one item with a 2-level "
         f"BOM ({bom}), a `line_side` location per line (`negative_stock` allow) with {seeded.lots // max(1, seeded.lines)} "
         f"lots per line ({len(seeded.per_unit)} components × 3 lots, expiries out of receipt order), and one released "
@@ -377,11 +377,13 @@ def _backflush_section(results: Results) -> list[str]:
     ]
     steps_a, steps_b = alone.steps, on.steps
     extra = on.run.seconds - alone.run.seconds
-    queries = steps_b.backflush - steps_b.plan_backflush
     moves_copy = on.run.stages.tables.get("stock_moves", 0.0)
     exceptions_copy = on.run.stages.tables.get("backflush_exceptions", 0.0)
     rows = [["`load_dispatch_windows` (both runs)", f"{steps_a.windows:.2f}", f"{steps_b.windows:.2f}"],
-            ["`store.backflush`: work orders, line sides and lot balances (3 queries)", "0.00", f"{queries:.2f}"],
+            ["`load_work_orders`: the batch's orders, locked, with counts for auto-complete", f"{steps_a.work_orders:.2f}",
+             f"{steps_b.work_orders:.2f}"],
+            ["`stock_for`: materials, line sides, lot balances with the lots locked (3 queries + lock)", f"{steps_a.stock:.2f}",
+             f"{steps_b.stock:.2f}"],
             ["`plan_backflush` (pure: consumption, lot picks, exceptions)", "0.00", f"{steps_b.plan_backflush:.2f}"],
             ["`write_backflush` inside `write_plan` (lots, moves and exceptions COPY, holds)", f"{steps_a.write_backflush:.2f}",
              f"{steps_b.write_backflush:.2f}"],
@@ -389,16 +391,15 @@ def _backflush_section(results: Results) -> list[str]:
             ["  of which COPY `backflush_exceptions`", "0.00", f"{exceptions_copy:.2f}"],
             ["`production_attributions` COPY", f"{alone.run.stages.tables.get('production_attributions', 0):.2f}",
              f"{on.run.stages.tables.get('production_attributions', 0):.2f}"],
-            ["`complete_reached_work_orders` (after each commit, own transaction)", f"{steps_a.auto_complete:.2f}",
-             f"{steps_b.auto_complete:.2f}"],
             ["`plan_batch` (incl. attribution)", f"{alone.run.stages.plan:.2f}", f"{on.run.stages.plan:.2f}"],
             ["`write_plan` in all (incl. commit)", f"{alone.run.stages.write:.2f}", f"{on.run.stages.write:.2f}"],
             ["wall time", f"{alone.run.seconds:.2f}", f"{on.run.seconds:.2f}"]]
     out += ["### Where the extra time goes (seconds, measured inside the runs)", "",
-            "The same stage wrappers as benchmark 1, plus timers around the backflush functions of "
-            "core/ingest/store.py (no change to core/).", "",
+            "The same stage wrappers as benchmark 1, plus timers around the backflush functions the ingest calls "
+            "(no change to core/). Everything runs inside the batch's one transaction; auto-complete is planned "
+            "with the batch (in `plan_batch`).", "",
             _md_table(["stage", "(a) ingest alone", "(b) + backflush"], rows), ""]
-    calls = steps_b.backflush_calls
+    calls = steps_b.stock_calls
     out += [f"(b) took {extra:+.2f} s over (a), {extra / on.attribution_rows * 1e6:,.0f} µs per attributed "
             f"interval (message), {extra / max(1, sum(on.moves.values())) * 1e6:,.0f} µs per stock move written.", ""]
     if len(calls) >= 4:
@@ -409,7 +410,7 @@ def _backflush_section(results: Results) -> list[str]:
         grew = last_ms > 1.5 * first_ms
         out += [
             ("**The look-ups grow with the ledger.** " if grew else "**The look-ups and the ledger.** ")
-            + f"The 3 queries of `store.backflush` took {first_ms:,.1f} ms per "
+            + f"The look-ups of `stock_for` took {first_ms:,.1f} ms per "
             f"batch on average over the first {tenth} of its {len(calls)} batches with work and {last_ms:,.1f} ms over "
             f"the last {tenth}. " + ("The" if grew else "At this ledger size that is within the noise, but the")
             + " lot-balance query reads the `stock_on_hand` view, which sums every row of "
