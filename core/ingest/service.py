@@ -52,7 +52,8 @@ class IngestService:
         self.database_url = database_url
         self.on_commit = on_commit
         self.totals = IngestTotals()
-        self.engine = make_engine(database_url)
+        # no pre-ping: a lost connection fails the batch, which is retried on a new one (a round trip a batch saved)
+        self.engine = make_engine(database_url, pre_ping=False)
         self.reload()
 
     def reload(self) -> None:

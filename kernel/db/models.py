@@ -30,5 +30,7 @@ class Machine(Base):
     work_centre_id: Mapped[str | None]
 
 
-def make_engine(database_url: str) -> Engine:
-    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=True)
+def make_engine(database_url: str, *, pre_ping: bool = True) -> Engine:
+    """An engine for `database_url`. `pre_ping` tests each pooled connection before handing it out (a
+    round trip); a caller that retries on a lost connection anyway (the ingest) does without."""
+    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=pre_ping)
