@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
@@ -36,6 +37,17 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     # Libraries log through stdlib logging; keep their chatter at WARNING unless asked.
     logging.basicConfig(level=max(logging.WARNING, logging.getLevelName(level.upper())), stream=_CurrentStderr(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# scheme://user:password@host, and libpq's key=value form
+_URL_PASSWORD = re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s]*@", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(?P<keep>\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def redact_secrets(text: str) -> str:
+    """The text with any password in a URL or a connection string replaced by ***: for log lines
+    that name an endpoint or repeat a library's error."""
+    return _KEYWORD_PASSWORD.sub(r"\g<keep>***", _URL_PASSWORD.sub(r"\g<keep>:***@", text))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

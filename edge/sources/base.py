@@ -6,12 +6,20 @@ host:port): a plant with fifty machines behind one gateway opens one socket, not
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from kernel.logs import get_logger, redact_secrets
 from kernel.plant import Machine
+from kernel.reconnect import RECONNECT, retry_async
+
+log = get_logger(__name__)
+
+STOP_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +55,24 @@ def utc_now() -> datetime:
 class Source(ABC):
     """A connection to one endpoint serving one or more machines.
 
-    `start` returns promptly even when the endpoint is down: the adapter keeps (re)connecting in the
-    background and never raises into the agent. `emit` is called on the event loop's thread.
+    This base class is the coordinator: it connects, lets the adapter serve until the connection is
+    lost, and reconnects on the one reconnect policy (kernel.reconnect), reporting every failure in
+    the same words whatever the protocol. An adapter only connects, fetches and converts. `start`
+    returns promptly even when the endpoint is down, and nothing raises into the agent. `emit` is
+    called on the event loop's thread.
     """
 
     def __init__(self, machines: Sequence[Machine]) -> None:
         if not machines:
             raise ValueError("a source needs at least one machine")
         self.machines = tuple(machines)
+        self._session: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The endpoint, as the log lines name it: no credentials."""
 
     @property
     @abstractmethod
@@ -62,11 +80,59 @@ class Source(ABC):
         """True while values are flowing from the endpoint."""
 
     @abstractmethod
-    async def start(self, emit: Emit) -> None: ...
+    async def _connect(self, emit: Emit) -> None:
+        """Open the connection and set up what `_serve` needs; raise when that fails."""
 
     @abstractmethod
-    async def stop(self) -> None: ...
+    async def _serve(self, emit: Emit) -> None:
+        """Deliver readings until the connection is lost, then raise (or return once stopping)."""
+
+    @abstractmethod
+    async def _disconnect(self) -> None:
+        """Close the connection, whatever state it is in, without raising."""
 
     @property
     def machine_ids(self) -> tuple[str, ...]:
         return tuple(m.id for m in self.machines)
+
+    async def start(self, emit: Emit) -> None:
+        self._session = asyncio.create_task(self._keep_connected(emit), name=f"source {self.name}")
+
+    async def stop(self) -> None:
+        # The flag as well as the cancel: a cancel that lands while a protocol library completes a
+        # request can be swallowed inside it (seen under load with pymodbus); the adapter's loops
+        # look at `_stopping` so they end all the same.
+        self._stopping = True
+        if self._session is not None:
+            self._session.cancel()
+            _, still_running = await asyncio.wait([self._session], timeout=STOP_TIMEOUT_S)
+            if still_running:
+                log.warning("source.not_stopped", source=self.name)
+        await self._disconnect()
+
+    async def _keep_connected(self, emit: Emit) -> None:
+        while not self._stopping:
+            await retry_async(functools.partial(self._open, emit), what=f"connect to {self.name}", on=Exception)
+            log.info("source.connected", source=self.name, machines=list(self.machine_ids))
+            try:
+                await self._serve(emit)
+                lost = "the connection ended"
+            except Exception as error:  # whatever the protocol library raises, the agent goes on
+                lost = f"{type(error).__name__}: {error}"
+            await self._disconnect()
+            if self._stopping:
+                return
+            # A pause before the first attempt too: a server that accepts every connection and then
+            # drops it must not be hammered.
+            log.warning("source.connection_lost", source=self.name, error=redact_secrets(lost),
+                        retry_in_s=RECONNECT.first_s)
+            await asyncio.sleep(RECONNECT.first_s)
+
+    async def _open(self, emit: Emit) -> None:
+        if self._stopping:
+            raise asyncio.CancelledError  # a cancel swallowed by the protocol library (see stop)
+        try:
+            await self._connect(emit)
+        except BaseException:
+            await self._disconnect()
+            raise

@@ -1,5 +1,12 @@
 """Modbus TCP adapter: one pymodbus client per host:port, each machine (device id) polled on its own
-timer with one holding-register read per contiguous block."""
+timer with one holding-register read per contiguous block.
+
+Why pymodbus's own reconnect stays off (`reconnect_delay=0`): it starts only when an established
+socket drops (not for the first connect, nor after the adapter closes a connection whose reads time
+out), it sleeps on a schedule of its own without jitter, nothing outside pymodbus hears of a failed
+attempt, and while it waits a read connects on its own as well. The coordinator (base.Source)
+reconnects instead, on the one policy, and reports each failure.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +28,6 @@ log = get_logger(__name__)
 # Modbus allows at most 125 holding registers per read request.
 MAX_REGISTERS_PER_READ = 125
 REQUEST_TIMEOUT_S = 2.0
-STOP_TIMEOUT_S = 5.0
-RECONNECT_MAX_DELAY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -91,70 +96,56 @@ class ModbusClientSource(Source):
             raise ValueError("a ModbusClientSource serves Modbus machines of exactly one host:port")
         self.host, self.port = hosts.pop()  # type: ignore[misc]
         self._client: AsyncModbusTcpClient | None = None
-        self._connect_lock = asyncio.Lock()
-        self._next_connect_delay = 0.0
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+
+    @property
+    def name(self) -> str:
+        return f"modbus {self.host}:{self.port}"
 
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.connected
 
-    async def start(self, emit: Emit) -> None:
-        # Built here because pymodbus binds the client to the running loop. reconnect_delay=0 turns
-        # its own background reconnect off: this adapter reconnects, with one policy and one log.
-        self._client = AsyncModbusTcpClient(
-            self.host, port=self.port, timeout=REQUEST_TIMEOUT_S, retries=0, reconnect_delay=0
-        )
-        self._tasks = [
-            asyncio.create_task(self._poll_forever(machine, emit), name=f"modbus {self.host}:{self.port} {machine.id}")
+    async def _connect(self, emit: Emit) -> None:
+        if self._client is None:  # built here because pymodbus binds the client to the running loop
+            self._client = AsyncModbusTcpClient(
+                self.host, port=self.port, timeout=REQUEST_TIMEOUT_S, retries=0, reconnect_delay=0
+            )
+        if not await self._client.connect():
+            raise ConnectionError(f"no connection to {self.host}:{self.port}")
+
+    async def _serve(self, emit: Emit) -> None:
+        pollers = [
+            asyncio.create_task(self._poll_forever(machine, emit), name=f"{self.name} {machine.id}")
             for machine in self.machines
         ]
+        try:
+            await asyncio.gather(*pollers)
+        finally:
+            self._client.close()  # ends the loop of a poller whose cancel was swallowed (see Source.stop)
+            for poller in pollers:
+                poller.cancel()
+            await asyncio.gather(*pollers, return_exceptions=True)
 
-    async def stop(self) -> None:
-        # The flag as well as the cancel: a cancel that lands while pymodbus completes a read can be
-        # swallowed inside it (seen under load), and the poller would then go on for ever.
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, still_running = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
-            if still_running:
-                log.warning("modbus.pollers_not_stopped", host=self.host, port=self.port, count=len(still_running))
+    async def _disconnect(self) -> None:
         if self._client is not None:
             self._client.close()
-
-    async def _ensure_connected(self) -> bool:
-        async with self._connect_lock:  # every machine's poller shares the one connection
-            if self._client.connected:
-                return True
-            await asyncio.sleep(self._next_connect_delay)
-            if await self._client.connect():
-                self._next_connect_delay = 0.0
-                log.info("modbus.connected", host=self.host, port=self.port, machines=list(self.machine_ids))
-                return True
-            self._next_connect_delay = min(max(self._next_connect_delay * 2, 0.5), RECONNECT_MAX_DELAY_S)
-            log.warning("modbus.connect_failed", host=self.host, port=self.port, retry_s=self._next_connect_delay)
-            return False
 
     async def _poll_forever(self, machine: Machine, emit: Emit) -> None:
         source = machine.source
         assert isinstance(source, ModbusSource)
         blocks = plan_blocks(source.registers)
-        while not self._stopping:
-            if await self._ensure_connected():
-                await self._poll_once(machine.id, source, blocks, emit)
+        # Every machine's poller shares the one connection: a read that fails (a timeout, a dropped
+        # socket) raises, and the coordinator reconnects for all of them.
+        while not self._stopping and self._client.connected:
+            await self._poll_once(machine.id, source, blocks, emit)
             await asyncio.sleep(source.poll_ms / 1000)
 
     async def _poll_once(self, machine_id: str, source: ModbusSource, blocks: list[Block], emit: Emit) -> None:
         for block in blocks:
             try:
                 response = await self._client.read_holding_registers(block.start, count=block.count, device_id=source.device_id)
-            except (ModbusException, OSError, asyncio.TimeoutError) as exc:
-                # A timeout or a dropped socket: close so the next poll reconnects from scratch.
-                log.warning("modbus.read_failed", host=self.host, port=self.port, machine=machine_id, error=repr(exc))
-                self._client.close()
-                return
+            except (ModbusException, OSError, asyncio.TimeoutError) as error:
+                raise ConnectionError(f"reading {machine_id} (device {source.device_id}) failed: {error}") from error
             if response.isError():
                 log.warning("modbus.device_error", machine=machine_id, device_id=source.device_id, response=str(response))
                 return

@@ -6,6 +6,16 @@ creation order, so notifications reach `emit` in the order the server sent them.
 could interleave and reorder; iterator mode drops the oldest events silently when its queue fills.
 The server-side queue of each monitored item is enlarged too, otherwise a counter that moves twice
 within one publishing interval would only report its last value.
+
+Why asyncua's own `auto_reconnect` stays off: a server that restarts may give the namespace another
+index, and asyncua would re-create the monitored items with the old NodeIds, only logging
+BadNodeIdUnknown while the source looked connected. Its loop also has a back-off of its own
+(1 s doubling, no jitter) and reports failed attempts only in its own log. So a lost connection
+ends the session (asyncua then marks the client DISCONNECTED) and the coordinator (base.Source)
+reconnects from scratch on the one policy, resolving the namespaces and subscribing again; the
+new monitored items deliver the current values. What a brief drop costs: the server-side queue of
+the old session, i.e. the changes of those seconds that the current values supersede (counters are
+cumulative, so no count is lost; a state that came and went in between is).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeNotif
 
 from edge.sources.base import Emit, Reading, Source, as_utc, utc_now
-from kernel.logs import get_logger
+from kernel.logs import get_logger, redact_secrets
 from kernel.payload import is_order_id
 from kernel.signals import ORDER
 from kernel.plant import Machine, OpcUaSource
@@ -28,9 +38,6 @@ log = get_logger(__name__)
 
 MONITORED_ITEM_QUEUE = 10_000
 SESSION_TIMEOUT_MS = 600_000
-RECONNECT_MAX_DELAY_S = 5.0
-# How long a read waits for the reconnect supervisor before failing; short so polling keeps trying.
-REQUEST_WAIT_S = 5.0
 
 NodeKey = tuple[str, str]  # (machine id, signal)
 
@@ -91,59 +98,45 @@ class OpcUaClientSource(Source):
             raise ValueError("an OpcUaClientSource serves OPC UA machines of exactly one endpoint")
         self.endpoint = endpoints.pop()
         self._client: Client | None = None
+        self._nodes: dict[NodeKey, Any] = {}
+        self._polled: list[Machine] = []
         self._ready = False
-        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return redact_secrets(self.endpoint)
 
     @property
     def connected(self) -> bool:
         return self._ready and self._client is not None and self._client.state is UaClientState.CONNECTED
 
-    async def start(self, emit: Emit) -> None:
-        self._task = asyncio.create_task(self._run(emit), name=f"opcua {self.endpoint}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._disconnect()
-
-    async def _run(self, emit: Emit) -> None:
-        delay = 1.0
-        while True:
-            try:
-                await self._connect_and_serve(emit)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the endpoint may be down at start; keep trying, never crash the agent
-                log.warning("opcua.connect_failed", endpoint=self.endpoint, error=repr(exc), retry_s=delay)
-                await self._disconnect()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
-
-    async def _connect_and_serve(self, emit: Emit) -> None:
-        client = Client(self.endpoint, auto_reconnect=True, reconnect_max_delay=RECONNECT_MAX_DELAY_S,
-                        reconnect_request_timeout=REQUEST_WAIT_S)
+    async def _connect(self, emit: Emit) -> None:
+        client = Client(self.endpoint)
         # asyncua asks for an hour and servers commonly cap sessions at 10 minutes, with a warning
         client.session_timeout = SESSION_TIMEOUT_MS
         self._client = client
         await client.connect()
-        nodes = await self._resolve_nodes(client)
+        self._nodes = await self._resolve_nodes(client)
         subscribed = [m for m in self.machines if m.source.poll_ms == 0]
-        polled = [m for m in self.machines if m.source.poll_ms > 0]
+        self._polled = [m for m in self.machines if m.source.poll_ms > 0]
         if subscribed:
             try:
-                await self._subscribe(client, subscribed, nodes, emit)
+                await self._subscribe(client, subscribed, self._nodes, emit)
             except Exception as exc:
-                log.warning("opcua.subscription_failed_polling_instead", endpoint=self.endpoint, error=repr(exc))
-                polled += subscribed
+                log.warning("opcua.subscription_failed_polling_instead", endpoint=self.name, error=repr(exc))
+                self._polled += subscribed
+        if self._polled:
+            log.info("opcua.polling", endpoint=self.name, machines=[m.id for m in self._polled])
         self._ready = True
-        log.info("opcua.connected", endpoint=self.endpoint, machines=list(self.machine_ids), polled=[m.id for m in polled])
-        if polled:
-            await self._poll_forever(client, polled, nodes, emit)
-        else:
-            # The client's supervisor reconnects and restores the subscription by itself.
-            await asyncio.Future()
+
+    async def _serve(self, emit: Emit) -> None:
+        client = self._client
+        if self._polled:
+            await self._poll_forever(client, self._polled, self._nodes, emit)
+            return
+        async with client.subscribe_state() as state:
+            await state.wait_for_state(UaClientState.DISCONNECTED)
+        raise ConnectionError("the connection to the server was lost")
 
     async def _resolve_nodes(self, client: Client) -> dict[NodeKey, Any]:
         namespace_index: dict[str, int] = {}
@@ -173,11 +166,13 @@ class OpcUaClientSource(Source):
     async def _poll_forever(self, client: Client, machines: list[Machine], nodes: dict[NodeKey, Any], emit: Emit) -> None:
         polled = [(key, node) for key, node in nodes.items() if key[0] in {m.id for m in machines}]
         interval_s = polling_interval_ms([m.source for m in machines]) / 1000  # type: ignore[misc]
-        while True:
+        while not self._stopping:
             try:
                 values = await client.read_attributes([node for _, node in polled])
             except (ConnectionError, OSError, asyncio.TimeoutError, ua.UaError) as exc:
-                log.warning("opcua.poll_failed", endpoint=self.endpoint, error=repr(exc))
+                if client.state is not UaClientState.CONNECTED:
+                    raise  # the session is gone: the coordinator reconnects
+                log.warning("opcua.poll_failed", endpoint=self.name, error=repr(exc))
             else:
                 for (key, _), data_value in zip(polled, values, strict=True):
                     reading = reading_from_data_value(key, data_value)
@@ -192,4 +187,4 @@ class OpcUaClientSource(Source):
             try:
                 await client.disconnect()
             except Exception as exc:  # closing a dead connection may fail; nothing left to do then
-                log.debug("opcua.disconnect_error", endpoint=self.endpoint, error=repr(exc))
+                log.debug("opcua.disconnect_error", endpoint=self.name, error=repr(exc))
