@@ -1,13 +1,13 @@
 """Ingest service: one transaction a batch: load what the plan needs, plan, write; then swap state in.
 
-Failure rules: a lost database connection means retry the same batch (nothing was acknowledged,
-so nothing is lost); a batch the database refuses is retried message by message so that only the
-offending message goes to the dead letters, with the database's reason.
+Failure rules: a lost database connection means retry the same batch (the one reconnect policy,
+kernel/reconnect.py; nothing was acknowledged, so nothing is lost); a batch the database refuses is
+retried message by message so that only the offending message goes to the dead letters, with the
+database's reason.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, 
 from core.ingest.rows import DeadLetterRow
 from kernel.db.models import make_engine
 from kernel.logs import get_logger
+from kernel.reconnect import retry_sync
 from mes.rules.alerts import Transition
 from mes.services import alert_engine, alerts
 
@@ -66,26 +67,20 @@ class IngestService:
         self.engine.dispose()
 
     def ingest(self, batch: list[Incoming]) -> None:
-        """Commit the batch. Retries until the database takes it."""
-        delay = 0.5
-        while True:
-            try:
-                self._ingest_once(batch)
+        """Commit the batch: retried while the database is unavailable (nothing was acknowledged, so
+        nothing is lost); a batch it refuses is retried message by message, so that only the offending
+        message goes to the dead letters with the database's reason."""
+        try:
+            retry_sync(lambda: self._ingest_once(batch), what="commit a batch", on=OperationalError,
+                       before_retry=self._reload_when_reachable)
+        except DBAPIError as error:
+            self.reload()
+            if len(batch) == 1:
+                self._dead_letter(batch[0], f"database refused the message: {error.orig}")
                 return
-            except OperationalError as error:
-                log.warning("database unavailable; batch will be retried", error=str(error.orig), retry_in_s=delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10)
-                self._reload_when_reachable()
-            except DBAPIError as error:
-                self.reload()
-                if len(batch) == 1:
-                    self._dead_letter(batch[0], f"database refused the message: {error.orig}")
-                    return
-                log.warning("database refused a batch; retrying message by message", error=str(error.orig), size=len(batch))
-                for incoming in batch:
-                    self.ingest([incoming])
-                return
+            log.warning("database refused a batch; retrying message by message", error=str(error.orig), size=len(batch))
+            for incoming in batch:
+                self.ingest([incoming])
 
     def _ingest_once(self, batch: list[Incoming]) -> BatchPlan:
         parsed = parse_batch(batch, self.registry)

@@ -32,5 +32,6 @@ class Machine(Base):
 
 def make_engine(database_url: str, *, pre_ping: bool = True) -> Engine:
     """An engine for `database_url`. `pre_ping` tests each pooled connection before handing it out (a
-    round trip); a caller that retries on a lost connection anyway (the ingest) does without."""
-    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=pre_ping)
+    round trip); a caller that retries on a lost connection anyway (the ingest) does without. Errors never
+    carry the statement's parameters (they may be anything a request or a PLC sent)."""
+    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=pre_ping, hide_parameters=True)
