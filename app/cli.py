@@ -297,3 +297,17 @@ def db_rollups(
         finally:
             engine.dispose()
     typer.echo(f"recomputed {hours} hour(s) of rollups")
+
+
+def main() -> None:
+    """The `mes` command: `app`, with a missing embedded extra told as a message and exit code 1, not a traceback."""
+    try:
+        app()
+    except RuntimeError as error:
+        # imported only now: kernel.embedded brings psycopg, which `mes --help` has no use for
+        from kernel.embedded.extra import EmbeddedExtraMissing
+
+        if not isinstance(error, EmbeddedExtraMissing):
+            raise
+        typer.echo(f"Error: {error}", err=True)
+        raise SystemExit(1) from None

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from kernel.embedded.extra import embedded_extra
 from kernel.mqtt import MqttTarget
 
 BrokerKind = Literal["mosquitto", "amqtt"]
@@ -30,6 +31,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 AMQTT_USERNAME = "mes"
+AMQTT_SERVICE = "the embedded MQTT broker without Mosquitto (amqtt)"
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +105,9 @@ class EmbeddedBroker:
         if self.kind == "mosquitto":
             self._start_mosquitto()
         else:
-            self._amqtt = _AmqttThread(self.data_dir, self.port, self._password)
-            self._amqtt.start()
+            amqtt = _AmqttThread(self.data_dir, self.port, self._password)
+            amqtt.start()
+            self._amqtt = amqtt  # only once started: a failed start leaves nothing to stop
         return self.url
 
     def stop(self) -> None:
@@ -235,7 +238,8 @@ class _AmqttThread:
         self._stop_loop()
 
     async def _start_broker(self, password_file: Path) -> None:
-        from amqtt.broker import Broker
+        with embedded_extra(AMQTT_SERVICE, "MES_MQTT_URL"):
+            from amqtt.broker import Broker
 
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{HOST}:{self.port}"}},
@@ -246,8 +250,9 @@ class _AmqttThread:
         self._broker = broker
 
     def _write_password_file(self) -> Path:
-        from pwdlib import PasswordHash
-        from pwdlib.hashers.argon2 import Argon2Hasher
+        with embedded_extra(AMQTT_SERVICE, "MES_MQTT_URL"):
+            from pwdlib import PasswordHash
+            from pwdlib.hashers.argon2 import Argon2Hasher
 
         password_file = self.data_dir / "amqtt.passwd"
         password_hash = PasswordHash((Argon2Hasher(),)).hash(self.password)

@@ -24,6 +24,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from kernel.embedded.extra import embedded_extra
+
 DEFAULT_DATA_DIR = Path("var/postgres")
 SUPERUSER = "postgres"
 
@@ -39,7 +41,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server; returns a libpq URL of the `postgres` database."""
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), embedded_extra("the embedded PostgreSQL", "MES_DATABASE_URL"):
             # Importing it resolves a lock dir; without XDG_RUNTIME_DIR (root, CI, containers)
             # platformdirs warns and falls back to /tmp/runtime-<uid>, which is fine for a lock file.
             warnings.simplefilter("ignore")

