@@ -10,10 +10,10 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test bench lock clean
+.PHONY: help demo test typecheck bench lock clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 # The lock first, with hash checking, then the project itself without resolving anything again; `pip check`
 # catches a lock that no longer satisfies pyproject.toml (then: `make lock`).
@@ -32,6 +32,9 @@ demo: $(STAMP) ## run the demo plant end to end (embedded PostgreSQL and broker)
 test: $(STAMP) ## run the tests; extra pytest arguments via PYTEST_ARGS="..."
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
+typecheck: $(STAMP) ## mypy --strict on every rules package ([tool.mypy] in pyproject.toml)
+	$(VENV)/bin/mypy
+
 bench: $(STAMP) ## measure ingest vs raw COPY and end-to-end latency; results in docs/benchmarks.md
 	$(VENV)/bin/python -m tests.bench
 
@@ -44,5 +47,5 @@ lock: ## write requirements.lock from pyproject.toml (all extras, hashes); LOCK_
 		--generate-hashes --custom-compile-command 'make lock' --quiet --output-file $(LOCK) $(LOCK_ARGS)
 
 clean: ## remove runtime data, caches and build output (keeps .venv)
-	rm -rf var build .pytest_cache .hypothesis tests/timescale/node_modules
+	rm -rf var build .pytest_cache .hypothesis .mypy_cache tests/timescale/node_modules
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

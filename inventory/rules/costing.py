@@ -296,7 +296,7 @@ def standard_costs(bom: Mapping[str, Sequence[tuple[str, Decimal | int, Decimal 
         for line in parent_lines:
             if len(line) != 3:
                 raise ValueError(f"BOM line of {parent} must be (component, quantity per, scrap factor), got {line!r}")
-            lines[parent].append(BomLine(parent, *line))
+            lines[parent].append(BomLine(parent, *line))  # type: ignore[arg-type]  # BomLine makes an int quantity Decimal
     made = set(lines) | set(routing)
     both = sorted(made & set(purchased_cost))
     if both:

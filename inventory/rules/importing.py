@@ -61,7 +61,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from openpyxl.utils import get_column_letter
 
@@ -195,7 +195,7 @@ def validate(file: ImportFile, known: KnownKeys) -> ImportPlan | list[RowError]:
 class _Row:
     sheet: str
     number: int
-    values: dict[str, object] = field(default_factory=dict)  # the cells that parsed, by column
+    values: dict[str, Any] = field(default_factory=dict)  # the cells that parsed, by column (each column's parser's type)
 
 
 class _Column(NamedTuple):
@@ -249,8 +249,8 @@ def _parse_sheet(kind: str, sheet: Sheet, errors: list[RowError]) -> list[_Row]:
                 row.values[column.name] = column.parse(text)
             except ValueError as error:
                 errors.append(RowError(sheet.name, number, column.name, str(error)))
-        for column, reason in ROW_CHECKS.get(kind, _no_row_checks)(row.values):
-            errors.append(RowError(sheet.name, number, column, reason))
+        for column_name, reason in ROW_CHECKS.get(kind, _no_row_checks)(row.values):
+            errors.append(RowError(sheet.name, number, column_name, reason))
         rows.append(row)
     return rows
 
@@ -279,7 +279,7 @@ def _normal_name(name: str) -> str:
 
 
 def _report_duplicates(rows: Iterable[_Row], key: tuple[str, ...], errors: list[RowError]) -> None:
-    first_row: dict[tuple, int] = {}
+    first_row: dict[tuple[object, ...], int] = {}
     for row in rows:
         if not all(column in row.values for column in key):
             continue
@@ -323,7 +323,7 @@ def _report_lot_expiry_conflicts(rows: Iterable[_Row], errors: list[RowError]) -
                                                                      f"on row {number}: one lot has one expiry date"))
 
 
-def _report_cycles(rows: list[_Row], stored_edges: frozenset[tuple[str, str]], errors: list[RowError]) -> None:
+def _report_cycles(rows: Iterable[_Row], stored_edges: frozenset[tuple[str, str]], errors: list[RowError]) -> None:
     """Every BOM row whose line lies on a cycle of the file's lines and the stored ones."""
     lines = [(row, row.values["parent_item"], row.values["component_item"]) for row in rows
              if {"parent_item", "component_item"} <= row.values.keys() and row.values["parent_item"] != row.values["component_item"]]
@@ -356,8 +356,8 @@ def _strongly_connected_components(graph: dict[str, set[str]]) -> dict[str, int]
                 seen.add(child)
                 stack.append((child, iter(sorted(graph.get(child, ())))))
     reverse: dict[str, set[str]] = {}
-    for parent, children in graph.items():
-        for child in children:
+    for parent, successors in graph.items():
+        for child in successors:
             reverse.setdefault(child, set()).add(parent)
     component_of: dict[str, int] = {}
     for root in reversed(finished):
@@ -384,10 +384,10 @@ def _shortest_path(graph: dict[str, set[str]], source: str, target: str) -> list
                 came_from[child] = node
                 queue.append(child)
     path: list[str] = []
-    node: str | None = target
-    while node is not None:
-        path.append(node)
-        node = came_from[node]
+    step: str | None = target
+    while step is not None:
+        path.append(step)
+        step = came_from[step]
     return path[::-1]
 
 
@@ -431,7 +431,7 @@ def _positive(text: str) -> Decimal:
 
 def _money(text: str) -> Decimal:
     amount = _at_least_zero(text)
-    if -amount.as_tuple().exponent > MONEY_DECIMALS:
+    if -cast(int, amount.as_tuple().exponent) > MONEY_DECIMALS:  # an int: _number gives finite numbers only
         raise ValueError(f"{text}: at most {MONEY_DECIMALS} decimals")
     if amount >= 10 ** MONEY_INTEGER_DIGITS:
         raise ValueError(f"{text}: at most {MONEY_INTEGER_DIGITS} digits before the point")
@@ -504,7 +504,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _bom_row_checks(values: dict[str, object]) -> list[tuple[str, str]]:
+def _bom_row_checks(values: dict[str, Any]) -> list[tuple[str, str]]:
     problems = []
     if values.get("parent_item") is not None and values.get("parent_item") == values.get("component_item"):
         problems.append(("component_item", "an item cannot be a component of itself"))
@@ -514,17 +514,17 @@ def _bom_row_checks(values: dict[str, object]) -> list[tuple[str, str]]:
     return problems
 
 
-def _opening_stock_row_checks(values: dict[str, object]) -> list[tuple[str, str]]:
+def _opening_stock_row_checks(values: dict[str, Any]) -> list[tuple[str, str]]:
     if values.get("expires") is not None and values.get("lot") is None:
         return [("expires", "an expiry date belongs to a lot: give the lot too")]
     return []
 
 
-def _no_row_checks(values: dict[str, object]) -> list[tuple[str, str]]:
+def _no_row_checks(values: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
-ROW_CHECKS: dict[str, Callable[[dict[str, object]], list[tuple[str, str]]]] = {
+ROW_CHECKS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str]]]] = {
     "boms": _bom_row_checks, "opening_stock": _opening_stock_row_checks,
 }
 
@@ -540,7 +540,7 @@ def _opening_stock(row: _Row) -> OpeningStockRecord:
     return OpeningStockRecord(**values, source_ref=opening_stock_source_ref(values["item_id"], values["location_id"], values["lot"]))
 
 
-RECORDS: dict[str, Callable[[_Row], NamedTuple]] = {
+RECORDS: dict[str, Callable[[_Row], Any]] = {  # each kind its own record type
     "items": lambda row: ItemRecord(**row.values), "boms": lambda row: BomLineRecord(**row.values),
     "suppliers": lambda row: SupplierRecord(**row.values), "customers": lambda row: CustomerRecord(**row.values),
     "opening_stock": _opening_stock,

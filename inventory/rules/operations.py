@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, localcontext
 from enum import Enum
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from kernel.rules.lifecycle import InvalidTransition, Lifecycle  # noqa: F401  (raised by transition)
 from kernel.rules.quantities import EXACT, exact_quantity, non_negative_quantity, positive_quantity, whole_number
@@ -185,7 +185,7 @@ TRANSFER_LIFECYCLE: dict[TransferStatus, dict[TransferAction, TransferStatus]] =
 }
 
 # A status type names its document, its actions and its lifecycle.
-_LIFECYCLES: dict[type[Enum], Lifecycle] = {
+_LIFECYCLES: dict[type[Enum], Lifecycle[Any, Any]] = {
     PurchaseOrderStatus: Lifecycle("purchase order", PurchaseOrderAction, PURCHASE_ORDER_LIFECYCLE),
     SalesOrderStatus: Lifecycle("sales order", SalesOrderAction, SALES_ORDER_LIFECYCLE),
     TransferStatus: Lifecycle("transfer", TransferAction, TRANSFER_LIFECYCLE),
@@ -202,7 +202,8 @@ def transition(status: Status, action: Enum | str) -> Status:
     """
     if type(status) not in _LIFECYCLES:
         raise TypeError(f"status must be a PurchaseOrderStatus, SalesOrderStatus or TransferStatus, not {status!r}")
-    return _LIFECYCLES[type(status)].after(status, action)
+    after: Status = _LIFECYCLES[type(status)].after(status, action)
+    return after
 
 
 # --- approvals --------------------------------------------------------------------------------
@@ -338,7 +339,8 @@ def goods_receipt(lines: Iterable[OrderLine], receipt: Iterable[ReceiptLine],
     by_line = _lines_by_id(lines)
     receipt = [r._replace(quantity=positive_quantity(r.quantity, f"quantity received on line {r.line}")) for r in receipt]
     delivered = _delivered_after(by_line, [(r.line, r.quantity) for r in receipt], tolerance, "receiving", "received")
-    moves, new_lots = [], {}
+    moves: list[PlannedMove] = []
+    new_lots: dict[tuple[str, str], date | None] = {}
     for r in receipt:
         line = by_line[r.line]
         moves.append(PlannedMove(line.item, r.lot, None, _stock_location(r.location, "goods are received into"),
@@ -607,6 +609,10 @@ def _lot_text(lot: Lot) -> str:
     return "" if lot is None else f" lot {lot}"
 
 
-def _sorted_items(quantities: Mapping) -> list:
+_Key = TypeVar("_Key", bound=tuple[str | None, ...])
+_Value = TypeVar("_Value")
+
+
+def _sorted_items(quantities: Mapping[_Key, _Value]) -> list[tuple[_Key, _Value]]:
     """Items keyed by tuples that may hold a None lot, in a stable order (None before any lot)."""
     return sorted(quantities.items(), key=lambda kv: tuple((part is not None, part or "") for part in kv[0]))

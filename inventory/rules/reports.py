@@ -65,10 +65,14 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from math import isnan
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
 from openpyxl import Workbook
+
+if TYPE_CHECKING:
+    from openpyxl.cell.cell import Cell
 
 from kernel.rules.instants import require_aware
 from kernel.rules.quantities import EXACT, exact_quantity
@@ -275,7 +279,7 @@ def to_excel_bytes(sheets: Mapping[str, pd.DataFrame]) -> bytes:
         if names.count(name.casefold()) > 1:
             raise ValueError(f"Excel sees sheet names in any case as the same: {name!r} is there twice")
     workbook = Workbook()
-    workbook.remove(workbook.active)
+    workbook.remove(workbook.active)  # type: ignore[arg-type]  # a new workbook's one sheet is active
     for name, frame in sheets.items():
         sheet = workbook.create_sheet(name)
         for column_number, column in enumerate(frame.columns, start=1):
@@ -323,7 +327,8 @@ def _checked(frame: pd.DataFrame, what: str, keys: Iterable[str], decimals: Iter
 
 def _timestamps(values: pd.Series, what: str, optional: bool) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert(UTC)
+        converted: pd.Series = values.dt.tz_convert(UTC)
+        return converted
     if pd.api.types.is_datetime64_dtype(values.dtype):
         raise ValueError(f"{what} must carry a time zone")
     for value in values:
@@ -376,7 +381,7 @@ def _bucket(age: int, bounds: Sequence[int], labels: Sequence[str]) -> str:
     return next((label for bound, label in zip(bounds, labels, strict=False) if age <= bound), labels[-1])
 
 
-def _tuple(key: object) -> tuple:
+def _tuple(key: object) -> tuple[object, ...]:
     return key if isinstance(key, tuple) else (key,)
 
 
@@ -411,7 +416,7 @@ def _csv_text(value: object) -> str:
     return "'" + text if isinstance(value, str) and text.startswith(FORMULA_PREFIXES) else text
 
 
-def _write_cell(cell, value: object) -> None:
+def _write_cell(cell: Cell, value: object) -> None:
     value = _plain(value)
     if isinstance(value, datetime):
         cell.value = value.isoformat()
@@ -419,9 +424,9 @@ def _write_cell(cell, value: object) -> None:
         cell.value = value
         cell.data_type = "s"  # openpyxl would take a leading "=" for a formula
     else:
-        cell.value = value
+        cell.value = value  # type: ignore[assignment]  # what a frame holds: numbers, booleans, dates or None
         if isinstance(value, Decimal):
-            places = max(-value.as_tuple().exponent, 0)
+            places = max(-cast(int, value.as_tuple().exponent), 0)  # an int: _plain refused NaN and infinities
             cell.number_format = "#,##0." + "0" * places if places else "#,##0"
         elif isinstance(value, date):
             cell.number_format = "yyyy-mm-dd"

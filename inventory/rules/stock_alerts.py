@@ -230,7 +230,7 @@ def expiring_lot_alerts(lots: Iterable[LotStock], now: datetime,
 
 def backflush_shortage_alerts(open_exceptions: Iterable[BackflushException]) -> list[StockAlert]:
     """The open shortages backflush raised, summed per item and location."""
-    groups: dict[tuple[str, str], list[BackflushException]] = {}
+    groups: dict[tuple[str, str | None], list[BackflushException]] = {}
     for exception in open_exceptions:
         if exception.kind in SHORTAGE_KINDS:
             groups.setdefault((exception.item_id, exception.location_id), []).append(exception)

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from enum import Enum
 from fractions import Fraction
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from kernel.rules.quantities import EXACT, exact_quantity, positive_quantity
 
@@ -180,7 +180,8 @@ def post(state: ItemValuation, event: Receipt | Issue, fallback_cost: Decimal | 
 
 def replay(initial: ItemValuation, events: Iterable[Receipt | Issue], fallback_cost: Decimal | int = 0) -> Posting:
     """`post` applied to each event in turn: the final state and every entry booked, in order."""
-    state, entries = initial, []
+    state = initial
+    entries: list[ValuedEntry] = []
     for event in events:
         state, booked = post(state, event, fallback_cost)
         entries.extend(booked)
@@ -212,7 +213,8 @@ def _issue(state: ItemValuation, quantity: Decimal, fallback_cost: Decimal) -> P
     if state.method is ValuationMethod.FIFO:
         on_hand = state.layers
     else:
-        on_hand = (Layer(state.quantity, state.last_known_cost, state.value),) if state.quantity > 0 else ()
+        # stock on hand always has a known cost (ItemValuation refuses a state without one)
+        on_hand = (Layer(state.quantity, cast(Decimal, state.last_known_cost), state.value),) if state.quantity > 0 else ()
     taken, left, beyond_stock = _take(on_hand, quantity)
     shortfall = state.shortfall
     if beyond_stock:

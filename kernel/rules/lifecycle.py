@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Generic, TypeVar
+
+StatusT = TypeVar("StatusT", bound=Enum)
+ActionT = TypeVar("ActionT", bound=Enum)
 
 from kernel.rules.refusals import Conflict
 
@@ -14,14 +18,14 @@ class InvalidTransition(Conflict):
 
 
 @dataclass(frozen=True, slots=True)
-class Lifecycle:
+class Lifecycle(Generic[StatusT, ActionT]):
     """Which action takes a `document` from each status to which status."""
 
     document: str
-    actions: type[Enum]
-    steps: Mapping[Enum, Mapping[Enum, Enum]]
+    actions: type[ActionT]
+    steps: Mapping[StatusT, Mapping[ActionT, StatusT]]
 
-    def after(self, status: Enum, action: Enum | str) -> Enum:
+    def after(self, status: StatusT, action: ActionT | str) -> StatusT:
         """The status after `action` (given as member or its stored text); InvalidTransition says which
         actions the status allows instead."""
         try:
@@ -37,4 +41,5 @@ class Lifecycle:
 
 
 def _spoken(member: Enum) -> str:
-    return member.value.replace("_", " ")
+    value: str = member.value
+    return value.replace("_", " ")

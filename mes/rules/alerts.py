@@ -60,7 +60,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from kernel.rules.instants import require_aware
 from kernel.rules.quantities import exact_quantity, whole_number
@@ -127,13 +127,16 @@ _PARAMETER_NAMES = ("minutes", "percent", "min_units", "down_states")
 
 
 
-def _text(value: str, what: str) -> str:
+def _text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what} is required")
     return value
 
 
-def _enum(enum: type[Enum], value: object, what: str):
+_Member = TypeVar("_Member", bound=Enum)
+
+
+def _enum(enum: type[_Member], value: object, what: str) -> _Member:
     try:
         return enum(value)
     except ValueError:
@@ -400,9 +403,10 @@ def machine_down(rule: AlertRule, status: MachineStatus, now: datetime) -> Condi
         return _condition(rule, machine, False, f"{machine} is offline; its last state is not current", None)
     if status.state is None:
         return _condition(rule, machine, False, f"{machine} has not reported a state yet", None)
-    if status.state not in rule.down_states:
+    # AlertRule gives each kind its parameters; _checked_status: a state comes with the time it began
+    if status.state not in cast(frozenset[str], rule.down_states):
         return _condition(rule, machine, False, f"{machine} is {status.state}", None)
-    elapsed = now - status.state_since
+    elapsed = now - cast(datetime, status.state_since)
     minutes = _display(_minutes(elapsed))
     return _condition(rule, machine, elapsed > rule.duration,
                       f"{machine} has been {status.state} for {minutes} min (limit {rule.minutes:f} min)", minutes)
@@ -432,10 +436,10 @@ def scrap_rate(rule: AlertRule, machine_id: str, good: int, scrap: int) -> Condi
         return _condition(rule, machine_id, False, f"{machine_id} made nothing in {window}", None)
     rate = Fraction(100 * scrap, units)
     percent = _display(rate)
-    if units < rule.min_units:
+    if units < cast(int, rule.min_units):  # AlertRule gives each kind its parameters
         return _condition(rule, machine_id, False, f"{machine_id} made only {units} units in {window}; "
                           f"the scrap rate is judged from {rule.min_units}", percent)
-    return _condition(rule, machine_id, rate > rule.percent,
+    return _condition(rule, machine_id, rate > cast(Decimal, rule.percent),
                       f"{machine_id} scrapped {scrap} of {units} units ({percent} %) in {window} "
                       f"(limit {rule.percent:f} %)", percent)
 
@@ -456,12 +460,13 @@ def low_rate(rule: AlertRule, status: MachineStatus, ideal_time_s: Decimal | int
     if status.offline_since is not None or status.state != RUNNING:
         now_doing = "offline" if status.offline_since is not None else (status.state or "without a state")
         return _condition(rule, machine, False, f"{machine} is {now_doing}, not running", None)
-    if now - status.state_since < window:
-        return _condition(rule, machine, False, f"{machine} has been running for {_display(_minutes(now - status.state_since))}"
+    running_since = cast(datetime, status.state_since)  # _checked_status: a state comes with the time it began
+    if now - running_since < window:
+        return _condition(rule, machine, False, f"{machine} has been running for {_display(_minutes(now - running_since))}"
                           f" min, less than the {rule.minutes:f} min the rate is judged over", None)
     speed = Fraction(ideal) * 100 * _MICROSECONDS_PER_SECOND / (window // timedelta(microseconds=1))
     percent = _display(speed)
-    return _condition(rule, machine, speed < rule.percent,
+    return _condition(rule, machine, speed < cast(Decimal, rule.percent),  # AlertRule gives each kind its parameters
                       f"{machine} ran at {percent} % of ideal speed over the last {rule.minutes:f} min "
                       f"(limit {rule.percent:f} %)", percent)
 
@@ -529,8 +534,9 @@ class Alert:
             raise ValueError(f"{name} is {self.status.value} but its acknowledgement and clearing say otherwise")
         if (self.status is AlertStatus.CLEARED) != (self.cleared_at is not None):
             raise ValueError(f"{name}: only a cleared alert has a clearing time, and it must have one")
-        if acknowledged and require_aware(self.acknowledged_at, f"the time {name} was acknowledged") < self.raised_at:
-            raise ValueError(f"{name} cannot be acknowledged before it was raised")
+        if self.acknowledged_at is not None:
+            if require_aware(self.acknowledged_at, f"the time {name} was acknowledged") < self.raised_at:
+                raise ValueError(f"{name} cannot be acknowledged before it was raised")
         if self.cleared_at is not None:
             if require_aware(self.cleared_at, f"the time {name} was cleared") < (self.acknowledged_at or self.raised_at):
                 raise ValueError(f"{name} cannot be cleared before it was raised and acknowledged")
@@ -584,8 +590,9 @@ def reconcile(open_alerts: Iterable[Alert], conditions: Iterable[Condition], now
             transitions.append(_clear(current, now, condition.detail))
             current = None
         if condition.holds and current is None:
-            raised = Alert(None, condition.kind, condition.subject, condition.rule_id, condition.severity, AlertStatus.ACTIVE,
-                           now, condition.detail, condition.value)
+            # Condition: one that holds has a rule, and with it a severity
+            raised = Alert(None, condition.kind, condition.subject, cast(str, condition.rule_id),
+                           cast(Severity, condition.severity), AlertStatus.ACTIVE, now, condition.detail, condition.value)
             transitions.append(Transition(AlertEvent.RAISED, raised, now, None, condition.detail))
     return transitions
 
@@ -598,11 +605,13 @@ def acknowledge(alert: Alert, who: str, now: datetime, note: str = "") -> Transi
     """`who` acknowledges an active alert at `now`. A cleared or already acknowledged alert is refused."""
     who = _text(who, "who acknowledges the alert").strip()
     require_aware(now, "now")
+    # Alert: its status says which of the times it has
     if alert.status is AlertStatus.CLEARED:
-        raise ValueError(f"{alert.name} was cleared at {alert.cleared_at.isoformat()}; there is nothing to acknowledge")
+        raise ValueError(f"{alert.name} was cleared at {cast(datetime, alert.cleared_at).isoformat()}; "
+                         "there is nothing to acknowledge")
     if alert.status is AlertStatus.ACKNOWLEDGED:
         raise ValueError(f"{alert.name} was already acknowledged by {alert.acknowledged_by} "
-                         f"at {alert.acknowledged_at.isoformat()}")
+                         f"at {cast(datetime, alert.acknowledged_at).isoformat()}")
     acknowledged = replace(alert, status=AlertStatus.ACKNOWLEDGED, acknowledged_by=who, acknowledged_at=now)
     return Transition(AlertEvent.ACKNOWLEDGED, acknowledged, now, who, note)
 
@@ -615,7 +624,7 @@ PAYLOAD_VERSION = 1
 class Notification(NamedTuple):
     key: str  # "<alert id>:<event>": the same key is the same transition
     event: AlertEvent
-    payload: dict  # JSON-ready: ISO timestamps, Decimals as strings
+    payload: dict[str, Any]  # JSON-ready: ISO timestamps, Decimals as strings
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -131,7 +131,7 @@ def overlaps(windows: Iterable[DispatchWindow]) -> list[tuple[DispatchWindow, Di
 
 def work_order_at(machine_windows: Iterable[DispatchWindow], ts: datetime) -> str | None:
     """The work order a machine was running at `ts`, given only that machine's windows: PLC first, then API."""
-    found: dict[str, str] = {}
+    found: dict[str, str | None] = {}
     for window in machine_windows:
         if window.contains(ts):
             found[window.source] = window.work_order

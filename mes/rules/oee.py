@@ -45,6 +45,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 from functools import reduce
 from operator import add
+from typing import cast
 
 from kernel.rules.instants import require_aware
 from mes.rules.states import Category, StateInterval, StopKind, clip
@@ -212,8 +213,8 @@ def measure(totals: OeeTotals) -> Oee:
         oee = None
     elif availability == 0 or performance == 0:
         oee = Fraction(0)
-    else:
-        oee = None if quality is None else availability * performance * quality
+    else:  # run time is positive here, so performance is known
+        oee = None if quality is None else availability * cast(Fraction, performance) * quality
     energy_per_good_unit = _ratio(Fraction(totals.energy_wh), totals.good)
     return Oee(
         availability=_decimal(availability),

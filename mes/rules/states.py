@@ -174,6 +174,7 @@ def derive_intervals(machine_id: str, changes: Iterable[StateChange], contacts: 
     for start, end in pairwise(boundaries):
         lost_period = bisect_right(offline_from, start) - 1
         report = bisect_right(reported_at, start) - 1
+        codes: tuple[str, int | None]
         if lost_period >= 0 and start < offline[lost_period][1]:
             codes = (OFFLINE, None)
         elif report < 0:
@@ -198,8 +199,8 @@ def _reported_codes(changes: list[StateChange]) -> list[tuple[datetime, tuple[in
     """One (state, fault) pair per instant, resolving the rows a single sample leaves at one instant."""
     reported: list[tuple[datetime, tuple[int | None, int | None]]] = []
     before: tuple[int | None, int | None] = (None, None)
-    for ts, rows in groupby(sorted(changes, key=lambda c: c.ts), key=lambda c: c.ts):
-        rows = list(rows)
+    for ts, group in groupby(sorted(changes, key=lambda c: c.ts), key=lambda c: c.ts):
+        rows = list(group)
         before = (_resolve({row.state_code for row in rows}, before[0]), _resolve({row.fault_code for row in rows}, before[1]))
         reported.append((ts, before))
     return reported
