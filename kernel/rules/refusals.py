@@ -40,11 +40,12 @@ class Invalid(Refused):
 def refused_as(kind: type[Refused], *errors: type[Exception]) -> Iterator[None]:
     """A rule's own refusal (ValueError, or `errors`) raised inside becomes `kind` with the rule's message;
     a refusal already classified passes through as it is."""
+    caught: tuple[type[Exception], ...] = (ValueError, *errors)
     try:
         yield
     except Refused:
         raise
-    except (ValueError, *errors) as error:
+    except caught as error:
         raise kind(str(error)) from None
 
 
