@@ -24,7 +24,8 @@ Ambiguities, stated:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, localcontext
@@ -32,6 +33,7 @@ from decimal import Decimal, localcontext
 from kernel.rules.quantities import EXACT, exact_quantity
 
 Boms = Mapping[str, Sequence["BomLine"]]  # BOM lines by parent item
+Link = tuple[str, str]  # (parent, component): a BOM line as the cycle checks see it, whatever its quantities
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,29 +74,100 @@ def effective_lines(item: str, boms: Boms, on: date | None) -> list[BomLine]:
 
 
 def find_cycle(item: str, boms: Boms, on: date | None = None) -> tuple[str, ...] | None:
-    """A cycle reachable from `item`, as the items along it (first == last), or None.
+    """A cycle reachable from `item`, as the items along it (first == last), or None: the shortest one
+    through the first line on a cycle, the item's own lines first (so a cycle through the item starts there).
 
     Only lines effective on `on` count; with `on` None every line counts, whatever its dates, which is
     the check to run when a BOM line is added.
     """
-    finished: set[str] = set()
+    return next((cycle for _, cycle in _cycles(_lines_below(item, boms, on), ())), None)
+
+
+def lines_on_cycles(lines: Iterable[Link], others: Iterable[Link] = ()) -> dict[Link, tuple[str, ...]]:
+    """Each of `lines` (parent, component) that lies on a cycle of `lines` and `others` together, with the
+    shortest cycle through it, (parent, component, …, parent), in the order of `lines`. A line naming its
+    parent as its component is the cycle (parent, parent)."""
+    return dict(_cycles(lines, others))
+
+
+def _cycles(lines: Iterable[Link], others: Iterable[Link]) -> Iterator[tuple[Link, tuple[str, ...]]]:
+    """`lines_on_cycles` one line at a time: each shortest cycle is searched only when asked for."""
+    lines = list(dict.fromkeys(lines))
+    graph: dict[str, set[str]] = {}
+    for parent, component in [*others, *lines]:
+        graph.setdefault(parent, set()).add(component)
+    component_of = _strongly_connected_components(graph)
+    for parent, component in lines:
+        if component_of[parent] == component_of[component]:
+            yield (parent, component), (parent, *_shortest_path(graph, component, parent))
+
+
+def _lines_below(item: str, boms: Boms, on: date | None) -> list[Link]:
+    """The (parent, component) of every line reachable from `item`, each once, nearest first."""
+    lines: dict[Link, None] = {}
+    seen, pending = {item}, deque([item])
+    while pending:
+        parent = pending.popleft()
+        for line in effective_lines(parent, boms, on):
+            lines[(parent, line.component)] = None
+            if line.component not in seen:
+                seen.add(line.component)
+                pending.append(line.component)
+    return list(lines)
+
+
+def _strongly_connected_components(graph: Mapping[str, Collection[str]]) -> dict[str, int]:
+    """Each node's strongly connected component (Kosaraju, iterative: a deep BOM must not hit the recursion limit)."""
+    finished: list[str] = []
+    seen: set[str] = set()
+    for root in sorted(graph):
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(sorted(graph.get(root, ()))))]
+        while stack:
+            node, children = stack[-1]
+            child = next((child for child in children if child not in seen), None)
+            if child is None:
+                stack.pop()
+                finished.append(node)
+            else:
+                seen.add(child)
+                stack.append((child, iter(sorted(graph.get(child, ())))))
+    reverse: dict[str, set[str]] = {}
+    for parent, children in graph.items():
+        for child in children:
+            reverse.setdefault(child, set()).add(parent)
+    component_of: dict[str, int] = {}
+    for root in reversed(finished):
+        if root in component_of:
+            continue
+        component_of[root] = len(component_of)
+        identity, pending = component_of[root], [root]
+        while pending:
+            for parent in reverse.get(pending.pop(), ()):
+                if parent not in component_of:
+                    component_of[parent] = identity
+                    pending.append(parent)
+    return component_of
+
+
+def _shortest_path(graph: Mapping[str, Collection[str]], source: str, target: str) -> list[str]:
+    """Nodes from source to target, both included (the caller knows one exists)."""
+    came_from: dict[str, str | None] = {source: None}
+    queue = deque([source])
+    while target not in came_from:
+        node = queue.popleft()
+        for child in sorted(graph.get(node, ())):
+            if child not in came_from:
+                came_from[child] = node
+                queue.append(child)
     path: list[str] = []
-
-    def visit(node: str) -> tuple[str, ...] | None:
-        if node in path:
-            return (*path[path.index(node):], node)
-        if node in finished:
-            return None
+    node: str | None = target
+    while node is not None:
         path.append(node)
-        for line in effective_lines(node, boms, on):
-            cycle = visit(line.component)
-            if cycle is not None:
-                return cycle
-        path.pop()
-        finished.add(node)
-        return None
-
-    return visit(item)
+        node = came_from[node]
+    return path[::-1]
 
 
 def explode(item: str, boms: Boms, on: date) -> dict[str, Decimal]:

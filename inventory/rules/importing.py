@@ -56,7 +56,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -64,6 +63,8 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 from openpyxl.utils import get_column_letter
+
+from inventory.rules.bom import lines_on_cycles
 
 KINDS = ("items", "boms", "suppliers", "customers", "opening_stock")
 ITEM_KINDS = ("make", "buy")
@@ -327,68 +328,11 @@ def _report_cycles(rows: Iterable[_Row], stored_edges: frozenset[tuple[str, str]
     """Every BOM row whose line lies on a cycle of the file's lines and the stored ones."""
     lines = [(row, row.values["parent_item"], row.values["component_item"]) for row in rows
              if {"parent_item", "component_item"} <= row.values.keys() and row.values["parent_item"] != row.values["component_item"]]
-    graph: dict[str, set[str]] = {}
-    for parent, component in [*stored_edges, *((parent, component) for _, parent, component in lines)]:
-        graph.setdefault(parent, set()).add(component)
-    component_of = _strongly_connected_components(graph)
+    cycles = lines_on_cycles([(parent, component) for _, parent, component in lines], stored_edges)
     for row, parent, component in lines:
-        if component_of[parent] == component_of.get(component):
-            path = _shortest_path(graph, component, parent)
-            errors.append(RowError(row.sheet, row.number, "component_item", f"makes a BOM cycle: {' → '.join([parent, *path])}"))
-
-
-def _strongly_connected_components(graph: dict[str, set[str]]) -> dict[str, int]:
-    """Each node's strongly connected component (Kosaraju, iterative: a deep BOM must not hit the recursion limit)."""
-    finished: list[str] = []
-    seen: set[str] = set()
-    for root in sorted(graph):
-        if root in seen:
-            continue
-        seen.add(root)
-        stack = [(root, iter(sorted(graph.get(root, ()))))]
-        while stack:
-            node, children = stack[-1]
-            child = next((child for child in children if child not in seen), None)
-            if child is None:
-                stack.pop()
-                finished.append(node)
-            else:
-                seen.add(child)
-                stack.append((child, iter(sorted(graph.get(child, ())))))
-    reverse: dict[str, set[str]] = {}
-    for parent, successors in graph.items():
-        for child in successors:
-            reverse.setdefault(child, set()).add(parent)
-    component_of: dict[str, int] = {}
-    for root in reversed(finished):
-        if root in component_of:
-            continue
-        component_of[root] = len(component_of)
-        identity, pending = component_of[root], [root]
-        while pending:
-            for parent in reverse.get(pending.pop(), ()):
-                if parent not in component_of:
-                    component_of[parent] = identity
-                    pending.append(parent)
-    return component_of
-
-
-def _shortest_path(graph: dict[str, set[str]], source: str, target: str) -> list[str]:
-    """Nodes from source to target, both included (the caller knows one exists)."""
-    came_from: dict[str, str | None] = {source: None}
-    queue = deque([source])
-    while target not in came_from:
-        node = queue.popleft()
-        for child in sorted(graph.get(node, ())):
-            if child not in came_from:
-                came_from[child] = node
-                queue.append(child)
-    path: list[str] = []
-    step: str | None = target
-    while step is not None:
-        path.append(step)
-        step = came_from[step]
-    return path[::-1]
+        if (parent, component) in cycles:
+            errors.append(RowError(row.sheet, row.number, "component_item",
+                                   f"makes a BOM cycle: {' → '.join(cycles[(parent, component)])}"))
 
 
 # -- cells ----------------------------------------------------------------------------------------------

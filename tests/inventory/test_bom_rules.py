@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inventory.rules.bom import BomLine, explode, find_cycle
+from inventory.rules.bom import BomLine, explode, find_cycle, lines_on_cycles
 
 D = Decimal
 ON = date(2026, 12, 1)
@@ -80,6 +80,26 @@ def test_cycle_only_through_a_line_not_yet_effective_does_not_block_today_but_is
     assert explode("A", boms, ON) == {"B": D(1)}
     assert find_cycle("A", boms) == ("A", "B", "A")
     assert find_cycle("A", boms, ON) is None
+
+
+def test_every_line_on_a_cycle_is_found_with_the_shortest_cycle_through_it():
+    # A → B → C → A, and C → D → A closing a longer way round; E → A hangs off the cycle.
+    lines = [("A", "B"), ("B", "C"), ("C", "A"), ("C", "D"), ("D", "A"), ("E", "A")]
+    assert lines_on_cycles(lines) == {
+        ("A", "B"): ("A", "B", "C", "A"), ("B", "C"): ("B", "C", "A", "B"), ("C", "A"): ("C", "A", "B", "C"),
+        ("C", "D"): ("C", "D", "A", "B", "C"), ("D", "A"): ("D", "A", "B", "C", "D")}
+
+
+def test_lines_known_elsewhere_close_a_cycle_but_are_not_reported():
+    assert lines_on_cycles([("C", "A"), ("C", "X")], others=[("A", "B"), ("B", "C")]) == {("C", "A"): ("C", "A", "B", "C")}
+    assert lines_on_cycles([("A", "A")]) == {("A", "A"): ("A", "A")}
+    assert lines_on_cycles([("A", "B"), ("B", "C")]) == {}
+
+
+def test_a_bom_deeper_than_the_recursion_limit_is_checked():
+    chain = [BomLine(f"P{n}", f"P{n + 1}", D(1)) for n in range(5000)]
+    assert find_cycle("P0", boms_of(*chain)) is None
+    assert find_cycle("P0", boms_of(*chain, BomLine("P5000", "P0", D(1)))) == tuple(f"P{n}" for n in range(5001)) + ("P0",)
 
 
 def test_phantom_without_an_effective_bom_is_an_error_not_an_empty_kit():
@@ -174,3 +194,26 @@ def test_a_line_pointing_back_up_is_always_reported_as_a_cycle(case, data):
     assert cycle is not None and cycle[0] == cycle[-1] == item
     with pytest.raises(ValueError, match="BOM cycle"):
         explode(item, closing, ON)
+
+
+def reaches(lines: list[tuple[str, str]], source: str, target: str) -> bool:
+    seen, todo = set(), [source]
+    while todo:
+        node = todo.pop()
+        if node == target:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo.extend(component for parent, component in lines if parent == node)
+    return False
+
+
+@given(st.lists(st.tuples(st.sampled_from("ABCDEF"), st.sampled_from("ABCDEF")), max_size=12), st.data())
+def test_a_line_is_on_a_cycle_exactly_when_its_component_leads_back_to_its_parent(lines, data):
+    others = data.draw(st.lists(st.sampled_from(lines), max_size=4)) if lines else []
+    checked = [line for line in lines if line not in others]
+    cycles = lines_on_cycles(checked, others)
+    assert list(cycles) == [line for line in dict.fromkeys(checked) if reaches(lines, line[1], line[0])]
+    for (parent, component), cycle in cycles.items():
+        assert cycle[:2] == (parent, component) and cycle[-1] == parent
+        assert all(step in lines for step in zip(cycle, cycle[1:], strict=False))
