@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kernel.http import Db
 from mes.rules.oee import Oee
+from dashboards.rules.board import Figures
 from dashboards.services import board as service
 
 router = APIRouter(tags=["board"])
@@ -124,7 +125,7 @@ def _oee(measures: Oee) -> OeeOut:
                   performance=_percent(measures.performance), quality=_percent(measures.quality))
 
 
-def _figures(figures: service.Figures) -> FiguresOut:
+def _figures(figures: Figures) -> FiguresOut:
     rate = figures.rate_per_hour
     return FiguresOut(good=figures.good, scrap=figures.scrap, oee=_oee(figures.measures),
                       rate_per_hour=None if rate is None else str(rate.quantize(_UNIT, ROUND_HALF_EVEN)))

@@ -1,6 +1,7 @@
 """The live board: one snapshot of the plant (lines → machine tiles, plant totals, open alerts) for `/board`.
 
-No figure is computed by a rule of its own; each comes from where the API gets it:
+Each figure comes from where the API gets it; the board's own arithmetic (period, live spans, rate,
+sums) is `dashboards.rules.board`:
   * period      the current shift of the stored calendar (`mes.rules.shifts.shift_at`); with no shift
                 defined, or between shifts, the current day from midnight in the calendar's timezone
                 (UTC unless `PUT /calendar` set another).
@@ -28,37 +29,26 @@ Lines and the plant add their machines' counts, rates and OEE totals (`combine`)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from decimal import Context, Decimal
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from dashboards.rules.board import RATE_WINDOW, Figures, Period, board_period, live_spans, recent_rate
 from mes.rules.states import UNKNOWN, Category, StateInterval
 from mes.rules.alerts import MACHINE_KINDS
-from mes.rules.oee import Oee, OeeTotals, combine, measure
-from mes.rules.shifts import ShiftCalendar, Window, shift_at
+from mes.rules.oee import OeeTotals
 from mes.rules.workorders import Progress
 from mes.services.downtime import Derivation, derive, load_calendar
 from mes.services.oee import oee
-from mes.services.rollups import HOUR, rolled_up_totals
+from mes.services.rollups import rolled_up_totals
 from mes.services.alerts import newest_open
 from mes.services.workorders import live_progress, running_orders
 
-RATE_WINDOW = timedelta(minutes=15)
 ALERTS_SHOWN = 50  # the newest open alerts; a TV shows fewer, and more is a flood nobody reads
-_HOUR_SECONDS = Decimal(3600)
-_DIVISION = Context(prec=28)
 _MACHINE_KINDS = frozenset(kind.value for kind in MACHINE_KINDS)
-
-
-class Period(NamedTuple):
-    kind: str  # "shift" or "day"
-    name: str | None  # the shift's name
-    start: datetime  # UTC
 
 
 class OpenAlert(NamedTuple):
@@ -67,28 +57,6 @@ class OpenAlert(NamedTuple):
     subject: str
     detail: str
     raised_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """Output and OEE of a machine, a line or the plant over the period."""
-
-    good: int
-    scrap: int
-    rate_per_hour: Decimal | None  # None: nothing to measure a rate over
-    totals: OeeTotals
-    measures: Oee
-
-    @classmethod
-    def of(cls, good: int, scrap: int, rate_per_hour: Decimal | None, totals: OeeTotals) -> Figures:
-        return cls(good, scrap, rate_per_hour, totals, measure(totals))
-
-    @classmethod
-    def summed(cls, parts: Iterable[Figures]) -> Figures:
-        parts = list(parts)
-        rates = [part.rate_per_hour for part in parts if part.rate_per_hour is not None]
-        return cls.of(sum(part.good for part in parts), sum(part.scrap for part in parts),
-                      sum(rates, Decimal(0)) if rates else None, combine(part.totals for part in parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,38 +98,6 @@ class Board:
     open_alerts: int
 
 
-# --- pure helpers ----------------------------------------------------------------------------------------
-
-
-def board_period(calendar: ShiftCalendar, now: datetime) -> Period:
-    """The current shift; else (no shift defined, or between shifts) the day so far in the calendar's timezone."""
-    shift = shift_at(calendar, now) if calendar.shifts else None
-    if shift is not None:
-        return Period("shift", shift.name, shift.start)
-    midnight = datetime.combine(now.astimezone(calendar.timezone).date(), time(0), calendar.timezone)
-    return Period("day", None, midnight.astimezone(UTC))
-
-
-def live_spans(start: datetime, now: datetime, rolled_up: Iterable[datetime]) -> list[Window]:
-    """The parts of [start, now) outside the rolled-up hours, in order; each hour [hour, hour + 1 h) lies inside [start, now)."""
-    spans, cursor = [], start
-    for hour in sorted(rolled_up):
-        if cursor < hour:
-            spans.append(Window(cursor, hour))
-        cursor = max(cursor, hour + HOUR)
-    if cursor < now:
-        spans.append(Window(cursor, now))
-    return spans
-
-
-def rate_per_hour(good: int, since: datetime | None, now: datetime) -> Decimal | None:
-    """Good units per hour over [since, now); None without such a span."""
-    if since is None or since >= now:
-        return None
-    microseconds = (now - since) // timedelta(microseconds=1)
-    return _DIVISION.divide(Decimal(good) * _HOUR_SECONDS * 1_000_000, Decimal(microseconds))
-
-
 # --- the snapshot ------------------------------------------------------------------------------------------
 
 
@@ -182,8 +118,7 @@ def snapshot(session: Session, now: datetime | None = None) -> Board:
     for machine in machines:
         recent_good, first_start = recent[machine.machine_id]
         made = totals[machine.machine_id]
-        figures = Figures.of(made.good, made.total - made.good,
-                             rate_per_hour(recent_good, max(now - RATE_WINDOW, first_start or now), now), made)
+        figures = Figures.of(made.good, made.total - made.good, recent_rate(recent_good, first_start, now), made)
         current = derive(session, machine.machine_id, now - derivation.offline_after, now, derivation)[-1:]
         lines.setdefault((machine.area, machine.line), []).append(Tile(
             machine.machine_id, machine.line, *_state(current), figures,

@@ -36,7 +36,8 @@ from kernel.db.models import make_engine
 from kernel.plant import DEMO_PLANT, load_plant
 from mes.rules.oee import OeeTotals, measure
 from mes.rules.shifts import ShiftCalendar, ShiftPattern, Window
-from dashboards.services import board
+from dashboards.rules import board
+from dashboards.services import board as board_service
 from mes.services import workorders
 from mes.services.downtime import ShiftSpec, set_calendar
 from tests.support.http import ok
@@ -134,7 +135,7 @@ def api(plant) -> TestClient:
         yield client
 
 
-def _tiles(snapshot: board.Board) -> dict[str, board.Tile]:
+def _tiles(snapshot: board_service.Board) -> dict[str, board_service.Tile]:
     return {tile.machine_id: tile for line in snapshot.lines for tile in line.tiles}
 
 
@@ -144,7 +145,7 @@ def _tiles(snapshot: board.Board) -> dict[str, board.Tile]:
 def test_snapshot_figures_come_from_rollups_live_spans_and_the_ingested_rows(plant):
     engine = make_engine(plant.url)
     with Session(engine) as session:
-        snapshot = board.snapshot(session, now=plant.t0)
+        snapshot = board_service.snapshot(session, now=plant.t0)
     engine.dispose()
     t0, start, hour = plant.t0, plant.start, plant.hour
     assert snapshot.site == "acme-works" and snapshot.generated_at == t0
