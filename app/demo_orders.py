@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
 import yaml
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from inventory.api.costing import TariffIn
@@ -67,23 +67,27 @@ def reckoning(database_url: str) -> dict:
     """Per work order what was made and what it cost; per component what backflush consumed against
     what the counts and the released BOMs say it must have (computed here from the attributions,
     not from the moves)."""
-    with psycopg.connect(database_url) as conn:
-        valuation.drain(conn, running_cost)
-        orders = conn.execute(
-            """SELECT w.work_order_id, w.quantity, coalesce(sum(a.good), 0), coalesce(sum(a.scrap), 0),
-                      (SELECT coalesce(sum(quantity), 0) FROM stock_on_hand s
-                        WHERE s.item_id = w.item_id AND s.lot = 'FG-' || w.work_order_id)
-               FROM work_orders w LEFT JOIN production_attributions a USING (work_order_id)
-               GROUP BY w.work_order_id ORDER BY w.work_order_id""").fetchall()
-        expected = conn.execute(
-            """SELECT c.component_item, sum(made.units * c.quantity_per_unit)
-               FROM work_order_components c
-               JOIN (SELECT work_order_id, sum(good + scrap) AS units FROM production_attributions
-                     WHERE work_order_id IS NOT NULL GROUP BY 1) AS made USING (work_order_id)
-               GROUP BY 1""").fetchall()
-        consumed = dict(conn.execute(
-            "SELECT item_id, sum(quantity) FROM stock_moves WHERE reason = 'backflush' GROUP BY 1").fetchall())
-        costs = {number: work_order_cost(conn, number).cost for number, *_ in orders}
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            valuation.drain(session, running_cost)
+            orders = session.execute(text(
+                """SELECT w.work_order_id, w.quantity, coalesce(sum(a.good), 0), coalesce(sum(a.scrap), 0),
+                          (SELECT coalesce(sum(quantity), 0) FROM stock_on_hand s
+                            WHERE s.item_id = w.item_id AND s.lot = 'FG-' || w.work_order_id)
+                   FROM work_orders w LEFT JOIN production_attributions a USING (work_order_id)
+                   GROUP BY w.work_order_id ORDER BY w.work_order_id""")).all()
+            expected = session.execute(text(
+                """SELECT c.component_item, sum(made.units * c.quantity_per_unit)
+                   FROM work_order_components c
+                   JOIN (SELECT work_order_id, sum(good + scrap) AS units FROM production_attributions
+                         WHERE work_order_id IS NOT NULL GROUP BY 1) AS made USING (work_order_id)
+                   GROUP BY 1""")).all()
+            consumed = dict(session.execute(text(
+                "SELECT item_id, sum(quantity) FROM stock_moves WHERE reason = 'backflush' GROUP BY 1")).all())
+            costs = {number: work_order_cost(session, number).cost for number, *_ in orders}
+    finally:
+        engine.dispose()
     return {
         "work_orders": {
             number: {"good": int(good), "scrap": int(scrap), "percent_complete": str(Decimal(100 * good) / quantity),

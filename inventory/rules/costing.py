@@ -2,9 +2,11 @@
 
 Actual cost of a work order, live while it runs (call again as the order accumulates):
 - material: the valuation of what backflush consumed, passed in (valuing the moves is the ledger's job);
-- energy: each metered step (a Wh delta from the core) × the tariff price in force when it was counted;
-- machine: run seconds × the machine's hourly rate / 3600 (the service derives run time from state intervals);
-- labour, optional: hours × hourly rate.
+- energy: each metered step (a Wh delta from the core) × the price in force when it was counted, on the
+  tariff of the machine that counted it; a machine with no tariff known adds no energy cost;
+- machine: per machine, run seconds × its hourly rate / 3600 (the service derives run time from state
+  intervals), rounded once per machine;
+- labour, optional: Σ hours × hourly rate over the bookings.
 Finished-goods lots are valued at actual cost per good unit, total / good: the cost of scrapped units
 is absorbed by the good ones. The lot's value is the exact `total`; `unit_cost` is the rounded
 quotient, and None until the order has made a good unit (there is nothing to value yet).
@@ -64,7 +66,7 @@ made item with a routing and no BOM lines has no material cost.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -221,20 +223,71 @@ class WorkOrderCost:
         """Good + scrap: every unit made used material, energy and machine time."""
         return self.good + self.scrap
 
+    def with_material(self, more: Decimal | int) -> WorkOrderCost:
+        """This cost with `more` material consumed (valued in a pass whose entries are not written yet)."""
+        with localcontext(EXACT):
+            return replace(self, material=self.material + exact_quantity(more, "material added"))
 
-def actual_cost(material_value: Decimal | int, energy_readings: Iterable[tuple[datetime, int]], tariff: Tariff,
-                run_seconds: Decimal | int, hourly_rate: Decimal | int, *, good: int, scrap: int,
-                labour_hours: Decimal | int = 0, labour_rate: Decimal | int = 0) -> WorkOrderCost:
-    """A work order's actual cost so far: call it again as the order runs to keep its lot's value live."""
-    hours = non_negative_quantity(labour_hours, "labour hours")
-    rate = non_negative_quantity(labour_rate, "labour hourly rate")
+
+@dataclass(frozen=True, slots=True)
+class MachineUse:
+    """What one machine put into a work order: the energy it metered, priced on its tariff (None: no
+    tariff known, the energy costs 0), and its run time at its hourly rate."""
+
+    tariff: Tariff | None
+    energy_readings: tuple[tuple[datetime, int], ...]  # (instant counted, Wh delta) steps
+    run_seconds: Decimal
+    hourly_rate: Decimal
+
+    def __post_init__(self) -> None:
+        readings = tuple(self.energy_readings)
+        for ts, wh in readings:
+            require_aware(ts, "metered energy instant")
+            non_negative_quantity(wh, f"metered energy (Wh) at {ts}")
+        object.__setattr__(self, "energy_readings", readings)
+        object.__setattr__(self, "run_seconds", non_negative_quantity(self.run_seconds, "run time (s)"))
+        object.__setattr__(self, "hourly_rate", non_negative_quantity(self.hourly_rate, "machine hourly rate"))
+
+    @property
+    def energy(self) -> Decimal:
+        return Decimal(0) if self.tariff is None else energy_cost(self.tariff, self.energy_readings)
+
+    @property
+    def machine(self) -> Decimal:
+        return machine_cost(self.run_seconds, self.hourly_rate)
+
+
+def actual_cost(material_value: Decimal | int, energy_readings: Iterable[tuple[datetime, int]] = (), tariff: Tariff | None = None,
+                run_seconds: Decimal | int = 0, hourly_rate: Decimal | int = 0, *, good: int, scrap: int,
+                labour_hours: Decimal | int = 0, labour_rate: Decimal | int = 0,
+                machines: Iterable[MachineUse] | None = None,
+                labour: Iterable[tuple[Decimal | int, Decimal | int]] | None = None) -> WorkOrderCost:
+    """A work order's actual cost so far: call it again as the order runs to keep its lot's value live.
+
+    One machine's use is given by `energy_readings`, `tariff`, `run_seconds` and `hourly_rate`, or the
+    uses of any number of machines by `machines`, not both; one labour booking by `labour_hours` and
+    `labour_rate`, or any number by `labour`, (hours, hourly rate) each, not both.
+    """
+    if machines is None:
+        machines = [MachineUse(tariff, tuple(energy_readings), run_seconds, hourly_rate)]
+    elif energy_readings or tariff is not None or run_seconds or hourly_rate:
+        raise TypeError("give one machine's energy readings, tariff, run seconds and hourly rate, or `machines`, not both")
+    if labour is None:
+        labour = [(labour_hours, labour_rate)]
+    elif labour_hours or labour_rate:
+        raise TypeError("give one booking's labour hours and rate, or `labour`, not both")
+    energy = machine = labour_cost = Decimal(0)
     with localcontext(EXACT):
-        labour = hours * rate
+        for use in machines:
+            energy += use.energy
+            machine += use.machine
+        for hours, rate in labour:
+            labour_cost += non_negative_quantity(hours, "labour hours") * non_negative_quantity(rate, "labour hourly rate")
     return WorkOrderCost(
         material=non_negative_quantity(material_value, "material value"),
-        energy=energy_cost(tariff, energy_readings),
-        machine=machine_cost(run_seconds, hourly_rate),
-        labour=labour,
+        energy=energy,
+        machine=machine,
+        labour=labour_cost,
         good=good,
         scrap=scrap,
     )

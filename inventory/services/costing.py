@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from inventory.models import Item, Routing, WorkCentre
+from inventory.models import EnergyTariff, EnergyTariffPeriod, Item, Routing, WorkCentre
 from inventory.rules.costing import Routing as CostRouting
 from inventory.rules.costing import StandardCost, Tariff, TariffPeriod, standard_costs
 from inventory.services.masterdata import exploded, get
@@ -19,13 +18,15 @@ from kernel.rules.refusals import Conflict
 DEFAULT_TARIFF = "default"
 
 
-def load_tariff(conn: psycopg.Connection, tariff_id: str) -> Tariff | None:
-    row = conn.execute("SELECT timezone, default_price_per_kwh FROM energy_tariffs WHERE tariff_id = %s", (tariff_id,)).fetchone()
-    if row is None:
+def load_tariff(session: Session, tariff_id: str) -> Tariff | None:
+    """The stored tariff as the costing rules price with it; None when there is no such tariff."""
+    stored = session.get(EnergyTariff, tariff_id)
+    if stored is None:
         return None
-    periods = [TariffPeriod(frozenset(days), start, end, price) for days, start, end, price in conn.execute(
-        "SELECT days, start_time, end_time, price_per_kwh FROM energy_tariff_periods WHERE tariff_id = %s ORDER BY id", (tariff_id,))]
-    return Tariff(row[0], row[1], tuple(periods))
+    periods = session.scalars(select(EnergyTariffPeriod).where(EnergyTariffPeriod.tariff_id == tariff_id).order_by(EnergyTariffPeriod.id))
+    return Tariff(stored.timezone, stored.default_price_per_kwh,
+                  tuple(TariffPeriod(frozenset(period.days), period.start_time, period.end_time, period.price_per_kwh)
+                        for period in periods))
 
 
 def standard_cost(session: Session, item_id: str, on: date | None = None) -> StandardCost:
@@ -53,7 +54,7 @@ def standard_cost(session: Session, item_id: str, on: date | None = None) -> Sta
         found = session.get(Routing, item.item_id)
         if found is not None:
             centre = session.get(WorkCentre, found.work_centre_id)
-            tariff = load_tariff(_driver(session), centre.tariff_id or DEFAULT_TARIFF)
+            tariff = load_tariff(session, centre.tariff_id or DEFAULT_TARIFF)
             routing[item.item_id] = CostRouting(found.ideal_cycle_s, centre.hourly_rate, found.energy_wh_per_unit,
                                                 tariff.default_price_per_kwh if tariff else Decimal(0),
                                                 found.labour_s_per_unit, found.labour_rate)
@@ -62,10 +63,3 @@ def standard_cost(session: Session, item_id: str, on: date | None = None) -> Sta
         return standard_costs(bom, purchased, routing)[item_id]
     except ValueError as error:
         raise Conflict(f"no standard cost for {item_id}: {error}") from None
-
-
-
-
-def _driver(session: Session) -> psycopg.Connection:
-    """The session's own psycopg connection: the same transaction, for SQL shared with the core."""
-    return session.connection().connection.driver_connection

@@ -2,9 +2,10 @@
 
 A statement trigger queues such moves in `moves_to_value` in the transaction that posts them (the
 ingest's COPY included). `value_pending` takes queued moves oldest first, prices them with the
-item's method (`inventory.rules.valuation`), appends the entries to `stock_values`, saves each
-item's state in `item_valuations` and deletes the moves from the queue, all in the caller's
-transaction: committed together or not at all, so no move is valued twice or left out.
+item's method (`inventory.rules.valuation`), appends the entries to `stock_values` (COPY,
+`kernel.db.copy`), saves every item's state in `item_valuations` (one upsert) and deletes the moves
+from the queue, all in the transaction of the caller's Session: committed together or not at all, so
+no move is valued twice or left out.
 
 One valuation runs at a time (a transaction-level advisory lock): it is quick, and items must be
 valued in posting order.
@@ -30,90 +31,94 @@ own transaction: what a person reads includes every move committed before the re
 from __future__ import annotations
 
 import json
-from decimal import Decimal
-
-import psycopg
-from sqlalchemy import text
-from sqlalchemy.orm import Session
-
 from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from inventory.rules.costing import WorkOrderCost
 from inventory.rules.valuation import Issue, ItemValuation, Receipt, ValuationMethod, post
+from kernel.db.copy import copy_rows
+from kernel.db.models import make_engine
 from kernel.jobs import Periodic
 
 # The running cost of a work order so far (material, energy, machine time, labour), in the caller's
 # transaction: what a production receipt is valued at. Production (mes) knows it; the application
 # passes it in (app/api.py, the core's jobs), so inventory depends on no production code.
-ProductionCost = Callable[[psycopg.Connection, str], WorkOrderCost]
+ProductionCost = Callable[[Session, str], WorkOrderCost]
 
 PRODUCTION_RECEIPT = "production receipt"
 _LOCK = 7_461_001  # pg_advisory_xact_lock key of the valuation worker
-VALUE_COLUMNS = ("move_id", "ts", "item_id", "kind", "quantity", "value", "unit_cost", "revalued_quantity",
-                 "work_order_id", "source_ref")
 
 
-def value_pending(conn: psycopg.Connection, production_cost: ProductionCost, limit: int = 20_000) -> int:
-    """Value up to `limit` queued moves inside the caller's transaction; how many were valued."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-    moves = conn.execute(
+class StockValue(NamedTuple):
+    """A `stock_values` row as the valuation appends it (`id` and `valued_at` are the database's)."""
+
+    move_id: int
+    ts: datetime
+    item_id: str
+    kind: str
+    quantity: Decimal
+    value: Decimal
+    unit_cost: Decimal
+    revalued_quantity: Decimal
+    work_order_id: str | None
+    source_ref: str
+
+
+def value_pending(session: Session, production_cost: ProductionCost, limit: int = 20_000) -> int:
+    """Value up to `limit` queued moves inside the session's transaction; how many were valued."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _LOCK})
+    moves = session.execute(text(
         """WITH taken AS (DELETE FROM moves_to_value WHERE move_id IN (
-                              SELECT move_id FROM moves_to_value ORDER BY move_id LIMIT %s)
+                              SELECT move_id FROM moves_to_value ORDER BY move_id LIMIT :limit)
                           RETURNING move_id)
-           SELECT m.id, m.ts, m.item_id, m.from_location IS NULL, m.quantity, m.unit_cost, m.reason, m.source_ref,
-                  m.work_order_id
-           FROM stock_moves m JOIN taken t ON t.move_id = m.id ORDER BY m.id""", (limit,)).fetchall()
+           SELECT m.id, m.ts, m.item_id, m.from_location IS NULL AS is_receipt, m.quantity, m.unit_cost, m.reason,
+                  m.source_ref, m.work_order_id
+           FROM stock_moves m JOIN taken t ON t.move_id = m.id ORDER BY m.id"""), {"limit": limit}).all()
     if not moves:
         return 0
-    items = sorted({move[2] for move in moves})
-    states = _load_states(conn, items)
-    standard = dict(conn.execute("SELECT item_id, standard_cost FROM items WHERE item_id = ANY(%s)", (items,)).fetchall())
-    rows: list[tuple] = []
+    items = sorted({move.item_id for move in moves})
+    states = _load_states(session, items)
+    standard = dict(session.execute(text("SELECT item_id, standard_cost FROM items WHERE item_id = ANY(:items)"),
+                                    {"items": items}).all())
+    rows: list[StockValue] = []
     consumed_now: dict[str, Decimal] = {}  # work order -> material valued in this pass, not yet written
     so_far: dict[str, WorkOrderCost] = {}
-    for move_id, ts, item, is_receipt, quantity, unit_cost, reason, source_ref, work_order in moves:
-        state = states[item]
-        fallback = state.last_known_cost if state.last_known_cost is not None else (standard[item] or Decimal(0))
-        if is_receipt:
-            cost = unit_cost
-            if cost is None and reason == PRODUCTION_RECEIPT and work_order is not None:
-                if work_order not in so_far:  # once per order and pass: its energy, machine time and labour
-                    so_far[work_order] = production_cost(conn, work_order)
-                cost = _with_material(so_far[work_order], consumed_now.get(work_order, Decimal(0))).unit_cost
-            event: Receipt | Issue = Receipt(quantity, fallback if cost is None else cost)
+    for move in moves:
+        order = move.work_order_id
+        state = states[move.item_id]
+        fallback = state.last_known_cost if state.last_known_cost is not None else (standard[move.item_id] or Decimal(0))
+        if move.is_receipt:
+            cost = move.unit_cost
+            if cost is None and move.reason == PRODUCTION_RECEIPT and order is not None:
+                if order not in so_far:  # once per order and pass: its energy, machine time and labour
+                    so_far[order] = production_cost(session, order)
+                cost = so_far[order].with_material(consumed_now.get(order, Decimal(0))).unit_cost
+            event: Receipt | Issue = Receipt(move.quantity, fallback if cost is None else cost)
         else:
-            event = Issue(quantity)
-        states[item], entries = post(state, event, fallback)
+            event = Issue(move.quantity)
+        states[move.item_id], entries = post(state, event, fallback)
         for entry in entries:
-            rows.append((move_id, ts, item, entry.kind.value, entry.quantity, entry.value, entry.unit_cost,
-                         entry.revalued_quantity, work_order, source_ref))
-            if reason == "backflush" and work_order is not None:
-                consumed_now[work_order] = consumed_now.get(work_order, Decimal(0)) - entry.value
-    with conn.cursor() as cur:
-        with cur.copy(f"COPY stock_values ({', '.join(VALUE_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cur.executemany(
-            """INSERT INTO item_valuations (item_id, method, quantity, value, last_known_cost, layers, shortfall)
-               VALUES (%s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (item_id) DO UPDATE SET method = EXCLUDED.method, quantity = EXCLUDED.quantity,
-                   value = EXCLUDED.value, last_known_cost = EXCLUDED.last_known_cost, layers = EXCLUDED.layers,
-                   shortfall = EXCLUDED.shortfall""",
-            [(item, *_state_row(states[item])) for item in items])
+            rows.append(StockValue(move.id, move.ts, move.item_id, entry.kind.value, entry.quantity, entry.value,
+                                   entry.unit_cost, entry.revalued_quantity, order, move.source_ref))
+            if move.reason == "backflush" and order is not None:
+                consumed_now[order] = consumed_now.get(order, Decimal(0)) - entry.value
+    copy_rows(session, "stock_values", rows)
+    _save_states(session, {item: states[item] for item in items})
     return len(moves)
 
 
-def _with_material(cost: WorkOrderCost, more: Decimal) -> WorkOrderCost:
-    return WorkOrderCost(material=cost.material + more, energy=cost.energy, machine=cost.machine, labour=cost.labour,
-                         good=cost.good, scrap=cost.scrap)
-
-
-def drain(conn: psycopg.Connection, production_cost: ProductionCost) -> int:
-    """Value everything queued, each chunk in its own committed transaction."""
+def drain(session: Session, production_cost: ProductionCost) -> int:
+    """Value everything queued, each chunk in a transaction of the session's own, committed."""
     total = 0
     while True:
-        with conn.transaction():
-            valued = value_pending(conn, production_cost)
+        valued = value_pending(session, production_cost)
+        session.commit()
         total += valued
         if not valued:
             return total
@@ -126,7 +131,7 @@ class ValuationWorker:
     def __init__(self, database_url: str, production_cost: ProductionCost, every_s: float = 1.0):
         self.database_url = database_url
         self.production_cost = production_cost
-        self._conn: psycopg.Connection | None = None
+        self._engine = make_engine(database_url)
         self._rounds = Periodic("mes-valuation", every_s, self.round)
 
     def start(self) -> None:
@@ -134,36 +139,47 @@ class ValuationWorker:
 
     def stop(self) -> None:
         self._rounds.stop()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._engine.dispose()
 
     def round(self) -> None:
         """Value everything queued; after a database error the next round starts on a new connection."""
         try:
-            if self._conn is None:
-                self._conn = psycopg.connect(self.database_url, autocommit=True)
-            drain(self._conn, self.production_cost)
-        except psycopg.Error:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            with Session(self._engine) as session:
+                drain(session, self.production_cost)
+        except DBAPIError:
+            self._engine.dispose()  # whatever broke the connection may have broken the pooled ones too
             raise
 
 
-def _load_states(conn: psycopg.Connection, items: list[str]) -> dict[str, ItemValuation]:
-    stored = {row[0]: row[1:] for row in conn.execute(
+def _load_states(session: Session, items: list[str]) -> dict[str, ItemValuation]:
+    stored = {row.item_id: row for row in session.execute(text(
         """SELECT item_id, method, quantity, value, last_known_cost, layers, shortfall FROM item_valuations
-           WHERE item_id = ANY(%s)""", (items,))}
+           WHERE item_id = ANY(:items)"""), {"items": items})}
     states = {}
-    for item, method in conn.execute("SELECT item_id, valuation FROM items WHERE item_id = ANY(%s)", (items,)):
-        if item in stored:
-            kept_method, quantity, value, last, layers, shortfall = stored[item]
-            states[item] = ItemValuation(ValuationMethod(kept_method), quantity, value, last,
-                                         _layers_from_json(layers), _layers_from_json(shortfall))
-        else:
-            states[item] = ItemValuation(ValuationMethod(method))
+    for item, method in session.execute(text("SELECT item_id, valuation FROM items WHERE item_id = ANY(:items)"), {"items": items}):
+        row = stored.get(item)
+        states[item] = ItemValuation(ValuationMethod(method)) if row is None else ItemValuation(
+            ValuationMethod(row.method), row.quantity, row.value, row.last_known_cost,
+            _layers_from_json(row.layers), _layers_from_json(row.shortfall))
     return states
+
+
+def _save_states(session: Session, states: dict[str, ItemValuation]) -> None:
+    """Every item's new state in one statement."""
+    fields = [state.as_fields() for state in states.values()]
+    session.execute(text(
+        """INSERT INTO item_valuations (item_id, method, quantity, value, last_known_cost, layers, shortfall)
+           SELECT item_id, method, quantity, value, last_known_cost, CAST(layers AS jsonb), CAST(shortfall AS jsonb)
+           FROM unnest(CAST(:items AS text[]), CAST(:methods AS text[]), CAST(:quantities AS numeric[]),
+                       CAST(:values AS numeric[]), CAST(:last_known_costs AS numeric[]), CAST(:layers AS text[]),
+                       CAST(:shortfalls AS text[]))
+                AS state(item_id, method, quantity, value, last_known_cost, layers, shortfall)
+           ON CONFLICT (item_id) DO UPDATE SET method = EXCLUDED.method, quantity = EXCLUDED.quantity,
+               value = EXCLUDED.value, last_known_cost = EXCLUDED.last_known_cost, layers = EXCLUDED.layers,
+               shortfall = EXCLUDED.shortfall"""),
+        {"items": list(states), "methods": [f["method"] for f in fields], "quantities": [f["quantity"] for f in fields],
+         "values": [f["value"] for f in fields], "last_known_costs": [f["last_known_cost"] for f in fields],
+         "layers": [_layers_as_json(f["layers"]) for f in fields], "shortfalls": [_layers_as_json(f["shortfall"]) for f in fields]})
 
 
 def _layers_from_json(layers: list) -> tuple:
@@ -174,21 +190,10 @@ def _layers_as_json(layers: list) -> str:
     return json.dumps([[str(part) for part in layer] for layer in layers])  # text keeps Decimals exact
 
 
-def _state_row(state: ItemValuation) -> tuple:
-    fields = state.as_fields()
-    return (fields["method"], fields["quantity"], fields["value"], fields["last_known_cost"],
-            _layers_as_json(fields["layers"]), _layers_as_json(fields["shortfall"]))
-
-
-def _driver(session: Session) -> psycopg.Connection:
-    """The session's own psycopg connection: the same transaction, for SQL shared with the core."""
-    return session.connection().connection.driver_connection
-
-
 def value_queued(session: Session, production_cost: ProductionCost) -> None:
     """Value everything queued in the session's transaction: what is read next includes every move
     committed before it."""
-    while value_pending(_driver(session), production_cost):
+    while value_pending(session, production_cost):
         pass
 
 

@@ -202,6 +202,18 @@ def shift_at(calendar: ShiftCalendar, ts: datetime) -> ShiftInstance | None:
     return found[0] if found else None
 
 
+def union(windows: Iterable[tuple[datetime, datetime]]) -> list[Window]:
+    """The instants inside any of `windows`, as disjoint windows in order: windows that overlap or touch
+    become one, empty ones are dropped."""
+    merged: list[Window] = []
+    for start, end in sorted(windows):
+        if merged and start <= merged[-1].end:
+            merged[-1] = Window(merged[-1].start, max(merged[-1].end, end))
+        elif start < end:
+            merged.append(Window(start, end))
+    return merged
+
+
 def _subtract(window: Window, holes: Iterable[Window]) -> list[Window]:
     pieces = [window]
     for hole in holes:

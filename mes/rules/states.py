@@ -42,7 +42,8 @@ one, is not a small stop). A longer fault is a breakdown; a longer idle, blocked
 keeps its state's name. The last interval ends at `until`: a stop still going on then is classified
 by its length so far.
 
-Durations are timedelta, exact to the microsecond; nothing is rounded here.
+Durations are timedelta, exact to the microsecond; nothing is rounded here. Run time in seconds
+(`running_seconds`, what costing prices) is a Decimal, exact to the microsecond too.
 """
 
 from __future__ import annotations
@@ -51,14 +52,17 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import Enum
 from itertools import groupby, pairwise
 from typing import NamedTuple
 
 from kernel.rules.instants import require_aware
 from kernel.signals import MachineState
+from mes.rules.shifts import Window, union
 
 MICROSTOP_THRESHOLD = timedelta(minutes=2)
+_MICROSECOND = timedelta(microseconds=1)
 
 OFFLINE = "offline"  # communication lost
 UNKNOWN = "unknown"  # no state reported yet, or a code outside MachineState
@@ -213,7 +217,7 @@ def _resolve(candidates: set[int | None], before: int | None) -> int | None:
 
 
 def _offline_periods(heard: list[datetime], lost: list[datetime], until: datetime,
-                     offline_after: timedelta) -> list[tuple[datetime, datetime]]:
+                     offline_after: timedelta) -> list[Window]:
     """Merged, sorted [start, end) periods without communication."""
     periods = []
     for last, following in pairwise([*heard, until]):
@@ -222,13 +226,7 @@ def _offline_periods(heard: list[datetime], lost: list[datetime], until: datetim
     for lost_at in lost:
         back = bisect_right(heard, lost_at)
         periods.append((lost_at, heard[back] if back < len(heard) else until))
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(periods):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+    return union(periods)
 
 
 def clip(intervals: Iterable[StateInterval], start: datetime, end: datetime) -> list[StateInterval]:
@@ -240,3 +238,11 @@ def clip(intervals: Iterable[StateInterval], start: datetime, end: datetime) -> 
         for interval in intervals
         if interval.start < end and start < interval.end
     ]
+
+
+def running_seconds(intervals: Iterable[StateInterval], windows: Iterable[tuple[datetime, datetime]]) -> Decimal:
+    """Seconds the machine's `intervals` were running inside `windows`, exact to the microsecond. An
+    instant inside several windows (an order dispatched by the API while its PLC reports it) counts once."""
+    running = [interval for interval in intervals if interval.category is Category.RUNNING]
+    ran = sum((part.duration for window in union(windows) for part in clip(running, window.start, window.end)), timedelta(0))
+    return Decimal(ran // _MICROSECOND) / 1_000_000

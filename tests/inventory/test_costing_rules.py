@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from inventory.rules.costing import (
     MONEY_QUANTUM,
+    MachineUse,
     Routing,
     StandardCost,
     Tariff,
@@ -198,6 +199,47 @@ def test_before_the_first_good_unit_there_is_no_unit_cost_yet():
 def test_bad_actual_cost_inputs_are_refused(kwargs, error):
     with pytest.raises(error):
         actual_cost(D(1), [], PEAK, 0, 0, **kwargs)
+
+
+def test_actual_cost_of_an_order_on_several_machines_with_several_labour_bookings():
+    # The press of the worked example (0.54 of energy, 60.00 of machine time), a welder whose work centre
+    # has no tariff (its 100 Wh cost nothing) that ran 1 s at 1 /h (0.000277… → 0.000278), and two
+    # labour bookings, 1.5 h × 30 + 0.25 h × 32 = 53.00: 84.30 + 0.54 + 60.000278 + 53.00 = 197.840278.
+    press = MachineUse(PEAK, ((paris(23, 21, 59, 59), 1500), (paris(23, 22), 2000)), D(5400), D(40))
+    welder = MachineUse(None, ((paris(23, 12), 100),), D(1), D(1))
+    cost = actual_cost(D("84.30"), good=95, scrap=5, machines=[press, welder], labour=[(D("1.5"), 30), (D("0.25"), 32)])
+    assert (cost.material, cost.energy, cost.machine, cost.labour) == (D("84.30"), D("0.54"), D("60.000278"), D("53.00"))
+    assert cost.total == D("197.840278")
+
+
+def test_machine_time_is_rounded_once_per_machine():
+    # Three machines, 1 s each at 1 /h: 3 × 0.000278 = 0.000834 (not 3 s at 1 /h, 0.000833).
+    cost = actual_cost(D(0), good=1, scrap=0, machines=[MachineUse(None, (), D(1), D(1))] * 3)
+    assert cost.machine == D("0.000834")
+
+
+def test_an_order_no_machine_worked_on_costs_its_material_and_labour():
+    cost = actual_cost(D("2.50"), good=0, scrap=0, machines=[], labour=[])
+    assert (cost.total, cost.energy, cost.machine, cost.labour) == (D("2.50"), 0, 0, 0)
+
+
+@pytest.mark.parametrize("kwargs", [{"run_seconds": 60}, {"tariff": PEAK}, {"labour_hours": 1}])
+def test_one_machine_or_labour_booking_given_directly_and_a_list_of_them_do_not_mix(kwargs):
+    with pytest.raises(TypeError, match="not both"):
+        actual_cost(D(1), good=1, scrap=0, machines=[], labour=[], **kwargs)
+
+
+def test_a_machine_use_refuses_negative_energy_time_and_rates():
+    for readings, seconds, rate in [(((paris(23, 12), -1),), 0, 0), ((), -1, 0), ((), 0, D("-0.5"))]:
+        with pytest.raises(ValueError):
+            MachineUse(None, readings, seconds, rate)
+    with pytest.raises(TypeError):
+        MachineUse(PEAK, (), 1.5, 40)
+
+
+def test_material_valued_later_is_added_to_the_cost_and_carried_by_the_good_units():
+    cost = actual_cost(D("10.00"), [], PEAK, 0, 0, good=4, scrap=1).with_material(D("2.000001"))
+    assert (cost.material, cost.total, cost.unit_cost) == (D("12.000001"), D("12.000001"), D("3.000000"))
 
 
 # --- standard cost -----------------------------------------------------------------------------
@@ -393,3 +435,26 @@ def test_live_cost_grows_with_each_interval_of_a_running_order():
               for n in range(1, 5)]
     # 20:30, 21:00, 21:30 at 0.20 → 0.08 each; 22:00 at 0.12 → 0.048; machine 20.00 per half hour.
     assert totals == [D("20.08"), D("40.16"), D("60.24"), D("80.288")]
+
+
+machine_uses = st.builds(MachineUse, st.one_of(st.none(), st.just(PEAK)), readings_lists.map(tuple),
+                         st.decimals(min_value=0, max_value=10**6, places=6, allow_nan=False, allow_infinity=False), money)
+
+
+@given(money, st.lists(machine_uses, max_size=4), st.lists(st.tuples(money, money), max_size=3), st.integers(0, 10**6))
+@settings(max_examples=100)
+def test_several_machines_cost_the_sum_of_each_machine_alone(material, uses, bookings, good):
+    cost = actual_cost(material, good=good, scrap=1, machines=uses, labour=bookings)
+    alone = [actual_cost(0, use.energy_readings, use.tariff, use.run_seconds, use.hourly_rate, good=good, scrap=1) for use in uses]
+    assert cost.energy == sum((part.energy for part in alone), D(0))
+    assert cost.machine == sum((part.machine for part in alone), D(0))
+    assert cost.labour == sum((hours * rate for hours, rate in bookings), D(0))
+    assert cost.total == material + cost.energy + cost.machine + cost.labour
+
+
+@given(money, money, st.integers(0, 10**6), st.integers(0, 10**6))
+def test_material_added_later_adds_exactly_to_the_total(material, more, good, scrap):
+    before = actual_cost(material, good=good, scrap=scrap, machines=[], labour=[])
+    after = before.with_material(more)
+    assert after.total == before.total + more and (after.good, after.scrap, after.energy) == (good, scrap, 0)
+    assert after == actual_cost(material + more, good=good, scrap=scrap, machines=[], labour=[])

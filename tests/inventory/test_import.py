@@ -85,6 +85,16 @@ def run_import(url: str, path: Path):
         engine.dispose()
 
 
+def drain(url: str) -> None:
+    """Value every queued move (`valuation.drain`) in a session of its own."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            valuation.drain(session, running_cost)
+    finally:
+        engine.dispose()
+
+
 def counts(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
@@ -116,7 +126,7 @@ def test_a_good_workbook_is_imported_and_its_opening_stock_valued_at_its_cost(db
                             opening_stock_source_ref("steel", "wh", "C-17"))
         assert [(m[0], m[3], m[4]) for m in moves[1:]] == [("steel", "line-1-side", 10), ("screw", "wh", 4000)]
         assert conn.execute("SELECT expires::text FROM lots WHERE lot = 'C-17'").fetchone() == ("2027-03-01",)
-        valuation.drain(conn, running_cost)
+        drain(db)
         # steel: 120.5 × 1.18 + 10 × 1.18 = 142.19 + 11.8 = 153.99; screw: 4000 × 0.045 = 180
         assert conn.execute("SELECT item_id, method, quantity, value FROM item_valuations ORDER BY item_id").fetchall() == [
             ("screw", "moving_average", 4000, 180), ("steel", "fifo", D("130.5"), D("153.99"))]
@@ -135,8 +145,7 @@ def test_reimporting_the_same_file_changes_nothing(db, tmp_path):
 
 def test_a_changed_file_updates_master_data_and_says_why_stock_is_not_booked_again(db, tmp_path):
     run_import(db, workbook(tmp_path / "master.xlsx", SHEETS))
-    with psycopg.connect(db) as conn:
-        valuation.drain(conn, running_cost)  # steel is now valued by FIFO
+    drain(db)  # steel is now valued by FIFO
     changed = {kind: [list(row) for row in rows] for kind, rows in SHEETS.items()}
     changed["items"][2][6] = "moving_average"  # steel
     changed["boms"][1][2] = "0.3"  # bracket → steel

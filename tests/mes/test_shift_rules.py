@@ -18,6 +18,7 @@ from mes.rules.shifts import (
     planned_production_windows,
     shift_at,
     shift_instances,
+    union,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -207,3 +208,23 @@ def test_shift_at_is_the_shift_containing_the_instant(instant):
     assert shift_at(CALENDAR, ts) == (containing[0] if containing else None)
     weekday = ts.astimezone(BERLIN).weekday()
     assert shift_at(CALENDAR, ts) is not None or weekday >= 5  # on weekdays the three shifts leave no gap
+
+
+def test_the_union_of_windows_merges_those_that_overlap_or_touch_and_drops_empty_ones():
+    t = datetime(2026, 11, 24, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    windows = [(t + 3 * hour, t + 4 * hour), (t, t + hour), (t + hour, t + 2 * hour), (t + 5 * hour, t + 5 * hour),
+               (t + 30 * timedelta(minutes=1), t + 90 * timedelta(minutes=1))]
+    assert union(windows) == [Window(t, t + 2 * hour), Window(t + 3 * hour, t + 4 * hour)]
+    assert union([]) == []
+
+
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 200)), max_size=8))
+def test_the_union_covers_every_minute_of_the_windows_once_in_disjoint_windows(bounds):
+    t = datetime(2026, 11, 24, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+    merged = union([(t + start * minute, t + end * minute) for start, end in bounds])
+    assert all(window.start < window.end for window in merged)
+    assert all(earlier.end < later.start for earlier, later in zip(merged, merged[1:], strict=False))
+    covered = {m for start, end in bounds for m in range(start, end)}
+    assert {m for window in merged for m in range((window.start - t) // minute, (window.end - t) // minute)} == covered

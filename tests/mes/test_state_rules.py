@@ -1,12 +1,23 @@
 """State intervals from state changes and contacts: worked cases, then properties over random histories."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mes.rules.states import Category, Contact, StateChange, StateInterval, StopKind, classify_stop, clip, derive_intervals
+from mes.rules.states import (
+    Category,
+    Contact,
+    StateChange,
+    StateInterval,
+    StopKind,
+    classify_stop,
+    clip,
+    derive_intervals,
+    running_seconds,
+)
 
 T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=60)
@@ -170,6 +181,16 @@ def test_clip_cuts_to_the_window_and_keeps_where_and_what_each_stop_was():
     assert clip(intervals, at(600), at(700)) == []
 
 
+def test_run_time_counts_the_running_seconds_inside_the_windows_once():
+    # Running 0–300 s, a fault 300–360 s, running again 360–600 s. Dispatched by the API 0–200 s and
+    # reported by the PLC 100–400 s (one window 0–400 s), and again 500–700 s: 300 + 40 + 100 = 440 s.
+    intervals = derive([change(0, RUNNING), change(300, FAULT, 7), change(360, RUNNING)], every(10, 0, 600))
+    windows = [(at(0), at(200)), (at(100), at(400)), (at(500), at(700))]
+    assert running_seconds(intervals, windows) == 440
+    assert running_seconds(intervals, [(at(0), at(10) + timedelta(microseconds=250_001))]) == Decimal("10.250001")
+    assert running_seconds(intervals, []) == 0 and running_seconds([], windows) == 0
+
+
 def test_naive_times_and_a_non_positive_timeout_are_refused():
     with pytest.raises(ValueError, match="time zone"):
         derive_intervals("M1", [StateChange(datetime(2026, 11, 24, 6), 1, 0)], [], at(100), TIMEOUT)
@@ -253,3 +274,16 @@ def test_clipping_to_a_partition_of_the_span_conserves_every_interval(case, cuts
         parts = by_origin[interval.start]
         assert (parts[0].start, parts[-1].end) == (interval.start, interval.end)
         assert {(p.state, p.fault_code, p.stop) for p in parts} == {(interval.state, interval.fault_code, interval.stop)}
+
+
+@given(history(), st.lists(st.tuples(st.integers(0, HORIZON), st.integers(0, HORIZON)), max_size=5))
+@settings(max_examples=200)
+def test_run_time_is_the_running_seconds_that_fall_in_some_window(case, bounds):
+    changes, contacts, until, timeout = case
+    intervals = derive(changes, contacts, until, timeout)
+    windows = [(at(start), at(end)) for start, end in bounds]
+    # every instant here is a whole second: count the seconds [s, s + 1) running inside a window
+    expected = sum(1 for s in range(HORIZON)
+                   if any(start <= s < end for start, end in bounds)
+                   and any(i.category is Category.RUNNING and i.start <= at(s) < i.end for i in intervals))
+    assert running_seconds(intervals, windows) == expected
