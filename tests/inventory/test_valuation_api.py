@@ -8,7 +8,11 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from inventory.rules.costing import WorkOrderCost
+from inventory.services.valuation import ValuationWorker
 from tests.support.http import ok
 
 # receipt 100 @ 2.00, receipt 50 @ 2.60, issue 120, issue 50 (stock dips to −20), receipt 40 @ 3.00
@@ -55,3 +59,34 @@ def test_the_worked_sequence_valued_by_the_worker_from_real_moves(api, database_
             "SELECT sum(value), sum(quantity) FROM stock_values WHERE item_id = 'flour'").fetchall()
         (moved,) = conn.execute("SELECT sum(quantity) FROM stock_on_hand WHERE item_id = 'flour'").fetchone()
     assert (ledger_value, ledger_quantity) == (Decimal("60.00"), 20) and moved == 20, "Σ value of moves = value on hand"
+
+
+def test_a_round_that_loses_its_connection_values_nothing_and_the_next_round_values_each_move_once(api, database_url):
+    ok(api.post("/items", json={"item_id": "bracket", "name": "Bracket", "kind": "make", "uom": "pcs"}), 201)
+    ok(api.post("/locations", json={"location_id": "wh", "name": "Warehouse", "kind": "warehouse"}), 201)
+    with psycopg.connect(database_url) as conn:  # a finished-goods receipt as backflush posts it: priced when valued
+        conn.execute("""INSERT INTO stock_moves (item_id, to_location, quantity, reason, source_ref, work_order_id)
+                        VALUES ('bracket', 'wh', 10, 'production receipt', 'FG-1', 'WO-1')""")
+    priced = []
+
+    def production_cost(session, work_order_id):
+        priced.append(work_order_id)
+        if len(priced) == 1:  # the server ends this round's connection while the receipt is being priced
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return WorkOrderCost(material=Decimal(25), energy=0, machine=0, labour=0, good=10, scrap=0)
+
+    def valued():
+        with psycopg.connect(database_url) as conn:
+            return (conn.execute("SELECT count(*) FROM moves_to_value").fetchone()[0],
+                    conn.execute("SELECT quantity, value, unit_cost FROM stock_values ORDER BY id").fetchall())
+
+    worker = ValuationWorker(database_url, production_cost)
+    try:
+        with pytest.raises(DBAPIError):
+            worker.round()
+        assert valued() == (1, [])
+        worker.round()
+        worker.round()
+    finally:
+        worker.stop()
+    assert valued() == (0, [(10, Decimal(25), Decimal("2.5"))]) and priced == ["WO-1", "WO-1"]
