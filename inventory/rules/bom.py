@@ -135,8 +135,8 @@ def _strongly_connected_components(graph: Mapping[str, Collection[str]]) -> dict
                 seen.add(child)
                 stack.append((child, iter(sorted(graph.get(child, ())))))
     reverse: dict[str, set[str]] = {}
-    for parent, children in graph.items():
-        for child in children:
+    for parent, successors in graph.items():
+        for child in successors:
             reverse.setdefault(child, set()).add(parent)
     component_of: dict[str, int] = {}
     for root in reversed(finished):
@@ -163,10 +163,10 @@ def _shortest_path(graph: Mapping[str, Collection[str]], source: str, target: st
                 came_from[child] = node
                 queue.append(child)
     path: list[str] = []
-    node: str | None = target
-    while node is not None:
-        path.append(node)
-        node = came_from[node]
+    step: str | None = target
+    while step is not None:
+        path.append(step)
+        step = came_from[step]
     return path[::-1]
 
 

@@ -236,8 +236,8 @@ class MachineUse:
 
     tariff: Tariff | None
     energy_readings: tuple[tuple[datetime, int], ...]  # (instant counted, Wh delta) steps
-    run_seconds: Decimal
-    hourly_rate: Decimal
+    run_seconds: Decimal | int  # a Decimal once constructed
+    hourly_rate: Decimal | int  # a Decimal once constructed
 
     def __post_init__(self) -> None:
         readings = tuple(self.energy_readings)
