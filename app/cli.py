@@ -31,10 +31,20 @@ PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant descrip
 
 
 def _settings(plant: Path | None = None, log_to_console: bool = True) -> Settings:
+    # A SIGTERM ends a command as Ctrl-C does (its clean-ups run, exit code 130) until the command takes
+    # over the stop signals itself (`_on_stop_signals`, `_run_until_signal`) once its service is running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     overrides = {"plant": plant} if plant else {}
     settings = Settings(**overrides)
     configure_logging(settings.log_level if log_to_console else "WARNING", settings.log_format)
     return settings
+
+
+def _on_stop_signals(ask_to_stop) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM call `ask_to_stop`, which only asks: the service finishes what it has in
+    hand, its clean-ups run and the command exits 0."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: ask_to_stop())
 
 
 def _run_until_signal(coroutine_factory, on_signal=None) -> None:
@@ -67,13 +77,16 @@ def demo(
 
     Uses embedded PostgreSQL and an embedded broker unless MES_DATABASE_URL / MES_MQTT_URL are set.
     While it produces, the live board is at http://127.0.0.1:8765/board (the URL is printed at the start).
-    Exits 0 when every machine's recorded good / scrap / Wh equals the simulator's ground truth.
+    Exits 0 when every machine's recorded good / scrap / Wh equals the simulator's ground truth, else 1.
+
+    Ctrl-C (or SIGTERM) ends production early: the last counts are committed and the reckoning of what was
+    produced until then is printed (a second Ctrl-C stops waiting for the last counts); exit code 130
+    (143 after SIGTERM).
     """
     from app.demo import run_demo
 
     settings = _settings(plant, log_to_console=False)
-    ok = run_demo(settings, duration, summary_json, live=live, fresh=not keep_data, board_port=board_port)
-    raise typer.Exit(0 if ok else 1)
+    raise typer.Exit(run_demo(settings, duration, summary_json, live=live, fresh=not keep_data, board_port=board_port))
 
 
 @app.command()
@@ -81,7 +94,10 @@ def simulate(
     plant: PlantOption = None,
     duration: Annotated[float | None, typer.Option(help="seconds to run (default: until Ctrl-C)")] = None,
 ) -> None:
-    """Serve the plant's simulated PLCs (OPC UA and Modbus TCP servers) and produce."""
+    """Serve the plant's simulated PLCs (OPC UA and Modbus TCP servers) and produce.
+
+    Ctrl-C or SIGTERM stops it; exit code 0.
+    """
     from kernel.plant import load_plant
     from simulators.service import run_simulator
 
@@ -99,6 +115,7 @@ def edge(
     """Read the machines' counters and states and publish them over MQTT, buffering on disk while the broker is away.
 
     Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
+    Ctrl-C or SIGTERM stops it cleanly (what is not yet published stays in the disk queue); exit code 0.
     """
     from edge.agent import EdgeAgent
     from kernel.plant import load_plant
@@ -121,8 +138,12 @@ def core(plant: PlantOption = None) -> None:
 
     Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
     (default: the embedded PostgreSQL in DATA_DIR). Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
+    Beside ingest it runs the core's jobs: alert rounds, notifications, stock valuation and, in a child
+    process that ends with it, the board rollups.
+    Ctrl-C or SIGTERM stops it cleanly: the batch in hand is committed and acknowledged, every job
+    finishes its round in hand, the child process is stopped; exit code 0.
     """
-    from core.ingest.consumer import CoreConsumer
+    from app.core_process import CoreProcess, core_options
     from core.service import prepare_database
     from kernel.plant import load_plant
     from kernel.runtime import database
@@ -131,15 +152,11 @@ def core(plant: PlantOption = None) -> None:
     log = get_logger("mes.core")
     with database(settings) as database_url:
         prepare_database(database_url, load_plant(settings.plant))
-        consumer = CoreConsumer(database_url, settings.mqtt_url or "mqtt://127.0.0.1:1883",
-                                batch_max_messages=settings.batch_max_messages, batch_max_wait_ms=settings.batch_max_wait_ms,
-                                alert_every_s=settings.alert_every_s, offline_after_s=settings.offline_after_s,
-                                rollup_every_s=settings.rollup_every_s)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: consumer.stop())
+        core = CoreProcess(database_url, settings.mqtt_url or "mqtt://127.0.0.1:1883", **core_options(settings))
+        _on_stop_signals(core.stop)
         log.info("core running")
-        consumer.run()
-        log.info("core stopped", **vars(consumer.service.totals))
+        core.run()
+        log.info("core stopped", **vars(core.consumer.service.totals))
 
 
 @app.command()
@@ -152,6 +169,7 @@ def api(
 
     Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
     (default: the embedded PostgreSQL in DATA_DIR).
+    Ctrl-C or SIGTERM stops it after the requests in hand; exit code 0.
     """
     import uvicorn
 
@@ -163,6 +181,9 @@ def api(
     settings = _settings(plant)
     with database(settings) as database_url:
         prepare_database(database_url, load_plant(settings.plant))
+        # uvicorn handles the stop signals while it serves, then raises the one it got again, for the
+        # handlers it found: these, so that the command ends as asked rather than as interrupted
+        _on_stop_signals(lambda: None)
         uvicorn.run(create_app(database_url), host=host, port=port, log_level=settings.log_level.lower())
 
 

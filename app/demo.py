@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -34,7 +35,8 @@ from app.api import create_app
 from dashboards.api.board import end_event_streams
 from kernel.signals import COUNTERS, MachineState
 from kernel.plant import Plant, load_plant
-from app.plantrun import PlantRun, exact
+from app.core_process import core_options
+from app.plantrun import PlantRun, ThreadCore, exact
 from kernel.runtime import broker, database
 from kernel.settings import Settings
 
@@ -136,39 +138,83 @@ def _alert_table(alerts: list[dict]) -> Table | str:
     return table
 
 
-async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, fresh: bool, board_port: int) -> dict:
+class _Interrupts:
+    """SIGINT (Ctrl-C) and SIGTERM while the demo runs: the first ends production early, and the reckoning
+    of what was produced until then follows; a second one stops waiting for the last counts."""
+
+    def __init__(self) -> None:
+        self.signal: signal.Signals | None = None
+        self.first = asyncio.Event()
+        self.again = asyncio.Event()
+
+    def listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._received, sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        if self.signal is None:
+            self.signal = sig
+            self.first.set()
+        else:
+            self.again.set()
+
+
+async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, fresh: bool, board_port: int,
+               interrupts: _Interrupts) -> dict:
+    interrupts.listen()
     state_dir = settings.data_dir / "demo"
     if fresh:
         shutil.rmtree(state_dir, ignore_errors=True)
     with database(settings, "mes_demo", fresh=fresh) as database_url, broker(settings) as mqtt_url:
-        run = PlantRun(plant, database_url, mqtt_url, state_dir,
+        run = PlantRun(plant, database_url, mqtt_url, state_dir, core=ThreadCore(database_url, mqtt_url, **core_options(settings)),
                        edge_options={"flush_ms": settings.edge_flush_ms, "heartbeat_s": settings.edge_heartbeat_s})
         console.print(f"[bold]Starting[/] simulators, broker, core and edge agent for {len(plant.machines)} machines …")
         async with run:
             if fresh:
                 await asyncio.to_thread(demo_orders.seed, database_url)
             with _served_board(database_url, board_port):
-                return await _produce(run, database_url, duration_s, live)
+                return await _produce(run, database_url, duration_s, live, interrupts)
 
 
-async def _produce(run: PlantRun, database_url: str, duration_s: float, live: bool) -> dict:
+async def _produce(run: PlantRun, database_url: str, duration_s: float, live: bool, interrupts: _Interrupts) -> dict:
     run.start_production()
+    console.print(f"[bold]Producing[/] for {duration_s:g} s (Ctrl-C ends production early, with the reckoning) …")
     progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                         TimeRemainingColumn())
     task = progress.add_task("run", total=duration_s)
     started = time.monotonic()
     with Live(console=console, refresh_per_second=2, transient=False, auto_refresh=False) as view:
-        while (elapsed := time.monotonic() - started) < duration_s:
+        while (elapsed := time.monotonic() - started) < duration_s and not interrupts.first.is_set():
             progress.update(task, completed=elapsed)
             if live:
                 snapshot = await asyncio.to_thread(_snapshot, database_url)
                 view.update(Group(progress, _live_view(run, *snapshot)), refresh=True)
-            await asyncio.sleep(min(1.0, duration_s - elapsed))
-        progress.update(task, completed=duration_s)
-    console.print("[bold]Stopping production[/]; waiting for the last counts to be committed …")
-    await run.drain()
+            await _unless(interrupts.first, asyncio.sleep(min(1.0, duration_s - elapsed)))
+        progress.update(task, completed=min(elapsed, duration_s))
+    if interrupts.first.is_set():
+        console.print(f"[bold]Interrupted[/] after {elapsed:.0f} s: stopping production; waiting for the last counts to be "
+                      "committed (Ctrl-C again: don't wait) …")
+    else:
+        console.print("[bold]Stopping production[/]; waiting for the last counts to be committed …")
+    if not await _unless(interrupts.again, run.drain()):  # production stopped all the same: drain's first step
+        console.print("[yellow]Not waiting for the last counts: the reckoning shows what was committed so far.[/]")
     return {"machines": run.comparison(), **await asyncio.to_thread(demo_orders.reckoning, database_url),
             "alerts": await asyncio.to_thread(_alert_history, database_url)}
+
+
+async def _unless(event: asyncio.Event, work: Coroutine) -> bool:
+    """Await `work` unless `event` is set first, which cancels it; whether it finished."""
+    task = asyncio.ensure_future(work)
+    waiting = asyncio.ensure_future(event.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+        return False
+    task.result()  # its failure, if it failed
+    return True
 
 
 def _alert_history(database_url: str) -> list[dict]:
@@ -228,17 +274,23 @@ def _served_board(database_url: str, port: int) -> Iterator[None]:
 
 
 def run_demo(settings: Settings, duration_s: float, summary_json: Path | None, *, board_port: int, live: bool = True,
-             fresh: bool = True) -> bool:
-    """The demo; the board is served at `board_port` (0: not served)."""
+             fresh: bool = True) -> int:
+    """The demo; the board is served at `board_port` (0: not served). Returns the exit code: 0 when every
+    count is exact, 1 when not, 128 + the signal's number when a signal ended production early."""
     plant = load_plant(settings.plant)
-    summary = asyncio.run(_run(plant, settings, duration_s, live, fresh, board_port))
+    interrupts = _Interrupts()
+    summary = asyncio.run(_run(plant, settings, duration_s, live, fresh, board_port, interrupts))
     console.print(_reckoning(summary["machines"]))
     console.print(_order_tables(summary))
     console.print(_alert_table(summary["alerts"]))
     ok = exact(summary["machines"]) and demo_orders.exact(summary)
     console.print("[bold green]Every count is exact: machines, work orders, components.[/]" if ok
                   else "[bold red]Recorded counts differ from ground truth.[/]")
+    if interrupts.signal is not None:
+        console.print(f"[bold yellow]Ended early by {interrupts.signal.name}:[/] the reckoning covers what was produced until then.")
     if summary_json:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(summary, indent=2) + "\n")
-    return ok
+    if interrupts.signal is not None:
+        return 128 + interrupts.signal
+    return 0 if ok else 1

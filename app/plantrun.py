@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from core.ingest.consumer import CoreConsumer
+from app.core_process import CoreProcess
 from core.queries import counter_values, recorded_totals
 from core.service import prepare_database
 from edge.agent import EdgeAgent
@@ -32,22 +32,23 @@ log = get_logger("app.plantrun")
 
 
 class ThreadCore:
-    """The core consuming in a thread of this process."""
+    """The core (its consumer and its jobs) running in a thread of this process."""
 
     def __init__(self, database_url: str, mqtt_url: str, **options):
+        """`options`: those of `CoreProcess`."""
         self.database_url, self.mqtt_url, self.options = database_url, mqtt_url, options
-        self.consumer: CoreConsumer | None = None
+        self.process: CoreProcess | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
     def start(self) -> None:
-        self.consumer = CoreConsumer(self.database_url, self.mqtt_url, **self.options)
+        self.process = CoreProcess(self.database_url, self.mqtt_url, **self.options)
         self._thread = threading.Thread(target=self._run, name="mes-core", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self.consumer.run()
+            self.process.run()
         except BaseException as error:  # kept for raise_if_failed: a dead thread would otherwise just go quiet
             self._failure = error
             raise
@@ -57,10 +58,10 @@ class ThreadCore:
             raise RuntimeError("the core stopped with an error") from self._failure
 
     def stop(self) -> None:
-        if self.consumer is not None:
-            self.consumer.stop()
-            self._thread.join(timeout=30)
-            self.consumer = None
+        if self.process is not None:
+            self.process.stop()
+            self._thread.join(timeout=90)  # the consumer's batch in hand, then every job's round in hand
+            self.process = None
 
 
 class MesProcess:

@@ -20,7 +20,12 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+_configured = ("INFO", "console")
+
+
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+    global _configured
+    _configured = (level, fmt)
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[
@@ -48,6 +53,11 @@ def redact_secrets(text: str) -> str:
     """The text with any password in a URL or a connection string replaced by ***: for log lines
     that name an endpoint or repeat a library's error."""
     return _KEYWORD_PASSWORD.sub(r"\g<keep>***", _URL_PASSWORD.sub(r"\g<keep>:***@", text))
+
+
+def logging_configuration() -> tuple[str, str]:
+    """The level and format last configured: what a child process configures to log as its parent does."""
+    return _configured
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +29,7 @@ from kernel.embedded.broker import EmbeddedBroker, find_mosquitto
 from kernel.embedded.postgres import EmbeddedPostgres, create_database, drop_database
 from kernel.plant import DEMO_PLANT, load_plant
 from tests.support.ingested import Ingested
+from tests.support.processes import LINUX, MARK, kill, marked, wait_until
 
 # Hypothesis's default deadline (200 ms an example) and its too-slow check are timing assertions in disguise:
 # on a shared, busy machine they fail tests whose properties hold. Off for every test.
@@ -66,6 +68,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if fixtures & BROKER_FIXTURES:
             item.add_marker(pytest.mark.broker)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Every process this session's tests start carries its mark (MARK in the environment, inherited), and
+    none may outlive the session: one left running works on for ever, on the test servers or on nothing.
+    Set up before, and so checked after, every other session fixture. Leftovers are killed and the
+    session fails. Not counted: this process's multiprocessing resource tracker, which ends with it."""
+    if not LINUX:
+        yield
+        return
+    mark = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.environ[MARK] = mark
+
+    def left() -> list:
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        return [process for process in marked(mark) if process.pid != tracker]
+
+    yield
+    try:
+        wait_until(lambda: not left(), 30, "the processes started by the tests end")  # some may still be stopping
+    except AssertionError:
+        leftovers = left()
+        if not leftovers:  # the last one ended just now
+            return
+        kill(leftovers)
+        pytest.fail("processes started by this test session still ran at its end (now killed):\n"
+                    + "\n".join(f"  {process.pid} {process.command}" for process in leftovers), pytrace=False)
 
 
 @pytest.fixture(scope="session")

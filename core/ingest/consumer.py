@@ -22,11 +22,6 @@ from core.ingest.service import IngestService
 from kernel.logs import get_logger
 from kernel.mqtt import connect, new_client, parse_mqtt_url
 from kernel.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION
-from mes.services.notifications import NotificationSender
-from mes.services.rollups import RollupWorker
-from inventory.services.valuation import ValuationWorker
-from mes.services.costing import running_cost
-from kernel.settings import Settings
 
 log = get_logger("core.consumer")
 
@@ -41,19 +36,8 @@ class _Delivery:
 
 class CoreConsumer:
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
-                 batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
-                 housekeeping_every_s: float = 30.0, on_commit=None,
-                 alert_every_s: float = Settings.model_fields["alert_every_s"].default,
-                 offline_after_s: int = Settings.model_fields["offline_after_s"].default,
-                 rollup_every_s: float = Settings.model_fields["rollup_every_s"].default):
+                 batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0, on_commit=None):
         self.service = IngestService(database_url, on_commit=on_commit)
-        self.housekeeping_every_s = housekeeping_every_s
-        self.alert_every_s = alert_every_s
-        self.offline_after_s = offline_after_s
-        # alert notifications leave from the core: started and stopped with run()
-        self.sender = NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications")
-        # valuation and the board rollups run beside ingest, each in a thread of its own: a batch never waits for them
-        self.background = (ValuationWorker(database_url, running_cost), RollupWorker(database_url, every_s=rollup_every_s))
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s
@@ -99,31 +83,17 @@ class CoreConsumer:
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
         connect(self._client, self._target)
-        self.sender.start()
-        for worker in self.background:
-            worker.start()
-        listening_since = datetime.now(UTC)
         next_status = time.monotonic() + self.status_every_s
-        next_housekeeping = next_alerts = time.monotonic()
         try:
             while not self._stop.is_set():
                 batch = self._next_batch()
                 if batch:
                     self.service.ingest([delivery.incoming for delivery in batch])
                     self._acknowledge(batch)
-                if time.monotonic() >= next_housekeeping:
-                    next_housekeeping = time.monotonic() + self.housekeeping_every_s
-                    self.service.housekeeping()
-                if time.monotonic() >= next_alerts:
-                    next_alerts = time.monotonic() + self.alert_every_s
-                    self.service.evaluate_alerts(self.offline_after_s, listening_since)
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.status_every_s
                     log.info("ingest", backlog=self._deliveries.qsize(), **vars(self.service.totals))
         finally:
-            for worker in self.background:
-                worker.stop()
-            self.sender.stop()
             self._client.disconnect()
             self._client.loop_stop()
             self.service.close()

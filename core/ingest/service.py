@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.ingest import store
 from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, plan_batch
@@ -21,8 +20,6 @@ from core.ingest.rows import DeadLetterRow
 from kernel.db.models import make_engine
 from kernel.logs import get_logger
 from kernel.reconnect import retry_sync
-from mes.rules.alerts import Transition
-from mes.services import alert_engine, alerts
 
 log = get_logger("core.ingest")
 
@@ -99,24 +96,6 @@ class IngestService:
             self.on_commit(plan, datetime.now(UTC))
         return plan
 
-    def housekeeping(self) -> None:
-        """Between batches, every few seconds: evaluate the inventory alerts. A failure is logged and
-        tried again next time; ingest goes on."""
-        try:
-            with Session(self.engine) as session:
-                _log_transitions(alerts.evaluate_inventory(session))
-        except SQLAlchemyError as error:
-            log.warning("housekeeping failed; tried again later", error=str(error))
-
-    def evaluate_alerts(self, offline_after_s: int, listening_since: datetime) -> None:
-        """Between batches, every few seconds: one round of the machine alerts (`alert_engine`). A failure,
-        whatever it is, is logged and the next round tries again; ingest goes on."""
-        try:
-            with Session(self.engine) as session:
-                _log_transitions(alert_engine.evaluate_machines(session, offline_after_s=offline_after_s,
-                                                              listening_since=listening_since))
-        except Exception:
-            log.exception("alert round failed; tried again next round")
 
     def _dead_letter(self, incoming: Incoming, reason: str) -> None:
         plan = BatchPlan(state=self.state, dead_letters=[DeadLetterRow(incoming.received_at, incoming.topic, incoming.payload, reason)])
@@ -130,8 +109,3 @@ class IngestService:
         except OperationalError:
             pass
 
-
-def _log_transitions(transitions: list[Transition]) -> None:
-    for transition in transitions:
-        log.info(f"alert {transition.event.value}", kind=transition.alert.kind.value, subject=transition.alert.subject,
-                 detail=transition.alert.detail)

@@ -44,7 +44,6 @@ from inventory.rules.costing import WorkOrderCost
 from inventory.rules.valuation import Issue, ItemValuation, Receipt, ValuationMethod, post
 from kernel.db.copy import copy_rows
 from kernel.db.models import make_engine
-from kernel.jobs import Periodic
 
 # The running cost of a work order so far (material, energy, machine time, labour), in the caller's
 # transaction: what a production receipt is valued at. Production (mes) knows it; the application
@@ -125,20 +124,15 @@ def drain(session: Session, production_cost: ProductionCost) -> int:
 
 
 class ValuationWorker:
-    """Values what is queued every `every_s` seconds in its own thread and connection, so an ingest
-    batch never waits for the valuation of the moves it posted."""
+    """The core's job that values what is queued, every second or so in a thread and connection of its
+    own (`kernel.jobs`), so an ingest batch never waits for the valuation of the moves it posted."""
 
-    def __init__(self, database_url: str, production_cost: ProductionCost, every_s: float = 1.0):
+    def __init__(self, database_url: str, production_cost: ProductionCost):
         self.database_url = database_url
         self.production_cost = production_cost
         self._engine = make_engine(database_url)
-        self._rounds = Periodic("mes-valuation", every_s, self.round)
 
-    def start(self) -> None:
-        self._rounds.start()
-
-    def stop(self) -> None:
-        self._rounds.stop()
+    def close(self) -> None:
         self._engine.dispose()
 
     def round(self) -> None:

@@ -1,6 +1,6 @@
 """Alert engine: the machine alerts evaluated in rounds, and the rules configured per plant, line or machine.
 
-One round (`evaluate_machines`, run by the core every `alert_every_s` between batches) evaluates every
+One round (`evaluate_machines`, run by the core's `MachineAlerts` job every `alert_every_s`) evaluates every
 machine for the machine kinds (machine_down, offline, scrap_rate, low_rate) under the rule
 `RuleBook.rule_for(kind, line, machine)` picks (machine's, else line's, else plant's; a subject no
 enabled rule governs gets `ungoverned`), reconciles the conditions with the open alerts of those kinds
@@ -72,8 +72,9 @@ from mes.rules.alerts import (
     scrap_rate,
     ungoverned,
 )
+from kernel.db.models import make_engine
 from kernel.rules.refusals import NotFound, as_conflict
-from mes.services.alerts import _ALERT_COLUMNS, RULE_COLUMNS, load_rules, store
+from mes.services.alerts import _ALERT_COLUMNS, RULE_COLUMNS, load_rules, log_transitions, store
 from kernel.settings import Settings
 
 DEFAULT_OFFLINE_AFTER_S: int = Settings.model_fields["offline_after_s"].default
@@ -147,6 +148,24 @@ _STATUS = """
                    e.changed_at) END AS offline_since
         FROM edge_status e WHERE m.machine_id = ANY(e.machines) ORDER BY e.changed_at DESC LIMIT 1
     ) AS edge ON true"""
+
+
+class MachineAlerts:
+    """The core's job for the machine alerts: a round of `evaluate_machines` every `alert_every_s`, in a
+    database connection of its own. Silence counts from the job's creation, the core's start."""
+
+    def __init__(self, database_url: str, offline_after_s: int = DEFAULT_OFFLINE_AFTER_S):
+        self.engine = make_engine(database_url)
+        self.offline_after_s = offline_after_s
+        self.listening_since = datetime.now(UTC)
+
+    def round(self) -> None:
+        with Session(self.engine) as session:
+            log_transitions(evaluate_machines(session, offline_after_s=self.offline_after_s,
+                                              listening_since=self.listening_since))
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def _statuses(session: Session, now: datetime, offline_after: timedelta,

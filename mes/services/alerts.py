@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from inventory.rules.backflush import BackflushException
@@ -35,8 +36,12 @@ from inventory.rules.stock_alerts import (
     slow_moving_alerts,
 )
 from mes.rules.alerts import Alert, AlertKind, AlertRule, Fact, RuleBook, Transition, acknowledge, passthrough, reconcile
+from kernel.db.models import make_engine
+from kernel.logs import get_logger
 from kernel.rules.refusals import NotFound, as_conflict
 from mes.services import notifications
+
+log = get_logger("mes.alerts")
 
 INVENTORY_KINDS = tuple(AlertKind(kind.value) for kind in StockAlertKind)
 RULE_COLUMNS = "rule_id, kind, severity, scope, minutes, percent, min_units, down_states, enabled"
@@ -98,6 +103,30 @@ def evaluate_inventory(session: Session, now: datetime | None = None) -> list[Tr
     stored = store(session, reconcile(current, conditions, now))
     session.commit()
     return stored
+
+
+class InventoryAlerts:
+    """The core's job for the inventory alerts: a round of `evaluate_inventory` every so often, in a
+    database connection of its own. A database failure is logged and tried again next round."""
+
+    def __init__(self, database_url: str):
+        self.engine = make_engine(database_url)
+
+    def round(self) -> None:
+        try:
+            with Session(self.engine) as session:
+                log_transitions(evaluate_inventory(session))
+        except SQLAlchemyError as error:
+            log.warning("inventory alert round failed; tried again next round", error=str(error))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def log_transitions(transitions: list[Transition]) -> None:
+    for transition in transitions:
+        log.info(f"alert {transition.event.value}", kind=transition.alert.kind.value, subject=transition.alert.subject,
+                 detail=transition.alert.detail)
 
 
 def _fact(found: StockAlert) -> Fact:

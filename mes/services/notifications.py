@@ -6,8 +6,8 @@ active at that moment (`enqueue`, called by `mes.services.alerts.store`, so the 
 inventory alerts and acknowledgements all notify). A notification is therefore never lost to a crash
 between recording and sending, and never sent for an event that was rolled back.
 
-Sender. `NotificationSender` is a thread with its own database connection and MQTT client, started
-and stopped with the core. Each round (every `poll_s`) it takes, per target, the oldest undelivered
+Sender. `NotificationSender` is a job of the core (`kernel.jobs`, a thread with its own database
+connection and MQTT client). Each round (twice a second) it takes, per target, the oldest undelivered
 row; if it is due it sends it and, on success, the next one, until one fails or is not due. A target
 thus receives its notifications one at a time, oldest first: raised before acknowledged before
 cleared, and a failed one holds back the later ones of that target rather than letting them overtake
@@ -194,10 +194,9 @@ class NotificationSender:
     """Delivers the outbox to MQTT and the webhooks; see the module docstring for the rules."""
 
     def __init__(self, database_url: str, mqtt_url: str | None, *, client_id: str = "mes-notifications",
-                 poll_s: float = 0.5, timeout_s: float = 5.0):
+                 timeout_s: float = 5.0):
         """mqtt_url None: no MQTT client; the 'mqtt' rows wait (for a tool that sends webhooks only)."""
         self.database_url = database_url
-        self.poll_s = poll_s
         self.timeout_s = timeout_s
         self._target = parse_mqtt_url(mqtt_url) if mqtt_url else None
         self._client = None
@@ -205,27 +204,27 @@ class NotificationSender:
         self._mqtt_connected = threading.Event()
         self._conn: psycopg.Connection | None = None
         self._holds_lock = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._opener = urllib.request.build_opener(_NoRedirects)
 
-    # lifecycle ----------------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._target is not None:
+    # the job ------------------------------------------------------------------------------------------
+    def round(self) -> None:
+        """Send what is due. A failure is logged and the next round starts on a new database connection."""
+        if self._target is not None and self._client is None:
             self._client = new_client(self._target, self._client_id, persistent=False)
             self._client.on_connect = self._on_connect
             self._client.on_disconnect = lambda *_: self._mqtt_connected.clear()
             connect(self._client, self._target)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mes-notifications", daemon=True)
-        self._thread.start()
+        try:
+            self.send_due()
+        except psycopg.Error as error:
+            log.warning("notification round failed; tried again shortly", error=str(error))
+            self._close()
+        except Exception:  # the sender must outlive any one bad notification; the core goes on without it otherwise
+            log.exception("notification round failed; tried again shortly")
+            self._close()
 
-    def stop(self) -> None:
-        """Ends after the delivery in hand; what is undelivered stays in the outbox for the next start."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.timeout_s + 10)
-            self._thread = None
+    def close(self) -> None:
+        """After the last round: what is undelivered stays in the outbox for the next start."""
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -237,18 +236,6 @@ class NotificationSender:
             log.warning("broker refused the notification sender", reason=str(reason_code))
         else:
             self._mqtt_connected.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.send_due()
-            except psycopg.Error as error:
-                log.warning("notification round failed; tried again shortly", error=str(error))
-                self._close()
-            except Exception:  # the sender must outlive any one bad notification; the core goes on without it otherwise
-                log.exception("notification round failed; tried again shortly")
-                self._close()
-            self._stop.wait(self.poll_s)
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -280,7 +267,7 @@ class NotificationSender:
                 send = lambda due, url=url: self._post(url, due)  # noqa: E731
             else:
                 continue  # an inactive or removed webhook
-            while not self._stop.is_set():
+            while True:
                 due = self._head(conn, target)
                 if due is None:
                     break

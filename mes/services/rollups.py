@@ -11,20 +11,19 @@ Decisions, stated:
   * Refreshing replaces the rows of the hours and machines it covers in one transaction (a reason a
     supervisor later gives a stop moves its time to that reason; nothing is added twice). An hour with
     nothing to tally has no row.
-  * The core's `RollupWorker` refreshes the last `rollup_hours` hours every `rollup_every_s` seconds, in
-    a process of its own so ingest never waits for it; at start it first catches up from the last hour
-    rolled up. A round also reaches back to the mark (`rollup_marks`, migration 0007) that writers of
+  * The core's rollup job (`Rollups`) refreshes the last `rollup_hours` hours every `rollup_every_s`
+    seconds, in a process of its own so ingest never waits for it; at start it first catches up from the
+    last hour rolled up. A round also reaches back to the mark (`rollup_marks`, migration 0007) that writers of
     past data leave in their own transactions: an ingest batch with data older than the hour every round
     redoes (samples an edge kept through an outage, a backlog the broker kept while the core was down)
     and every reason given to a stop. A new
     fault→reason mapping changes all history: recompute with `mes db rollups --since …`.
   * One refresher at a time across cores: a transaction-scoped advisory lock; a core that does not get
-    it skips the round and leaves the mark it took for the next.
+    it skips the round and leaves the mark for the next.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import fields
@@ -35,11 +34,10 @@ from sqlalchemy.orm import Session
 
 from kernel.rules.instants import require_aware
 from mes.rules.states import StateInterval
-from kernel.logs import configure_logging, get_logger
+from kernel.logs import get_logger
 from kernel.db.models import make_engine
 from mes.rules.oee import OeeTotals
 from mes.rules.shifts import Window
-from kernel.jobs import Event, repeat
 from mes.services.downtime import (
     Derivation,
     derive,
@@ -52,8 +50,7 @@ from mes.services.downtime import (
 )
 from mes.services.oee import made_in_spans, tally_machine
 from mes.rules.rollups import ALWAYS_REDONE
-from mes.services.rollup_marks import TAKE_MARK, mark_changed
-from kernel.settings import Settings
+from mes.services.rollup_marks import CLEAR_MARK, READ_MARK
 
 log = get_logger("mes.rollups")
 
@@ -159,38 +156,12 @@ def catch_up_since(session: Session, lookback: timedelta, now: datetime) -> date
     return min(now - lookback, last or first or now)
 
 
-class RollupWorker:
-    """Keeps the rollups of the recent hours fresh, in a process of its own: deriving every machine's
-    states is CPU work that, in a thread of the core, held the ingest's GIL (docs/benchmarks.md: p99
-    latency ×2.5 at 1,000 machines)."""
-
-    def __init__(self, database_url: str, *, every_s: float | None = None, hours: int | None = None):
-        settings = Settings()
-        self.database_url = database_url
-        self.every_s = every_s if every_s is not None else settings.rollup_every_s
-        self.hours = hours if hours is not None else settings.rollup_hours
-        self._context = multiprocessing.get_context("spawn")  # no copy of the core's threads and connections
-        self._stop = self._context.Event()
-        self._process: multiprocessing.process.BaseProcess | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._process = self._context.Process(target=_refresh_until, name="mes-rollups", daemon=True,
-                                              args=(self.database_url, self.every_s, self.hours, self._stop))
-        self._process.start()
-
-    def stop(self, timeout_s: float = 60) -> None:
-        """Returns after the round in hand (or ends the process after `timeout_s`)."""
-        self._stop.set()
-        if self._process is not None:
-            self._process.join(timeout_s)
-            if self._process.is_alive():
-                self._process.terminate()
-            self._process = None
-
-
 class Rollups:
-    """Refresh rounds: the first catches up from the last hour rolled up; each later one redoes the last
+    """The core's rollup job, run in a process of its own (`kernel.jobs`): deriving every machine's states
+    is CPU work that, in a thread of the core, held the ingest's GIL (docs/benchmarks.md: p99 latency ×2.5
+    at 1,000 machines).
+
+    Refresh rounds: the first catches up from the last hour rolled up; each later one redoes the last
     hours, and from further back when a mark says data about the past was written (`rollup_marks`)."""
 
     def __init__(self, database_url: str, hours: int, every_s: float = 0):
@@ -201,36 +172,23 @@ class Rollups:
 
     def round(self) -> None:
         derivation = Derivation.of()
-        refreshed = False
         with Session(self.engine) as session:
-            # taken in a transaction of its own: held through the refresh, it would hold up every ingest batch
-            marked = session.execute(text(TAKE_MARK)).scalar()
+            mark = session.execute(text(READ_MARK)).one_or_none()
+            if not session.execute(text(_LOCK)).scalar():  # another core is refreshing; the mark waits for the next round
+                session.rollback()
+                return
+            start = min(self._since(session, derivation.now), mark.since if mark else derivation.now)
+            hours = refresh(session, start, derivation=derivation)
             session.commit()
-            try:
-                if session.execute(text(_LOCK)).scalar():  # else another core is refreshing
-                    start = min(self._since(session, derivation.now), marked or derivation.now)
-                    hours = refresh(session, start, derivation=derivation)
-                    session.commit()
-                    refreshed = True
-            finally:
-                if not refreshed:
-                    session.rollback()
-                    if marked is not None:  # back for the next round
-                        mark_changed(session.connection().exec_driver_sql, marked)
-                        session.commit()
-        if refreshed and (not self._caught_up or start < derivation.now - self.lookback):
+            if mark is not None:
+                session.execute(text(CLEAR_MARK), {"version": mark.version})
+                session.commit()
+        if not self._caught_up or start < derivation.now - self.lookback:
             log.info("rollups refreshed", since=start.isoformat(), hours=hours)
-        self._caught_up = self._caught_up or refreshed
+        self._caught_up = True
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     def _since(self, session: Session, now: datetime) -> datetime:
         return now - self.lookback if self._caught_up else catch_up_since(session, self.lookback, now)
-
-
-def _refresh_until(database_url: str, every_s: float, hours: int, stop: Event) -> None:
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    rollups = Rollups(database_url, hours, every_s)
-    try:
-        repeat(rollups.round, every_s, stop, "mes-rollups")
-    finally:
-        rollups.engine.dispose()

@@ -1,7 +1,7 @@
 """Benchmark 3: production through attribution + backflush + the stock ledger, against ingest alone.
 
 The same plant and workload shape as benchmark 1 (tests/bench/ingest.py), drained by the real
-CoreConsumer twice in the same run, each time into a fresh database:
+core (`CoreProcess`) twice in the same run, each time into a fresh database:
 
 (a) ingest alone: no work orders, so every count goes to the unassigned bucket and the store loads no
     stock (`stock_for` is never called);

@@ -4,7 +4,7 @@
 2. The core's persistent session is created on the broker (subscribe QoS 1, disconnect), then N data
    messages are published with QoS 1 from a few publisher clients, one edge id each, and all are
    PUBACKed: the broker now holds the whole backlog for the core.
-3. The CoreConsumer starts; the clock runs from its start until the last message is committed.
+3. The core (`CoreProcess`: the consumer and its jobs) starts; the clock runs from its start until the last message is committed.
    parse / look-up / plan / write inside the core are timed by wrapping those functions in this process.
 4. Baseline: COPY of exactly the rows the core committed to `samples` into `bench_copy (LIKE samples
    INCLUDING ALL)` (same columns, same indexes), through psycopg `cursor.copy` + `write_row`.
@@ -28,7 +28,7 @@ import psycopg
 
 import core.ingest.service as ingest_service
 import core.ingest.store as ingest_store
-from core.ingest.consumer import CoreConsumer
+from app.core_process import CoreProcess
 from core.ingest.plan import IngestState, Incoming, parse_batch, plan_batch
 from core.ingest.rows import SampleRow
 from kernel.db.models import make_engine
@@ -265,9 +265,9 @@ def run_ingest(services: Services, plant: Plant, workload: Workload, batch_max_m
     task = progress.add_task(f"core ingest, batch ≤ {batch_max_messages}", total=workload.messages)
     with timed_core_stages(stages):
         started = time.monotonic()
-        consumer = CoreConsumer(database_url, services.mqtt_url, client_id=CORE_CLIENT_ID,
-                                batch_max_messages=batch_max_messages, status_every_s=3600, on_commit=on_commit)
-        thread = threading.Thread(target=consumer.run, name="mes-core", daemon=True)
+        core = CoreProcess(database_url, services.mqtt_url, client_id=CORE_CLIENT_ID,
+                           batch_max_messages=batch_max_messages, status_every_s=3600, on_commit=on_commit)
+        thread = threading.Thread(target=core.run, name="mes-core", daemon=True)
         thread.start()
         while not finished.wait(0.2):
             progress.update(task, completed=committed["messages"])
@@ -279,8 +279,8 @@ def run_ingest(services: Services, plant: Plant, workload: Workload, batch_max_m
         elapsed = time.monotonic() - started
         progress.update(task, completed=committed["messages"],
                         description=f"core ingest, batch ≤ {batch_max_messages}: {committed['samples'] / elapsed:,.0f} samples/s")
-        consumer.stop()
-        thread.join(30)
+        core.stop()
+        thread.join(90)
     forget_session(services.mqtt_url, CORE_CLIENT_ID)
     with psycopg.connect(database_url) as conn:
         quarantined = conn.execute("SELECT count(*) FROM counter_events WHERE quarantined > 0").fetchone()[0]

@@ -148,7 +148,7 @@ async def run_latency(services: Services, machines: int, duration_s: float, warm
             progress.update(task, completed=time.monotonic() - t0)
 
         def backlog() -> int:
-            consumer = core.consumer
+            consumer = core.process.consumer if core.process else None
             return plant_run.edge.metrics.queue_depth + (consumer._deliveries.qsize() if consumer else 0)
 
         meter = CpuMeter(services)

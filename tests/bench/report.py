@@ -166,8 +166,8 @@ def _ingest_section(results: Results) -> list[str]:
         f"{workload.messages:,} data messages of {workload.samples_per_message} samples each (1 state + good, scrap, "
         f"energy_wh at {args['seconds_per_message']} timestamps 1 s apart, climbing within each counter's plausible "
         f"rate) = {workload.samples:,} samples are published QoS 1 by {args['publishers']} clients (one edge id each) "
-        "and all PUBACKed. The broker (Mosquitto, `max_queued_messages 0`) holds the backlog. Then `CoreConsumer` "
-        "starts in a thread; the clock runs from its construction until `on_commit` has seen the last message "
+        "and all PUBACKed. The broker (Mosquitto, `max_queued_messages 0`) holds the backlog. Then the core "
+        "(`CoreProcess`: the consumer and its jobs) starts in a thread; the clock runs from its construction until `on_commit` has seen the last message "
         "committed. The core's defaults apart from `batch_max_messages` (`batch_max_wait_ms` 50).",
         "",
         "**Baseline.** The very rows the core committed to `samples` (read back after the run) are COPYed into "
@@ -326,7 +326,7 @@ def _backflush_section(results: Results) -> list[str]:
     out += [
         f"**How.** The workload of benchmark 1, same shape with fewer messages: {bf.machines} machines (lines of 20), "
         f"{bf.workload.messages:,} data messages of {bf.workload.samples_per_message} samples "
-        f"({bf.workload.samples:,} samples), pre-filled in the broker and drained by `CoreConsumer` "
+        f"({bf.workload.samples:,} samples), pre-filled in the broker and drained by the core (`CoreProcess`) "
         f"(batch ≤ {bf.batch_max_messages}), clocked as in benchmark 1. It runs twice in the same run, each time "
         "into a fresh database: **(a) ingest alone**, no work orders, so every count lands in the unassigned bucket "
         "and the store loads no stock; **(b) + backflush**, seeded beforehand (not timed, "

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from core.ingest.plan import Incoming
 from core.ingest.service import IngestService
 from kernel.db.models import make_engine
+from kernel.jobs import Jobs
 from kernel.payload import data_topic
 from mes.services.downtime import Derivation
-from mes.services.rollups import HOUR, Rollups, RollupWorker, hours_between, refresh
+from mes.services.rollups import HOUR, Rollups, hours_between, refresh
 from tests.support.http import ok
 from tests.mes.test_downtime_api import RUNNING, SHIFT, local, welder_idles_and_jams, worked_example
 
@@ -80,7 +81,8 @@ def test_the_core_keeps_the_recent_hours_rolled_up_from_a_process_of_its_own(api
     now = datetime.now(UTC)
     db.state("press-01", now - timedelta(minutes=10), RUNNING)
     db.heard("press-01", now - timedelta(minutes=10), now, timedelta(seconds=20))
-    worker = RollupWorker(database_url, every_s=0.5, hours=1)
+    worker = Jobs()
+    worker.every_in_process("mes-rollups", 0.5, Rollups, database_url, 1, 0.5)
     worker.start()
     try:
         deadline = time.monotonic() + 120
