@@ -60,10 +60,6 @@ class CoreProcess:
         self.jobs = core_jobs(database_url, mqtt_url, client_id=client_id, alert_every_s=alert_every_s,
                               offline_after_s=offline_after_s, rollup_every_s=rollup_every_s, rollup_hours=rollup_hours)
 
-    @property
-    def totals(self):
-        return self.consumer.service.totals
-
     def run(self) -> None:
         """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done."""
         self.jobs.start()

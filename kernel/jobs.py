@@ -10,9 +10,11 @@ A job in a child process (CPU work that would hold the parent's GIL) never outli
   * anywhere, a thread of the child waits on a pipe from the parent: a word on it ends the child after
     the round in hand (stop()); the pipe closing without one means the parent died, and the child ends
     at once.
-The child ignores SIGINT, from its first instruction on: a Ctrl-C in a terminal reaches the whole
-foreground process group, and the parent stops its children itself, after the round in hand. A child that ends by itself is started
-again at the job's next round.
+A child killed with its parent leaves its round undone, as a crash would: its work is done again by
+the next start. The child ignores SIGINT and SIGTERM, from its first instruction on: a Ctrl-C in a
+terminal reaches the whole foreground process group, a service manager may signal every process of
+the service, and the parent stops its children itself, after the round in hand. A child that ends by
+itself is started again at the job's next round.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ log = get_logger("mes.background")
 _SPAWN = multiprocessing.get_context("spawn")  # a child gets no copy of the parent's threads and connections
 _STOP = b"stop"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PARENTS_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the parent's to act on, not the child's
 
 
 class Job(Protocol):
@@ -58,10 +61,6 @@ class Jobs:
     def every_in_process(self, name: str, every_s: float, make: Callable[..., Job], *args: object) -> None:
         """As `every`, in a child process that builds its job with `make(*args)` (both picklable)."""
         self._jobs.append(_InProcess(name, every_s, make, args))
-
-    @property
-    def names(self) -> list[str]:
-        return [job.name for job in self._jobs]
 
     def start(self) -> None:
         for job in self._jobs:
@@ -135,7 +134,15 @@ class _InProcess:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                process = self._spawn()
+                try:
+                    process = self._spawn()
+                except Exception:
+                    log.exception("background process failed to start; tried again next round", job=self.name)
+                    process = None
+            if process is None:
+                if self._stopping.wait(self.every_s):
+                    return
+                continue
             process.join()
             with self._lock:
                 if self._to_child is not None:
@@ -154,14 +161,14 @@ class _InProcess:
                                  args=(self.name, self.every_s, self.make, self.args, os.getpid(), from_parent,
                                        logging_configuration()))
         # Blocked while it starts, as multiprocessing starts its resource tracker: a Ctrl-C must not reach
-        # the child while it imports, before it has set SIGINT aside (it inherits this thread's mask). The
-        # tracker first: starting it unblocks SIGINT on its way out.
+        # the child while it imports, before it has set the signals aside (it inherits this thread's mask).
+        # The tracker first: starting it unblocks them on its way out.
         resource_tracker.ensure_running()
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_BLOCK, _PARENTS_SIGNALS)
         try:
             process.start()
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)
         from_parent.close()  # the child's copy is the only one: when the parent dies, the pipe closes
         self._process, self._to_child = process, to_child
         return process
@@ -192,13 +199,19 @@ class _InProcess:
 
 def _child(name: str, every_s: float, make: Callable[..., Job], args: tuple, parent_pid: int, from_parent: Connection,
            logs: tuple[str, str]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C while it started is dropped now
+    for sig in _PARENTS_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)  # one that came while it started is dropped now
     _end_with_parent(parent_pid)
     configure_logging(*logs)
     stopping = threading.Event()
     threading.Thread(target=_watch_parent, args=(from_parent, stopping), name="parent-watch", daemon=True).start()
-    _rounds(name, every_s, make(*args), stopping)
+    try:
+        job = make(*args)
+    except Exception:
+        log.exception("background job failed to start; started again next round", job=name)
+        sys.exit(1)
+    _rounds(name, every_s, job, stopping)
 
 
 def _end_with_parent(parent_pid: int) -> None:

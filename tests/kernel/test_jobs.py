@@ -59,7 +59,7 @@ def test_a_failed_round_is_tried_again_next_round_and_stop_closes_the_job(tmp_pa
 
 
 @pytest.mark.skipif(not LINUX, reason="finds the processes in /proc")
-def test_a_job_in_a_process_of_its_own_ignores_ctrl_c_is_started_again_when_it_dies_and_stops_when_asked(tmp_path):
+def test_a_job_in_a_process_of_its_own_ignores_ctrl_c_and_sigterm_is_started_again_when_it_dies_and_stops_when_asked(tmp_path):
     path = tmp_path / "rounds"
     jobs = Jobs()
     jobs.every_in_process("counting", 0.05, FileRounds, path)
@@ -69,9 +69,10 @@ def test_a_job_in_a_process_of_its_own_ignores_ctrl_c_is_started_again_when_it_d
         (child, _), *_ = written(path)
         assert child != os.getpid()
         os.kill(child, signal.SIGINT)  # what a Ctrl-C in a terminal sends the whole process group
+        os.kill(child, signal.SIGTERM)  # what a service manager may send every process of the service
         seen = len(written(path))
-        wait_until(lambda: len(written(path)) > seen + 2, 60, "rounds after the Ctrl-C")
-        assert {pid for pid, _ in written(path)} == {child}, "the Ctrl-C left the child running"
+        wait_until(lambda: len(written(path)) > seen + 2, 60, "rounds after the signals")
+        assert {pid for pid, _ in written(path)} == {child}, "the signals left the child running: the parent stops it"
 
         os.kill(child, signal.SIGKILL)
         wait_until(lambda: {pid for pid, _ in written(path)} - {child}, 120, "the job started again in a new process")
