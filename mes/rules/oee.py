@@ -45,7 +45,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 from functools import reduce
 from operator import add
-from typing import cast
+from typing import NamedTuple, cast
 
 from kernel.rules.instants import require_aware
 from mes.rules.states import Category, StateInterval, StopKind, clip
@@ -225,3 +225,19 @@ def measure(totals: OeeTotals) -> Oee:
         mttr=totals.breakdown_time / totals.failures if totals.failures else None,
         energy_per_good_unit=_decimal(energy_per_good_unit),
     )
+
+
+class Made(NamedTuple):
+    """Units a machine made for one work order (None: unassigned) in one span, and their ideal cycle."""
+
+    work_order_id: str | None
+    good: int
+    scrap: int
+    energy_wh: int
+    ideal_cycle_s: Decimal
+
+
+def tally_machine(intervals: list[StateInterval], windows: list[Window], made: list[Made]) -> OeeTotals:
+    """One machine's totals over the windows, with what it made there."""
+    return tally(intervals, windows, [(m.ideal_cycle_s, m.good + m.scrap) for m in made],
+                 sum(m.good for m in made), sum((Decimal(m.energy_wh) for m in made), Decimal(0)))

@@ -214,6 +214,20 @@ def union(windows: Iterable[tuple[datetime, datetime]]) -> list[Window]:
     return merged
 
 
+def intersect(first: list[Window], second: list[Window]) -> list[Window]:
+    """The instants in both lists of disjoint, ordered windows."""
+    found, i, j = [], 0, 0
+    while i < len(first) and j < len(second):
+        begin, finish = max(first[i].start, second[j].start), min(first[i].end, second[j].end)
+        if begin < finish:
+            found.append(Window(begin, finish))
+        if first[i].end <= second[j].end:
+            i += 1
+        else:
+            j += 1
+    return found
+
+
 def _subtract(window: Window, holes: Iterable[Window]) -> list[Window]:
     pieces = [window]
     for hole in holes:
@@ -238,3 +252,17 @@ def planned_production_windows(calendar: ShiftCalendar, start: datetime, end: da
 
 def planned_production_time(calendar: ShiftCalendar, start: datetime, end: datetime) -> timedelta:
     return sum((window.duration for window in planned_production_windows(calendar, start, end)), timedelta(0))
+
+
+_ALL_DAY = ShiftPattern("all day", frozenset(range(7)), time(0), time(0))
+
+
+def planned_windows(calendar: ShiftCalendar, start: datetime, end: datetime) -> list[tuple[ShiftInstance | None, list[Window]]]:
+    """Planned production windows inside [start, end), per shift; one group (None) when no shift is defined."""
+    if end <= start:
+        return []
+    if not calendar.shifts:
+        whole_days = ShiftCalendar(calendar.timezone, (_ALL_DAY,), calendar.non_production)
+        return [(None, planned_production_windows(whole_days, start, end))]
+    return [(shift, planned_production_windows(calendar, max(shift.start, start), min(shift.end, end)))
+            for shift in shift_instances(calendar, start, end)]

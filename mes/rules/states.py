@@ -49,7 +49,7 @@ Durations are timedelta, exact to the microsecond; nothing is rounded here. Run 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -246,3 +246,12 @@ def running_seconds(intervals: Iterable[StateInterval], windows: Iterable[tuple[
     running = [interval for interval in intervals if interval.category is Category.RUNNING]
     ran = sum((part.duration for window in union(windows) for part in clip(running, window.start, window.end)), timedelta(0))
     return Decimal(ran // _MICROSECOND) / 1_000_000
+
+
+def unplanned_stops(intervals: list[StateInterval], windows: Iterable[Window]) -> Iterator[tuple[StateInterval, bool]]:
+    """The pieces of unplanned stops inside the windows, each with whether its stop began there
+    (a stop is counted once, where it began; its time wherever it falls)."""
+    for window in windows:
+        for piece in clip(intervals, window.start, window.end):
+            if piece.category is Category.STOPPED:
+                yield piece, piece.start == piece.began

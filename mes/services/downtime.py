@@ -42,7 +42,7 @@ Decisions, stated:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
@@ -63,6 +63,7 @@ from mes.rules.states import (
     StopKind,
     clip,
     derive_intervals,
+    unplanned_stops,
 )
 from mes.rules.shifts import (
     Break,
@@ -70,10 +71,9 @@ from mes.rules.shifts import (
     ShiftCalendar,
     ShiftInstance,
     ShiftPattern,
-    Window,
     planned_production_time,
-    planned_production_windows,
     shift_instances,
+    planned_windows,
 )
 from kernel.rules.refusals import Conflict, NotFound
 from mes.services.rollup_marks import mark_changed
@@ -87,7 +87,6 @@ _MICROSECOND = timedelta(microseconds=1)
 _SHARE = Context(prec=28, rounding=ROUND_HALF_EVEN)
 _BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 # Without shifts every instant is planned: a 24-hour shift starting every local midnight.
-_ALL_DAY = ShiftPattern("all day", frozenset(range(7)), time(0), time(0))
 STOP_CATEGORIES = (Category.STOPPED, Category.PLANNED)
 
 
@@ -407,17 +406,6 @@ def shifts(session: Session, start: datetime, end: datetime) -> list[tuple[Shift
             for shift in shift_instances(calendar, start, end)]
 
 
-def planned_windows(calendar: ShiftCalendar, start: datetime, end: datetime) -> list[tuple[ShiftInstance | None, list[Window]]]:
-    """Planned production windows inside [start, end), per shift; one group (None) when no shift is defined."""
-    if end <= start:
-        return []
-    if not calendar.shifts:
-        whole_days = ShiftCalendar(calendar.timezone, (_ALL_DAY,), calendar.non_production)
-        return [(None, planned_production_windows(whole_days, start, end))]
-    return [(shift, planned_production_windows(calendar, max(shift.start, start), min(shift.end, end)))
-            for shift in shift_instances(calendar, start, end)]
-
-
 # --- pareto ---------------------------------------------------------------------------------------------
 
 
@@ -449,15 +437,6 @@ def pareto(session: Session, start: datetime, end: datetime, by: str, *, machine
     total = sum(time_in.values(), timedelta(0))
     rows = [ParetoRow(key, stops[key], time_in[key], _share(time_in[key], total), micro[key], micro_time[key]) for key in keys]
     return sorted(rows, key=lambda row: (-row.time, -row.microstop_time, row.key is None, row.key or ""))
-
-
-def unplanned_stops(intervals: list[StateInterval], windows: Iterable[Window]) -> Iterator[tuple[StateInterval, bool]]:
-    """The pieces of unplanned stops inside the windows, each with whether its stop began there
-    (a stop is counted once, where it began; its time wherever it falls)."""
-    for window in windows:
-        for piece in clip(intervals, window.start, window.end):
-            if piece.category is Category.STOPPED:
-                yield piece, piece.start == piece.began
 
 
 def _pareto_key(by: str, machine: MachineRow, shift: ShiftInstance | None, reason: str | None) -> str | None:

@@ -48,9 +48,12 @@ from datetime import datetime
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-import psycopg
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+from kernel.db.models import make_engine
 
 from kernel.logs import get_logger
 from kernel.mqtt import connect, new_client, parse_mqtt_url
@@ -172,7 +175,7 @@ _HEAD = """
            a.alert_id, a.kind, a.subject, a.rule_id, a.severity, a.status, a.raised_at, a.detail, a.value,
            a.acknowledged_by, a.acknowledged_at, a.cleared_at
     FROM notification_deliveries d JOIN alert_events e ON e.id = d.alert_event_id JOIN alerts a ON a.alert_id = e.alert_id
-    WHERE d.target = %s AND d.delivered_at IS NULL
+    WHERE d.target = :target AND d.delivered_at IS NULL
     ORDER BY d.id LIMIT 1"""
 
 
@@ -202,7 +205,9 @@ class NotificationSender:
         self._client = None
         self._client_id = client_id
         self._mqtt_connected = threading.Event()
-        self._conn: psycopg.Connection | None = None
+        self._engine = make_engine(database_url)
+        # one connection held across rounds: the advisory lock that makes this the plant's one sender lives on it
+        self._conn: Connection | None = None
         self._holds_lock = False
         self._opener = urllib.request.build_opener(_NoRedirects)
 
@@ -216,8 +221,8 @@ class NotificationSender:
             connect(self._client, self._target)
         try:
             self.send_due()
-        except psycopg.Error as error:
-            log.warning("notification round failed; tried again shortly", error=str(error))
+        except DBAPIError as error:
+            log.warning("notification round failed; tried again shortly", error=str(error.orig))
             self._close()
         except Exception:  # the sender must outlive any one bad notification; the core goes on without it otherwise
             log.exception("notification round failed; tried again shortly")
@@ -230,6 +235,7 @@ class NotificationSender:
             self._client.loop_stop()
             self._client = None
         self._close()
+        self._engine.dispose()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -241,7 +247,7 @@ class NotificationSender:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except psycopg.Error:
+            except DBAPIError:
                 pass
         self._conn, self._holds_lock = None, False
 
@@ -250,12 +256,12 @@ class NotificationSender:
         """Send what is due now, per target oldest first; returns how many were delivered."""
         conn = self._connection()
         if not self._holds_lock:
-            self._holds_lock = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SENDER_LOCK,)).fetchone()[0]
+            self._holds_lock = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _SENDER_LOCK}).scalar_one()
             if not self._holds_lock:
                 return 0  # another sender is at work
-        webhooks = dict(conn.execute("SELECT webhook_id, url FROM webhooks WHERE active").fetchall())
-        targets = [target for (target,) in conn.execute(
-            "SELECT DISTINCT target FROM notification_deliveries WHERE delivered_at IS NULL ORDER BY target")]
+        webhooks = {row.webhook_id: row.url for row in conn.execute(text("SELECT webhook_id, url FROM webhooks WHERE active"))}
+        targets = list(conn.execute(text(
+            "SELECT DISTINCT target FROM notification_deliveries WHERE delivered_at IS NULL ORDER BY target")).scalars())
         delivered = 0
         for target in targets:
             if target == MQTT_TARGET:
@@ -280,14 +286,14 @@ class NotificationSender:
                 delivered += 1
         return delivered
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.database_url, autocommit=True)
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._holds_lock = False
         return self._conn
 
-    def _head(self, conn: psycopg.Connection, target: str) -> _Due | None:
-        row = conn.execute(_HEAD, (target,)).fetchone()
+    def _head(self, conn: Connection, target: str) -> _Due | None:
+        row = conn.execute(text(_HEAD), {"target": target}).first()
         if row is None or not row[2]:
             return None
         delivery_id, attempts, _, now, event, at, by, note, *alert = row
@@ -295,13 +301,15 @@ class NotificationSender:
         transition = Transition(event, _as_of_event(Alert(*alert), event), at, by, note or "")
         return _Due(delivery_id, attempts, transition, now)
 
-    def _record(self, conn: psycopg.Connection, due: _Due, error: str | None) -> None:
+    def _record(self, conn: Connection, due: _Due, error: str | None) -> None:
         if error is None:
-            conn.execute("""UPDATE notification_deliveries SET attempts = attempts + 1, delivered_at = clock_timestamp(),
-                            last_error = NULL WHERE id = %s""", (due.delivery_id,))
+            conn.execute(text("""UPDATE notification_deliveries SET attempts = attempts + 1, delivered_at = clock_timestamp(),
+                                 last_error = NULL WHERE id = :id"""), {"id": due.delivery_id})
         else:
-            conn.execute("UPDATE notification_deliveries SET attempts = %s, next_attempt_at = %s, last_error = %s WHERE id = %s",
-                         (due.attempts + 1, next_attempt(due.attempts + 1, due.now), error[:_ERROR_LIMIT], due.delivery_id))
+            conn.execute(text("""UPDATE notification_deliveries SET attempts = :attempts, next_attempt_at = :next,
+                                 last_error = :error WHERE id = :id"""),
+                         {"attempts": due.attempts + 1, "next": next_attempt(due.attempts + 1, due.now),
+                          "error": error[:_ERROR_LIMIT], "id": due.delivery_id})
 
     # the two kinds of receiver: None = delivered, else why not ------------------------------------------
     def _publish(self, due: _Due) -> str | None:

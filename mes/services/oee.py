@@ -25,16 +25,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from mes.rules.states import StateInterval
-from mes.rules.oee import Oee, OeeTotals, combine, measure, tally
-from mes.rules.shifts import Window
-from mes.services.downtime import Derivation, derive, load_calendar, machines, planned_windows, require_period
+from mes.rules.oee import Made, Oee, OeeTotals, combine, measure, tally_machine
+from mes.rules.shifts import Window, intersect, planned_windows, union
+from mes.services.downtime import Derivation, derive, load_calendar, machines, require_period
 
 GROUPINGS = ("machine", "line", "shift", "work_order")
 
@@ -46,16 +43,6 @@ class OeeGroup:
     end: datetime
     totals: OeeTotals
     measures: Oee
-
-
-class Made(NamedTuple):
-    """Units a machine made for one work order (None: unassigned) in one span, and their ideal cycle."""
-
-    work_order_id: str | None
-    good: int
-    scrap: int
-    energy_wh: int
-    ideal_cycle_s: Decimal
 
 
 def oee(session: Session, start: datetime, end: datetime, by: str = "machine", *, machine_id: str | None = None,
@@ -86,7 +73,7 @@ def oee(session: Session, start: datetime, end: datetime, by: str = "machine", *
         dispatches = _dispatch_windows(session, ids, start, min(end, derivation.now))
         for (machine, work_order), dispatched in dispatches.items():
             for_order = [m for m in made.get(machine, []) if m.work_order_id == work_order]
-            parts[work_order].append(tally_machine(intervals[machine], _intersect(dispatched, every_window), for_order))
+            parts[work_order].append(tally_machine(intervals[machine], intersect(dispatched, every_window), for_order))
         for machine, units in made.items():
             for work_order in {m.work_order_id for m in units} - {None}:
                 if (machine, work_order) not in dispatches:
@@ -97,12 +84,6 @@ def oee(session: Session, start: datetime, end: datetime, by: str = "machine", *
             parts[m.machine_id if by == "machine" else m.line].append(
                 tally_machine(intervals[m.machine_id], every_window, made.get(m.machine_id, [])))
     return [OeeGroup(key, start, end, combine(totals), measure(combine(totals))) for key, totals in sorted(parts.items())]
-
-
-def tally_machine(intervals: list[StateInterval], windows: list[Window], made: list[Made]) -> OeeTotals:
-    """One machine's totals over the windows, with what it made there."""
-    return tally(intervals, windows, [(m.ideal_cycle_s, m.good + m.scrap) for m in made],
-                 sum(m.good for m in made), sum((Decimal(m.energy_wh) for m in made), Decimal(0)))
 
 
 def made_in_spans(session: Session, machine_ids: list[str], spans: list[tuple[datetime, datetime]]) -> list[dict[str, list[Made]]]:
@@ -136,24 +117,9 @@ def _dispatch_windows(session: Session, machine_ids: list[str], start: datetime,
            WHERE work_order_id IS NOT NULL AND machine_id = ANY(:machines) AND start_ts < :end
              AND (end_ts IS NULL OR end_ts > :start)
            ORDER BY machine_id, work_order_id, 3"""), {"start": start, "end": end, "machines": machine_ids})
+    spans: dict[tuple[str, str], list[tuple[datetime, datetime]]] = defaultdict(list)
     for machine, work_order, begin, finish in rows:
-        windows = found[(machine, work_order)]
-        if windows and begin <= windows[-1].end:
-            windows[-1] = Window(windows[-1].start, max(windows[-1].end, finish))
-        elif begin < finish:
-            windows.append(Window(begin, finish))
-    return found
+        spans[(machine, work_order)].append((begin, finish))
+    return {key: union(windows) for key, windows in spans.items()}
 
 
-def _intersect(first: list[Window], second: list[Window]) -> list[Window]:
-    """The instants in both lists of disjoint, ordered windows."""
-    found, i, j = [], 0, 0
-    while i < len(first) and j < len(second):
-        begin, finish = max(first[i].start, second[j].start), min(first[i].end, second[j].end)
-        if begin < finish:
-            found.append(Window(begin, finish))
-        if first[i].end <= second[j].end:
-            i += 1
-        else:
-            j += 1
-    return found

@@ -2,8 +2,8 @@
 
 Each row is recomputed by the rules that answer the API: a machine's state intervals are derived
 once for the hours refreshed (`downtime.derive`), tallied per hour over that hour's planned production
-windows with what the machine made in it (`oee.tally_machine`), and its unplanned stops summed per
-reason and stop kind (`downtime.unplanned_stops`, reasons by `downtime.explain`). So a board that sums
+windows with what the machine made in it (`mes.rules.oee.tally_machine`), and its unplanned stops summed per
+reason and stop kind (`mes.rules.states.unplanned_stops`, reasons by `downtime.explain`). So a board that sums
 rollup rows and measures the sums agrees with `GET /oee` and `GET /downtime/pareto` for whole hours.
 
 Decisions, stated:
@@ -27,50 +27,35 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from kernel.rules.instants import require_aware
-from mes.rules.states import StateInterval
+from mes.rules.states import StateInterval, unplanned_stops
 from kernel.logs import get_logger
 from kernel.db.models import make_engine
-from mes.rules.oee import OeeTotals
-from mes.rules.shifts import Window
+from mes.rules.oee import OeeTotals, tally_machine
+from mes.rules.shifts import Window, planned_windows
 from mes.services.downtime import (
     Derivation,
     derive,
     explain,
     load_calendar,
     machines,
-    planned_windows,
     seconds,
-    unplanned_stops,
 )
-from mes.services.oee import made_in_spans, tally_machine
-from mes.rules.rollups import ALWAYS_REDONE
+from mes.services.oee import made_in_spans
+from mes.rules.rollups import ALWAYS_REDONE, HOUR, hours_between
 from mes.services.rollup_marks import CLEAR_MARK, READ_MARK
 
 log = get_logger("mes.rollups")
 
-HOUR = timedelta(hours=1)
 UNASSIGNED_REASON = "unassigned"
 # oee_hourly's sums, in the order of OeeTotals' fields; durations are stored as exact seconds
 _SUMS = ("planned_production_s", "planned_downtime_s", "unknown_s", "run_s", "stopped_s", "breakdown_s", "microstop_s",
          "failures", "microstops", "ideal_s", "total", "good", "energy_wh")
 _LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('mes-rollups'))"
-
-
-def hours_between(since: datetime, until: datetime) -> list[datetime]:
-    """The UTC hours that [since, until] touches, as their starts."""
-    start = require_aware(since, "since").astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    until = require_aware(until, "until")
-    hours = []
-    while start <= until and (not hours or start < until):
-        hours.append(start)
-        start += HOUR
-    return hours
 
 
 def refresh(session: Session, since: datetime, until: datetime | None = None, derivation: Derivation | None = None) -> int:

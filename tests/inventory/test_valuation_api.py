@@ -88,5 +88,5 @@ def test_a_round_that_loses_its_connection_values_nothing_and_the_next_round_val
         worker.round()
         worker.round()
     finally:
-        worker.stop()
+        worker.close()
     assert valued() == (0, [(10, Decimal(25), Decimal("2.5"))]) and priced == ["WO-1", "WO-1"]

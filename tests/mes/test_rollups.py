@@ -20,7 +20,8 @@ from kernel.db.models import make_engine
 from kernel.jobs import Jobs
 from kernel.payload import data_topic
 from mes.services.downtime import Derivation
-from mes.services.rollups import HOUR, Rollups, hours_between, refresh
+from mes.rules.rollups import HOUR, hours_between
+from mes.services.rollups import Rollups, refresh
 from tests.support.http import ok
 from tests.mes.test_downtime_api import RUNNING, SHIFT, local, welder_idles_and_jams, worked_example
 
