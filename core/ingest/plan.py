@@ -283,18 +283,19 @@ def plan_batch(
     parsed: ParsedBatch,
     state: IngestState,
     registry: dict[str, MachineInfo],
-    already_ingested: set[tuple[str, int, int]],
+    already_ingested: set[tuple[str, int, int]] | None = None,
     windows: Mapping[str, list[DispatchWindow]] | None = None,
     order_statuses: Mapping[str, str] | None = None,
     *,
     context: BatchContext | None = None,
     now: datetime | None = None,
 ) -> BatchPlan:
-    """Everything the batch writes. The store's loads arrive in `context`; the short forms `windows` and
-    `order_statuses` (each order's status, nothing else known of it) serve callers without a database.
-    `now` decides whether the batch wrote about the past (for the rollups); without it, nothing is marked."""
+    """Everything the batch writes. The store's loads arrive in `context`; without one, the short forms
+    `already_ingested`, `windows` and `order_statuses` (each order's status, nothing else known of it)
+    make it, for callers without a database. `now` decides whether the batch wrote about the past (for
+    the rollups); without it, nothing is marked."""
     if context is None:
-        context = BatchContext(already_ingested, windows or {},
+        context = BatchContext(already_ingested or set(), windows or {},
                                {order: WorkOrderFacts(status, 0, False) for order, status in (order_statuses or {}).items()})
     planner = _Planner(context, state, parsed)
     for item in parsed.data:
@@ -303,7 +304,7 @@ def plan_batch(
         verdict, reason = judge_message(
             planner.plan.state.cursors.get(message.edge_id),
             EdgeCursor(message.epoch, message.seq),
-            key in already_ingested or key in context.already_ingested or key in planner.ingested_now,
+            key in context.already_ingested or key in planner.ingested_now,
         )
         if verdict is Verdict.DUPLICATE:
             planner.plan.duplicates += 1

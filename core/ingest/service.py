@@ -88,7 +88,7 @@ class IngestService:
             parsed = parse_batch(batch, self.registry)
         with self.engine.begin() as connection:
             context = store.load_context(connection, parsed, self.state)
-            plan = plan_batch(parsed, self.state, self.registry, set(), context=context, now=datetime.now(UTC))
+            plan = plan_batch(parsed, self.state, self.registry, context=context, now=datetime.now(UTC))
             store.write_plan(connection, plan)
         self.state = plan.state
         self.totals.add(plan)

@@ -508,3 +508,9 @@ def test_retry_waits_grow_to_the_cap_and_stay_there(failed, cap_s, factor, base_
     assert wait == timedelta(microseconds=min(cap // MICROSECOND, base // MICROSECOND * factor ** min(failed - 1, 40)))
     assert base <= wait <= cap
     assert next_attempt(failed + 1, NOW, base, factor, cap) - NOW >= wait
+
+
+def test_every_condition_the_stock_rules_find_is_a_kind_of_alert():
+    from inventory.rules.stock_alerts import StockAlertKind
+
+    assert {kind.value for kind in StockAlertKind} <= {kind.value for kind in K}
