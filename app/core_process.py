@@ -31,6 +31,7 @@ VALUATION_EVERY_S = 1.0
 def core_options(settings: Settings) -> dict:
     """The options of a `CoreProcess` that the settings (MES_* variables, the config file) decide."""
     return {"batch_max_messages": settings.batch_max_messages, "batch_max_wait_ms": settings.batch_max_wait_ms,
+            "clock_skew_s": settings.clock_skew_s,
             "alert_every_s": settings.alert_every_s, "offline_after_s": settings.offline_after_s,
             "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours}
 

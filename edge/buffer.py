@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,9 +47,11 @@ class SampleBuffer:
                 self._add(machine_id, Sample(ts=last.ts, signal=signal, value=last.value))
 
     def drain(self) -> dict[str, list[Sample]]:
-        """Pending samples per machine, sorted by ts (stable: equal ts keep arrival order); clears them."""
+        """Pending samples per machine; clears them. Each signal's samples stay in the order they were
+        read (the order the core counts them in, whatever their timestamps say: a PLC clock can step
+        back), and the signals are interleaved by timestamp as far as that order allows."""
         drained = {
-            machine_id: sorted((s for samples in by_signal.values() for s in samples), key=lambda s: s.ts)
+            machine_id: list(heapq.merge(*by_signal.values(), key=lambda s: s.ts))
             for machine_id, by_signal in self._pending.items()
         }
         self._pending = {}

@@ -4,7 +4,7 @@ Schema (`<state_dir>/queue.sqlite`):
     outbox(id, topic, edge_id, machine, epoch, seq, samples, enqueued_at, historical)
         id           publish order. AUTOINCREMENT so an id is never reused, even after the table
                      empties: the publisher remembers the last id it handed to MQTT.
-        samples      JSON array of Sample objects (kernel.payload), already sorted by ts.
+        samples      JSON array of Sample objects (kernel.payload), each signal's in the order it was read.
         historical   1 when the message waited out a broker outage or an agent restart.
     metrics(name, value)   cumulative counters that must survive restarts (dropped_total).
 

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # core ingest
     batch_max_messages: int = Field(default=500, gt=0)
     batch_max_wait_ms: int = Field(default=50, gt=0)
+    clock_skew_s: int = Field(default=300, gt=0, le=86_400 * 366,
+                              description="a sample stamped further than this ahead of the core's clock is placed at "
+                                          "its receipt and flagged (ingested_messages.clock_ahead_s)")
 
     # downtime and alerts
     offline_after_s: int = Field(default=30, gt=0, description="no message from a machine for this long: offline")

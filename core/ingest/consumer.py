@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as paho
 
@@ -36,8 +36,9 @@ class _Delivery:
 
 class CoreConsumer:
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
-                 batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0, on_commit=None):
-        self.service = IngestService(database_url, on_commit=on_commit)
+                 batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
+                 clock_skew_s: int = 300, on_commit=None):
+        self.service = IngestService(database_url, on_commit=on_commit, max_clock_ahead=timedelta(seconds=clock_skew_s))
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s

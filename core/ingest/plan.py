@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from pydantic import ValidationError
@@ -38,11 +38,13 @@ from core.ingest.rows import (
     WorkOrderEventRow,
 )
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
+from core.rules.placement import DEFAULT_MAX_AHEAD, place
 from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
 from inventory.rules.lots import LotBalance
 from kernel.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
 from kernel.plant import CounterSpec
+from kernel.rules.instants import exact_seconds
 from kernel.signals import COUNTERS, ORDER
 from mes.rules.attribution import AttributionRow, CountStep, DispatchWindow, attribute, plc_order_verdict
 from mes.rules.rollups import late_since
@@ -250,8 +252,9 @@ class ParsedBatch:
         return {p.message.machine for p in self.data}
 
     def earliest_sample(self) -> datetime | None:
-        """How far back the dispatch windows must reach to attribute this batch."""
-        return min((min(s.ts for s in p.message.samples) for p in self.data), default=None)
+        """How far back the dispatch windows must reach to attribute this batch: no sample is placed
+        before its timestamp or its receipt, whichever is earlier (core.rules.placement)."""
+        return min((min(p.incoming.received_at, *(s.ts for s in p.message.samples)) for p in self.data), default=None)
 
     def positions_to_look_up(self, cursors: dict[str, EdgeCursor]) -> set[tuple[str, int, int]]:
         """Positions that may have been ingested by an earlier batch: the only ones the database must answer."""
@@ -289,15 +292,16 @@ def plan_batch(
     *,
     context: BatchContext | None = None,
     now: datetime | None = None,
+    max_clock_ahead: timedelta = DEFAULT_MAX_AHEAD,
 ) -> BatchPlan:
     """Everything the batch writes. The store's loads arrive in `context`; without one, the short forms
     `already_ingested`, `windows` and `order_statuses` (each order's status, nothing else known of it)
     make it, for callers without a database. `now` decides whether the batch wrote about the past (for
-    the rollups); without it, nothing is marked."""
+    the rollups); without it, nothing is marked. `max_clock_ahead`: see core.rules.placement."""
     if context is None:
         context = BatchContext(already_ingested or set(), windows or {},
                                {order: WorkOrderFacts(status, 0, False) for order, status in (order_statuses or {}).items()})
-    planner = _Planner(context, state, parsed)
+    planner = _Planner(context, state, parsed, max_clock_ahead)
     for item in parsed.data:
         message = item.message
         key = (message.edge_id, message.epoch, message.seq)
@@ -323,8 +327,9 @@ def plan_batch(
 class _Planner:
     """One batch's planning: the plan grows message by message, windows and statuses move with it."""
 
-    def __init__(self, context: BatchContext, state: IngestState, parsed: ParsedBatch):
+    def __init__(self, context: BatchContext, state: IngestState, parsed: ParsedBatch, max_clock_ahead: timedelta):
         self.context = context
+        self.max_clock_ahead = max_clock_ahead
         self.plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status),
                               status_events=list(parsed.status_events))
         self.ingested_now: set[tuple[str, int, int]] = set()
@@ -334,6 +339,10 @@ class _Planner:
         self._opened: dict[str, int] = {}  # machine -> index in plan.dispatches_opened of its open PLC window
 
     def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo) -> None:
+        """One accepted message. Its samples are taken in the order the edge read them: that order, not
+        their timestamps, decides what each counter value means (core.rules.counters); each timestamp is
+        only placed in time (core.rules.placement), so a PLC clock that steps neither freezes nor drops
+        a unit."""
         plan = self.plan
         self.ingested_now.add((message.edge_id, message.epoch, message.seq))
         plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
@@ -341,43 +350,58 @@ class _Planner:
         machine_id = message.machine
         windows = self.windows.setdefault(machine_id, [])
         origin = (message.edge_id, message.epoch, message.seq)
-        plan.messages.append(IngestedMessage(*origin, machine_id, received_at, message.historical, len(message.samples)))
         deltas = dict.fromkeys(COUNTERS, 0)
-        steps: dict[datetime, dict[str, int]] = {}  # counted units by timestamp, for attribution
+        steps: dict[datetime, dict[str, int]] = {}  # counted units by placed instant, for attribution
         start_ts: datetime | None = None
         end_ts: datetime | None = None
+        first_ts: datetime | None = None
+        last_ts: datetime | None = None
+        ahead: timedelta | None = None
         live = plan.state.live.get(machine_id, LiveCodes())
         live_before = live
+        # The time the machine had since the core last heard from it: what a counter's climb is judged
+        # against when its own timestamps cannot say (a clock that stepped back places samples together).
+        heard_gap = received_at - live_before.last_seen if live_before.last_seen is not None else None
 
-        for sample in sorted(message.samples, key=lambda s: s.ts):
+        for sample in message.samples:
+            key = (machine_id, sample.signal)
+            last = plan.state.counters.get(key) if sample.signal in deltas else None
+            placed = place(sample.ts, received_at, self._placed_before(live, sample.signal, last), self.max_clock_ahead)
+            ts = placed.ts
+            if placed.ahead is not None:
+                ahead = max(ahead or placed.ahead, placed.ahead)
+            first_ts, last_ts = min(first_ts or ts, ts), max(last_ts or ts, ts)
             if sample.signal == ORDER:
                 # Kept as dispatch windows, not as samples: the samples table holds numbers.
-                live = self._apply_order(live, windows, machine_id, sample.value, sample.ts)
+                live = self._apply_order(live, windows, machine_id, sample.value, ts)
                 continue
-            plan.samples.append(SampleRow(machine_id, sample.ts, sample.signal, sample.value, *origin))
+            plan.samples.append(SampleRow(machine_id, ts, sample.signal, sample.value, *origin))
             if sample.signal in deltas:
-                key = (machine_id, sample.signal)
                 spec = info.counters[sample.signal]
-                last = plan.state.counters.get(key)
-                step = counter_step(last, CounterPoint(sample.value, sample.ts), spec.width, spec.max_rate_per_s)
+                elapsed = ts - last.ts if last is not None else timedelta(0)
+                if heard_gap is not None:
+                    elapsed = max(elapsed, heard_gap)
+                step = counter_step(last, CounterPoint(sample.value, ts), spec.width, spec.max_rate_per_s, elapsed)
                 if step.point is not last:
                     plan.state.counters[key] = step.point
                     plan.changed_counters.add(key)
                 if step.delta:
                     deltas[sample.signal] += step.delta
-                    at_ts = steps.setdefault(sample.ts, dict.fromkeys(COUNTERS, 0))
+                    at_ts = steps.setdefault(ts, dict.fromkeys(COUNTERS, 0))
                     at_ts[sample.signal] += step.delta
                     start_ts = min(start_ts or last.ts, last.ts)
-                    end_ts = max(end_ts or sample.ts, sample.ts)
+                    end_ts = max(end_ts or ts, ts)
                 if step.kind in NOTEWORTHY:
                     plan.events.append(CounterEventRow(
-                        machine_id, sample.signal, sample.ts, step.kind.value, last.value if last else None,
+                        machine_id, sample.signal, ts, step.kind.value, last.value if last else None,
                         sample.value, step.delta, step.quarantined, step.reason, *origin,
                         "pending" if step.quarantined else "none",
                     ))
             else:
-                live = self._apply_code(live, machine_id, sample.signal, sample.value, sample.ts, origin)
+                live = self._apply_code(live, machine_id, sample.signal, sample.value, ts, origin)
 
+        plan.messages.append(IngestedMessage(*origin, machine_id, received_at, message.historical, len(message.samples),
+                                             first_ts, last_ts, exact_seconds(ahead) if ahead is not None else None))
         live = replace(live, last_seen=max(live.last_seen or received_at, received_at))
         if live != live_before:
             plan.state.live[machine_id] = live
@@ -388,13 +412,18 @@ class _Planner:
             counted = [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()]
             plan.attributions.extend(AttributionRow(*origin, *attribution) for attribution in attribute(counted, windows))
 
+    @staticmethod
+    def _placed_before(live: LiveCodes, signal: str, last: CounterPoint | None) -> datetime | None:
+        """Where the signal's previous sample was placed: a signal's time never goes back."""
+        if signal in COUNTERS:
+            return last.ts if last is not None else None
+        return {"state": live.state_ts, "fault": live.fault_ts, ORDER: live.plc_order_ts}[signal]
+
     def _apply_order(self, live: LiveCodes, windows: list[DispatchWindow], machine_id: str, reported: str,
                      ts: datetime) -> LiveCodes:
         """An order id sample: a PLC switch when it changes what the PLC reports. Every message's
         samples are applied before its steps are attributed, so units counted at or after `ts` go to the
         new window and earlier ones to the old, wherever the switch falls in the message."""
-        if live.plc_order_ts is not None and ts < live.plc_order_ts:
-            return live  # older than what is known: the later value already stands
         updated = replace(live, plc_order=reported, plc_order_ts=ts)
         if reported == (live.plc_order or ""):
             return updated
@@ -439,9 +468,7 @@ class _Planner:
     def _apply_code(self, live: LiveCodes, machine_id: str, signal: str, value: int, ts: datetime,
                     origin: tuple[str, int, int]) -> LiveCodes:
         """A state or fault code sample: a state-change row when it changes what the machine reports."""
-        current, current_ts = (live.state_code, live.state_ts) if signal == "state" else (live.fault_code, live.fault_ts)
-        if current_ts is not None and ts < current_ts:
-            return live  # older than what is known: the later value already stands
+        current = live.state_code if signal == "state" else live.fault_code
         updated = replace(live, state_code=value, state_ts=ts) if signal == "state" else replace(live, fault_code=value, fault_ts=ts)
         if value != current:
             self.plan.states.append(StateChangeRow(machine_id, ts, updated.state_code, updated.fault_code, *origin))

@@ -8,11 +8,13 @@ so no code indexes a row by position and a column cannot be written into the wro
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import NamedTuple
 
 
 class IngestedMessage(NamedTuple):
-    """`ingested_messages`: the key that makes a message count once, and when the core received it."""
+    """`ingested_messages`: the key that makes a message count once, when the core received it, and the
+    period its samples were placed in (`clock_ahead_s`: how far ahead a clamped timestamp was)."""
 
     edge_id: str
     epoch: int
@@ -21,10 +23,13 @@ class IngestedMessage(NamedTuple):
     received_at: datetime
     historical: bool
     sample_count: int
+    first_ts: datetime
+    last_ts: datetime
+    clock_ahead_s: Decimal | None
 
 
 class SampleRow(NamedTuple):
-    """`samples`: every numeric sample as the edge sent it."""
+    """`samples`: every numeric sample as the edge sent it, at the instant it was placed at."""
 
     machine_id: str
     ts: datetime

@@ -5,6 +5,12 @@ when the PLC is reset. The edge reports the value it sees; this rule compares it
 the core accepted and says how many units it means. It never guesses silently: anything it cannot
 explain (a climb faster than the machine can produce) is quarantined with its quantity and a reason.
 
+Order, not time, decides what counts: the rule gets each counter's values in the edge's read order
+(the message sequence and each message's sample order) and compares each with the one before it. A
+timestamp never makes a value count or not count (a PLC clock can step either way); it only tells how
+much time passed, for jump detection, and the caller passes that time in (`elapsed`), measured
+between seq-consecutive samples and bounded by the core's own clock.
+
 Ambiguity, stated: a drop is read as a rollover when the wrapped distance is within what the machine
 can produce in the elapsed time AND within half the counter range; otherwise as a reset. A reset
 taken while the counter sat in its top half within one plausible step of the maximum therefore reads
@@ -21,7 +27,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import NamedTuple
 
-_MICROSECOND = timedelta(microseconds=1)
+from kernel.rules.instants import exact_seconds
+
 
 # A step may always be this many units, however short the elapsed time: two samples stamped in the
 # same millisecond can legitimately differ by a unit or two.
@@ -32,14 +39,13 @@ class StepKind(str, Enum):
     BASELINE = "baseline"  # first value ever seen: the starting point, counts nothing
     NORMAL = "normal"
     DUPLICATE = "duplicate"  # same timestamp, same value
-    OUT_OF_ORDER = "out_of_order"  # older than the value already accepted: already covered by it
     ROLLOVER = "rollover"
     RESET = "reset"
     JUMP = "jump"  # more than the machine can produce: quarantined, baseline moves on
     OUT_OF_RANGE = "out_of_range"  # value does not fit the counter width: quarantined, baseline kept
 
 
-NOTEWORTHY = frozenset({StepKind.OUT_OF_ORDER, StepKind.ROLLOVER, StepKind.RESET, StepKind.JUMP, StepKind.OUT_OF_RANGE})
+NOTEWORTHY = frozenset({StepKind.ROLLOVER, StepKind.RESET, StepKind.JUMP, StepKind.OUT_OF_RANGE})
 
 
 # NamedTuples rather than dataclasses: built once per sample on the ingest hot path.
@@ -63,7 +69,6 @@ _REASONS = {
     StepKind.BASELINE: "first value seen for this counter",
     StepKind.NORMAL: "",
     StepKind.DUPLICATE: "same value at the same timestamp",
-    StepKind.OUT_OF_ORDER: "older than the value already accepted; counted by it",
     StepKind.ROLLOVER: "counter wrapped past its maximum",
     StepKind.RESET: "counter dropped: PLC reset, counting from zero",
     StepKind.JUMP: "climb larger than the machine can produce in the elapsed time",
@@ -76,22 +81,22 @@ def plausible_step(max_rate_per_s: Decimal, elapsed_s: Decimal) -> int:
     return STEP_FLOOR + math.ceil(max_rate_per_s * max(elapsed_s, Decimal(0)))
 
 
-def counter_step(last: CounterPoint | None, sample: CounterPoint, width: int, max_rate_per_s: Decimal) -> Step:
+def counter_step(last: CounterPoint | None, sample: CounterPoint, width: int, max_rate_per_s: Decimal,
+                 elapsed: timedelta | None = None) -> Step:
+    """The step from `last` (the value accepted before, in read order) to `sample`. `elapsed`: the time
+    the machine had to make the climb; default the two timestamps' difference (never less than 0)."""
     modulus = 1 << width
     if sample.value >= modulus:
         return Step(StepKind.OUT_OF_RANGE, 0, sample.value, last)
     if last is None:
         return Step(StepKind.BASELINE, 0, 0, sample)
-    if sample.ts < last.ts:
-        return Step(StepKind.OUT_OF_ORDER, 0, 0, last)
     climb = sample.value - last.value
     if climb == 0 and sample.ts == last.ts:
         return Step(StepKind.DUPLICATE, 0, 0, last)
     if 0 <= climb <= STEP_FLOOR:
         return Step(StepKind.NORMAL, climb, 0, sample)  # within what any elapsed time allows
 
-    elapsed = Decimal((sample.ts - last.ts) // _MICROSECOND) / 1_000_000
-    limit = plausible_step(max_rate_per_s, elapsed)
+    limit = plausible_step(max_rate_per_s, exact_seconds(sample.ts - last.ts if elapsed is None else elapsed))
     if climb >= 0:
         if climb > limit:
             return Step(StepKind.JUMP, 0, climb, sample)

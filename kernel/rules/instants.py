@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+MICROSECOND = timedelta(microseconds=1)
 
 
 def require_aware(ts: datetime, what: str) -> datetime:
@@ -12,3 +15,8 @@ def require_aware(ts: datetime, what: str) -> datetime:
     if ts.utcoffset() is None:
         raise ValueError(f"{what} must carry a time zone: {ts.isoformat()} could be any of 24 instants")
     return ts
+
+
+def exact_seconds(duration: timedelta) -> Decimal:
+    """`duration` in seconds, exactly (to its microsecond), for rules that compute with time."""
+    return Decimal(duration // MICROSECOND).scaleb(-6)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
 from kernel.http import Db, Id, In, Person
+from kernel.rules.instants import exact_seconds
 from kernel.rules.refusals import Invalid, refused_as
 from mes.services import downtime as service
 from mes.services.oee import oee as compute_oee
@@ -82,7 +83,7 @@ def states(machine_id: str, start: Start, end: End, db: Db, offline_after_s: Off
                         state=e.interval.state, category=e.interval.category.value,
                         stop=e.interval.stop.value if e.interval.stop else None, fault_code=e.interval.fault_code,
                         reason_code=e.reason_code, reason_source=e.reason_source, comment=e.comment,
-                        duration_s=service.seconds(e.interval.duration))
+                        duration_s=exact_seconds(e.interval.duration))
             for e in service.explain(db, intervals)]
 
 
@@ -188,8 +189,8 @@ def pareto(start: Start, end: End, db: Db, by: Literal["reason", "machine", "lin
     """Unplanned stops inside planned production time, largest first; microstops in their own columns."""
     derivation = _derivation(offline_after_s, microstop_threshold_s)
     rows = _refused(lambda: service.pareto(db, start, end, by, machine_id=machine_id, line_id=line_id, derivation=derivation))
-    return [ParetoRowOut(key=row.key, stops=row.stops, seconds=service.seconds(row.time), share=row.share,
-                         microstops=row.microstops, microstop_seconds=service.seconds(row.microstop_time)) for row in rows]
+    return [ParetoRowOut(key=row.key, stops=row.stops, seconds=exact_seconds(row.time), share=row.share,
+                         microstops=row.microstops, microstop_seconds=exact_seconds(row.microstop_time)) for row in rows]
 
 
 # --- calendar ---------------------------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def shifts(start: Start, end: End, db: Db):
     found = _refused(lambda: service.shifts(db, start, end))
     return [ShiftInstanceOut(name=shift.name, day=shift.day, start=shift.start, end=shift.end,
                              breaks=[WindowOut(start=b.start, end=b.end) for b in shift.breaks],
-                             planned_production_s=service.seconds(planned)) for shift, planned in found]
+                             planned_production_s=exact_seconds(planned)) for shift, planned in found]
 
 
 # --- OEE --------------------------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ class OeeOut(BaseModel):
 
 
 def _optional_seconds(duration: timedelta | None) -> Decimal | None:
-    return None if duration is None else service.seconds(duration)
+    return None if duration is None else exact_seconds(duration)
 
 
 @router.get("/oee", response_model=list[OeeOut])
@@ -337,11 +338,11 @@ def oee(start: Start, end: End, db: Db, by: Literal["machine", "line", "shift", 
         t, m = group.totals, group.measures
         out.append(OeeOut(
             key=group.key, start=group.start, end=group.end,
-            planned_production_time_s=service.seconds(t.planned_production_time),
-            planned_downtime_s=service.seconds(t.planned_downtime), unknown_time_s=service.seconds(t.unknown_time),
-            planned_busy_time_s=service.seconds(t.planned_busy_time), run_time_s=service.seconds(t.run_time),
-            stopped_time_s=service.seconds(t.stopped_time), breakdown_time_s=service.seconds(t.breakdown_time),
-            microstop_time_s=service.seconds(t.microstop_time), failures=t.failures, microstops=t.microstops,
+            planned_production_time_s=exact_seconds(t.planned_production_time),
+            planned_downtime_s=exact_seconds(t.planned_downtime), unknown_time_s=exact_seconds(t.unknown_time),
+            planned_busy_time_s=exact_seconds(t.planned_busy_time), run_time_s=exact_seconds(t.run_time),
+            stopped_time_s=exact_seconds(t.stopped_time), breakdown_time_s=exact_seconds(t.breakdown_time),
+            microstop_time_s=exact_seconds(t.microstop_time), failures=t.failures, microstops=t.microstops,
             ideal_time_s=t.ideal_seconds, total=t.total, good=t.good, energy_wh=t.energy_wh,
             availability=m.availability, performance=m.performance, quality=m.quality, oee=m.oee,
             mtbf_s=_optional_seconds(m.mtbf), mttr_s=_optional_seconds(m.mttr), energy_per_good_unit_wh=m.energy_per_good_unit))

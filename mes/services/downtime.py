@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from kernel.rules.instants import require_aware
+from kernel.rules.instants import MICROSECOND, require_aware
 from mes.rules.states import (
     MICROSTOP_THRESHOLD,
     Category,
@@ -83,7 +83,6 @@ from kernel.settings import Settings
 ROWS_BEFORE = 20
 # Calendars are checked for overlapping shifts over this span (both clock changes of a year).
 CALENDAR_CHECK = timedelta(days=372)
-_MICROSECOND = timedelta(microseconds=1)
 _SHARE = Context(prec=28, rounding=ROUND_HALF_EVEN)
 _BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 # Without shifts every instant is planned: a 24-hour shift starting every local midnight.
@@ -134,10 +133,6 @@ class ParetoRow(NamedTuple):
     microstops: int
     microstop_time: timedelta
 
-
-def seconds(duration: timedelta) -> Decimal:
-    """A duration as exact decimal seconds (microsecond resolution)."""
-    return Decimal(duration // _MICROSECOND).scaleb(-6)
 
 
 def require_period(start: datetime, end: datetime) -> None:
@@ -294,7 +289,7 @@ def annotate(session: Session, machine_id: str, stop_start: datetime, actor: str
     if reason_code is None and comment is None:
         raise ValueError("give a reason_code, a comment or both")
     machines(session, machine_id)
-    at = derive(session, machine_id, stop_start, stop_start + _MICROSECOND, derivation or Derivation.of())
+    at = derive(session, machine_id, stop_start, stop_start + MICROSECOND, derivation or Derivation.of())
     if not any(i.began == stop_start and i.category in STOP_CATEGORIES for i in at):
         raise NotFound(f"no stop of machine {machine_id!r} starts at {stop_start.isoformat()}"
                        + (f" (it is {at[0].state} since {at[0].began.isoformat()})" if at else ""))
@@ -450,5 +445,5 @@ def _pareto_key(by: str, machine: MachineRow, shift: ShiftInstance | None, reaso
 def _share(part: timedelta, whole: timedelta) -> Decimal | None:
     if not whole:
         return None
-    ratio = Fraction(part // _MICROSECOND, whole // _MICROSECOND)
+    ratio = Fraction(part // MICROSECOND, whole // MICROSECOND)
     return _SHARE.divide(Decimal(ratio.numerator), Decimal(ratio.denominator))

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from mes.rules.states import StateInterval, unplanned_stops
 from kernel.logs import get_logger
+from kernel.rules.instants import exact_seconds
 from kernel.db.models import make_engine
 from mes.rules.oee import OeeTotals, tally_machine
 from mes.rules.shifts import Window, planned_windows
@@ -43,7 +44,6 @@ from mes.services.downtime import (
     explain,
     load_calendar,
     machines,
-    seconds,
 )
 from mes.services.oee import made_in_spans
 from mes.rules.rollups import ALWAYS_REDONE, HOUR, hours_between
@@ -102,7 +102,7 @@ def refresh(session: Session, since: datetime, until: datetime | None = None, de
 def _oee_row(machine_id: str, hour: datetime, totals: OeeTotals, now: datetime) -> dict:
     sums = (getattr(totals, field.name) for field in fields(OeeTotals))
     return {"machine_id": machine_id, "bucket": hour, "refreshed_at": now,
-            **{column: seconds(value) if isinstance(value, timedelta) else value for column, value in zip(_SUMS, sums, strict=True)}}
+            **{column: exact_seconds(value) if isinstance(value, timedelta) else value for column, value in zip(_SUMS, sums, strict=True)}}
 
 
 def _downtime_rows(machine_id: str, hour: datetime, intervals: list[StateInterval], planned: Iterable[Window],
@@ -114,7 +114,7 @@ def _downtime_rows(machine_id: str, hour: datetime, intervals: list[StateInterva
         stops[key] += began_here
         time_in[key] += piece.duration
     return [{"machine_id": machine_id, "bucket": hour, "reason_code": reason, "stop_kind": kind,
-             "stops": stops[(reason, kind)], "seconds": seconds(time_in[(reason, kind)])}
+             "stops": stops[(reason, kind)], "seconds": exact_seconds(time_in[(reason, kind)])}
             for reason, kind in sorted(time_in)]
 
 

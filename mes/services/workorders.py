@@ -19,6 +19,7 @@ from inventory.rules.lots import NegativeStockPolicy, allocate
 from mes.models import Dispatch, ScrapClassification, ScrapReason, WorkOrder, WorkOrderComponent, WorkOrderEvent
 from inventory.models import Item
 from kernel.db.models import Machine
+from kernel.rules.instants import exact_seconds
 from mes.rules.attribution import AttributionRow, DispatchWindow, overlaps
 from mes.rules.workorders import Progress, WorkOrderStatus, classify_scrap, progress, scrap_by_reason, transition
 from kernel.rules.refusals import Conflict, NotFound, as_conflict
@@ -116,7 +117,7 @@ def live_progress(session: Session, work_order_id: str, now: datetime | None = N
         {"work_order": work_order_id, "since": now - RATE_WINDOW}).one()
     first_start = session.scalar(select(func.min(Dispatch.start_ts)).where(Dispatch.work_order_id == work_order_id))
     ran_for = min(RATE_WINDOW, now - first_start) if first_start else timedelta(0)
-    window_seconds = Decimal(ran_for // timedelta(microseconds=1)) / 1_000_000
+    window_seconds = exact_seconds(ran_for)
     return progress(work_order.quantity, int(good), int(scrap), int(recent_good), max(window_seconds, Decimal(0)), now,
                     work_order.over_tolerance)
 

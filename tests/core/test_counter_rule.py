@@ -16,8 +16,8 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(milliseconds=round(seconds * 1000))
 
 
-def step(last, value, seconds, width=16):
-    return counter_step(last, CounterPoint(value, at(seconds)), width, RATE)
+def step(last, value, seconds, width=16, elapsed=None):
+    return counter_step(last, CounterPoint(value, at(seconds)), width, RATE, elapsed)
 
 
 def test_first_value_is_a_baseline_and_counts_nothing():
@@ -57,10 +57,17 @@ def test_duplicate_sample_counts_nothing():
     assert (result.kind, result.delta, result.point) == (StepKind.DUPLICATE, 0, last)
 
 
-def test_older_sample_is_out_of_order_and_keeps_the_baseline():
-    last = CounterPoint(500, at(3))
-    result = step(last, 480, 2)
-    assert (result.kind, result.delta, result.point) == (StepKind.OUT_OF_ORDER, 0, last)
+def test_a_sample_stamped_before_the_last_one_still_counts_its_climb():
+    # read after it, stamped before it: the PLC's clock stepped back; read order decides, not the clock
+    result = step(CounterPoint(500, at(3)), 520, 2, elapsed=timedelta(seconds=1))
+    assert (result.kind, result.delta) == (StepKind.NORMAL, 20)
+
+
+def test_the_elapsed_time_given_decides_what_is_plausible_not_the_timestamps():
+    # two samples placed at one instant (a clock that stepped back) an hour of production apart
+    result = step(CounterPoint(500, at(3)), 10_500, 3, elapsed=timedelta(hours=1))
+    assert (result.kind, result.delta) == (StepKind.NORMAL, 10_000)
+    assert step(CounterPoint(500, at(3)), 10_500, 3).kind is StepKind.JUMP, "without it: the timestamps' difference"
 
 
 def test_implausible_jump_is_quarantined_and_the_baseline_moves_on():
@@ -137,18 +144,32 @@ def test_sum_of_deltas_equals_units_produced_across_rollovers_and_resets(history
 
 @given(production_history(allow_resets=False), st.data())
 @settings(max_examples=300)
-def test_duplicates_and_reordering_change_nothing(history, data):
+def test_repeated_samples_change_nothing(history, data):
     width, samples, produced = history
-    delivered = [samples[0]]
-    rest = samples[1:]
-    while rest:
-        # swap neighbours now and then, repeat a sample now and then
-        if len(rest) >= 2 and data.draw(st.booleans()):
-            rest[0], rest[1] = rest[1], rest[0]
-        delivered.append(rest.pop(0))
+    delivered = []
+    for sample in samples:
+        delivered.append(sample)
         if data.draw(st.integers(0, 4)) == 0:
-            delivered.append(delivered[-1])
+            delivered.append(sample)
     assert total(delivered, width) == produced
+
+
+@given(production_history(), st.data())
+@settings(max_examples=300)
+def test_a_clock_that_steps_either_way_changes_no_count(history, data):
+    """The samples in read order, each stamped by a clock stepped by up to a year either way, as the
+    ingest passes them: the placed instants never go back and the elapsed time is the real one."""
+    width, samples, produced = history
+    point, counted, placed = None, 0, None
+    for index, sample in enumerate(samples):
+        stamped = sample.ts + timedelta(seconds=data.draw(st.integers(-366 * 86_400, 366 * 86_400)))
+        placed = stamped if placed is None else max(placed, stamped)
+        elapsed = sample.ts - samples[index - 1].ts if index else None
+        result = counter_step(point, CounterPoint(sample.value, placed), width, RATE, elapsed)
+        assert result.quarantined == 0, result
+        counted += result.delta
+        point = result.point
+    assert counted == produced
 
 
 @given(widths, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 10_000_000))

@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.ingest.plan import IngestState, Incoming, MachineInfo, parse_batch, plan_batch
+from core.ingest.plan import IngestState, Incoming, LiveCodes, MachineInfo, parse_batch, plan_batch
 from core.rules.counters import CounterPoint
 from kernel.payload import data_topic
 from kernel.plant import CounterSpec
@@ -25,10 +25,10 @@ def at(seconds: float) -> datetime:
 
 
 def incoming(seq: int, samples: list[tuple[float, str, int]], *, epoch: int = 1, edge: str = "e1", topic: str = TOPIC,
-             machine: str = "m1") -> Incoming:
+             machine: str = "m1", received: float = 100) -> Incoming:
     body = {"v": 1, "edge_id": edge, "epoch": epoch, "seq": seq, "machine": machine,
             "samples": [{"ts": at(t).isoformat(), "signal": signal, "value": value} for t, signal, value in samples]}
-    return Incoming(topic, json.dumps(body).encode(), at(100))
+    return Incoming(topic, json.dumps(body).encode(), at(received))
 
 
 def plan(batch, state=None, already=frozenset()):
@@ -49,14 +49,47 @@ def test_baselines_alone_make_no_interval():
     assert set(result.changed_counters) == {("m1", "good"), ("m1", "scrap"), ("m1", "energy_wh")}
 
 
-def test_state_change_rows_only_when_the_code_changes_and_never_from_older_samples():
+def test_state_change_rows_only_when_the_code_changes_and_a_clock_stepped_back_never_reorders_them():
+    # message 4 was read last, stamped before message 3 (the PLC's clock stepped back): its state
+    # change stands, placed at the last known instant, never before the state it follows
     batch = [incoming(1, [(1, "state", 1), (1, "fault", 0)]), incoming(2, [(2, "state", 1)]),
              incoming(3, [(3, "state", 3), (3, "fault", 42)]), incoming(4, [(2.5, "state", 1)])]
     result = plan(batch)
-    assert [(row[1], row[2], row[3]) for row in result.states] == [
-        (at(1), 1, None), (at(1), 1, 0), (at(3), 3, 0), (at(3), 3, 42)]
+    assert [(row.ts, row.state_code, row.fault_code) for row in result.states] == [
+        (at(1), 1, None), (at(1), 1, 0), (at(3), 3, 0), (at(3), 3, 42), (at(3), 1, 42)]
     live = result.state.live["m1"]
-    assert (live.state_code, live.fault_code) == (3, 42)
+    assert (live.state_code, live.fault_code, live.state_ts) == (1, 42, at(3))
+
+
+def test_a_sample_stamped_years_ahead_is_placed_at_its_receipt_flagged_and_freezes_nothing():
+    state = IngestState(counters={("m1", "good"): CounterPoint(100, at(0))})
+    years = 73 * 365 * 86_400  # stamped 2099
+    result = plan([incoming(1, [(1, "good", 101)], received=1), incoming(2, [(years, "good", 102)], received=2),
+                   incoming(3, [(3, "good", 103), (3, "state", 1)], received=3),
+                   incoming(4, [(4, "good", 104)], received=4)], state)
+    assert sum(row.good for row in result.intervals) == 4 and result.events == []
+    assert [row.ts for row in result.samples if row.signal == "good"] == [at(1), at(2), at(3), at(4)]
+    assert [(row.seq, row.clock_ahead_s) for row in result.messages] == [
+        (1, None), (2, Decimal(years - 2)), (3, None), (4, None)]
+    assert [(row.first_ts, row.last_ts) for row in result.messages][1:3] == [(at(2), at(2)), (at(3), at(3))]
+
+
+def test_a_clock_stepped_back_counts_every_unit_at_the_last_known_instant():
+    # one message a second, 20 units each, stamped 30 s back from message 3 on: nothing quarantined
+    state = IngestState(counters={("m1", "good"): CounterPoint(0, at(0))},
+                        live={"m1": LiveCodes(last_seen=at(0))})
+    batch = [incoming(seq, [(seq if seq < 3 else seq - 30, "good", 20 * seq)], received=seq) for seq in range(1, 11)]
+    result = plan(batch, state)
+    assert sum(row.good for row in result.intervals) == 200 and result.events == []
+    assert [row.ts for row in result.samples] == [at(1), at(2), *[at(2)] * 8]
+
+
+def test_a_clock_stepped_forward_an_hour_counts_every_unit():
+    state = IngestState(counters={("m1", "good"): CounterPoint(0, at(0))})
+    batch = [incoming(seq, [(seq if seq < 3 else seq + 3600, "good", 20 * seq)], received=seq + 3600 * (seq >= 3))
+             for seq in range(1, 6)]
+    result = plan(batch, state)
+    assert sum(row.good for row in result.intervals) == 100 and result.events == []
 
 
 def test_messages_reordered_inside_a_batch_are_put_back_in_sequence():
@@ -172,19 +205,21 @@ def test_the_plcs_order_id_opens_and_closes_plc_windows_that_win_over_the_api_in
     state = IngestState(counters={("m1", "good"): CounterPoint(0, at(0))})
     batch = [incoming(1, [(1, "good", 1), (2, "order", "WO-7"), (2, "good", 2), (3, "good", 4)]),
              incoming(2, [(4, "order", "WO-7"), (5, "order", "NOPE"), (5, "good", 5), (6, "order", ""), (6, "good", 9)]),
-             incoming(3, [(5.5, "order", "WO-7")])]  # older than what the PLC already reported: ignored
+             # read last, stamped earlier (the PLC's clock stepped back): a switch, placed at the last one
+             incoming(3, [(5.5, "order", "WO-7")])]
     result = plan_batch(parse_batch(batch, REGISTRY), state, REGISTRY, set(), api, {"WO-7": "released"})
     assert result.plc_switches == [
         PlcSwitch("m1", at(2), "WO-7", "WO-7", None),
         PlcSwitch("m1", at(5), "NOPE", None, "the PLC reports order 'NOPE', which is not a work order here"),
         PlcSwitch("m1", at(6), "", None, None),
+        PlcSwitch("m1", at(6), "WO-7", "WO-7", None),
     ]
     by_order = {(row[2], row[4]): row[5] for row in result.attributions}
     # before the PLC reported anything and after it reported none: the API's order; an unknown id: unassigned
     assert by_order == {(1, "WO-API"): 1, (1, "WO-7"): 3, (2, None): 1, (2, "WO-API"): 4}
     assert all(row[2] != "order" for row in result.samples), "order ids live in dispatch windows, not samples"
     live = result.state.live["m1"]
-    assert (live.plc_order, live.plc_order_ts) == ("", at(6))
+    assert (live.plc_order, live.plc_order_ts) == ("WO-7", at(6))
 
 
 def test_a_plc_order_that_cannot_receive_production_is_named_with_its_status():

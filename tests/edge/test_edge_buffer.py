@@ -30,6 +30,16 @@ def test_samples_are_sorted_by_time_across_signals_and_split_by_machine():
     assert [(s.signal, s.value) for s in drained["m2"]] == [("good", 5)]
 
 
+def test_a_signals_samples_keep_their_read_order_when_the_clock_steps_back():
+    buffer = SampleBuffer()
+    buffer.observe(reading("good", 1, 10))
+    buffer.observe(reading("state", 1, 11))
+    buffer.observe(reading("good", 2, -20))  # the PLC's clock stepped back 30 s
+    buffer.observe(reading("good", 3, -19))
+    drained = buffer.drain()["m1"]
+    assert [s.value for s in drained if s.signal == "good"] == [1, 2, 3], "the order the core counts them in"
+
+
 def test_snapshot_restates_every_signal_with_its_last_confirmed_time():
     buffer = SampleBuffer()
     buffer.observe(reading("good", 4, 0))
