@@ -12,10 +12,14 @@ supervisor (`kernel.jobs`) so that ingest never runs them and they start and sto
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from inventory.services.valuation import ValuationWorker
 from kernel.jobs import Jobs
 from kernel.settings import Settings
 from core.ingest.consumer import CoreConsumer
+from core.ingest.plan import IngestLimits
+from core.rules.sequencing import Plausible
 from mes.services.alert_engine import MachineAlerts
 from mes.services.alerts import InventoryAlerts
 from mes.services.costing import running_cost
@@ -31,7 +35,8 @@ VALUATION_EVERY_S = 1.0
 def core_options(settings: Settings) -> dict:
     """The options of a `CoreProcess` that the settings (MES_* variables, the config file) decide."""
     return {"batch_max_messages": settings.batch_max_messages, "batch_max_wait_ms": settings.batch_max_wait_ms,
-            "clock_skew_s": settings.clock_skew_s,
+            "limits": IngestLimits(timedelta(seconds=settings.clock_skew_s),
+                                   Plausible(settings.seq_max_gap, settings.epoch_max_gap)),
             "alert_every_s": settings.alert_every_s, "offline_after_s": settings.offline_after_s,
             "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours}
 

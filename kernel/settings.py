@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     clock_skew_s: int = Field(default=300, gt=0, le=86_400 * 366,
                               description="a sample stamped further than this ahead of the core's clock is placed at "
                                           "its receipt and flagged (ingested_messages.clock_ahead_s)")
+    seq_max_gap: int = Field(default=1_000_000, gt=0, le=2**62,
+                             description="a message more than this many seq ahead of its edge's last one is a dead letter")
+    epoch_max_gap: int = Field(default=100_000_000, gt=0, le=2**62,
+                               description="a message more than this many epochs ahead of its edge's last one is a dead letter")
 
     # downtime and alerts
     offline_after_s: int = Field(default=30, gt=0, description="no message from a machine for this long: offline")

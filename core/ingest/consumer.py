@@ -13,11 +13,11 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import paho.mqtt.client as paho
 
-from core.ingest.plan import Incoming
+from core.ingest.plan import Incoming, IngestLimits
 from core.ingest.service import IngestService
 from kernel.logs import get_logger
 from kernel.mqtt import connect, new_client, parse_mqtt_url
@@ -37,8 +37,8 @@ class _Delivery:
 class CoreConsumer:
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
                  batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
-                 clock_skew_s: int = 300, on_commit=None):
-        self.service = IngestService(database_url, on_commit=on_commit, max_clock_ahead=timedelta(seconds=clock_skew_s))
+                 limits: IngestLimits = IngestLimits(), on_commit=None):
+        self.service = IngestService(database_url, on_commit=on_commit, limits=limits)
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s

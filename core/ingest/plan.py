@@ -14,6 +14,7 @@ and auto-complete; and whether the hourly rollups must be redone from the past.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from core.ingest.rows import (
 )
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.placement import DEFAULT_MAX_AHEAD, place
-from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
+from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, needs_lookup
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
 from inventory.rules.lots import LotBalance
 from kernel.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
@@ -58,6 +59,13 @@ from mes.rules.workorders import (
 
 UNKNOWN_MACHINE = "unknown machine"
 PLC, AUTO_COMPLETE = "plc", "auto-complete"  # the actors of the status changes a batch makes
+
+
+class IngestLimits(NamedTuple):
+    """What the core takes from a publisher (MES_* settings; documented in docs/mqtt.md)."""
+
+    max_clock_ahead: timedelta = DEFAULT_MAX_AHEAD  # core.rules.placement
+    sequence: Plausible = Plausible()  # core.rules.sequencing
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +130,7 @@ class BatchContext:
     `work_orders`: the orders of those windows and those the PLCs report, that exist; `materials`,
     `line_side` and `balances`: what their backflush consumes, from where (`None`: do not backflush)."""
 
-    already_ingested: set[tuple[str, int, int]] = field(default_factory=set)
+    already_ingested: Mapping[tuple[str, int, int], Ingested] = field(default_factory=dict)
     windows: Mapping[str, list[DispatchWindow]] = field(default_factory=dict)
     work_orders: Mapping[str, WorkOrderFacts] = field(default_factory=dict)
     materials: Mapping[str, Material] | None = None
@@ -196,6 +204,14 @@ def _live_fields(live: LiveCodes) -> tuple:
 class _Parsed:
     incoming: Incoming
     message: DataMessage
+    # The order it is planned in: an edge's epoch may only grow in arrival order (see parse_batch).
+    epoch_floor: int = 0
+
+    @property
+    def digest(self) -> bytes:
+        """What the message says, whatever its bytes: a redelivery or replay has the same (`historical`
+        tells only how it travelled)."""
+        return hashlib.blake2b(self.message.model_dump_json(exclude={"historical"}).encode(), digest_size=16).digest()
 
 
 def _validation_reason(error: ValidationError) -> str:
@@ -276,10 +292,23 @@ def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo]) -> 
             parsed.status_events.append(EdgeStatusEvent(result.edge_id, *parsed.edge_status[result.edge_id]))
         else:
             parsed.data.append(result)
-    # Within a batch, put each edge's messages back in sequence order: a reordering inside the
-    # batch is then no regression at all.
-    parsed.data.sort(key=lambda p: (p.message.edge_id, p.message.epoch, p.message.seq))
+    parsed.data = _in_planning_order(parsed.data)
     return parsed
+
+
+def _in_planning_order(data: list[_Parsed]) -> list[_Parsed]:
+    """Each edge's messages in sequence order, as if each had come in a batch of its own, only reordered
+    within an epoch: a reordering there is no regression at all. A message of an older epoch that arrived
+    after a newer epoch's first message is planned after that epoch, so it is a duplicate or an epoch
+    regression exactly as in a later batch."""
+    newest: dict[str, int] = {}
+    floored = []
+    for item in data:
+        edge = item.message.edge_id
+        newest[edge] = max(newest.get(edge, 0), item.message.epoch)
+        floored.append(replace(item, epoch_floor=newest[edge]))
+    return sorted(floored, key=lambda p: (p.message.edge_id, p.epoch_floor, p.message.epoch != p.epoch_floor,
+                                          p.message.epoch, p.message.seq))
 
 
 def plan_batch(
@@ -292,23 +321,26 @@ def plan_batch(
     *,
     context: BatchContext | None = None,
     now: datetime | None = None,
-    max_clock_ahead: timedelta = DEFAULT_MAX_AHEAD,
+    limits: IngestLimits = IngestLimits(),
 ) -> BatchPlan:
     """Everything the batch writes. The store's loads arrive in `context`; without one, the short forms
-    `already_ingested`, `windows` and `order_statuses` (each order's status, nothing else known of it)
-    make it, for callers without a database. `now` decides whether the batch wrote about the past (for
-    the rollups); without it, nothing is marked. `max_clock_ahead`: see core.rules.placement."""
+    `already_ingested` (positions, their content unknown), `windows` and `order_statuses` (each order's
+    status, nothing else known of it) make it, for callers without a database. `now` decides whether the
+    batch wrote about the past (for the rollups); without it, nothing is marked."""
     if context is None:
-        context = BatchContext(already_ingested or set(), windows or {},
+        context = BatchContext(dict.fromkeys(already_ingested or (), Ingested(None)), windows or {},
                                {order: WorkOrderFacts(status, 0, False) for order, status in (order_statuses or {}).items()})
-    planner = _Planner(context, state, parsed, max_clock_ahead)
+    planner = _Planner(context, state, parsed, limits.max_clock_ahead)
     for item in parsed.data:
         message = item.message
         key = (message.edge_id, message.epoch, message.seq)
+        digest = item.digest
         verdict, reason = judge_message(
             planner.plan.state.cursors.get(message.edge_id),
             EdgeCursor(message.epoch, message.seq),
-            key in context.already_ingested or key in planner.ingested_now,
+            planner.ingested_now.get(key) or context.already_ingested.get(key),
+            digest,
+            limits.sequence,
         )
         if verdict is Verdict.DUPLICATE:
             planner.plan.duplicates += 1
@@ -316,7 +348,7 @@ def plan_batch(
             planner.plan.dead_letters.append(DeadLetterRow(item.incoming.received_at, item.incoming.topic,
                                                            item.incoming.payload, reason))
         else:
-            planner.ingest(message, item.incoming.received_at, registry[message.machine])
+            planner.ingest(message, item.incoming.received_at, registry[message.machine], digest)
     planner.backflush()
     planner.auto_complete()
     earliest = planner.plan.earliest_change()
@@ -332,19 +364,19 @@ class _Planner:
         self.max_clock_ahead = max_clock_ahead
         self.plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status),
                               status_events=list(parsed.status_events))
-        self.ingested_now: set[tuple[str, int, int]] = set()
+        self.ingested_now: dict[tuple[str, int, int], Ingested] = {}
         # copied: the PLC's own order switches open and close windows as the batch goes
         self.windows = {machine: list(machine_windows) for machine, machine_windows in context.windows.items()}
         self.statuses = {order: facts.status for order, facts in context.work_orders.items()}
         self._opened: dict[str, int] = {}  # machine -> index in plan.dispatches_opened of its open PLC window
 
-    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo) -> None:
+    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo, digest: bytes) -> None:
         """One accepted message. Its samples are taken in the order the edge read them: that order, not
         their timestamps, decides what each counter value means (core.rules.counters); each timestamp is
         only placed in time (core.rules.placement), so a PLC clock that steps neither freezes nor drops
         a unit."""
         plan = self.plan
-        self.ingested_now.add((message.edge_id, message.epoch, message.seq))
+        self.ingested_now[message.edge_id, message.epoch, message.seq] = Ingested(digest)
         plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
         plan.changed_cursors.add(message.edge_id)
         machine_id = message.machine
@@ -401,7 +433,8 @@ class _Planner:
                 live = self._apply_code(live, machine_id, sample.signal, sample.value, ts, origin)
 
         plan.messages.append(IngestedMessage(*origin, machine_id, received_at, message.historical, len(message.samples),
-                                             first_ts, last_ts, exact_seconds(ahead) if ahead is not None else None))
+                                             first_ts, last_ts, exact_seconds(ahead) if ahead is not None else None,
+                                             digest))
         live = replace(live, last_seen=max(live.last_seen or received_at, received_at))
         if live != live_before:
             plan.state.live[machine_id] = live

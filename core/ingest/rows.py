@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 class IngestedMessage(NamedTuple):
     """`ingested_messages`: the key that makes a message count once, when the core received it, and the
-    period its samples were placed in (`clock_ahead_s`: how far ahead a clamped timestamp was)."""
+    period its samples were placed in (`clock_ahead_s`: how far ahead a clamped timestamp was), and the
+    digest of its content, which tells a redelivery from a reuse of its position."""
 
     edge_id: str
     epoch: int
@@ -26,6 +27,7 @@ class IngestedMessage(NamedTuple):
     first_ts: datetime
     last_ts: datetime
     clock_ahead_s: Decimal | None
+    digest: bytes
 
 
 class SampleRow(NamedTuple):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.ingest import store
-from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, parse_batch, plan_batch
+from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, IngestLimits, parse_batch, plan_batch
 from core.ingest.rows import DeadLetterRow
-from core.rules.placement import DEFAULT_MAX_AHEAD
 from kernel.db.models import make_engine
 from kernel.logs import get_logger
 from kernel.reconnect import retry_sync
@@ -47,11 +46,11 @@ class IngestTotals:
 
 class IngestService:
     def __init__(self, database_url: str, on_commit: Callable[[BatchPlan, datetime], None] | None = None,
-                 max_clock_ahead: timedelta = DEFAULT_MAX_AHEAD):
+                 limits: IngestLimits = IngestLimits()):
         """`on_commit(plan, committed_at)` runs after each commit (metrics, latency measurement);
-        `max_clock_ahead`: how far ahead of the core's clock a sample's timestamp may be (core.rules.placement)."""
+        `limits`: what the core takes from a publisher."""
         self.database_url = database_url
-        self.max_clock_ahead = max_clock_ahead
+        self.limits = limits
         self.on_commit = on_commit
         self.totals = IngestTotals()
         # no pre-ping: a lost connection fails the batch, which is retried on a new one (a round trip a batch saved)
@@ -93,7 +92,7 @@ class IngestService:
         with self.engine.begin() as connection:
             context = store.load_context(connection, parsed, self.state)
             plan = plan_batch(parsed, self.state, self.registry, context=context, now=datetime.now(UTC),
-                              max_clock_ahead=self.max_clock_ahead)
+                              limits=self.limits)
             store.write_plan(connection, plan)
         self.state = plan.state
         self.totals.add(plan)

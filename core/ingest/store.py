@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from core.ingest.plan import BatchContext, BatchPlan, IngestState, LiveCodes, MachineInfo, ParsedBatch, WorkOrderFacts
 from core.rules.counters import CounterPoint
-from core.rules.sequencing import EdgeCursor
+from core.rules.sequencing import EdgeCursor, Ingested
 from inventory.services.backflush import stock_for, write_backflush
 from kernel.db.copy import copy_rows
 from kernel.logs import get_logger
@@ -80,12 +80,12 @@ def load_context(connection: Connection, parsed: ParsedBatch, state: IngestState
                         needs, places, balances)
 
 
-def find_ingested(connection: Connection, positions: set[tuple[str, int, int]]) -> set[tuple[str, int, int]]:
+def find_ingested(connection: Connection, positions: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], Ingested]:
     if not positions:
-        return set()
+        return {}
     edges, epochs, seqs = zip(*positions, strict=True)
-    return {(edge, epoch, seq) for edge, epoch, seq in connection.execute(text(
-        """SELECT m.edge_id, m.epoch, m.seq FROM ingested_messages m
+    return {(edge, epoch, seq): Ingested(digest) for edge, epoch, seq, digest in connection.execute(text(
+        """SELECT m.edge_id, m.epoch, m.seq, m.digest FROM ingested_messages m
            JOIN unnest(CAST(:edges AS text[]), CAST(:epochs AS bigint[]), CAST(:seqs AS bigint[])) AS p(edge_id, epoch, seq)
              USING (edge_id, epoch, seq)"""), {"edges": list(edges), "epochs": list(epochs), "seqs": list(seqs)})}
 

@@ -1,17 +1,33 @@
 """Which MQTT messages to ingest: each `(edge_id, epoch, seq)` exactly once, in order per edge.
 
 An edge numbers its messages: `epoch` grows at each edge start, `seq` within an epoch. The core keeps
-a cursor per edge, the highest (epoch, seq) it has ingested. A message above the cursor is new. One at
-or below it is either a redelivery of a message already ingested (the broker resends what the core
-had not acknowledged when it stopped) — a duplicate, acknowledged and skipped — or a message that
-claims an old place in the sequence without having been ingested: rejected to the dead letters, since
-accepting it would put stale values after newer ones.
+a cursor per edge, the highest (epoch, seq) it has ingested. A message above the cursor is new, if it is
+where the edge can plausibly be: one far beyond (a seq more than `max_seq_gap` ahead, an epoch more than
+`max_epoch_gap` ahead, a new epoch not starting near seq 1) is rejected, not adopted as the cursor,
+since adopting it would turn every later real message into a regression (and 2^63−1 leaves no room
+above it). One at or below the cursor is either a redelivery of a message already ingested (the broker
+resends what the core had not acknowledged when it stopped) — a duplicate, acknowledged and skipped —
+a reuse of an ingested position with other content (a publisher that restarted its numbering without a
+new epoch) — rejected as a conflicting duplicate — or a message that claims an old place in the sequence
+without having been ingested: rejected, since accepting it would put stale values after newer ones.
+Every rejection says what a publisher must do to be heard again.
+
+Without a cursor (an edge never heard, or a database started afresh beside running edges) every
+position is plausible.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
+
+# The edge never leaves more messages unpublished than its queue holds (MES_EDGE_QUEUE_MAX rows).
+DEFAULT_MAX_SEQ_GAP = 1_000_000
+# An edge adds one per start; a publisher numbering its epochs by Unix seconds adds ~3·10^7 a year.
+DEFAULT_MAX_EPOCH_GAP = 100_000_000
+
+NEW_EPOCH_ADVICE = "a publisher that restarts its numbering must start a new epoch (epoch + 1, seq from 1)"
 
 
 class Verdict(str, Enum):
@@ -26,14 +42,47 @@ class EdgeCursor:
     seq: int
 
 
-def judge_message(cursor: EdgeCursor | None, position: EdgeCursor, already_ingested: bool) -> tuple[Verdict, str]:
-    if cursor is None or position > cursor:
+class Plausible(NamedTuple):
+    """How far ahead of its cursor an edge's next message may be."""
+
+    max_seq_gap: int = DEFAULT_MAX_SEQ_GAP
+    max_epoch_gap: int = DEFAULT_MAX_EPOCH_GAP
+
+
+class Ingested(NamedTuple):
+    """A position ingested before, with the digest of its content (None: not recorded, before 0008)."""
+
+    digest: bytes | None
+
+
+def judge_message(cursor: EdgeCursor | None, position: EdgeCursor, earlier: Ingested | None,
+                  digest: bytes | None = None, plausible: Plausible = Plausible()) -> tuple[Verdict, str]:
+    """`earlier`: the position's ingestion before, if any; `digest`: this message's content digest."""
+    if cursor is None:
         return Verdict.ACCEPT, ""
-    if already_ingested:
-        return Verdict.DUPLICATE, ""
+    if position > cursor:
+        return _ahead(cursor, position, plausible)
+    if earlier is not None:
+        if earlier.digest is None or digest is None or earlier.digest == digest:
+            return Verdict.DUPLICATE, ""
+        return Verdict.REJECT, (f"conflicting duplicate: epoch {position.epoch} seq {position.seq} was ingested with "
+                                f"other content, which stands; {NEW_EPOCH_ADVICE}")
     if position.epoch < cursor.epoch:
         return Verdict.REJECT, f"epoch regression: epoch {position.epoch} after epoch {cursor.epoch} was ingested"
-    return Verdict.REJECT, f"seq regression: seq {position.seq} after seq {cursor.seq} of epoch {cursor.epoch} was ingested"
+    return Verdict.REJECT, (f"seq regression: seq {position.seq} after seq {cursor.seq} of epoch {cursor.epoch} "
+                            f"was ingested; {NEW_EPOCH_ADVICE}")
+
+
+def _ahead(cursor: EdgeCursor, position: EdgeCursor, plausible: Plausible) -> tuple[Verdict, str]:
+    if position.epoch - cursor.epoch > plausible.max_epoch_gap:
+        return Verdict.REJECT, (f"epoch too far ahead: epoch {position.epoch} is more than {plausible.max_epoch_gap} "
+                                f"after epoch {cursor.epoch}, the last ingested; the next epoch is {cursor.epoch + 1}")
+    base = cursor.seq if position.epoch == cursor.epoch else 0
+    if position.seq - base > plausible.max_seq_gap:
+        where = f"seq {cursor.seq} of epoch {cursor.epoch}, the last ingested" if base else f"the start of epoch {position.epoch}"
+        return Verdict.REJECT, (f"seq too far ahead: seq {position.seq} is more than {plausible.max_seq_gap} after "
+                                f"{where}; {NEW_EPOCH_ADVICE}")
+    return Verdict.ACCEPT, ""
 
 
 def needs_lookup(cursor: EdgeCursor | None, position: EdgeCursor) -> bool:

@@ -9,8 +9,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.ingest.plan import IngestState, Incoming, LiveCodes, MachineInfo, parse_batch, plan_batch
+from core.ingest.plan import BatchContext, IngestState, Incoming, LiveCodes, MachineInfo, parse_batch, plan_batch
 from core.rules.counters import CounterPoint
+from core.rules.sequencing import EdgeCursor, Ingested
 from kernel.payload import data_topic
 from kernel.plant import CounterSpec
 
@@ -103,6 +104,37 @@ def test_a_redelivery_in_the_same_or_a_later_batch_is_skipped():
     assert first.duplicates == 1 and len(first.messages) == 1
     later = plan([incoming(1, [(1, "good", 10)])], first.state, already={("e1", 1, 1)})
     assert later.duplicates == 1 and later.messages == [] and later.dead_letters == []
+
+
+def test_a_reused_position_with_other_content_is_dead_lettered_in_the_same_batch_or_later():
+    replayed = incoming(1, [(1, "good", 10)])
+    replayed = Incoming(replayed.topic, replayed.payload.replace(b'"samples"', b'"historical": true, "samples"'), at(101))
+    first = plan([incoming(1, [(1, "good", 10)]), replayed, incoming(1, [(1, "good", 99)])])
+    assert first.duplicates == 1, "a replay marked historical says the same: a redelivery"
+    (conflict,) = first.dead_letters
+    assert conflict.reason.startswith("conflicting duplicate: epoch 1 seq 1") and b'"value": 99' in conflict.payload
+    stored = {("e1", 1, 1): Ingested(first.messages[0].digest)}
+    later = plan_batch(parse_batch([incoming(1, [(1, "good", 99)]), incoming(1, [(1, "good", 10)])], REGISTRY),
+                       first.state, REGISTRY, context=BatchContext(stored))
+    assert later.duplicates == 1 and [row.reason.split(":")[0] for row in later.dead_letters] == ["conflicting duplicate"]
+
+
+def test_an_older_epoch_arriving_after_a_newer_one_is_a_regression_in_the_same_batch_too():
+    result = plan([incoming(5, [(1, "good", 10)], epoch=2), incoming(6, [(2, "good", 12)], epoch=1),
+                   incoming(1, [(3, "good", 15)], epoch=3)])
+    assert [(row.epoch, row.seq) for row in result.messages] == [(2, 5), (3, 1)]
+    (regression,) = result.dead_letters
+    assert regression.reason == "epoch regression: epoch 1 after epoch 2 was ingested"
+
+
+def test_a_forged_far_position_is_a_dead_letter_and_the_edge_goes_on():
+    top = 2**63 - 1
+    result = plan([incoming(1, [(1, "good", 10)]), incoming(top, [(2, "good", 60_000)]),
+                   incoming(5, [(3, "good", 60_000)], epoch=top), incoming(2, [(4, "good", 12)]),
+                   incoming(3, [(5, "good", 15)])])
+    assert [row.seq for row in result.messages] == [1, 2, 3] and sum(row.good for row in result.intervals) == 5
+    assert [row.reason.split(":")[0] for row in result.dead_letters] == ["seq too far ahead", "epoch too far ahead"]
+    assert result.state.cursors["e1"] == EdgeCursor(1, 3)
 
 
 def test_reasons_for_dead_letters():

@@ -40,6 +40,20 @@ def test_a_restarted_service_skips_what_was_committed_and_goes_on(database_url, 
         assert conn.execute("SELECT count(*) FROM ingested_messages").fetchone()[0] == 4
 
 
+def test_a_reused_position_with_other_content_is_dead_lettered_after_a_restart_too(database_url, tmp_path):
+    prepared(database_url, tmp_path)
+    first = IngestService(database_url)
+    first.ingest(batch(1, [10, 15]))
+    first.close()
+    second = IngestService(database_url)
+    second.ingest(batch(1, [10, 40]) + batch(3, [22]))  # seq 2 says 40 now: a publisher restarted its numbering
+    second.close()
+    with psycopg.connect(database_url) as conn:
+        (reason,) = conn.execute("SELECT reason FROM dead_letters").fetchone()
+        assert reason.startswith("conflicting duplicate: epoch 1 seq 2")
+        assert recorded_totals(conn)["m1"]["good"] == 12
+
+
 def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_committed(database_url, tmp_path):
     prepared(database_url, tmp_path)
     with psycopg.connect(database_url, autocommit=True) as conn:

@@ -1,28 +1,57 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
+from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, needs_lookup
+
+SEEN = Ingested(None)
+DEFAULT_GAP = Plausible().max_epoch_gap
 
 
 def test_first_message_of_an_edge_is_accepted():
-    assert judge_message(None, EdgeCursor(1, 1), False) == (Verdict.ACCEPT, "")
+    assert judge_message(None, EdgeCursor(1, 1), None) == (Verdict.ACCEPT, "")
 
 
 def test_next_seq_and_new_epoch_are_accepted():
-    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 11), False)[0] is Verdict.ACCEPT
-    assert judge_message(EdgeCursor(3, 10), EdgeCursor(4, 1), False)[0] is Verdict.ACCEPT
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 11), None)[0] is Verdict.ACCEPT
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(4, 1), None)[0] is Verdict.ACCEPT
 
 
 def test_redelivery_is_a_duplicate():
-    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 9), True)[0] is Verdict.DUPLICATE
-    assert judge_message(EdgeCursor(4, 1), EdgeCursor(3, 9), True)[0] is Verdict.DUPLICATE
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 9), SEEN)[0] is Verdict.DUPLICATE
+    assert judge_message(EdgeCursor(4, 1), EdgeCursor(3, 9), SEEN)[0] is Verdict.DUPLICATE
 
 
 def test_regressions_are_rejected_with_a_reason():
-    verdict, reason = judge_message(EdgeCursor(3, 10), EdgeCursor(3, 4), False)
+    verdict, reason = judge_message(EdgeCursor(3, 10), EdgeCursor(3, 4), None)
     assert verdict is Verdict.REJECT and "seq regression" in reason
-    verdict, reason = judge_message(EdgeCursor(3, 10), EdgeCursor(2, 50), False)
+    verdict, reason = judge_message(EdgeCursor(3, 10), EdgeCursor(2, 50), None)
     assert verdict is Verdict.REJECT and "epoch regression" in reason
+
+
+def test_a_reused_position_with_other_content_is_a_conflicting_duplicate():
+    verdict, reason = judge_message(EdgeCursor(3, 10), EdgeCursor(3, 9), Ingested(b"old"), b"new")
+    assert verdict is Verdict.REJECT and reason.startswith("conflicting duplicate") and "new epoch" in reason
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 9), Ingested(b"same"), b"same")[0] is Verdict.DUPLICATE
+    # rows ingested before digests were recorded: a redelivery, as before
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 9), Ingested(None), b"new")[0] is Verdict.DUPLICATE
+
+
+def test_a_position_far_beyond_the_cursor_is_rejected_not_adopted():
+    top = 2**63 - 1
+    for position, start in [(EdgeCursor(3, top), "seq too far ahead"), (EdgeCursor(top, 1), "epoch too far ahead"),
+                            (EdgeCursor(4, top), "seq too far ahead")]:
+        verdict, reason = judge_message(EdgeCursor(3, 10), position, None)
+        assert verdict is Verdict.REJECT and reason.startswith(start), reason
+    assert "the next epoch is 4" in judge_message(EdgeCursor(3, 10), EdgeCursor(top, 1), None)[1]
+    limits = Plausible(max_seq_gap=100, max_epoch_gap=2)
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 110), None, plausible=limits)[0] is Verdict.ACCEPT
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 111), None, plausible=limits)[0] is Verdict.REJECT
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(5, 100), None, plausible=limits)[0] is Verdict.ACCEPT
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(6, 1), None, plausible=limits)[0] is Verdict.REJECT
+
+
+def test_without_a_cursor_any_position_is_plausible():
+    assert judge_message(None, EdgeCursor(2**63 - 1, 2**63 - 1), None)[0] is Verdict.ACCEPT
 
 
 def test_lookup_is_needed_only_at_or_below_the_cursor():
@@ -36,7 +65,7 @@ def test_any_redelivery_pattern_ingests_each_message_at_most_once_and_in_order(d
     cursor, ingested = None, []
     for epoch, seq in deliveries:
         position = EdgeCursor(epoch, seq)
-        verdict, _ = judge_message(cursor, position, position in ingested)
+        verdict, _ = judge_message(cursor, position, SEEN if position in ingested else None)
         if verdict is Verdict.ACCEPT:
             ingested.append(position)
             cursor = position
@@ -50,8 +79,25 @@ def test_in_order_delivery_with_repeats_ingests_every_message(repeats):
     for seq, times in enumerate(repeats, start=1):
         for _ in range(times):
             position = EdgeCursor(1, seq)
-            verdict, _ = judge_message(cursor, position, position in ingested)
+            verdict, _ = judge_message(cursor, position, SEEN if position in ingested else None)
             if verdict is Verdict.ACCEPT:
                 ingested.append(position)
                 cursor = position
     assert len(ingested) == len(repeats)
+
+
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(1, 20)), min_size=1, max_size=60),
+       st.lists(st.tuples(st.integers(1, 60), st.integers(1, 2**63 - 1), st.integers(1, 2**63 - 1)), max_size=5))
+def test_forged_far_positions_never_stop_the_real_sequence(real, forged):
+    """Real in-order traffic with forged far positions slipped in after its first message: every real
+    message is accepted, no forged one."""
+    deliveries = [("real", EdgeCursor(epoch, seq)) for epoch, seq in sorted(set(real))]
+    for index, epoch_ahead, seq in sorted(forged, reverse=True):
+        deliveries.insert(index, ("forged", EdgeCursor(3 + DEFAULT_GAP + epoch_ahead, seq)))  # epochs ≤ 3 are real
+    cursor, accepted = None, []
+    for _, position in deliveries:
+        verdict, _ = judge_message(cursor, position, None)
+        if verdict is Verdict.ACCEPT:
+            accepted.append(position)
+            cursor = position
+    assert accepted == [position for source, position in deliveries if source == "real"]
