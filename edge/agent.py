@@ -1,8 +1,11 @@
 """The edge agent: PLC readings in, MQTT data messages out, nothing lost while the broker is away.
 
 Flow: sources -> SampleBuffer (report by exception + periodic snapshot) -> every flush_ms one
-message per machine -> DiskQueue (SQLite) -> publisher (QoS 1, strictly in queue order) -> the row
-is deleted only when paho reports the broker's PUBACK for it.
+message per machine -> DiskQueue (SQLite) -> publisher (QoS 1, strictly in queue order, each message
+naming the one published before it) -> the row is deleted only when the core's acknowledgment (its
+retained `EdgeAck` on the edge's ack topic) says it committed it. The broker's PUBACK only frees room
+in flight. When the core sets a message aside because it follows one the core never got (a broker
+that lost its state), the ack asks for a resend and the publisher starts again after the ack's position.
 
 Threads: paho runs its own network thread; its callbacks only hand the event to the event loop
 with `call_soon_threadsafe`. SQLite runs on one dedicated worker thread, so fsyncs never stall the
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
+from pydantic import ValidationError
 
 from edge.buffer import SampleBuffer, samples_json
 from edge.epoch import next_epoch
@@ -33,7 +37,7 @@ from edge.queue import QUEUE_FILE, DiskQueue, OutgoingMessage
 from edge.sources import Reading, Source, build_sources
 from kernel.logs import get_logger
 from kernel.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
-from kernel.payload import EdgeStatus, data_topic, status_topic
+from kernel.payload import EdgeAck, EdgeStatus, ack_topic, data_topic, status_topic
 from kernel.plant import Machine, Plant
 
 log = get_logger(__name__)
@@ -52,7 +56,10 @@ class EdgeMetrics:
     readings_total: int = 0
     enqueued_total: int = 0
     published_total: int = 0  # messages PUBACKed by the broker during this run
-    dropped_total: int = 0  # messages dropped by the queue bound, over every run (persisted)
+    confirmed_total: int = 0  # messages the core confirmed committed during this run
+    dropped_total: int = 0  # messages dropped by the queue bound before the broker had them, over every run
+    dropped_delivered_total: int = 0  # dropped by the bound while only the broker held them, over every run
+    resends: int = 0  # times the core asked for the messages after its position again
     queue_depth: int = 0
     in_flight: int = 0
 
@@ -100,8 +107,10 @@ class EdgeAgent:
         self._stopping = asyncio.Event()
         self._wake_publisher = asyncio.Event()
         self._in_flight: dict[int, int] = {}  # paho mid -> queue row id
-        self._acked_rows: list[int] = []
         self._handed_over_through = 0  # highest queue row id given to paho
+        self._delivered_through = 0  # highest queue row id up to which the broker PUBACKed every row
+        self._follows: tuple[int, int] | None = None  # position of the message published last
+        self._acks: list[EdgeAck] = []
         self._connection_dropped = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: DiskQueue | None = None
@@ -119,6 +128,7 @@ class EdgeAgent:
         self._queue = await self._db(DiskQueue, self.state_dir / QUEUE_FILE, self.queue_max)
         # Rows left by an earlier run reach the broker late by definition.
         await self._db(self._queue.mark_all_historical)
+        self._follows = await self._db(self._queue.confirmed, self.edge_id)
         self._refresh_queue_metrics()
         log.info("edge.starting", edge_id=self.edge_id, epoch=self.metrics.epoch, machines=list(self._topics),
                  leftover_messages=self.metrics.queue_depth)
@@ -164,7 +174,8 @@ class EdgeAgent:
                 topic=self._topics[machine_id], edge_id=self.edge_id, machine=machine_id,
                 epoch=self.metrics.epoch, seq=self._seq, samples_json=samples_json(samples), historical=historical,
             ))
-        dropped = await self._db(self._queue.enqueue, messages, handed_over_through=self._handed_over_through)
+        dropped = await self._db(self._queue.enqueue, messages, handed_over_through=self._handed_over_through,
+                                 delivered_through=self._delivered_through)
         self.metrics.enqueued_total += len(messages)
         if dropped:
             log.warning("edge.queue_full_dropped_oldest", dropped=dropped, queue_max=self.queue_max)
@@ -180,20 +191,31 @@ class EdgeAgent:
             if self._connection_dropped:
                 self._connection_dropped = False
                 await self._db(self._queue.mark_all_historical)
-            if self._acked_rows:
-                acked, self._acked_rows = self._acked_rows, []
-                await self._db(self._queue.remove, acked)
-                self.metrics.published_total += len(acked)
-                self._refresh_queue_metrics()
+            if self._acks:
+                await self._apply_acks()
             room = MAX_IN_FLIGHT - len(self._in_flight)
             if not self.metrics.connected or room <= 0:
                 continue
             for row in await self._db(self._queue.peek, self._handed_over_through, room):
-                info = self._client.publish(row.topic, row.payload(), qos=1)
+                info = self._client.publish(row.topic, row.payload(self._follows), qos=1)
                 # Recorded before the next await: the PUBACK callback reaches the loop only after this.
                 self._in_flight[info.mid] = row.id
                 self._handed_over_through = row.id
+                self._follows = row.position
             self.metrics.in_flight = len(self._in_flight)
+
+    async def _apply_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        newest = max(acks, key=lambda ack: (ack.epoch, ack.seq))
+        self.metrics.confirmed_total += await self._db(self._queue.confirm, self.edge_id, newest.epoch, newest.seq)
+        self._refresh_queue_metrics()
+        if any(ack.resend for ack in acks):
+            # The core lacks a message after its position: publish again everything it has not
+            # confirmed, as following that position (what the core has); duplicates are skipped there.
+            self.metrics.resends += 1
+            log.info("edge.resending", after_epoch=newest.epoch, after_seq=newest.seq, queued=self.metrics.queue_depth)
+            self._handed_over_through = self._delivered_through = 0
+            self._follows = (newest.epoch, newest.seq)
 
     # --- paho callbacks (network thread) and their loop-side halves ----------------------------
 
@@ -204,6 +226,7 @@ class EdgeAgent:
         client.on_connect = lambda _c, _u, _f, reason, _p: self._from_paho(self._on_connected, not reason.is_failure)
         client.on_disconnect = lambda _c, _u, _f, reason, _p: self._from_paho(self._on_disconnected, str(reason))
         client.on_publish = lambda _c, _u, mid, _r, _p: self._from_paho(self._on_puback, mid)
+        client.on_message = lambda _c, _u, message: self._from_paho(self._on_ack_message, message.payload)
         connect(client, self._target)
         return client
 
@@ -220,6 +243,7 @@ class EdgeAgent:
         online = EdgeStatus(edge_id=self.edge_id, online=True, epoch=self.metrics.epoch,
                             ts=datetime.now(timezone.utc), machines=list(self._topics))
         self._client.publish(status_topic(self.edge_id), online.model_dump_json(), qos=1, retain=True)
+        self._client.subscribe(ack_topic(self.edge_id), qos=1)
         log.info("edge.mqtt_connected", broker=f"{self._target.host}:{self._target.port}")
         self._wake_publisher.set()
 
@@ -234,9 +258,20 @@ class EdgeAgent:
         row_id = self._in_flight.pop(mid, None)
         if row_id is None:
             return  # the status message, or a mid from before a reconnect already settled
-        self._acked_rows.append(row_id)
+        self.metrics.published_total += 1
+        self._delivered_through = min(self._in_flight.values(), default=self._handed_over_through + 1) - 1
         self.metrics.in_flight = len(self._in_flight)
         self._wake_publisher.set()
+
+    def _on_ack_message(self, payload: bytes) -> None:
+        try:
+            ack = EdgeAck.model_validate_json(payload)
+        except ValidationError as error:
+            log.warning("edge.ack_unreadable", error=str(error.errors()[0]["msg"]))
+            return
+        if ack.edge_id == self.edge_id:
+            self._acks.append(ack)
+            self._wake_publisher.set()
 
     # --- housekeeping -------------------------------------------------------------------------
 
@@ -247,6 +282,7 @@ class EdgeAgent:
     def _refresh_queue_metrics(self) -> None:
         self.metrics.queue_depth = self._queue.depth()
         self.metrics.dropped_total = self._queue.dropped_total
+        self.metrics.dropped_delivered_total = self._queue.dropped_delivered_total
 
     async def _every(self, period_s: float, action: Callable[[], Any]) -> None:
         while True:

@@ -4,6 +4,8 @@ Data topic, one per machine (ISA-95 path):
     mes/v1/<site>/<area>/<line>/<machine>/data
 Edge status topic, retained, also the edge's Last Will:
     mes/v1/edge/<edge_id>/status
+Acknowledgment topic, retained, published by the core to one edge:
+    mes/v1/edge/<edge_id>/ack
 
 A data message carries many samples of one machine. Counter samples carry the cumulative value the
 PLC shows (never a delta): the core derives deltas, so a lost or repeated message cannot change a
@@ -43,6 +45,10 @@ def status_topic(edge_id: str) -> str:
     return f"{TOPIC_ROOT}/edge/{edge_id}/status"
 
 
+def ack_topic(edge_id: str) -> str:
+    return f"{TOPIC_ROOT}/edge/{edge_id}/ack"
+
+
 def parse_data_topic(topic: str) -> tuple[str, str, str, str] | None:
     """(site, area, line, machine) of a data topic, or None when the topic is not one."""
     parts = topic.split("/")
@@ -69,6 +75,15 @@ class Sample(BaseModel):
         return self
 
 
+class Position(BaseModel):
+    """A message's place in its edge's sequence."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epoch: PositiveInt
+    seq: PositiveInt
+
+
 class DataMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,7 +93,13 @@ class DataMessage(BaseModel):
     seq: PositiveInt
     machine: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
     historical: StrictBool = Field(default=False, description="true when replayed from the edge's disk queue")
+    prev: Position | None = Field(default=None, description="the message this one follows in the edge's publication: "
+                                  "the core ingests it only once it has that one (absent: no such check)")
     samples: Annotated[list[Sample], Field(min_length=1)]
+
+    def content(self) -> bytes:
+        """What the message says, whatever its bytes and however it travelled (`historical`, `prev`)."""
+        return self.model_dump_json(exclude={"historical", "prev"}).encode()
 
 
 class EdgeStatus(BaseModel):
@@ -90,6 +111,20 @@ class EdgeStatus(BaseModel):
     epoch: PositiveInt | None = None
     ts: datetime | None = None
     machines: list[str] = []
+
+
+class EdgeAck(BaseModel):
+    """The core to one edge: every message of the edge up to (epoch, seq) is committed (ingested, or a
+    duplicate or dead letter of record); `resend`: a message that followed one the core does not have
+    was set aside, so publish again everything after (epoch, seq)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    edge_id: str
+    epoch: PositiveInt
+    seq: PositiveInt
+    resend: StrictBool = False
 
 
 def parse_status_topic(topic: str) -> str | None:

@@ -3,7 +3,10 @@
 paho's network thread only queues messages; one worker thread forms batches, commits each through
 the IngestService, and only then acknowledges the batch's messages (manual PUBACK, persistent
 session). A core that dies before a commit gets the same messages again from the broker; one that
-dies after a commit but before the PUBACK gets duplicates, which the sequencing rule skips.
+dies after a commit but before the PUBACK gets duplicates, which the sequencing rule skips. After the
+PUBACKs it tells each edge heard from how far its messages are committed (`EdgeAck`, retained on the
+edge's ack topic): the edge keeps every message until then, so a broker that loses what it had
+acknowledged loses nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from core.ingest.plan import Incoming, IngestLimits
 from core.ingest.service import IngestService
 from kernel.logs import get_logger
 from kernel.mqtt import connect, new_client, parse_mqtt_url
-from kernel.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION
+from kernel.payload import DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION, ack_topic
 
 log = get_logger("core.consumer")
 
@@ -91,6 +94,7 @@ class CoreConsumer:
                 if batch:
                     self.service.ingest([delivery.incoming for delivery in batch])
                     self._acknowledge(batch)
+                    self._tell_edges()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.status_every_s
                     log.info("ingest", backlog=self._deliveries.qsize(), **vars(self.service.totals))
@@ -111,6 +115,11 @@ class CoreConsumer:
             except queue.Empty:
                 break
         return batch
+
+    def _tell_edges(self) -> None:
+        """Each edge heard from learns how far it is committed (retained: it also learns after a restart)."""
+        for ack in self.service.take_acknowledgments():
+            self._client.publish(ack_topic(ack.edge_id), ack.model_dump_json(), qos=1, retain=True)
 
     def _acknowledge(self, batch: list[_Delivery]) -> None:
         for delivery in batch:

@@ -43,7 +43,7 @@ from core.rules.placement import DEFAULT_MAX_AHEAD, place
 from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, needs_lookup
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
 from inventory.rules.lots import LotBalance
-from kernel.payload import DataMessage, EdgeStatus, parse_data_topic, parse_status_topic
+from kernel.payload import DataMessage, EdgeAck, EdgeStatus, parse_data_topic, parse_status_topic
 from kernel.plant import CounterSpec
 from kernel.rules.instants import exact_seconds
 from kernel.signals import COUNTERS, ORDER
@@ -170,6 +170,15 @@ class BatchPlan:
     changed_live: set[str] = field(default_factory=set)
     rollups_since: datetime | None = None  # the rollups must be redone from here (data about the past)
     duplicates: int = 0
+    heard: set[str] = field(default_factory=set)  # edges whose data messages the batch judged
+    held: dict[str, int] = field(default_factory=dict)  # edge -> messages set aside until it publishes again
+
+    def acknowledgments(self) -> list[EdgeAck]:
+        """What to tell each edge heard from after the commit: how far it is committed, and whether to
+        publish again from there."""
+        return [EdgeAck(edge_id=edge, epoch=self.state.cursors[edge].epoch, seq=self.state.cursors[edge].seq,
+                        resend=edge in self.held)
+                for edge in sorted(self.heard) if edge in self.state.cursors]
 
     def earliest_change(self) -> datetime | None:
         """The earliest instant this batch's production intervals and state changes speak of."""
@@ -209,9 +218,8 @@ class _Parsed:
 
     @property
     def digest(self) -> bytes:
-        """What the message says, whatever its bytes: a redelivery or replay has the same (`historical`
-        tells only how it travelled)."""
-        return hashlib.blake2b(self.message.model_dump_json(exclude={"historical"}).encode(), digest_size=16).digest()
+        """Of what the message says: a redelivery or a replay has the same."""
+        return hashlib.blake2b(self.message.content(), digest_size=16).digest()
 
 
 def _validation_reason(error: ValidationError) -> str:
@@ -341,9 +349,13 @@ def plan_batch(
             planner.ingested_now.get(key) or context.already_ingested.get(key),
             digest,
             limits.sequence,
+            EdgeCursor(message.prev.epoch, message.prev.seq) if message.prev is not None else None,
         )
+        planner.plan.heard.add(message.edge_id)
         if verdict is Verdict.DUPLICATE:
             planner.plan.duplicates += 1
+        elif verdict is Verdict.HOLD:
+            planner.plan.held[message.edge_id] = planner.plan.held.get(message.edge_id, 0) + 1
         elif verdict is Verdict.REJECT:
             planner.plan.dead_letters.append(DeadLetterRow(item.incoming.received_at, item.incoming.topic,
                                                            item.incoming.payload, reason))

@@ -19,6 +19,7 @@ from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, IngestLimits,
 from core.ingest.rows import DeadLetterRow
 from kernel.db.models import make_engine
 from kernel.logs import get_logger
+from kernel.payload import EdgeAck
 from kernel.reconnect import retry_sync
 
 log = get_logger("core.ingest")
@@ -32,6 +33,7 @@ class IngestTotals:
     intervals: int = 0
     dead_letters: int = 0
     duplicates: int = 0
+    held: int = 0
     quarantined_events: int = 0
 
     def add(self, plan: BatchPlan) -> None:
@@ -41,6 +43,7 @@ class IngestTotals:
         self.intervals += len(plan.intervals)
         self.dead_letters += len(plan.dead_letters)
         self.duplicates += plan.duplicates
+        self.held += sum(plan.held.values())
         self.quarantined_events += plan.quarantined_events()
 
 
@@ -53,6 +56,7 @@ class IngestService:
         self.limits = limits
         self.on_commit = on_commit
         self.totals = IngestTotals()
+        self._acknowledgments: dict[str, EdgeAck] = {}
         # no pre-ping: a lost connection fails the batch, which is retried on a new one (a round trip a batch saved)
         self.engine = make_engine(database_url, pre_ping=False)
         self.reload()
@@ -96,10 +100,21 @@ class IngestService:
             store.write_plan(connection, plan)
         self.state = plan.state
         self.totals.add(plan)
+        for ack in plan.acknowledgments():
+            # a resend asked for earlier in this round stands until the edge has been told
+            earlier = self._acknowledgments.get(ack.edge_id)
+            self._acknowledgments[ack.edge_id] = ack.model_copy(update={"resend": True}) if earlier and earlier.resend else ack
+        if plan.held:
+            log.info("messages held until their edge publishes again", held=plan.held)
         if self.on_commit is not None:
             self.on_commit(plan, datetime.now(UTC))
         return plan
 
+
+    def take_acknowledgments(self) -> list[EdgeAck]:
+        """The acknowledgments of everything committed since the last call, one per edge: the newest."""
+        acks, self._acknowledgments = list(self._acknowledgments.values()), {}
+        return acks
 
     def _dead_letter(self, incoming: Incoming, reason: str) -> None:
         plan = BatchPlan(state=self.state, dead_letters=[DeadLetterRow(incoming.received_at, incoming.topic, incoming.payload, reason)])

@@ -12,6 +12,12 @@ new epoch) — rejected as a conflicting duplicate — or a message that claims 
 without having been ingested: rejected, since accepting it would put stale values after newer ones.
 Every rejection says what a publisher must do to be heard again.
 
+A message may name the one it follows in the edge's publication (`follows`). When that one is beyond
+the cursor, the core does not have it (a broker that lost its state, a message lost on the way): the
+message is held — neither ingested nor dead-lettered — and the edge, which keeps every message until the
+core's acknowledgment passes it, is asked to publish again from the cursor on. Units are then counted in
+the order they were made, and nothing is lost in the gap.
+
 Without a cursor (an edge never heard, or a database started afresh beside running edges) every
 position is plausible.
 """
@@ -33,6 +39,7 @@ NEW_EPOCH_ADVICE = "a publisher that restarts its numbering must start a new epo
 class Verdict(str, Enum):
     ACCEPT = "accept"
     DUPLICATE = "duplicate"
+    HOLD = "hold"  # follows a message not ingested yet: the edge publishes again from the cursor
     REJECT = "reject"
 
 
@@ -56,12 +63,18 @@ class Ingested(NamedTuple):
 
 
 def judge_message(cursor: EdgeCursor | None, position: EdgeCursor, earlier: Ingested | None,
-                  digest: bytes | None = None, plausible: Plausible = Plausible()) -> tuple[Verdict, str]:
-    """`earlier`: the position's ingestion before, if any; `digest`: this message's content digest."""
+                  digest: bytes | None = None, plausible: Plausible = Plausible(),
+                  follows: EdgeCursor | None = None) -> tuple[Verdict, str]:
+    """`earlier`: the position's ingestion before, if any; `digest`: this message's content digest;
+    `follows`: the message it follows in the edge's publication, when it says."""
     if cursor is None:
         return Verdict.ACCEPT, ""
     if position > cursor:
-        return _ahead(cursor, position, plausible)
+        verdict, reason = _ahead(cursor, position, plausible)
+        if verdict is Verdict.ACCEPT and follows is not None and follows > cursor:
+            return Verdict.HOLD, (f"follows epoch {follows.epoch} seq {follows.seq}, not ingested (the last is seq "
+                                  f"{cursor.seq} of epoch {cursor.epoch}): the edge publishes again from there")
+        return verdict, reason
     if earlier is not None:
         if earlier.digest is None or digest is None or earlier.digest == digest:
             return Verdict.DUPLICATE, ""

@@ -50,6 +50,43 @@ def test_a_position_far_beyond_the_cursor_is_rejected_not_adopted():
     assert judge_message(EdgeCursor(3, 10), EdgeCursor(6, 1), None, plausible=limits)[0] is Verdict.REJECT
 
 
+def test_a_message_that_follows_one_not_ingested_is_held():
+    verdict, reason = judge_message(EdgeCursor(3, 10), EdgeCursor(3, 12), None, follows=EdgeCursor(3, 11))
+    assert verdict is Verdict.HOLD and "publishes again" in reason
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 12), None, follows=EdgeCursor(3, 10))[0] is Verdict.ACCEPT
+    # a gap the edge itself declares (it restarted its chain from what the core acknowledged)
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(4, 1), None, follows=EdgeCursor(2, 7))[0] is Verdict.ACCEPT
+    assert judge_message(None, EdgeCursor(3, 12), None, follows=EdgeCursor(3, 11))[0] is Verdict.ACCEPT
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=60), st.data())
+def test_a_chain_with_lost_messages_ingests_every_message_once_in_order_after_resends(lost, data):
+    """An edge publishes a chain; the broker loses some messages; on every hold the edge publishes
+    again everything after the cursor, from there. In the end every message is ingested once, in order."""
+    chain = [EdgeCursor(1, seq) for seq in range(1, len(lost) + 1)]
+    cursor, ingested = EdgeCursor(1, 0), []
+    attempts = [(position, previous, lose) for position, previous, lose in zip(chain, [cursor, *chain], lost, strict=False)]
+    while attempts:
+        resend_from = None
+        for position, previous, lose in attempts:
+            if lose:
+                continue
+            earlier = SEEN if position in ingested else None
+            verdict, _ = judge_message(cursor, position, earlier, follows=previous)
+            if verdict is Verdict.ACCEPT:
+                ingested.append(position)
+                cursor = position
+            elif verdict is Verdict.HOLD:
+                resend_from = cursor
+                break
+        if resend_from is None and len(ingested) == len(chain):
+            break
+        remaining = [p for p in chain if p > cursor]
+        attempts = [(p, q, data.draw(st.booleans()) and data.draw(st.booleans()))
+                    for p, q in zip(remaining, [cursor, *remaining], strict=False)]
+    assert ingested == chain
+
+
 def test_without_a_cursor_any_position_is_plausible():
     assert judge_message(None, EdgeCursor(2**63 - 1, 2**63 - 1), None)[0] is Verdict.ACCEPT
 

@@ -100,6 +100,27 @@ def test_broker_outage_is_buffered_on_the_edge_and_replayed_exactly(plant, datab
     assert query(database_url, "SELECT count(*) > 0 FROM ingested_messages WHERE historical") == [(True,)]
 
 
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+def test_a_broker_that_loses_its_state_while_the_core_is_down_loses_nothing(plant, database_url, broker, tmp_path):
+    """What the broker acknowledged and held for the stopped core is gone with its state; the edge, which
+    keeps every message until the core confirms it, publishes it again when the core asks."""
+    core = MesProcess.core(database_url, broker.url, write_plant(plant, tmp_path), tmp_path / "core.log")
+
+    async def during(plant_run):
+        await asyncio.sleep(3)
+        core.kill()
+        await asyncio.sleep(4)  # PLC resets and rollovers meanwhile: the lost messages' units are needed
+        broker.stop()
+        for persisted in broker.data_dir.glob("*.db"):
+            persisted.unlink()
+        broker.start()
+        core.start()
+        await plant_run.wait_for(lambda: plant_run.edge.metrics.resends > 0, 30, "the core to ask the edge to resend")
+        await asyncio.sleep(3)
+
+    assert_exact(produce(plant, database_url, broker.url, tmp_path, during, core=core))
+
+
 @pytest.mark.parametrize("broker", ["amqtt"], indirect=True)
 def test_pip_only_fallback_broker_is_exact_too(plant, database_url, broker, tmp_path):
     async def during(plant_run):

@@ -25,6 +25,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from kernel.embedded.broker import free_port
 from kernel.mqtt import connect, new_client, parse_mqtt_url
+from kernel.payload import EdgeAck, ack_topic
 from kernel.signals import ORDER, SIGNALS
 from kernel.plant import Plant, parse_plant
 
@@ -89,20 +90,30 @@ class Mosquitto:
 
 class Subscriber:
     """Collects every data message (decoded JSON) in arrival order, with a persistent session so that
-    nothing published while it reconnects after a broker restart is missed."""
+    nothing published while it reconnects after a broker restart is missed. As the core does, it
+    acknowledges to each edge the highest position it received (the edge then frees its queue)."""
 
     def __init__(self, url: str, topic: str = "mes/v1/#") -> None:
         self._lock = threading.Lock()
         self._messages: list[tuple[str, dict[str, Any]]] = []
+        self._highest: dict[str, tuple[int, int]] = {}
         target = parse_mqtt_url(url)
         self.client = new_client(target, client_id=f"test-subscriber-{uuid.uuid4().hex[:8]}", persistent=True)
         self.client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         connect(self.client, target)
 
-    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+    def _on_message(self, client: Any, _userdata: Any, message: Any) -> None:
+        payload = json.loads(message.payload)
         with self._lock:
-            self._messages.append((message.topic, json.loads(message.payload)))
+            self._messages.append((message.topic, payload))
+            if not message.topic.endswith("/data"):
+                return
+            edge, position = payload["edge_id"], (payload["epoch"], payload["seq"])
+            self._highest[edge] = max(self._highest.get(edge, position), position)
+            epoch, seq = self._highest[edge]
+        ack = EdgeAck(edge_id=edge, epoch=epoch, seq=seq)
+        client.publish(ack_topic(edge), ack.model_dump_json(), qos=1, retain=True)
 
     def messages(self, kind: str = "data") -> list[dict[str, Any]]:
         with self._lock:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edge.queue import DiskQueue, OutgoingMessage, rows_over_bound
-from kernel.payload import DataMessage
+from kernel.payload import DataMessage, Position
 
 SAMPLES = json.dumps([{"ts": "2026-01-01T00:00:00Z", "signal": "good", "value": 7}])
 
@@ -42,16 +42,35 @@ def test_peek_returns_rows_in_enqueue_order_and_after_a_cursor(queue):
     assert [r.seq for r in queue.peek(0, 2)] == [1, 2]
 
 
-def test_only_remove_takes_rows_out(queue):
-    queue.enqueue([message(1), message(2), message(3)])
-    queue.peek(0, 10)
+def test_only_the_cores_confirmation_takes_rows_out(queue):
+    queue.enqueue([message(1), message(2), message(3, epoch=2)])
     queue.peek(0, 10)
     assert seqs(queue) == [1, 2, 3]
-    first, _, third = queue.peek(0, 10)
-    assert queue.remove([first.id, third.id]) == 2
-    assert queue.remove([first.id]) == 0  # a second PUBACK for the same row is harmless
-    assert seqs(queue) == [2]
-    assert queue.depth() == 1
+    assert queue.confirm("e1", 1, 2) == 2
+    assert queue.confirm("e1", 1, 2) == 0  # a second acknowledgment of the same position is harmless
+    assert queue.confirm("another-edge", 9, 9) == 0
+    assert seqs(queue) == [3] and queue.depth() == 1 and queue.confirmed("e1") == (1, 2)
+    assert queue.confirm("e1", 2, 3) == 1 and queue.depth() == 0
+
+
+def test_the_confirmed_position_survives_reopen(tmp_path):
+    path = tmp_path / "q.sqlite"
+    q = DiskQueue(path, max_rows=10)
+    assert q.confirmed("e1") is None
+    q.confirm("e1", 4, 17)
+    q.close()
+    reopened = DiskQueue(path, max_rows=10)
+    assert reopened.confirmed("e1") == (4, 17) and reopened.confirmed("e2") is None
+    reopened.close()
+
+
+def test_bound_drops_rows_the_broker_holds_first(tmp_path):
+    q = DiskQueue(tmp_path / "q.sqlite", max_rows=3)
+    q.enqueue([message(1), message(2), message(3)])
+    rows = q.peek(0, 3)
+    # 1 and 2 acknowledged by the broker, 3 in flight
+    assert q.enqueue([message(4), message(5)], handed_over_through=rows[2].id, delivered_through=rows[1].id) == 2
+    assert seqs(q) == [3, 4, 5] and (q.dropped_delivered_total, q.dropped_total) == (2, 0)
 
 
 def test_bound_drops_the_oldest_and_counts_them(tmp_path):
@@ -89,7 +108,7 @@ def test_ids_keep_growing_after_the_queue_empties(queue):
     # The publisher's cursor is the last id handed over; a reused id would be skipped.
     queue.enqueue([message(1)])
     (row,) = queue.peek(0, 10)
-    queue.remove([row.id])
+    queue.confirm("e1", 1, 1)
     queue.enqueue([message(2)])
     assert [r.seq for r in queue.peek(row.id, 10)] == [2]
 
@@ -106,6 +125,8 @@ def test_payload_is_a_valid_data_message(queue):
     (row,) = queue.peek(0, 10)
     decoded = DataMessage.model_validate_json(row.payload())
     assert (decoded.edge_id, decoded.epoch, decoded.seq, decoded.machine, decoded.historical) == ("e1", 3, 5, "m", True)
+    assert decoded.prev is None and b"prev" not in row.payload()
+    assert DataMessage.model_validate_json(row.payload((2, 9))).prev == Position(epoch=2, seq=9)
     assert decoded.samples[0].value == 7
     assert decoded.samples[0].ts == datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert row.enqueued_at.tzinfo is not None
