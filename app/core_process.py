@@ -35,8 +35,10 @@ VALUATION_EVERY_S = 1.0
 def core_options(settings: Settings) -> dict:
     """The options of a `CoreProcess` that the settings (MES_* variables, the config file) decide."""
     return {"batch_max_messages": settings.batch_max_messages, "batch_max_wait_ms": settings.batch_max_wait_ms,
+            "max_pending": settings.ingest_max_pending, "max_pending_bytes": settings.ingest_max_pending_bytes,
             "limits": IngestLimits(timedelta(seconds=settings.clock_skew_s),
-                                   Plausible(settings.seq_max_gap, settings.epoch_max_gap)),
+                                   Plausible(settings.seq_max_gap, settings.epoch_max_gap),
+                                   settings.max_payload_bytes, settings.max_samples),
             "alert_every_s": settings.alert_every_s, "offline_after_s": settings.offline_after_s,
             "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours}
 

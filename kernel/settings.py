@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     clock_skew_s: int = Field(default=300, gt=0, le=86_400 * 366,
                               description="a sample stamped further than this ahead of the core's clock is placed at "
                                           "its receipt and flagged (ingested_messages.clock_ahead_s)")
+    max_payload_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+                                   description="a larger MQTT payload is a dead letter (its first 64 KiB kept)")
+    max_samples: int = Field(default=10_000, gt=0, le=1_000_000, description="a message with more samples is a dead letter")
+    ingest_max_pending: int = Field(default=5_000, gt=0, le=1_000_000,
+                                    description="deliveries the core holds in memory; beyond, it leaves them on the broker "
+                                                "until it has caught up (the database was away)")
+    ingest_max_pending_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024, le=16 * 1024**3,
+                                          description="the same bound in payload bytes")
     seq_max_gap: int = Field(default=1_000_000, gt=0, le=2**62,
                              description="a message more than this many seq ahead of its edge's last one is a dead letter")
     epoch_max_gap: int = Field(default=100_000_000, gt=0, le=2**62,

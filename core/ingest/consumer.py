@@ -12,7 +12,7 @@ acknowledged loses nothing.
 from __future__ import annotations
 
 import gc
-import queue
+import collections
 import threading
 import time
 from dataclasses import dataclass
@@ -37,15 +37,64 @@ class _Delivery:
     connection: int  # a mid is only meaningful on the connection that delivered it
 
 
+class _Pending:
+    """The deliveries waiting for ingest, bounded in number and in bytes: `put` waits for room."""
+
+    def __init__(self, max_count: int, max_bytes: int):
+        self.max_count, self.max_bytes = max_count, max_bytes
+        self._items: collections.deque[_Delivery] = collections.deque()
+        self._bytes = 0
+        self._room = threading.Condition()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full_for(self, delivery: _Delivery) -> bool:
+        # one delivery larger than the byte bound still passes alone, so nothing waits for ever
+        return len(self._items) >= self.max_count or (
+            bool(self._items) and self._bytes + len(delivery.incoming.payload) > self.max_bytes)
+
+    def put(self, delivery: _Delivery, stop: threading.Event) -> bool:
+        """False when `stop` was set while it waited (the delivery is then left to the broker)."""
+        with self._room:
+            while self.full_for(delivery):
+                if stop.is_set():
+                    return False
+                self._room.wait(0.5)
+            self._items.append(delivery)
+            self._bytes += len(delivery.incoming.payload)
+            self._room.notify_all()
+            return True
+
+    def get(self, timeout: float) -> _Delivery | None:
+        with self._room:
+            if not self._items:
+                self._room.wait(timeout)
+            if not self._items:
+                return None
+            delivery = self._items.popleft()
+            self._bytes -= len(delivery.incoming.payload)
+            self._room.notify_all()
+            return delivery
+
+
 class CoreConsumer:
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
                  batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
-                 limits: IngestLimits = IngestLimits(), on_commit=None):
+                 limits: IngestLimits = IngestLimits(), max_pending: int = 5_000,
+                 max_pending_bytes: int = 64 * 1024 * 1024, on_commit=None):
+        """`max_pending` and `max_pending_bytes`: deliveries held in memory at most; beyond, paho's network
+        thread waits for room,
+        so the broker keeps the rest (it stops sending once its window to the core is full, and its
+        persistent session holds them even if it drops the connection meanwhile)."""
         self.service = IngestService(database_url, on_commit=on_commit, limits=limits)
+        self.max_pending = max_pending
+        self.most_pending = 0  # the high-water mark of deliveries held, for the logs and tests
+        self.waited_for_room = 0  # deliveries that had to wait for room
         self.batch_max_messages = batch_max_messages
         self.batch_max_wait_s = batch_max_wait_ms / 1000
         self.status_every_s = status_every_s
-        self._deliveries: queue.Queue[_Delivery] = queue.Queue()
+        self._deliveries = _Pending(max_pending, max_pending_bytes)
         self._connection = 0
         self._connected = threading.Event()
         self._stop = threading.Event()
@@ -72,8 +121,15 @@ class CoreConsumer:
             log.warning("broker connection lost; reconnecting", reason=str(reason_code))
 
     def _on_message(self, client, userdata, message: paho.MQTTMessage):
-        incoming = Incoming(message.topic, message.payload, datetime.now(UTC))
-        self._deliveries.put(_Delivery(incoming, message.mid, message.qos, self._connection))
+        delivery = _Delivery(Incoming(message.topic, message.payload, datetime.now(UTC)), message.mid, message.qos,
+                             self._connection)
+        if self._deliveries.full_for(delivery):
+            if not self.waited_for_room:
+                log.warning("ingest is behind (the database is slow or away); the broker keeps what does not fit",
+                            max_pending=self.max_pending)
+            self.waited_for_room += 1
+        if self._deliveries.put(delivery, self._stop):
+            self.most_pending = max(self.most_pending, len(self._deliveries))
 
     # worker ---------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -97,23 +153,23 @@ class CoreConsumer:
                     self._tell_edges()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.status_every_s
-                    log.info("ingest", backlog=self._deliveries.qsize(), **vars(self.service.totals))
+                    log.info("ingest", backlog=len(self._deliveries), **vars(self.service.totals))
         finally:
             self._client.disconnect()
             self._client.loop_stop()
             self.service.close()
 
     def _next_batch(self) -> list[_Delivery]:
-        try:
-            batch = [self._deliveries.get(timeout=0.2)]
-        except queue.Empty:
+        first = self._deliveries.get(timeout=0.2)
+        if first is None:
             return []
+        batch = [first]
         deadline = time.monotonic() + self.batch_max_wait_s
         while len(batch) < self.batch_max_messages:
-            try:
-                batch.append(self._deliveries.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
+            delivery = self._deliveries.get(timeout=max(0.0, deadline - time.monotonic()))
+            if delivery is None:
                 break
+            batch.append(delivery)
         return batch
 
     def _tell_edges(self) -> None:

@@ -14,6 +14,7 @@ and auto-complete; and whether the hourly rollups must be redone from the past.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -66,6 +67,8 @@ class IngestLimits(NamedTuple):
 
     max_clock_ahead: timedelta = DEFAULT_MAX_AHEAD  # core.rules.placement
     sequence: Plausible = Plausible()  # core.rules.sequencing
+    max_payload_bytes: int = 1024 * 1024
+    max_samples: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,32 +234,47 @@ def _validation_reason(error: ValidationError) -> str:
     return f"invalid payload: {where}: {first['msg']}{more}"
 
 
-def parse(incoming: Incoming, registry: dict[str, MachineInfo]) -> _Parsed | EdgeStatus | str:
-    """A data message, an edge status, or the reason it goes to the dead letters."""
+class _Refused(NamedTuple):
+    reason: str
+    edge_id: str | None = None
+    machine_id: str | None = None
+
+
+def parse(incoming: Incoming, registry: dict[str, MachineInfo], limits: IngestLimits) -> _Parsed | EdgeStatus | _Refused:
+    """A data message, an edge status, or why it goes to the dead letters (and whose it was, if known)."""
+    size = len(incoming.payload)
     edge_id = parse_status_topic(incoming.topic)
+    path = parse_data_topic(incoming.topic) if edge_id is None else None
+    machine_id = path[3] if path is not None else None
+    if size > limits.max_payload_bytes:
+        return _Refused(f"payload too large: {size} bytes, more than MES_MAX_PAYLOAD_BYTES={limits.max_payload_bytes}",
+                        edge_id, machine_id)
     if edge_id is not None:
         try:
             status = EdgeStatus.model_validate_json(incoming.payload)
         except ValidationError as error:
-            return _validation_reason(error)
+            return _Refused(_validation_reason(error), edge_id)
         if status.edge_id != edge_id:
-            return f"edge_id {status.edge_id!r} does not match the topic"
+            return _Refused(f"edge_id {status.edge_id!r} does not match the topic", edge_id)
         return status
-    path = parse_data_topic(incoming.topic)
     if path is None:
-        return "not a data or status topic"
+        return _Refused("not a data or status topic")
     try:
         message = DataMessage.model_validate_json(incoming.payload)
     except ValidationError as error:
-        return _validation_reason(error)
+        return _Refused(_validation_reason(error), None, machine_id)
     site, area, line, machine_id = path
+    refused = functools.partial(_Refused, edge_id=message.edge_id, machine_id=machine_id)
+    if len(message.samples) > limits.max_samples:
+        return refused(f"too many samples: {len(message.samples)}, more than MES_MAX_SAMPLES={limits.max_samples}; "
+                       "split them over several messages")
     if message.machine != machine_id:
-        return f"payload machine {message.machine!r} does not match topic machine {machine_id!r}"
+        return refused(f"payload machine {message.machine!r} does not match topic machine {machine_id!r}")
     info = registry.get(machine_id)
     if info is None:
-        return f"{UNKNOWN_MACHINE} {machine_id!r}: not in the plant registry"
+        return refused(f"{UNKNOWN_MACHINE} {machine_id!r}: not in the plant registry")
     if (info.site, info.area, info.line) != (site, area, line):
-        return f"topic path {site}/{area}/{line} does not match the registry's {info.site}/{info.area}/{info.line}"
+        return refused(f"topic path {site}/{area}/{line} does not match the registry's {info.site}/{info.area}/{info.line}")
     return _Parsed(incoming, message)
 
 
@@ -289,12 +307,13 @@ class ParsedBatch:
         }
 
 
-def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo]) -> ParsedBatch:
+def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo], limits: IngestLimits = IngestLimits()) -> ParsedBatch:
     parsed = ParsedBatch()
     for incoming in batch:
-        result = parse(incoming, registry)
-        if isinstance(result, str):
-            parsed.dead_letters.append(DeadLetterRow(incoming.received_at, incoming.topic, incoming.payload, result))
+        result = parse(incoming, registry, limits)
+        if isinstance(result, _Refused):
+            parsed.dead_letters.append(DeadLetterRow.of(incoming.received_at, incoming.topic, incoming.payload,
+                                                        result.reason, edge_id=result.edge_id, machine_id=result.machine_id))
         elif isinstance(result, EdgeStatus):
             parsed.edge_status[result.edge_id] = EdgeStatusNow(result.online, result.epoch, result.machines, incoming.received_at)
             parsed.status_events.append(EdgeStatusEvent(result.edge_id, *parsed.edge_status[result.edge_id]))
@@ -357,8 +376,9 @@ def plan_batch(
         elif verdict is Verdict.HOLD:
             planner.plan.held[message.edge_id] = planner.plan.held.get(message.edge_id, 0) + 1
         elif verdict is Verdict.REJECT:
-            planner.plan.dead_letters.append(DeadLetterRow(item.incoming.received_at, item.incoming.topic,
-                                                           item.incoming.payload, reason))
+            planner.plan.dead_letters.append(DeadLetterRow.of(item.incoming.received_at, item.incoming.topic,
+                                                              item.incoming.payload, reason, edge_id=message.edge_id,
+                                                              machine_id=message.machine))
         else:
             planner.ingest(message, item.incoming.received_at, registry[message.machine], digest)
     planner.backflush()

@@ -7,6 +7,7 @@ so no code indexes a row by position and a column cannot be written into the wro
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
@@ -86,13 +87,28 @@ class CounterEventRow(NamedTuple):
     review: str
 
 
+# What a dead letter keeps of its payload: enough to read any real message, not a 10 MB one.
+STORED_PAYLOAD_BYTES = 64 * 1024
+
+
 class DeadLetterRow(NamedTuple):
-    """`dead_letters`: a message that could not be used, with the raw bytes and why."""
+    """`dead_letters`: a message that could not be used, with its raw bytes (at most the first
+    STORED_PAYLOAD_BYTES), its size and hash as received, and why."""
 
     received_at: datetime
     topic: str
     payload: bytes
     reason: str
+    size: int
+    sha256: bytes
+    edge_id: str | None
+    machine_id: str | None
+
+    @classmethod
+    def of(cls, received_at: datetime, topic: str, payload: bytes, reason: str, *, edge_id: str | None = None,
+           machine_id: str | None = None) -> DeadLetterRow:
+        return cls(received_at, topic, payload[:STORED_PAYLOAD_BYTES], reason, len(payload),
+                   hashlib.sha256(payload).digest(), edge_id, machine_id)
 
 
 class EdgeStatusEvent(NamedTuple):

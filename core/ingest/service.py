@@ -87,12 +87,12 @@ class IngestService:
                 self.ingest([incoming])
 
     def _ingest_once(self, batch: list[Incoming]) -> BatchPlan:
-        parsed = parse_batch(batch, self.registry)
+        parsed = parse_batch(batch, self.registry, self.limits)
         if any(row.reason.startswith(UNKNOWN_MACHINE) for row in parsed.dead_letters):
             # a machine registered since start-up is not unknown: look again before refusing
             with self.engine.connect() as connection:
                 self.registry = store.load_registry(connection)
-            parsed = parse_batch(batch, self.registry)
+            parsed = parse_batch(batch, self.registry, self.limits)
         with self.engine.begin() as connection:
             context = store.load_context(connection, parsed, self.state)
             plan = plan_batch(parsed, self.state, self.registry, context=context, now=datetime.now(UTC),
@@ -117,7 +117,7 @@ class IngestService:
         return acks
 
     def _dead_letter(self, incoming: Incoming, reason: str) -> None:
-        plan = BatchPlan(state=self.state, dead_letters=[DeadLetterRow(incoming.received_at, incoming.topic, incoming.payload, reason)])
+        plan = BatchPlan(state=self.state, dead_letters=[DeadLetterRow.of(incoming.received_at, incoming.topic, incoming.payload, reason)])
         with self.engine.begin() as connection:
             store.write_plan(connection, plan)
         self.totals.add(plan)

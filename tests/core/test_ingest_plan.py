@@ -137,6 +137,23 @@ def test_a_forged_far_position_is_a_dead_letter_and_the_edge_goes_on():
     assert result.state.cursors["e1"] == EdgeCursor(1, 3)
 
 
+def test_a_payload_beyond_the_bounds_is_a_dead_letter_with_its_size_and_hash_and_its_head_kept():
+    import hashlib
+
+    from core.ingest.plan import IngestLimits
+    from core.ingest.rows import STORED_PAYLOAD_BYTES
+
+    huge = Incoming(TOPIC, b'{"v": 1, "samples": [' + b" " * (10 * 1024 * 1024) + b"]}", at(100))
+    many = incoming(1, [(1, "good", value) for value in range(11)])
+    result = plan_batch(parse_batch([huge, many], REGISTRY, IngestLimits(max_samples=10)), IngestState(), REGISTRY)
+    too_large, too_many = result.dead_letters
+    assert too_large.reason.startswith(f"payload too large: {len(huge.payload)} bytes")
+    assert (too_large.size, too_large.sha256) == (len(huge.payload), hashlib.sha256(huge.payload).digest())
+    assert too_large.payload == huge.payload[:STORED_PAYLOAD_BYTES] and too_large.machine_id == "m1"
+    assert too_many.reason.startswith("too many samples: 11") and (too_many.edge_id, too_many.machine_id) == ("e1", "m1")
+    assert result.messages == [] and result.samples == []
+
+
 def test_reasons_for_dead_letters():
     result = plan([
         incoming(1, [(1, "good", 1)], machine="m2", topic=data_topic("s", "a", "l", "m2")),
