@@ -5,7 +5,8 @@ and its communication record and hands them to `mes.rules.states.derive_interval
 to the period asked. What is loaded:
   * changes    the machine_states rows in the period, with the last rows before it (the state at `start`
                and the codes that resolve the two rows one sample leaves at one instant);
-  * contacts   the machine's data messages (`ingested_messages.received_at`: the core heard it then),
+  * contacts   the machine's data messages (the instants their samples were placed at,
+               `ingested_messages.first_ts`/`last_ts`: the machine was heard then, whenever that arrived),
                its edge's status events (`edge_status_events`: online = heard, offline = lost, the Last
                Will included). The machine's edges are those its messages and state rows came from and
                those whose status names it.
@@ -184,8 +185,14 @@ def derive(session: Session, machine_id: str, start: datetime, end: datetime, de
               {"m": machine_id, "start": start, "until": until}).all()
     heard_from = before[0].ts if before else start
     window = {"m": machine_id, "from": heard_from, "until": until}
-    messages = q(text("""SELECT edge_id, min(received_at), max(received_at) FROM ingested_messages
-                         WHERE machine_id = :m AND received_at >= :from AND received_at < :until
+    # What the machine's messages cover is the time of their samples, whenever they arrived (a backlog
+    # replayed after an outage covers the outage); rows from before migration 0008 only know their receipt.
+    messages = q(text("""SELECT edge_id, min(first_ts), max(last_ts) FROM ingested_messages
+                         WHERE machine_id = :m AND last_ts >= :from AND last_ts < :until
+                         GROUP BY edge_id, date_bin(:width, last_ts, :origin)
+                         UNION ALL
+                         SELECT edge_id, min(received_at), max(received_at) FROM ingested_messages
+                         WHERE machine_id = :m AND received_at >= :from AND received_at < :until AND last_ts IS NULL
                          GROUP BY edge_id, date_bin(:width, received_at, :origin)"""),
                  {**window, "width": derivation.offline_after, "origin": _BUCKET_ORIGIN}).all()
     edges = {row.edge_id for row in [*before, *after]} | {edge for edge, _, _ in messages} | set(q(text(
@@ -195,8 +202,9 @@ def derive(session: Session, machine_id: str, start: datetime, end: datetime, de
                        WHERE edge_id = ANY(:edges) AND received_at >= :from AND received_at < :until"""),
                {**window, "edges": sorted(edges)}).all()
     lost = sorted({ts for ts, online in status if not online})
-    back = q(text("""SELECT (SELECT min(received_at) FROM ingested_messages
-                             WHERE machine_id = :m AND received_at > lost AND received_at < :until)
+    back = q(text("""SELECT (SELECT min(coalesce(last_ts, received_at)) FROM ingested_messages
+                             WHERE machine_id = :m AND coalesce(last_ts, received_at) > lost
+                               AND coalesce(last_ts, received_at) < :until)
                      FROM unnest(CAST(:lost AS timestamptz[])) AS lost"""), {**window, "lost": lost}).scalars()
 
     changes = [StateChange(row.ts, row.state_code, row.fault_code) for row in [*before, *after]]
