@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from core.api import review
 from dashboards.api import board
 from inventory.api import costing as inventory_costing
 from inventory.api import masterdata as inventory_masterdata
@@ -26,7 +27,7 @@ from mes.services.costing import running_cost
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
 ROUTERS = (inventory_masterdata.router, production_masterdata.router, stock.router, purchasing.router, sales.router,
            transfers.router, inventory_costing.router, work_order_costing.router, reports.router, alerts.router,
-           downtime.router, notifications.router, board.router, workorders.router)
+           downtime.router, notifications.router, board.router, workorders.router, review.router)
 
 
 STATUS = {NotFound: 404, Conflict: 409, Invalid: 422}

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from core.cli import review_app
 from dashboards.cli import dashboards_app
 from kernel.logs import configure_logging, get_logger
 from kernel.settings import Settings
@@ -26,6 +27,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(review_app, name="review")
 
 PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant description YAML (default: MES_PLANT or the demo plant)")]
 

@@ -5,7 +5,7 @@ who decided what, when and why.
 (core/ingest/rows.py), so a 10 MB message costs the table 64 KiB. `edge_id`/`machine_id`: read from the
 topic or payload where they could be, for filtering. `review`: `pending` until someone re-ingests the
 message (after fixing the plant file) or dismisses it; quarantined `counter_events` are accepted or
-rejected. Either decision records the principal, the instant and the reason.
+rejected (`counter_events.id` names one). Either decision records the principal, the instant and the reason.
 """
 
 from kernel.db.migrations.ddl import run
@@ -31,13 +31,14 @@ def upgrade() -> None:
     run("CREATE INDEX dead_letters_pending ON dead_letters (received_at) WHERE review = 'pending'")
     run("""
     ALTER TABLE counter_events
+        ADD COLUMN id            bigserial,
         ADD COLUMN reviewed_by   text,
         ADD COLUMN reviewed_at   timestamptz,
         ADD COLUMN review_reason text""")
 
 
 def downgrade() -> None:
-    run("ALTER TABLE counter_events DROP COLUMN reviewed_by, DROP COLUMN reviewed_at, DROP COLUMN review_reason")
+    run("ALTER TABLE counter_events DROP COLUMN id, DROP COLUMN reviewed_by, DROP COLUMN reviewed_at, DROP COLUMN review_reason")
     run("DROP INDEX dead_letters_pending")
     run("""ALTER TABLE dead_letters DROP COLUMN size, DROP COLUMN sha256, DROP COLUMN edge_id, DROP COLUMN machine_id,
            DROP COLUMN review, DROP COLUMN reviewed_by, DROP COLUMN reviewed_at, DROP COLUMN review_reason""")

@@ -1,0 +1,125 @@
+"""Review through the API on a real PostgreSQL: quarantined steps accepted once, dead letters listed and dismissed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import psycopg
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.api import create_app
+from core.ingest.plan import Incoming
+from core.ingest.service import IngestService
+from core.rules.review import AcceptedUnits, QuarantinedStep, accepted_units, decidable
+from inventory.models import Item
+from inventory.services import masterdata, stock
+from kernel.db.models import make_engine
+from kernel.rules.refusals import Conflict
+from mes.services import workorders
+from tests.core.test_ingest_plan import T0, TOPIC, at
+from tests.core.test_ingest_service import batch, prepared
+from tests.support.http import ok, refused
+
+DECISION = {"by": "Ada (shift lead)", "reason": "the counter board was swapped; the climb is real"}
+
+
+def step(kind="jump", review="pending", counter="good", quarantined=40) -> QuarantinedStep:
+    return QuarantinedStep(1, "m1", counter, T0, kind, quarantined, review)
+
+
+def test_an_accepted_jump_counts_its_climb_on_its_counter_at_its_instant():
+    assert accepted_units(step()) == AcceptedUnits("m1", T0, 40, 0, 0)
+    assert accepted_units(step(counter="energy_wh", quarantined=7)) == AcceptedUnits("m1", T0, 0, 0, 7)
+
+
+def test_a_step_is_decided_once_and_an_out_of_range_reading_only_rejected():
+    decidable(step(), accept=True)
+    decidable(step(kind="out_of_range"), accept=False)
+    for refused_step, accept in ((step(review="accepted"), False), (step(review="rejected"), True),
+                                 (step(kind="out_of_range"), True)):
+        try:
+            decidable(refused_step, accept)
+        except Conflict:
+            continue
+        raise AssertionError(f"{refused_step} should be refused")
+
+
+def test_a_quarantined_jump_accepted_through_the_api_changes_the_order_ledger_and_cost_once(database_url, tmp_path):
+    prepared(database_url, tmp_path)
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        for item_id, kind, uom in (("cap", "make", "pcs"), ("resin", "buy", "kg")):
+            masterdata.create(session, Item, item_id, "item", item_id=item_id, name=item_id, kind=kind, uom=uom)
+        masterdata.add_bom_line(session, "cap", "resin", Decimal("0.5"))
+        masterdata.create_location(session, location_id="l-side", name="Line l", kind="line_side", line="l")
+        stock.receive(session, "resin", "R1", "l-side", Decimal(1000), source_ref="GR-1", unit_cost=Decimal("2"))
+        workorders.create_work_order(session, "WO-9", "cap", 10_000)
+        workorders.act(session, "WO-9", "release")
+        workorders.act(session, "WO-9", "start", machine_id="m1", now=T0 - timedelta(minutes=1))
+    engine.dispose()
+    service = IngestService(database_url)
+    service.ingest(batch(1, [0, 10, 1_010, 1_020]))  # 10 good, a climb of 1,000 in a second (quarantined), 10 good
+    service.ingest([Incoming(TOPIC, b'{"v": 1, "edge_id": ', at(9))])
+    service.close()
+
+    def made() -> tuple:
+        with psycopg.connect(database_url) as conn:
+            good = conn.execute("SELECT sum(good) FROM production_attributions WHERE work_order_id = 'WO-9'").fetchone()[0]
+            resin = conn.execute("SELECT sum(quantity) FROM stock_moves WHERE reason = 'backflush' AND item_id = 'resin'"
+                                 ).fetchone()[0]
+        return int(good), resin
+
+    assert made() == (20, Decimal(10))
+    with TestClient(create_app(database_url)) as api:
+        (pending,) = ok(api.get("/review/quarantine"))
+        assert (pending["kind"], pending["quarantined"], pending["review"]) == ("jump", 1_000, "pending")
+        assert ok(api.get("/review/waiting"))["quarantined_units"] == {"good": 1_000, "scrap": 0, "energy_wh": 0}
+        cost_before = ok(api.get("/work-orders/WO-9/cost"))
+
+        decided = ok(api.post(f"/review/quarantine/{pending['id']}/accept", json=DECISION))
+        assert (decided["review"], decided["reviewed_by"], decided["review_reason"]) == ("accepted", DECISION["by"], DECISION["reason"])
+        refused(api.post(f"/review/quarantine/{pending['id']}/accept", json=DECISION), 409, "accepted already")
+        refused(api.post(f"/review/quarantine/{pending['id']}/reject", json=DECISION), 409, "accepted already")
+        assert made() == (1_020, Decimal(510)), "counted, attributed and backflushed once"
+        assert ok(api.get("/review/quarantine")) == []
+        assert ok(api.get("/review/quarantine", params={"review": "accepted"}))[0]["id"] == pending["id"]
+        cost_after = ok(api.get("/work-orders/WO-9/cost"))
+        assert cost_after != cost_before
+
+        (letter,) = ok(api.get("/review/dead-letters", params={"reason": "not JSON"}))
+        assert letter["payload"] == '{"v": 1, "edge_id": ' and letter["size"] == 20 and not letter["payload_cut"]
+        assert ok(api.get("/review/dead-letters", params={"machine_id": "m1"}))[0]["id"] == letter["id"]
+        assert ok(api.get("/review/dead-letters", params={"before_id": letter["id"]})) == []
+        dismissed = ok(api.post(f"/review/dead-letters/{letter['id']}/dismiss", json=DECISION))
+        assert dismissed["review"] == "dismissed"
+        refused(api.post(f"/review/dead-letters/{letter['id']}/dismiss", json=DECISION), 409, "dismissed already")
+        refused(api.post("/review/dead-letters/999999/dismiss", json=DECISION), 404, "no dead letter")
+        assert ok(api.get("/review/waiting"))["dead_letters"] == 0
+
+
+def test_the_review_commands_list_and_decide(database_url, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    prepared(database_url, tmp_path)
+    service = IngestService(database_url)
+    service.ingest(batch(1, [0, 5_000]))  # a climb of 5,000 in a second: quarantined
+    service.close()
+    env = {**os.environ, "MES_DATABASE_URL": database_url}
+
+    def mes(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "app", "review", *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    (step_line,) = mes("quarantine").stdout.splitlines()
+    pending = json.loads(step_line)
+    assert (pending["kind"], pending["quarantined"]) == ("jump", 5_000)
+    assert json.loads(mes("waiting").stdout)["quarantined_steps"] == 1
+    rejected = mes("reject", str(pending["id"]), "--by", "Ada", "--reason", "a test pulse")
+    assert json.loads(rejected.stdout)["review"] == "rejected"
+    again = mes("accept", str(pending["id"]), "--by", "Ada", "--reason", "second thoughts")
+    assert again.returncode == 1 and "rejected already" in again.stderr
