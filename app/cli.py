@@ -128,7 +128,7 @@ def edge(
     agent = EdgeAgent(
         loaded, settings.mqtt_url or "mqtt://127.0.0.1:1883", state_dir or settings.data_dir / f"edge-{identity}",
         edge_id=identity, machine_ids=set(machines.split(",")) if machines else None,
-        flush_ms=settings.edge_flush_ms, queue_max=settings.edge_queue_max, heartbeat_s=settings.edge_heartbeat_s,
+        flush_ms=settings.edge_flush_ms, queue_max=settings.edge_queue_max, queue_max_bytes=settings.edge_queue_max_bytes, heartbeat_s=settings.edge_heartbeat_s,
     )
 
     _run_until_signal(agent.run, on_signal=agent.stop)

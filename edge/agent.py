@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from edge.buffer import SampleBuffer, samples_json
 from edge.epoch import next_epoch
-from edge.queue import QUEUE_FILE, DiskQueue, OutgoingMessage
+from edge.queue import DEFAULT_MAX_BYTES, QUEUE_FILE, DiskQueue, OutgoingMessage
 from edge.sources import Reading, Source, build_sources
 from kernel.logs import get_logger
 from kernel.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
@@ -84,6 +84,7 @@ class EdgeAgent:
         machine_ids: set[str] | None = None,
         flush_ms: int = 200,
         queue_max: int = 200_000,
+        queue_max_bytes: int = DEFAULT_MAX_BYTES,
         heartbeat_s: int = 10,
         stats_every_s: int = 30,
         stop_drain_s: float = 2.0,
@@ -97,7 +98,7 @@ class EdgeAgent:
         self.heartbeat_s = heartbeat_s
         self.stats_every_s = stats_every_s
         self.stop_drain_s = stop_drain_s
-        self.queue_max = queue_max
+        self.queue_max, self.queue_max_bytes = queue_max, queue_max_bytes
         self.metrics = EdgeMetrics()
         self.sources: list[Source] = []
         self._target = parse_mqtt_url(mqtt_url)
@@ -125,7 +126,7 @@ class EdgeAgent:
         self._loop = asyncio.get_running_loop()
         self.metrics.epoch = next_epoch(self.state_dir)
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"edge-queue-{self.edge_id}")
-        self._queue = await self._db(DiskQueue, self.state_dir / QUEUE_FILE, self.queue_max)
+        self._queue = await self._db(DiskQueue, self.state_dir / QUEUE_FILE, self.queue_max, self.queue_max_bytes)
         # Rows left by an earlier run reach the broker late by definition.
         await self._db(self._queue.mark_all_historical)
         self._follows = await self._db(self._queue.confirmed, self.edge_id)
@@ -174,12 +175,16 @@ class EdgeAgent:
                 topic=self._topics[machine_id], edge_id=self.edge_id, machine=machine_id,
                 epoch=self.metrics.epoch, seq=self._seq, samples_json=samples_json(samples), historical=historical,
             ))
+        compacted_before = self.metrics.compacted_total
         dropped = await self._db(self._queue.enqueue, messages, handed_over_through=self._handed_over_through,
                                  delivered_through=self._delivered_through)
         self.metrics.enqueued_total += len(messages)
+        self._refresh_queue_metrics()
+        if self.metrics.compacted_total > compacted_before:
+            log.warning("edge.queue_full_compacted", rows_removed=self.metrics.compacted_total - compacted_before,
+                        queue_depth=self.metrics.queue_depth, queue_max=self.queue_max)
         if dropped:
             log.warning("edge.queue_full_dropped_oldest", dropped=dropped, queue_max=self.queue_max)
-        self._refresh_queue_metrics()
         self._wake_publisher.set()
 
     # --- queue -> broker ----------------------------------------------------------------------
@@ -283,6 +288,7 @@ class EdgeAgent:
         self.metrics.queue_depth = self._queue.depth()
         self.metrics.dropped_total = self._queue.dropped_total
         self.metrics.dropped_delivered_total = self._queue.dropped_delivered_total
+        self.metrics.compacted_total = self._queue.compacted_total
 
     async def _every(self, period_s: float, action: Callable[[], Any]) -> None:
         while True:

@@ -16,10 +16,12 @@ Durability: WAL with synchronous=FULL, so a message the agent has enqueued survi
 not only a crash of the process. The price is one fsync per commit; the agent commits once per
 flush (all machines together) and once per batch of PUBACKs, a handful of fsyncs per second.
 
-Bound: at most `max_rows` rows. When full, the oldest rows the broker has acknowledged go first, counted
-in `dropped_delivered_total` (the broker still holds them: lost only if it loses its state too); then
-the oldest rows not yet handed to the MQTT client, counted in `dropped_total` (rows in flight stay: paho
-retransmits them after a reconnect).
+Bound: at most `max_rows` rows and `max_bytes` of samples. When full, the rows not yet handed to the
+MQTT client are compacted first (edge.compaction: each machine's become one or a few, without the
+intermediate counter values that carry no units of their own), counted in `compacted_total`; totals stay
+exact. Only if that is not enough, the oldest rows the broker has acknowledged go, counted in
+`dropped_delivered_total` (the broker still holds them: lost only if it loses its state too), then the
+oldest unsent rows, counted in `dropped_total` (rows in flight stay: paho retransmits them).
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edge.compaction import chunks, compact
 from kernel.payload import DataMessage, Position
 
 QUEUE_FILE = "queue.sqlite"
 DROPPED_TOTAL = "dropped_total"
 DROPPED_DELIVERED_TOTAL = "dropped_delivered_total"
+COMPACTED_TOTAL = "compacted_total"
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+COMPACTED_SAMPLES_PER_ROW = 5_000  # below the core's MES_MAX_SAMPLES
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -95,25 +101,20 @@ class QueuedMessage(OutgoingMessage):
     enqueued_at: datetime
 
 
-def rows_over_bound(depth: int, max_rows: int) -> int:
-    """How many rows must go so that at most `max_rows` remain."""
-    return max(0, depth - max_rows)
-
-
 class DiskQueue:
     """Not thread-safe: the agent serialises every call through one worker thread."""
 
-    def __init__(self, path: Path, max_rows: int) -> None:
-        if max_rows < 1:
-            raise ValueError("max_rows must be at least 1")
+    def __init__(self, path: Path, max_rows: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if max_rows < 1 or max_bytes < 1:
+            raise ValueError("max_rows and max_bytes must be at least 1")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.max_rows = max_rows
+        self.max_rows, self.max_bytes = max_rows, max_bytes
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         # Kept in memory: count(*) walks the whole table, too slow at every flush of a full queue.
-        self._depth = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        self._depth, self._bytes = self._db.execute("SELECT count(*), coalesce(sum(length(samples)), 0) FROM outbox").fetchone()
 
     def close(self) -> None:
         self._db.close()
@@ -132,23 +133,53 @@ class DiskQueue:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(m.topic, m.edge_id, m.machine, m.epoch, m.seq, m.samples_json, now, int(m.historical)) for m in messages],
             )
-            depth = self._depth + len(messages)
-            excess = rows_over_bound(depth, self.max_rows)
-            if not excess:
-                self._depth = depth
+            self._depth += len(messages)
+            self._bytes += sum(len(m.samples_json) for m in messages)
+            if not self._over_bound():
                 return 0
-            delivered = self._db.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id <= ? ORDER BY id LIMIT ?)",
-                (delivered_through, excess),
-            ).rowcount
-            dropped = self._db.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id > ? ORDER BY id LIMIT ?)",
-                (handed_over_through, excess - delivered),
-            ).rowcount if excess > delivered else 0
-            self._add_metric(DROPPED_DELIVERED_TOTAL, delivered)
-            self._add_metric(DROPPED_TOTAL, dropped)
-        self._depth = depth - delivered - dropped
+            self._compact(handed_over_through)
+            delivered = self._drop("id <= ?", delivered_through, DROPPED_DELIVERED_TOTAL)
+            dropped = self._drop("id > ?", handed_over_through, DROPPED_TOTAL)
         return delivered + dropped
+
+    def _over_bound(self) -> bool:
+        return self._depth > self.max_rows or self._bytes > self.max_bytes
+
+    def _compact(self, handed_over_through: int) -> None:
+        """Each machine's unsent rows become as few as hold their compacted samples (edge.compaction):
+        the rows that stay are the machine's last ones, so its messages keep their order."""
+        by_machine: dict[str, list[tuple[int, str]]] = {}
+        for row_id, machine, samples in self._db.execute(
+                "SELECT id, machine, samples FROM outbox WHERE id > ? ORDER BY id", (handed_over_through,)):
+            by_machine.setdefault(machine, []).append((row_id, samples))
+        removed = 0
+        for rows in by_machine.values():
+            if len(rows) < 2:
+                continue
+            kept = compact([sample for _, samples in rows for sample in json.loads(samples)])
+            parts = [json.dumps(part, separators=(",", ":")) for part in chunks(kept, COMPACTED_SAMPLES_PER_ROW)]
+            ids = [row_id for row_id, _ in rows]
+            gone, stay = ids[:len(ids) - len(parts)], ids[len(ids) - len(parts):]
+            self._db.executemany("UPDATE outbox SET samples = ?, historical = 1 WHERE id = ?", list(zip(parts, stay, strict=True)))
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in gone])
+            self._bytes += sum(map(len, parts)) - sum(len(samples) for _, samples in rows)
+            self._depth -= len(gone)
+            removed += len(gone)
+        self._add_metric(COMPACTED_TOTAL, removed)
+
+    def _drop(self, where: str, through: int, metric: str) -> int:
+        """The oldest rows matching `where` go, as few as bring the queue within its bound."""
+        dropped = 0
+        while self._over_bound():
+            row = self._db.execute(f"DELETE FROM outbox WHERE id = (SELECT min(id) FROM outbox WHERE {where})"
+                                   " RETURNING length(samples)", (through,)).fetchone()
+            if row is None:
+                break
+            self._depth -= 1
+            self._bytes -= row[0]
+            dropped += 1
+        self._add_metric(metric, dropped)
+        return dropped
 
     def _add_metric(self, name: str, value: int) -> None:
         self._db.execute("INSERT INTO metrics (name, value) VALUES (?, ?)"
@@ -157,8 +188,10 @@ class DiskQueue:
     def confirm(self, edge_id: str, epoch: int, seq: int) -> int:
         """The core committed every message of `edge_id` up to (epoch, seq): they leave. Returns how many."""
         with self._transaction():
-            removed = self._db.execute("DELETE FROM outbox WHERE edge_id = ? AND (epoch, seq) <= (?, ?)",
-                                       (edge_id, epoch, seq)).rowcount
+            lengths = self._db.execute("DELETE FROM outbox WHERE edge_id = ? AND (epoch, seq) <= (?, ?) RETURNING length(samples)",
+                                       (edge_id, epoch, seq)).fetchall()
+            removed = len(lengths)
+            self._bytes -= sum(length for (length,) in lengths)
             self._db.executemany("INSERT INTO metrics (name, value) VALUES (?, ?)"
                                  " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                                  [(f"confirmed_epoch/{edge_id}", epoch), (f"confirmed_seq/{edge_id}", seq)])
@@ -194,6 +227,10 @@ class DiskQueue:
     @property
     def dropped_total(self) -> int:
         return self._metric(DROPPED_TOTAL)
+
+    @property
+    def compacted_total(self) -> int:
+        return self._metric(COMPACTED_TOTAL)
 
     @property
     def dropped_delivered_total(self) -> int:

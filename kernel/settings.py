@@ -52,7 +52,8 @@ class Settings(BaseSettings):
 
     # edge
     edge_flush_ms: int = Field(default=200, gt=0)
-    edge_queue_max: int = Field(default=200_000, gt=0)
+    edge_queue_max: int = Field(default=200_000, gt=0, description="rows in the edge's disk queue before it compacts")
+    edge_queue_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0, description="the same bound in bytes of samples")
     edge_heartbeat_s: int = Field(default=10, gt=0)
 
     @classmethod

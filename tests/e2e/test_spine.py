@@ -100,6 +100,22 @@ def test_broker_outage_is_buffered_on_the_edge_and_replayed_exactly(plant, datab
     assert query(database_url, "SELECT count(*) > 0 FROM ingested_messages WHERE historical") == [(True,)]
 
 
+def test_an_edge_queue_at_its_bound_through_an_outage_that_spans_plc_resets_compacts_and_stays_exact(
+        plant, database_url, broker, tmp_path):
+    async def during(plant_run):
+        await asyncio.sleep(3)
+        broker.stop()
+        # a queue of 20 rows holds a few flushes: it compacts again and again while resets and rollovers go on
+        await plant_run.wait_for(lambda: plant_run.edge.metrics.compacted_total >= 100, 60, "the edge queue to compact")
+        await asyncio.sleep(4)
+        broker.start()
+        await asyncio.sleep(3)
+
+    assert_exact(produce(plant, database_url, broker.url, tmp_path, during, edge_options={"queue_max": 20}))
+    resets = query(database_url, "SELECT count(*) FROM counter_events WHERE kind IN ('reset', 'rollover')")
+    assert resets[0][0] > 0
+
+
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 def test_a_broker_that_loses_its_state_while_the_core_is_down_loses_nothing(plant, database_url, broker, tmp_path):
     """What the broker acknowledged and held for the stopped core is gone with its state; the edge, which

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.queue import DiskQueue, OutgoingMessage, rows_over_bound
+from edge.queue import DiskQueue, OutgoingMessage
 from kernel.payload import DataMessage, Position
 
 SAMPLES = json.dumps([{"ts": "2026-01-01T00:00:00Z", "signal": "good", "value": 7}])
@@ -25,12 +25,6 @@ def queue(tmp_path: Path):
 
 def seqs(q: DiskQueue) -> list[int]:
     return [row.seq for row in q.peek(0, 10_000)]
-
-
-def test_rows_over_bound():
-    assert rows_over_bound(depth=10, max_rows=10) == 0
-    assert rows_over_bound(depth=13, max_rows=10) == 3
-    assert rows_over_bound(depth=0, max_rows=10) == 0
 
 
 def test_peek_returns_rows_in_enqueue_order_and_after_a_cursor(queue):
@@ -64,43 +58,51 @@ def test_the_confirmed_position_survives_reopen(tmp_path):
     reopened.close()
 
 
-def test_bound_drops_rows_the_broker_holds_first(tmp_path):
+def counting(seq: int, value: int, machine: str = "m") -> OutgoingMessage:
+    samples = json.dumps([{"ts": f"2026-01-01T00:00:{seq:02d}Z", "signal": "good", "value": value}])
+    return OutgoingMessage(topic=f"mes/v1/s/a/l/{machine}/data", edge_id="e1", machine=machine, epoch=1, seq=seq,
+                           samples_json=samples)
+
+
+def test_a_full_queue_compacts_each_machines_unsent_rows_and_keeps_what_counts(tmp_path):
+    q = DiskQueue(tmp_path / "q.sqlite", max_rows=2)
+    # machine m counts 1, 2, 3, then a PLC reset: 0, 1; machine n counts alongside
+    values = [1, 2, 3, 0, 1]
+    q.enqueue([counting(seq, value) for seq, value in enumerate(values, start=1)])
+    q.enqueue([counting(6, 5, machine="n"), counting(7, 6, machine="n")])
+    rows = q.peek(0, 100)
+    assert [(row.machine, row.seq) for row in rows] == [("m", 5), ("n", 7)], "each machine's last row stays"
+    assert [s["value"] for s in json.loads(rows[0].samples_json)] == [1, 3, 0, 1], "first, both sides of the reset, last"
+    assert all(row.historical for row in rows) and q.depth() == 2
+    assert (q.dropped_total, q.dropped_delivered_total) == (0, 0)
+
+
+def test_a_queue_that_compaction_cannot_shrink_drops_rows_the_broker_holds_first(tmp_path):
     q = DiskQueue(tmp_path / "q.sqlite", max_rows=3)
-    q.enqueue([message(1), message(2), message(3)])
+    q.enqueue([counting(1, 1), counting(2, 2, machine="n"), counting(3, 3, machine="o")])
     rows = q.peek(0, 3)
-    # 1 and 2 acknowledged by the broker, 3 in flight
-    assert q.enqueue([message(4), message(5)], handed_over_through=rows[2].id, delivered_through=rows[1].id) == 2
-    assert seqs(q) == [3, 4, 5] and (q.dropped_delivered_total, q.dropped_total) == (2, 0)
+    # all three handed over, the first two acknowledged by the broker; one new row each for m and p
+    assert q.enqueue([counting(4, 4, machine="p")], handed_over_through=rows[2].id, delivered_through=rows[1].id) == 1
+    assert [row.seq for row in q.peek(0, 10)] == [2, 3, 4] and (q.dropped_delivered_total, q.dropped_total) == (1, 0)
 
 
-def test_bound_drops_the_oldest_and_counts_them(tmp_path):
-    q = DiskQueue(tmp_path / "q.sqlite", max_rows=3)
-    assert q.enqueue([message(1), message(2)]) == 0
-    assert q.enqueue([message(3), message(4), message(5)]) == 2
-    assert seqs(q) == [3, 4, 5]
-    assert q.dropped_total == 2
-    assert q.enqueue([message(6)]) == 1
-    assert q.dropped_total == 3
-    assert q.depth() == 3
+def test_the_bound_in_bytes_compacts_too(tmp_path):
+    q = DiskQueue(tmp_path / "q.sqlite", max_rows=1000, max_bytes=200)
+    q.enqueue([counting(seq, seq) for seq in range(1, 6)])
+    assert [row.seq for row in q.peek(0, 10)] == [5] and q.dropped_total == 0
 
 
-def test_bound_spares_rows_already_handed_to_mqtt(tmp_path):
-    q = DiskQueue(tmp_path / "q.sqlite", max_rows=3)
-    q.enqueue([message(1), message(2), message(3)])
-    handed_over = q.peek(0, 1)[0].id  # seq 1 is in flight
-    assert q.enqueue([message(4)], handed_over_through=handed_over) == 1
-    assert seqs(q) == [1, 3, 4]
-
-
-def test_rows_and_drop_count_survive_reopen(tmp_path):
+def test_rows_and_the_drop_count_survive_reopen(tmp_path):
     path = tmp_path / "q.sqlite"
     q = DiskQueue(path, max_rows=2)
-    q.enqueue([message(1), message(2), message(3)])
+    q.enqueue([counting(1, 1), counting(2, 2, machine="n")])
+    rows = q.peek(0, 2)
+    q.enqueue([counting(3, 3, machine="o")], handed_over_through=rows[1].id, delivered_through=rows[1].id)
     q.close()
     reopened = DiskQueue(path, max_rows=2)
     assert seqs(reopened) == [2, 3]
     assert reopened.depth() == 2
-    assert reopened.dropped_total == 1
+    assert reopened.dropped_delivered_total == 1
     reopened.close()
 
 
