@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -33,7 +34,7 @@ from pydantic import ValidationError
 
 from edge.buffer import SampleBuffer, samples_json
 from edge.epoch import next_epoch
-from edge.queue import DEFAULT_MAX_BYTES, QUEUE_FILE, DiskQueue, OutgoingMessage
+from edge.queue import DEFAULT_MAX_BYTES, QUEUE_FILE, DiskQueue, OutgoingMessage, compact_messages
 from edge.sources import Reading, Source, build_sources
 from kernel.logs import get_logger
 from kernel.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
@@ -43,6 +44,8 @@ from kernel.plant import Machine, Plant
 log = get_logger(__name__)
 
 T = TypeVar("T")
+# Messages held in memory while the disk is full, at most (compacted first): a bounded backlog.
+MEMORY_BACKLOG_MAX = 10_000
 
 # paho is told the same limit in kernel.mqtt.new_client; more would only sit in paho's memory.
 
@@ -60,6 +63,8 @@ class EdgeMetrics:
     dropped_total: int = 0  # messages dropped by the queue bound before the broker had them, over every run
     dropped_delivered_total: int = 0  # dropped by the bound while only the broker held them, over every run
     resends: int = 0  # times the core asked for the messages after its position again
+    disk_full: bool = False  # the disk queue refuses writes: new messages wait in memory
+    held_in_memory: int = 0
     queue_depth: int = 0
     in_flight: int = 0
 
@@ -112,6 +117,8 @@ class EdgeAgent:
         self._delivered_through = 0  # highest queue row id up to which the broker PUBACKed every row
         self._follows: tuple[int, int] | None = None  # position of the message published last
         self._acks: list[EdgeAck] = []
+        self._unsaved: list[OutgoingMessage] = []  # what the disk refused, oldest first
+        self.memory_max = max(1, min(queue_max, MEMORY_BACKLOG_MAX))
         self._connection_dropped = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: DiskQueue | None = None
@@ -176,8 +183,17 @@ class EdgeAgent:
                 epoch=self.metrics.epoch, seq=self._seq, samples_json=samples_json(samples), historical=historical,
             ))
         compacted_before = self.metrics.compacted_total
-        dropped = await self._db(self._queue.enqueue, messages, handed_over_through=self._handed_over_through,
-                                 delivered_through=self._delivered_through)
+        waiting = self._unsaved + messages
+        try:
+            dropped = await self._db(self._queue.enqueue, waiting, handed_over_through=self._handed_over_through,
+                                     delivered_through=self._delivered_through)
+        except sqlite3.OperationalError as error:  # the disk is full (or failing): hold them in memory
+            self._hold_in_memory(waiting, error)
+            return
+        if self._unsaved:
+            log.warning("edge.disk_writable_again", saved_from_memory=len(self._unsaved))
+            self._unsaved = []
+            self._set_disk_full(False)
         self.metrics.enqueued_total += len(messages)
         self._refresh_queue_metrics()
         if self.metrics.compacted_total > compacted_before:
@@ -186,6 +202,26 @@ class EdgeAgent:
         if dropped:
             log.warning("edge.queue_full_dropped_oldest", dropped=dropped, queue_max=self.queue_max)
         self._wake_publisher.set()
+
+    def _hold_in_memory(self, messages: list[OutgoingMessage], error: Exception) -> None:
+        """What the disk refused waits in memory, compacted as the queue would, within the queue's bound."""
+        held = messages if len(messages) <= self.memory_max else compact_messages(messages)
+        if len(held) > self.memory_max:
+            log.error("edge.memory_backlog_full_dropped_oldest", dropped=len(held) - self.memory_max)
+            held = held[-self.memory_max:]
+        if not self.metrics.disk_full:
+            log.error("edge.disk_full", error=str(error), holding_in_memory=len(held),
+                      hint="free space in the edge's state directory; it recovers by itself")
+        self._unsaved = held
+        self.metrics.held_in_memory = len(held)
+        self._set_disk_full(True)
+
+    def _set_disk_full(self, full: bool) -> None:
+        if full != self.metrics.disk_full:
+            self.metrics.disk_full = full
+            self.metrics.held_in_memory = len(self._unsaved)
+            if self.metrics.connected:
+                self._publish_status(online=True)
 
     # --- queue -> broker ----------------------------------------------------------------------
 
@@ -245,12 +281,15 @@ class EdgeAgent:
         if not accepted:
             return
         self.metrics.connected = True
-        online = EdgeStatus(edge_id=self.edge_id, online=True, epoch=self.metrics.epoch,
-                            ts=datetime.now(timezone.utc), machines=list(self._topics))
-        self._client.publish(status_topic(self.edge_id), online.model_dump_json(), qos=1, retain=True)
+        self._publish_status(online=True)
         self._client.subscribe(ack_topic(self.edge_id), qos=1)
         log.info("edge.mqtt_connected", broker=f"{self._target.host}:{self._target.port}")
         self._wake_publisher.set()
+
+    def _publish_status(self, *, online: bool) -> None:
+        status = EdgeStatus(edge_id=self.edge_id, online=online, epoch=self.metrics.epoch, ts=datetime.now(timezone.utc),
+                            machines=list(self._topics), disk_full=self.metrics.disk_full)
+        self._client.publish(status_topic(self.edge_id), status.model_dump_json(), qos=1, retain=True)
 
     def _on_disconnected(self, reason: str) -> None:
         if self.metrics.connected:

@@ -1,7 +1,9 @@
 """The edge's epoch: a number that grows at every agent start and survives restarts and power loss.
 
 `(edge_id, epoch, seq)` names a message for ever, so a fresh start must never reuse an epoch even if
-the machine loses power right after starting; hence the fsync before and after the rename.
+the machine loses power right after starting; hence the fsync before and after the rename. Once the
+file exists it is written in place, fixed width, so that a full disk (which refuses a new file's blocks,
+not an overwrite of the file's own) cannot stop the edge from starting under its next epoch.
 """
 
 from __future__ import annotations
@@ -41,9 +43,26 @@ def write_atomically(path: Path, text: str) -> None:
         os.close(directory)
 
 
+WIDTH = 20  # digits: any epoch up to 2^63 - 1
+
+
+def write_in_place(path: Path, text: str) -> None:
+    """Overwrite the file's own bytes (it is at least as long as `text`) and make it durable."""
+    descriptor = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(descriptor, text.encode("ascii"), 0)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def next_epoch(state_dir: Path) -> int:
     """Claim and persist the epoch of this run."""
     state_dir.mkdir(parents=True, exist_ok=True)
     epoch = read_epoch(state_dir) + 1
-    write_atomically(state_dir / EPOCH_FILE, f"{epoch}\n")
+    path, text = state_dir / EPOCH_FILE, f"{epoch:0{WIDTH}d}\n"
+    if path.exists() and path.stat().st_size == len(text):
+        write_in_place(path, text)
+    else:
+        write_atomically(path, text)  # the first run, or a file from before the fixed width
     return epoch

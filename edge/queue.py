@@ -29,9 +29,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from edge.compaction import chunks, compact
 from kernel.payload import DataMessage, Position
@@ -42,6 +44,7 @@ DROPPED_DELIVERED_TOTAL = "dropped_delivered_total"
 COMPACTED_TOTAL = "compacted_total"
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 COMPACTED_SAMPLES_PER_ROW = 5_000  # below the core's MES_MAX_SAMPLES
+K = TypeVar("K")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -101,6 +104,34 @@ class QueuedMessage(OutgoingMessage):
     enqueued_at: datetime
 
 
+def compaction_of(rows: Sequence[tuple[K, str, str]]) -> tuple[list[tuple[K, str]], list[K]]:
+    """Rows (key, machine, samples JSON) in publish order → the rows that stay with their new samples, and
+    the keys of those that go. Each machine's rows become as few as hold its compacted samples
+    (edge.compaction); the ones that stay are its last, so its messages keep their order."""
+    by_machine: dict[str, list[tuple[K, str]]] = {}
+    for key, machine, samples in rows:
+        by_machine.setdefault(machine, []).append((key, samples))
+    stay: list[tuple[K, str]] = []
+    gone: list[K] = []
+    for machine_rows in by_machine.values():
+        if len(machine_rows) < 2:
+            continue
+        kept = compact([sample for _, samples in machine_rows for sample in json.loads(samples)])
+        parts = [json.dumps(part, separators=(",", ":")) for part in chunks(kept, COMPACTED_SAMPLES_PER_ROW)]
+        keys = [key for key, _ in machine_rows]
+        gone += keys[:len(keys) - len(parts)]
+        stay += zip(keys[len(keys) - len(parts):], parts, strict=True)
+    return stay, gone
+
+
+def compact_messages(messages: Sequence[OutgoingMessage]) -> list[OutgoingMessage]:
+    """The same compaction over messages held in memory (the disk is full), in their order."""
+    stay, gone = compaction_of([(index, m.machine, m.samples_json) for index, m in enumerate(messages)])
+    new_samples, dropped = dict(stay), set(gone)
+    return [dataclasses.replace(m, samples_json=new_samples.get(index, m.samples_json), historical=True)
+            if index in new_samples else m for index, m in enumerate(messages) if index not in dropped]
+
+
 class DiskQueue:
     """Not thread-safe: the agent serialises every call through one worker thread."""
 
@@ -113,8 +144,7 @@ class DiskQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        # Kept in memory: count(*) walks the whole table, too slow at every flush of a full queue.
-        self._depth, self._bytes = self._db.execute("SELECT count(*), coalesce(sum(length(samples)), 0) FROM outbox").fetchone()
+        self._count_rows()
 
     def close(self) -> None:
         self._db.close()
@@ -127,6 +157,18 @@ class DiskQueue:
         up to which the broker acknowledged every row. Rows in between (in flight) are never dropped.
         """
         now = datetime.now(timezone.utc).isoformat()
+        try:
+            return self._enqueue(messages, now, handed_over_through, delivered_through)
+        except sqlite3.Error:
+            self._count_rows()  # what the rolled-back transaction had counted is gone with it
+            raise
+
+    def _count_rows(self) -> None:
+        # Kept in memory: count(*) walks the whole table, too slow at every flush of a full queue.
+        self._depth, self._bytes = self._db.execute("SELECT count(*), coalesce(sum(length(samples)), 0) FROM outbox").fetchone()
+
+    def _enqueue(self, messages: Sequence[OutgoingMessage], now: str, handed_over_through: int,
+                 delivered_through: int) -> int:
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO outbox (topic, edge_id, machine, epoch, seq, samples, enqueued_at, historical)"
@@ -146,26 +188,15 @@ class DiskQueue:
         return self._depth > self.max_rows or self._bytes > self.max_bytes
 
     def _compact(self, handed_over_through: int) -> None:
-        """Each machine's unsent rows become as few as hold their compacted samples (edge.compaction):
-        the rows that stay are the machine's last ones, so its messages keep their order."""
-        by_machine: dict[str, list[tuple[int, str]]] = {}
-        for row_id, machine, samples in self._db.execute(
-                "SELECT id, machine, samples FROM outbox WHERE id > ? ORDER BY id", (handed_over_through,)):
-            by_machine.setdefault(machine, []).append((row_id, samples))
-        removed = 0
-        for rows in by_machine.values():
-            if len(rows) < 2:
-                continue
-            kept = compact([sample for _, samples in rows for sample in json.loads(samples)])
-            parts = [json.dumps(part, separators=(",", ":")) for part in chunks(kept, COMPACTED_SAMPLES_PER_ROW)]
-            ids = [row_id for row_id, _ in rows]
-            gone, stay = ids[:len(ids) - len(parts)], ids[len(ids) - len(parts):]
-            self._db.executemany("UPDATE outbox SET samples = ?, historical = 1 WHERE id = ?", list(zip(parts, stay, strict=True)))
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in gone])
-            self._bytes += sum(map(len, parts)) - sum(len(samples) for _, samples in rows)
-            self._depth -= len(gone)
-            removed += len(gone)
-        self._add_metric(COMPACTED_TOTAL, removed)
+        """Each machine's unsent rows become as few as hold their compacted samples (`compaction_of`)."""
+        rows = self._db.execute("SELECT id, machine, samples FROM outbox WHERE id > ? ORDER BY id", (handed_over_through,)).fetchall()
+        stay, gone = compaction_of(rows)
+        self._db.executemany("UPDATE outbox SET samples = ?, historical = 1 WHERE id = ?", [(samples, row_id) for row_id, samples in stay])
+        self._db.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in gone])
+        lengths = {row_id: len(samples) for row_id, _, samples in rows}
+        self._bytes += sum(len(samples) - lengths[row_id] for row_id, samples in stay) - sum(lengths[row_id] for row_id in gone)
+        self._depth -= len(gone)
+        self._add_metric(COMPACTED_TOTAL, len(gone))
 
     def _drop(self, where: str, through: int, metric: str) -> int:
         """The oldest rows matching `where` go, as few as bring the queue within its bound."""
@@ -252,4 +283,7 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:  # SQLite may have rolled back already (a full disk does)
+            self._db.execute("ROLLBACK")

@@ -111,6 +111,7 @@ class EdgeStatus(BaseModel):
     epoch: PositiveInt | None = None
     ts: datetime | None = None
     machines: list[str] = []
+    disk_full: StrictBool = Field(default=False, description="the edge's disk refuses writes: its backlog waits in memory")
 
 
 class EdgeAck(BaseModel):

@@ -126,6 +126,41 @@ def test_agent_delivers_everything_through_a_broker_outage(broker, subscriber, t
     assert statuses[-1]["online"] is False  # the clean stop said goodbye
 
 
+def test_a_full_disk_holds_messages_in_memory_says_so_and_recovers_by_itself(broker, subscriber, tmp_path):
+    async def scenario() -> EdgeAgent:
+        plc = Plc()
+        await plc.start()
+        agent = EdgeAgent(plc.plant(), broker.url, tmp_path / "state", flush_ms=50, heartbeat_s=1)
+        running = asyncio.create_task(agent.run())
+        try:
+            await eventually(lambda: agent.metrics.connected, 20, "the agent to reach the broker")
+            await plc.count_up(1, 20)
+            await eventually(counters_reached(subscriber, 20), 20, "live values")
+            broker.stop()  # nothing leaves the queue now: it must grow
+            await eventually(lambda: not agent.metrics.connected, 10, "the agent to notice the outage")
+            queue_db = agent._queue._db
+            pages = (await agent._db(lambda: queue_db.execute("PRAGMA page_count").fetchone()))[0]
+            # SQLite's own limit: every write past it fails as a full disk does (SQLITE_FULL)
+            await agent._db(queue_db.execute, f"PRAGMA max_page_count = {pages}")
+            await plc.count_up(21, 200)
+            await eventually(lambda: agent.metrics.disk_full, 20, "the agent to notice the full disk")
+            assert agent.metrics.held_in_memory > 0
+            broker.start()
+            await eventually(lambda: any(s.get("disk_full") for s in subscriber.messages("status")), 20, "a status saying so")
+            await agent._db(queue_db.execute, "PRAGMA max_page_count = 1073741823")
+            await plc.count_up(201, 210)
+            await eventually(counters_reached(subscriber, 210), 30, "everything after the disk has room again")
+            assert not agent.metrics.disk_full
+        finally:
+            agent.stop()
+            await running
+            await plc.stop()
+        assert_no_gap_and_in_order(subscriber.messages())
+        return agent
+
+    asyncio.run(scenario())
+
+
 def test_agent_restart_replays_leftovers_under_the_next_epoch(broker, subscriber, tmp_path):
     broker.stop()  # the first run never reaches the broker: everything stays on disk
 
