@@ -1,0 +1,166 @@
+"""Planning over HTTP: item planning parameters, forecasts, the live plan (run_id `live`), its pegging,
+exceptions and 7-day shortages, ATP, and promise inquiries. Reading a plan computes it from what is stored
+now; nothing but parameters and forecasts is written."""
+
+# No `from __future__ import annotations`: FastAPI resolves the route annotations at definition time.
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from kernel.http import Db, Id, In, Quantity
+from kernel.rules.refusals import NotFound, as_invalid
+from planning.rules.lot_sizing import LotSizing
+from planning.rules.pegging import pegged_down, pegged_up
+from planning.services import plans
+
+router = APIRouter()
+LIVE = "live"
+
+
+class LotSizingIn(In):
+    rule: Literal["lot_for_lot", "fixed", "period", "min_multiple"] = "lot_for_lot"
+    quantity: Decimal | None = Field(default=None, description="fixed: the lot")
+    periods: int = Field(default=1, description="period: how many buckets one order covers")
+    minimum: Decimal = Decimal(0)
+    multiple: Decimal | None = None
+    maximum: Decimal | None = Field(default=None, description="above it an order is split")
+
+
+class ItemPlanningIn(In):
+    lead_time_days: int | None = Field(default=None, ge=0,
+                                       description="bought: purchase lead time; made: the fixed part, the run is added")
+    safety_stock: Decimal | None = Field(default=None, ge=0, description="none: the item's own safety stock")
+    lot_sizing: LotSizingIn = LotSizingIn()
+
+
+class ItemPlanningOut(BaseModel):
+    item_id: str
+    lead_time_days: int | None
+    safety_stock: Decimal | None
+    lot_sizing: LotSizingIn
+
+
+class ForecastIn(In):
+    item_id: Id
+    bucket_start: date
+    quantity: Decimal = Field(description="never negative")
+
+
+class ForecastOut(BaseModel):
+    id: int
+    item_id: str
+    bucket_start: date
+    quantity: Decimal
+
+
+class InquiryLineIn(In):
+    item_id: Id
+    quantity: Quantity
+    wanted: date
+
+
+class InquiryIn(In):
+    lines: list[InquiryLineIn] = Field(min_length=1)
+
+
+def _live(db: Db, run_id: str, start: date | None, bucket: str, buckets: int):
+    if run_id != LIVE:
+        raise NotFound(f"plan run {run_id!r} does not exist: only the live plan ('live') is served")
+    now = datetime.now(UTC)
+    return plans.live_plan(db, start or now.date(), bucket, buckets, now)  # type: ignore[arg-type]
+
+
+Start = Query(default=None, description="the first bucket's day; today (UTC) when left out")
+Bucket = Query(default="day", description="day or week")
+Buckets = Query(default=28, description="how many buckets (at most 366)")
+
+
+def _planning_out(row) -> dict:
+    return {"item_id": row.item_id, "lead_time_days": row.lead_time_days, "safety_stock": row.safety_stock,
+            "lot_sizing": {"rule": row.lot_rule, "quantity": row.lot_quantity, "periods": row.lot_periods,
+                           "minimum": row.lot_minimum, "multiple": row.lot_multiple, "maximum": row.lot_maximum}}
+
+
+@router.put("/items/{item_id}/planning", response_model=ItemPlanningOut)
+def set_item_planning(item_id: str, body: ItemPlanningIn, db: Db):
+    with as_invalid():
+        sizing = LotSizing(**body.lot_sizing.model_dump())
+    row = plans.set_item_planning(db, item_id, lead_time_days=body.lead_time_days, safety_stock=body.safety_stock,
+                                  lot_sizing=sizing)
+    return _planning_out(row)
+
+
+@router.post("/planning/forecasts", status_code=201, response_model=ForecastOut)
+def add_forecast(body: ForecastIn, db: Db):
+    return plans.add_forecast(db, body.item_id, body.bucket_start, body.quantity)
+
+
+@router.get("/planning/runs/{run_id}/records/{item_id}")
+def record(run_id: str, item_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
+    live = _live(db, run_id, start, bucket, buckets)
+    found = live.plan.records.get(item_id)
+    if found is None:
+        raise NotFound(f"item {item_id!r} is not in the plan")
+    return {"item_id": found.item, "low_level_code": found.low_level_code, "on_hand": found.on_hand,
+            "safety_stock": found.safety_stock,
+            "buckets": [{"start": b.start, "gross_requirements": b.gross_requirements,
+                         "scheduled_receipts": b.scheduled_receipts, "projected_on_hand": b.projected_on_hand,
+                         "net_requirements": b.net_requirements, "planned_receipts": b.planned_receipts,
+                         "planned_releases": b.planned_releases} for b in found.buckets]}
+
+
+@router.get("/planning/runs/{run_id}/planned-orders")
+def planned_orders(run_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
+    live = _live(db, run_id, start, bucket, buckets)
+    return [{"id": o.id, "item_id": o.item, "kind": o.kind, "quantity": o.quantity, "release": o.release,
+             "receipt": o.receipt, "release_past_due": o.release_past_due, "expected": o.expected}
+            for o in live.plan.planned_orders]
+
+
+@router.get("/planning/runs/{run_id}/exceptions")
+def exceptions(run_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
+    live = _live(db, run_id, start, bucket, buckets)
+    return [{"kind": e.kind, "item_id": e.item, "reference": e.reference, "on": e.on, "to": e.to,
+             "quantity": e.quantity, "message": e.message} for e in live.plan.exceptions]
+
+
+@router.get("/planning/runs/{run_id}/pegging/{order_or_demand_id:path}")
+def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = Start, bucket: str = Bucket,
+            buckets: int = Buckets):
+    """Down: the supplies below a demand, level by level; up: the demands above a supply."""
+    live = _live(db, run_id, start, bucket, buckets)
+    known = {d.id for d in live.plan.demands} | {s.id for s in live.plan.supplies}
+    if order_or_demand_id not in known:
+        raise NotFound(f"{order_or_demand_id!r} is neither a demand nor a supply of the plan")
+
+    def steps(found):
+        return [{"depth": s.depth, "supply": s.peg.supply, "demand": s.peg.demand, "item_id": s.peg.item,
+                 "quantity": s.peg.quantity} for s in found]
+    return {"id": order_or_demand_id,
+            "down": steps(pegged_down(order_or_demand_id, live.plan.pegs, live.plan.demands)),
+            "up": steps(pegged_up(order_or_demand_id, live.plan.pegs, live.plan.demands))}
+
+
+@router.get("/planning/shortages")
+def shortages(db: Db, days: int = Query(default=7, ge=1, le=366, description="the window from today")):
+    now = datetime.now(UTC)
+    live = plans.live_plan(db, now.date(), "day", days, now)
+    return plans.shortages(live, now.date(), days)
+
+
+@router.get("/planning/atp/{item_id}")
+def atp(item_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
+    live = _live(db, LIVE, start, bucket, buckets)
+    return {"item_id": item_id, "buckets": [b._asdict() for b in plans.atp(live, item_id)]}
+
+
+@router.post("/planning/promise")
+def promise(body: InquiryIn, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
+    """Promise dates per line (ATP first, CTP beyond), without booking anything."""
+    live = _live(db, LIVE, start, bucket, buckets)
+    answers = plans.promise(live, [(line.item_id, line.quantity, line.wanted) for line in body.lines])
+    return {"lines": [{"item_id": a.item, "quantity": a.quantity, "promise": a.date, "source": a.source,
+                       "reasons": list(a.reasons)} for a in answers]}
