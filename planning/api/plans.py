@@ -145,10 +145,11 @@ def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = S
 
 
 @router.get("/planning/shortages")
-def shortages(db: Db, days: int = Query(default=7, ge=1, le=366, description="the window from today")):
-    now = datetime.now(UTC)
-    live = plans.live_plan(db, now.date(), "day", days, now)
-    return plans.shortages(live, now.date(), days)
+def shortages(db: Db, days: int = Query(default=7, ge=1, le=366, description="the window from today"),
+              bucket: str = Bucket, buckets: int = Buckets):
+    """What runs short within `days`, from a plan over the whole horizon (later orders place demand in the window)."""
+    live = _live(db, LIVE, None, bucket, buckets)
+    return plans.shortages(live, live.ctp.today, days)
 
 
 @router.get("/planning/atp/{item_id}")

@@ -110,3 +110,42 @@ def test_a_forecast_adds_to_the_independent_demand(api):
     assert body["item_id"] == "TABLE"
     table = columns(ok(api.get(f"/planning/runs/live/records/TABLE?{WEEKS}")))
     assert table[3][0] == 5
+
+
+def test_a_released_work_orders_remaining_good_quantity_and_component_needs_follow_the_counts(api, database_url):
+    """WO-1 makes 10 TABLEs, due in 9 days (week 1), released (BOM snapshot: 1 TOP, 4 SCREW a table). With 4 good
+    counted, 6 are still to come in week 1, needing 6 TOP and 24 SCREW now; 2 more counted → 4, 4 TOP, 16 SCREW."""
+    ok(api.post("/work-orders", json={"work_order_id": "WO-1", "item_id": "TABLE", "quantity": 10,
+                                      "due": str(TODAY + timedelta(days=9))}), 201)
+    ok(api.post("/work-orders/WO-1/release"))
+    machine = ok(api.get("/machines"))[0]["machine_id"]
+
+    def count(seq: int, good: int) -> None:  # what the ingest attributes to the order as the machine counts
+        with psycopg.connect(database_url) as conn:
+            conn.execute("""INSERT INTO production_attributions (edge_id, epoch, seq, machine_id, work_order_id, good,
+                                                                 scrap, energy_wh, first_ts, last_ts)
+                            VALUES ('e', 1, %s, %s, 'WO-1', %s, 0, 0, now(), now())""", (seq, machine, good))
+
+    def needs() -> tuple[float, float, float]:
+        table, top, screw = (ok(api.get(f"/planning/runs/live/records/{item}?{WEEKS}"))["buckets"]
+                             for item in ("TABLE", "TOP", "SCREW"))
+        return (float(table[1]["scheduled_receipts"]), float(top[0]["gross_requirements"]),
+                float(screw[0]["gross_requirements"]))
+
+    count(1, 4)
+    assert needs()[:2] == (6, 6)
+    assert needs()[2] >= 24
+    count(2, 2)
+    assert needs()[:2] == (4, 4)
+    pegs = ok(api.get(f"/planning/runs/live/pegging/WO-1?{WEEKS}"))
+    assert pegs["up"][0]["demand"] == "SO-1/1"
+
+
+def test_shortages_of_the_next_days_name_the_orders_they_hit(api):
+    """SCREW is bought in 10 days now: TOP's order needs 72 today, only 50 are there → SCREW's planned order comes in
+    10 days, so planned:TOP:1/SCREW is a shortage of the next 7 days."""
+    ok(api.put("/items/SCREW/planning", json={"lead_time_days": 10, "lot_sizing": {"rule": "min_multiple", "multiple": "100"}}))
+    found = ok(api.get("/planning/shortages?days=7"))
+    screw = next(entry for entry in found if entry["item_id"] == "SCREW")
+    assert [d["demand_id"] for d in screw["late_demands"]] == ["planned:TOP:1/SCREW"]
+    assert screw["late_demands"][0]["covered_on"] == str(TODAY + timedelta(days=10))
