@@ -149,3 +149,15 @@ def test_shortages_of_the_next_days_name_the_orders_they_hit(api):
     screw = next(entry for entry in found if entry["item_id"] == "SCREW")
     assert [d["demand_id"] for d in screw["late_demands"]] == ["planned:TOP:1/SCREW"]
     assert screw["late_demands"][0]["covered_on"] == str(TODAY + timedelta(days=10))
+
+
+def test_the_plan_command_prints_the_planned_orders_and_exceptions(api, database_url):
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    result = CliRunner().invoke(app, ["plan", "--bucket", "week", "--buckets", "4", "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    assert "planned:TABLE:1: make 10 TABLE" in result.output and "exceptions (0)" in result.output
+    refused_run = CliRunner().invoke(app, ["plan", "--buckets", "400", "--database-url", database_url])
+    assert refused_run.exit_code == 1 and "at most 366" in refused_run.output
