@@ -89,3 +89,16 @@ def test_cumulative_atp_never_exceeds_on_hand_plus_receipts_and_never_falls(on_h
         if index:
             assert bucket.discrete_atp >= 0
     assert atp[-1].cumulative_atp == on_hand + sum(r - b for r, b in flows)
+
+
+@given(st.lists(amounts, min_size=1, max_size=6),
+       st.lists(st.tuples(st.sampled_from(["SAW", "LATHE"]), st.integers(-3, 9), amounts), max_size=10))
+def test_free_time_is_available_time_less_the_load_never_negative(available, loads):
+    horizon = Horizon(MONDAY, "day", len(available))
+    free = rough_cut_free_time(horizon, {"SAW": available},
+                               [(centre, MONDAY + timedelta(days=offset), seconds) for centre, offset, seconds in loads])
+    for index, seconds in enumerate(free["SAW"]):
+        loaded = sum(s for centre, offset, s in loads
+                     if centre == "SAW" and horizon.bucket_of(MONDAY + timedelta(days=offset)) == index)
+        assert seconds == max(available[index] - loaded, 0)
+    assert all(seconds == 0 for seconds in free.get("LATHE", []))

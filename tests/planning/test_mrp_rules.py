@@ -4,13 +4,16 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from inventory.rules.bom import BomLine
 from planning.rules.horizon import Horizon
 from planning.rules.lead_times import ManufactureLeadTime, PurchaseLeadTime
 from planning.rules.levels import low_level_codes
 from planning.rules.lot_sizing import LotSizing
-from planning.rules.mrp import Demand, Forecast, ItemPolicy, Peg, PlanInput, Supply, consume_forecasts, plan
+from planning.rules.mrp import (Demand, Forecast, ItemPolicy, Peg, PlanInput, Supply, consume_forecasts, plan,
+                                work_order_receipt_date)
 
 D = Decimal
 MONDAY = date(2027, 1, 4)
@@ -218,3 +221,26 @@ def test_a_missing_lead_time_names_the_item():
 def test_the_horizon_refuses_too_many_buckets():
     with pytest.raises(ValueError, match="at most 366"):
         Horizon(MONDAY, "day", 367)
+
+
+def test_a_work_orders_receipt_date():
+    """Running: at the projected finish (its due date while it has no rate); released or paused: at its due date;
+    never before today."""
+    assert work_order_receipt_date("running", day(5), day(2), MONDAY) == day(2)
+    assert work_order_receipt_date("running", day(5), None, MONDAY) == day(5)
+    assert work_order_receipt_date("released", day(5), day(2), MONDAY) == day(5)
+    assert work_order_receipt_date("paused", day(-3), None, MONDAY) == MONDAY
+
+
+@given(st.lists(st.tuples(st.integers(-2, 50), st.integers(1, 40)), max_size=8),
+       st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40)), max_size=8))
+def test_consumed_forecasts_leave_each_bucket_the_larger_of_orders_and_forecast(orders, forecasts):
+    order_demands = [Demand(f"SO-{n}", "PUMP", day(offset), D(quantity), "sales_order")
+                     for n, (offset, quantity) in enumerate(orders)]
+    forecast_rows = [Forecast(f"F-{n}", "PUMP", week(index), D(quantity)) for n, (index, quantity) in enumerate(forecasts)]
+    remaining = consume_forecasts(WEEKS, order_demands, forecast_rows)
+    for bucket in range(WEEKS.count):
+        ordered = sum((d.quantity for d in order_demands if WEEKS.bucket_of(d.due) == bucket), D(0))
+        forecast = sum((f.quantity for f in forecast_rows if WEEKS.bucket_of(f.bucket_start) == bucket), D(0))
+        left = sum((d.quantity for d in remaining if WEEKS.bucket_of(d.due) == bucket), D(0))
+        assert ordered + left == max(ordered, forecast)
