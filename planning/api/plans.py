@@ -10,7 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from kernel.http import Db, Id, In, Quantity
+from kernel.http import Db, Id, In, Person, Quantity
 from kernel.rules.refusals import NotFound, as_invalid
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.pegging import pegged_down, pegged_up
@@ -64,6 +64,12 @@ class InquiryLineIn(In):
 
 class InquiryIn(In):
     lines: list[InquiryLineIn] = Field(min_length=1)
+
+
+class FirmIn(In):
+    document_id: Id = Field(description="the new work order's or purchase order's id")
+    actor: Person
+    supplier_id: Id | None = Field(default=None, description="a bought item's supplier")
 
 
 def _live(db: Db, run_id: str, start: date | None, bucket: str, buckets: int):
@@ -165,3 +171,12 @@ def promise(body: InquiryIn, db: Db, start: date | None = Start, bucket: str = B
     answers = plans.promise(live, [(line.item_id, line.quantity, line.wanted) for line in body.lines])
     return {"lines": [{"item_id": a.item, "quantity": a.quantity, "promise": a.date, "source": a.source,
                        "reasons": list(a.reasons)} for a in answers]}
+
+
+@router.post("/planning/planned-orders/{planned_order_id}/firm", status_code=201)
+def firm(planned_order_id: str, body: FirmIn, db: Db, start: date | None = Start, bucket: str = Bucket,
+         buckets: int = Buckets):
+    """The planned order (of the plan read with the same start, bucket and buckets) as a work order or a draft
+    purchase order, pegged where the planned order was at the next read."""
+    live = _live(db, LIVE, start, bucket, buckets)
+    return plans.firm(db, live, planned_order_id, body.document_id, body.actor, body.supplier_id)

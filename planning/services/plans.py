@@ -4,13 +4,14 @@ Read from the other domains (planning sits above mes and inventory in the layers
 - items, BOM lines, routings and work centres (inventory); machines (kernel) for each centre's time;
 - on hand: the ledger's balance over every location but the transit ones; what sits in `transit:<id>` is a
   scheduled receipt of transfer <id>, expected today (a transfer carries no arrival date);
-- open purchase-order lines (approved or partially received): ordered − received, by the order's due date
-  (today when it has none);
+- open purchase-order lines (draft, submitted, approved or partially received: a draft is a firmed planned
+  order on its way to approval): ordered − received, by the order's due date (today when it has none);
 - open sales-order lines (open or partially shipped): ordered − shipped, by the order's due date (UTC day);
 - released, running and paused work orders: quantity − good counted so far, at the projected finish of a
   running order (from its live rate) or its due date (`work_order_receipt_date`); their component needs are
   the BOM snapshot's quantity per unit × that remaining quantity, needed today. A work order still `planned`
-  is not supply yet (the plan proposes its own orders);
+  (a firmed planned order, not yet released) is expected at its due date, its components exploded from the BOM
+  in force today (it has no snapshot yet);
 - the shift calendar: a centre's available time = its machines × the calendar's planned production time
   (24 h a day without shifts). Its average per day over the horizon turns a made item's ideal cycle time
   into days of lead time.
@@ -33,15 +34,16 @@ from sqlalchemy.orm import Session
 from inventory.models import BomLine as BomRow
 from inventory.models import Item, PurchaseOrder, SalesOrder
 from inventory.models import Routing as RoutingRow
-from inventory.rules.bom import BomLine
+from inventory.rules.bom import BomLine, explode
 from inventory.rules.operations import TRANSIT_PREFIX
+from inventory.services.purchasing import PurchaseLine, create_purchase_order
 from kernel.db.models import Machine
 from kernel.db.unit_of_work import get
-from kernel.rules.refusals import as_conflict, as_invalid
+from kernel.rules.refusals import Conflict, Invalid, NotFound, as_conflict, as_invalid
 from mes.models import WorkOrder
 from mes.rules.shifts import planned_windows
 from mes.services.downtime import load_calendar
-from mes.services.workorders import live_progress
+from mes.services.workorders import create_work_order, live_progress
 from planning.models import ItemPlanning, PlanningForecast
 from planning.rules.atp import AtpBucket, plan_atp
 from planning.rules.ctp import CtpContext, Promise, Routing, capable_to_promise, rough_cut_free_time
@@ -50,9 +52,9 @@ from planning.rules.lead_times import LeadTime, ManufactureLeadTime, purchase_le
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.mrp import Demand, Forecast, ItemPolicy, Plan, PlanInput, Supply, plan, work_order_receipt_date
 
-OPEN_PURCHASE = ("approved", "partially_received")
+OPEN_PURCHASE = ("draft", "submitted", "approved", "partially_received")
 OPEN_SALES = ("open", "partially_shipped")
-OPEN_WORK = ("released", "running", "paused")
+OPEN_WORK = ("planned", "released", "running", "paused")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ def live_plan(session: Session, start: date, bucket: BucketSize, buckets: int, n
     routings = {row.item_id: row for row in session.scalars(select(RoutingRow))}
     available = _available_seconds(session, horizon)
     policies = _policies(session, boms, routings, available, horizon)
-    demands, receipts, loads = _orders(session, today, now, routings)
+    demands, receipts, loads = _orders(session, today, now, routings, boms)
     forecasts = [Forecast(f"forecast:{row.id}", row.item_id, row.bucket_start, row.quantity)
                  for row in session.scalars(select(PlanningForecast))]
     with as_conflict():
@@ -128,6 +130,28 @@ def promise(live: LivePlan, lines: list[tuple[str, Decimal, date]]) -> list[Prom
     """Each inquiry line (item, quantity, wanted) promised on its own: nothing is booked."""
     with as_conflict():
         return [capable_to_promise(live.ctp, item, quantity, wanted) for item, quantity, wanted in lines]
+
+
+def firm(session: Session, live: LivePlan, planned_order_id: str, document_id: str, actor: str,
+         supplier_id: str | None) -> dict:
+    """A planned order made firm in one commit: a make order becomes a work order (status planned, due on the
+    planned receipt; releasing it snapshots its BOM), a buy order a draft purchase order from `supplier_id` at
+    the item's standard cost, which then goes through the approval thresholds like any other."""
+    order = next((order for order in live.plan.planned_orders if order.id == planned_order_id), None)
+    if order is None:
+        raise NotFound(f"planned order {planned_order_id!r} is not in the plan")
+    if order.kind == "make":
+        if order.quantity != order.quantity.to_integral_value():
+            raise Conflict(f"{planned_order_id} plans {order.quantity}: a work order makes whole units (give the item "
+                           "a lot multiple of 1)")
+        work = create_work_order(session, document_id, order.item, int(order.quantity), due=order.receipt)
+        return {"planned_order_id": planned_order_id, "work_order_id": work.work_order_id, "purchase_order_id": None}
+    if supplier_id is None:
+        raise Invalid(f"{planned_order_id} is bought: name the supplier (supplier_id)")
+    item = get(session, Item, order.item, "item")
+    create_purchase_order(session, document_id, supplier_id, actor,
+                          [PurchaseLine("1", order.item, order.quantity, item.standard_cost or Decimal(0))], due=order.receipt)
+    return {"planned_order_id": planned_order_id, "work_order_id": None, "purchase_order_id": document_id}
 
 
 def shortages(live: LivePlan, today: date, days: int) -> list[dict]:
@@ -212,7 +236,7 @@ def _run_rate(routing: RoutingRow | None, available: dict[str, list[Decimal]], h
     return routing.ideal_cycle_s, per_day if per_day > 0 else Decimal(86400)
 
 
-def _orders(session: Session, today: date, now: datetime, routings: dict[str, RoutingRow]
+def _orders(session: Session, today: date, now: datetime, routings: dict[str, RoutingRow], boms: dict[str, list[BomLine]]
             ) -> tuple[list[Demand], list[Supply], list[tuple[str, date, Decimal]]]:
     """Open sales-order lines and work orders' component needs; open purchase orders, work orders and transfers;
     the load of released work orders on their centres (today, rough-cut)."""
@@ -244,9 +268,12 @@ def _orders(session: Session, today: date, now: datetime, routings: dict[str, Ro
         finish = progress.projected_finish.astimezone(UTC).date() if progress.projected_finish is not None else None
         receipts.append(Supply(work.work_order_id, work.item_id,
                                work_order_receipt_date(work.status, work.due or today, finish, today), remaining, "work_order"))
-        for component in work.components:
-            demands.append(Demand(f"{work.work_order_id}/{component.component_item}", component.component_item, today,
-                                  component.quantity_per_unit * remaining, "work_order", work.work_order_id))
+        with as_conflict():
+            per_unit = ({component.component_item: component.quantity_per_unit for component in work.components}
+                        if work.status != "planned" else explode(work.item_id, boms, today))
+        for component, quantity_per_unit in per_unit.items():
+            demands.append(Demand(f"{work.work_order_id}/{component}", component, today, quantity_per_unit * remaining,
+                                  "work_order", work.work_order_id))
         routing = routings.get(work.item_id)
         if routing is not None:
             loads.append((routing.work_centre_id, today, remaining * routing.ideal_cycle_s))

@@ -161,3 +161,27 @@ def test_the_plan_command_prints_the_planned_orders_and_exceptions(api, database
     assert "planned:TABLE:1: make 10 TABLE" in result.output and "exceptions (0)" in result.output
     refused_run = CliRunner().invoke(app, ["plan", "--buckets", "400", "--database-url", database_url])
     assert refused_run.exit_code == 1 and "at most 366" in refused_run.output
+
+
+def test_firming_planned_orders_makes_a_work_order_and_a_draft_purchase_order_the_plan_then_counts(api):
+    """planned:TABLE:1 → WO-9 (planned, due week 2): the next plan has it as TABLE's receipt, pegged to SO-1, and its
+    components (from today's BOM: 10 TOP, 40 SCREW) needed now. planned:SCREW:1 → a draft PO-9 from acme."""
+    ok(api.post("/suppliers", json={"supplier_id": "acme", "name": "ACME"}), 201)
+    firmed = ok(api.post(f"/planning/planned-orders/planned:TABLE:1/firm?{WEEKS}",
+                         json={"document_id": "WO-9", "actor": "pat"}), 201)
+    assert firmed["work_order_id"] == "WO-9"
+    assert ok(api.get("/work-orders/WO-9"))["status"] == "planned"
+    table = ok(api.get(f"/planning/runs/live/records/TABLE?{WEEKS}"))["buckets"]
+    assert [float(b["scheduled_receipts"]) for b in table] == [0, 0, 10, 0]
+    assert [p["supply"] for p in ok(api.get(f"/planning/runs/live/pegging/SO-1/1?{WEEKS}"))["down"] if p["depth"] == 0] == ["WO-9"]
+    top = ok(api.get(f"/planning/runs/live/records/TOP?{WEEKS}"))["buckets"]
+    assert float(top[0]["gross_requirements"]) == 10
+    refused(api.post(f"/planning/planned-orders/planned:SCREW:1/firm?{WEEKS}", json={"document_id": "PO-9", "actor": "pat"}),
+            422, "supplier")
+    ok(api.post(f"/planning/planned-orders/planned:SCREW:1/firm?{WEEKS}",
+                json={"document_id": "PO-9", "actor": "pat", "supplier_id": "acme"}), 201)
+    assert ok(api.get("/purchase-orders/PO-9"))["status"] == "draft"
+    screw_orders = [o for o in ok(api.get(f"/planning/runs/live/planned-orders?{WEEKS}")) if o["item_id"] == "SCREW"]
+    assert screw_orders == []
+    refused(api.post(f"/planning/planned-orders/planned:NOPE:1/firm?{WEEKS}", json={"document_id": "X", "actor": "pat"}),
+            404, "planned:NOPE:1")
