@@ -7,7 +7,7 @@ still has to be met); a date at or after the horizon's end falls in no bucket an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
@@ -23,6 +23,8 @@ class Horizon:
     start: date
     bucket: BucketSize
     count: int
+    days: int = field(init=False, compare=False, repr=False)  # per bucket
+    end: date = field(init=False, compare=False, repr=False)  # the first day after the horizon
 
     def __post_init__(self) -> None:
         if self.bucket not in DAYS_PER_BUCKET:
@@ -30,15 +32,9 @@ class Horizon:
         whole_number(self.count, "buckets", least=1)
         if self.count > MAX_BUCKETS:
             raise ValueError(f"buckets must be at most {MAX_BUCKETS}, got {self.count}")
-
-    @property
-    def days(self) -> int:
-        return DAYS_PER_BUCKET[self.bucket]
-
-    @property
-    def end(self) -> date:
-        """The first day after the horizon."""
-        return self.start + timedelta(days=self.days * self.count)
+        # derived once: bucket_of runs for every demand and receipt of a plan
+        object.__setattr__(self, "days", DAYS_PER_BUCKET[self.bucket])
+        object.__setattr__(self, "end", self.start + timedelta(days=self.days * self.count))
 
     def bucket_start(self, index: int) -> date:
         return self.start + timedelta(days=self.days * index)

@@ -41,9 +41,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from inventory.rules.bom import Boms, BomLine, effective_lines
+from inventory.rules.bom import Boms, BomLine
 from kernel.rules.quantities import EXACT, exact_quantity, non_negative_quantity
 from planning.rules.horizon import Horizon
 from planning.rules.lead_times import LeadTime, ManufactureLeadTime, release_date
@@ -56,6 +56,14 @@ ExceptionKind = Literal["expedite", "defer", "cancel", "release_past_due", "belo
 ZERO = Decimal(0)
 
 
+def _quantity(value: Decimal, kind: str, identity: str) -> Decimal:
+    """A demand's, forecast's or supply's quantity, checked; a finite non-negative Decimal (every quantity the
+    plan derives) passes without building the message a refusal would need."""
+    if type(value) is Decimal and value.is_finite() and value >= 0:
+        return value
+    return non_negative_quantity(value, f"{kind} {identity} quantity")
+
+
 @dataclass(frozen=True, slots=True)
 class Demand:
     id: str
@@ -66,7 +74,7 @@ class Demand:
     parent_supply: str | None = None  # the order whose components this is (work_order, dependent)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quantity", non_negative_quantity(self.quantity, f"demand {self.id} quantity"))
+        object.__setattr__(self, "quantity", _quantity(self.quantity, "demand", self.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,7 @@ class Forecast:
     quantity: Decimal
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quantity", non_negative_quantity(self.quantity, f"forecast {self.id} quantity"))
+        object.__setattr__(self, "quantity", _quantity(self.quantity, "forecast", self.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +97,7 @@ class Supply:
     kind: SupplyKind
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quantity", non_negative_quantity(self.quantity, f"supply {self.id} quantity"))
+        object.__setattr__(self, "quantity", _quantity(self.quantity, "supply", self.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +125,7 @@ class PlanInput:
     receipts: Sequence[Supply]  # open purchase orders, work orders, transfers in transit
 
 
-@dataclass(frozen=True, slots=True)
-class BucketRecord:
+class BucketRecord(NamedTuple):
     start: date
     gross_requirements: Decimal
     scheduled_receipts: Decimal
@@ -137,8 +144,7 @@ class ItemRecord:
     buckets: tuple[BucketRecord, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedOrder:
+class PlannedOrder(NamedTuple):
     id: str
     item: str
     kind: Literal["make", "buy"]
@@ -149,8 +155,7 @@ class PlannedOrder:
     expected: date  # when it can really arrive: `receipt`, or later for a past-due release
 
 
-@dataclass(frozen=True, slots=True)
-class Peg:
+class Peg(NamedTuple):
     supply: str
     demand: str
     item: str
@@ -285,17 +290,19 @@ def _net_item(item: str, code: int, on_hand: Decimal, policy: ItemPolicy, demand
     supplies = _peg_item(item, on_hand, receipts, needed_in, orders, demands, horizon, today, result)
     result.supplies.extend(supplies)
     dependent: list[Demand] = []
-    for order, _ in orders:
-        if order.release_past_due:
-            result.exceptions.append(PlanException(
-                "release_past_due", item, order.id, order.release, order.expected, order.quantity,
-                f"release {order.id} ({order.quantity} of {item}) now: it arrives {order.expected} at the earliest, "
-                f"after its need date {order.receipt}"))
-        with localcontext(EXACT):
+    per_parent = [(line, line.gross_quantity) for line in bom]
+    with localcontext(EXACT):
+        for order, _ in orders:
+            if order.release_past_due:
+                result.exceptions.append(PlanException(
+                    "release_past_due", item, order.id, order.release, order.expected, order.quantity,
+                    f"release {order.id} ({order.quantity} of {item}) now: it arrives {order.expected} at the earliest, "
+                    f"after its need date {order.receipt}"))
             released = max(order.release, today)
-            for line in effective_lines(item, {item: bom}, released):
-                dependent.append(Demand(f"{order.id}/{line.component}", line.component, released,
-                                        order.quantity * line.gross_quantity, "dependent", order.id))
+            for line, per_unit in per_parent:
+                if line.effective_on(released):
+                    dependent.append(Demand(f"{order.id}/{line.component}", line.component, released,
+                                            order.quantity * per_unit, "dependent", order.id))
     return dependent
 
 
