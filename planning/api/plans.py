@@ -1,6 +1,6 @@
 """Planning over HTTP: item planning parameters, forecasts, the live plan (run_id `live`), its pegging,
-exceptions and 7-day shortages, ATP, and promise inquiries. Reading a plan computes it from what is stored
-now; nothing but parameters and forecasts is written."""
+exceptions and 7-day shortages, ATP, promise inquiries, firming. Reading the live plan computes it from what is
+stored now; `POST /planning/runs` keeps a run to read back as it was."""
 
 # No `from __future__ import annotations`: FastAPI resolves the route annotations at definition time.
 from datetime import UTC, date, datetime
@@ -72,11 +72,22 @@ class FirmIn(In):
     supplier_id: Id | None = Field(default=None, description="a bought item's supplier")
 
 
-def _live(db: Db, run_id: str, start: date | None, bucket: str, buckets: int):
-    if run_id != LIVE:
-        raise NotFound(f"plan run {run_id!r} does not exist: only the live plan ('live') is served")
+class RunIn(In):
+    start: date | None = Field(default=None, description="the first bucket's day; today (UTC) when left out")
+    bucket: Literal["day", "week"] = "day"
+    buckets: int = Field(default=28, description="at most 366")
+
+
+def _live(db: Db, start: date | None, bucket: str, buckets: int):
     now = datetime.now(UTC)
     return plans.live_plan(db, start or now.date(), bucket, buckets, now)  # type: ignore[arg-type]
+
+
+def _view(db: Db, run_id: str, start: date | None, bucket: str, buckets: int):
+    """The live plan (computed now, from the query's horizon) or a stored run (its own horizon)."""
+    if run_id == LIVE:
+        return plans.live_view(_live(db, start, bucket, buckets))
+    return plans.stored_view(db, run_id)
 
 
 Start = Query(default=None, description="the first bucket's day; today (UTC) when left out")
@@ -104,9 +115,19 @@ def add_forecast(body: ForecastIn, db: Db):
     return plans.add_forecast(db, body.item_id, body.bucket_start, body.quantity)
 
 
+@router.post("/planning/runs", status_code=201)
+def run(body: RunIn, db: Db):
+    """A full regeneration, kept: its rows are read back at /planning/runs/{run_id}/… as they were."""
+    view = plans.store_run(db, _live(db, body.start, body.bucket, body.buckets))
+    horizon = view.plan.horizon
+    return {"run_id": view.run_id, "start": horizon.start, "bucket": horizon.bucket, "buckets": horizon.count,
+            "items": len(view.plan.records), "planned_orders": len(view.plan.planned_orders),
+            "exceptions": len(view.plan.exceptions)}
+
+
 @router.get("/planning/runs/{run_id}/records/{item_id}")
 def record(run_id: str, item_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
-    live = _live(db, run_id, start, bucket, buckets)
+    live = _view(db, run_id, start, bucket, buckets)
     found = live.plan.records.get(item_id)
     if found is None:
         raise NotFound(f"item {item_id!r} is not in the plan")
@@ -120,7 +141,7 @@ def record(run_id: str, item_id: str, db: Db, start: date | None = Start, bucket
 
 @router.get("/planning/runs/{run_id}/planned-orders")
 def planned_orders(run_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
-    live = _live(db, run_id, start, bucket, buckets)
+    live = _view(db, run_id, start, bucket, buckets)
     return [{"id": o.id, "item_id": o.item, "kind": o.kind, "quantity": o.quantity, "release": o.release,
              "receipt": o.receipt, "release_past_due": o.release_past_due, "expected": o.expected}
             for o in live.plan.planned_orders]
@@ -128,7 +149,7 @@ def planned_orders(run_id: str, db: Db, start: date | None = Start, bucket: str 
 
 @router.get("/planning/runs/{run_id}/exceptions")
 def exceptions(run_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
-    live = _live(db, run_id, start, bucket, buckets)
+    live = _view(db, run_id, start, bucket, buckets)
     return [{"kind": e.kind, "item_id": e.item, "reference": e.reference, "on": e.on, "to": e.to,
              "quantity": e.quantity, "message": e.message} for e in live.plan.exceptions]
 
@@ -137,8 +158,9 @@ def exceptions(run_id: str, db: Db, start: date | None = Start, bucket: str = Bu
 def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = Start, bucket: str = Bucket,
             buckets: int = Buckets):
     """Down: the supplies below a demand, level by level; up: the demands above a supply."""
-    live = _live(db, run_id, start, bucket, buckets)
-    known = {d.id for d in live.plan.demands} | {s.id for s in live.plan.supplies}
+    live = _view(db, run_id, start, bucket, buckets)
+    known = {d.id for d in live.plan.demands} | {s.id for s in live.plan.supplies} | {
+        name for peg in live.plan.pegs for name in (peg.supply, peg.demand)}
     if order_or_demand_id not in known:
         raise NotFound(f"{order_or_demand_id!r} is neither a demand nor a supply of the plan")
 
@@ -146,28 +168,28 @@ def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = S
         return [{"depth": s.depth, "supply": s.peg.supply, "demand": s.peg.demand, "item_id": s.peg.item,
                  "quantity": s.peg.quantity} for s in found]
     return {"id": order_or_demand_id,
-            "down": steps(pegged_down(order_or_demand_id, live.plan.pegs, live.plan.demands)),
-            "up": steps(pegged_up(order_or_demand_id, live.plan.pegs, live.plan.demands))}
+            "down": steps(pegged_down(order_or_demand_id, live.plan.pegs, live.order_of)),
+            "up": steps(pegged_up(order_or_demand_id, live.plan.pegs, live.order_of))}
 
 
 @router.get("/planning/shortages")
 def shortages(db: Db, days: int = Query(default=7, ge=1, le=366, description="the window from today"),
               bucket: str = Bucket, buckets: int = Buckets):
     """What runs short within `days`, from a plan over the whole horizon (later orders place demand in the window)."""
-    live = _live(db, LIVE, None, bucket, buckets)
+    live = _live(db, None, bucket, buckets)
     return plans.shortages(live, live.ctp.today, days)
 
 
 @router.get("/planning/atp/{item_id}")
 def atp(item_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
-    live = _live(db, LIVE, start, bucket, buckets)
+    live = _live(db, start, bucket, buckets)
     return {"item_id": item_id, "buckets": [b._asdict() for b in plans.atp(live, item_id)]}
 
 
 @router.post("/planning/promise")
 def promise(body: InquiryIn, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
     """Promise dates per line (ATP first, CTP beyond), without booking anything."""
-    live = _live(db, LIVE, start, bucket, buckets)
+    live = _live(db, start, bucket, buckets)
     answers = plans.promise(live, [(line.item_id, line.quantity, line.wanted) for line in body.lines])
     return {"lines": [{"item_id": a.item, "quantity": a.quantity, "promise": a.date, "source": a.source,
                        "reasons": list(a.reasons)} for a in answers]}
@@ -178,5 +200,5 @@ def firm(planned_order_id: str, body: FirmIn, db: Db, start: date | None = Start
          buckets: int = Buckets):
     """The planned order (of the plan read with the same start, bucket and buckets) as a work order or a draft
     purchase order, pegged where the planned order was at the next read."""
-    live = _live(db, LIVE, start, bucket, buckets)
+    live = _live(db, start, bucket, buckets)
     return plans.firm(db, live, planned_order_id, body.document_id, body.actor, body.supplier_id)

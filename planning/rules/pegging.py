@@ -11,7 +11,7 @@ level. The BOMs have no cycle, so every walk ends.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from planning.rules.mrp import Demand, Peg
@@ -22,15 +22,19 @@ class PegStep(NamedTuple):
     peg: Peg
 
 
-def pegged_down(demand_id: str, pegs: Sequence[Peg], demands: Sequence[Demand]) -> list[PegStep]:
+def orders_of(demands: Iterable[Demand]) -> dict[str, str]:
+    """Each component demand's id with the order it belongs to: what links the levels."""
+    return {demand.id: demand.parent_supply for demand in demands if demand.parent_supply is not None}
+
+
+def pegged_down(demand_id: str, pegs: Sequence[Peg], order_of: Mapping[str, str]) -> list[PegStep]:
     """Every peg below a demand, level by level."""
     by_demand: dict[str, list[Peg]] = {}
     for peg in pegs:
         by_demand.setdefault(peg.demand, []).append(peg)
     needs_of: dict[str, list[str]] = {}
-    for demand in demands:
-        if demand.parent_supply is not None:
-            needs_of.setdefault(demand.parent_supply, []).append(demand.id)
+    for need, order in order_of.items():
+        needs_of.setdefault(order, []).append(need)
     steps: list[PegStep] = []
     pending = deque([(0, demand_id)])
     while pending:
@@ -41,19 +45,18 @@ def pegged_down(demand_id: str, pegs: Sequence[Peg], demands: Sequence[Demand]) 
     return steps
 
 
-def pegged_up(supply_id: str, pegs: Sequence[Peg], demands: Sequence[Demand]) -> list[PegStep]:
+def pegged_up(supply_id: str, pegs: Sequence[Peg], order_of: Mapping[str, str]) -> list[PegStep]:
     """Every peg above a supply, level by level."""
     by_supply: dict[str, list[Peg]] = {}
     for peg in pegs:
         by_supply.setdefault(peg.supply, []).append(peg)
-    parent_of = {demand.id: demand.parent_supply for demand in demands if demand.parent_supply is not None}
     steps: list[PegStep] = []
     pending = deque([(0, supply_id)])
     while pending:
         depth, current = pending.popleft()
         for peg in by_supply.get(current, []):
             steps.append(PegStep(depth, peg))
-            parent = parent_of.get(peg.demand)
+            parent = order_of.get(peg.demand)
             if parent is not None:
                 pending.append((depth + 1, parent))
     return steps

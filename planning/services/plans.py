@@ -47,11 +47,13 @@ from mes.services.downtime import load_calendar
 from mes.services.workorders import create_work_order, live_progress
 from planning.models import ItemPlanning, PlanningForecast
 from planning.rules.atp import AtpBucket, plan_atp
+from planning.rules.pegging import orders_of
 from planning.rules.ctp import CtpContext, Promise, Routing, capable_to_promise, rough_cut_free_time
 from planning.rules.horizon import BucketSize, Horizon
 from planning.rules.lead_times import LeadTime, ManufactureLeadTime, purchase_lead_time
 from planning.rules.lot_sizing import LotSizing
-from planning.rules.mrp import Demand, Forecast, ItemPolicy, Plan, PlanInput, Supply, plan, work_order_receipt_date
+from planning.rules.mrp import (BucketRecord, Demand, Forecast, ItemPolicy, ItemRecord, Peg, Plan, PlanException, PlanInput,
+                                PlannedOrder, Supply, plan, work_order_receipt_date)
 
 OPEN_PURCHASE = ("draft", "submitted", "approved", "partially_received")
 OPEN_SALES = ("open", "partially_shipped")
@@ -62,6 +64,19 @@ OPEN_WORK = ("planned", "released", "running", "paused")
 class LivePlan:
     plan: Plan
     ctp: CtpContext
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    """A plan as the routers read it, live or stored: `order_of` links component demands to their orders."""
+
+    run_id: str
+    plan: Plan
+    order_of: dict[str, str]
+
+
+def live_view(live: LivePlan) -> PlanView:
+    return PlanView("live", live.plan, orders_of(live.plan.demands))
 
 
 # --- planning parameters and forecasts ---------------------------------------------------------
@@ -183,6 +198,70 @@ def shortages(live: LivePlan, today: date, days: int) -> list[dict]:
         else:
             entry["below_safety_stock"].append({"start": exception.on, "short_of_safety_stock": exception.quantity})
     return [found[item] for item in sorted(found)]
+
+
+# --- stored runs --------------------------------------------------------------------------------
+
+
+def store_run(session: Session, live: LivePlan) -> PlanView:
+    """The plan kept as it is now, in one commit."""
+    result, horizon = live.plan, live.plan.horizon
+    run_id = session.execute(text(
+        "INSERT INTO planning_runs (today, start, bucket, buckets) VALUES (:today, :start, :bucket, :buckets) RETURNING run_id"),
+        {"today": live.ctp.today, "start": horizon.start, "bucket": horizon.bucket, "buckets": horizon.count}).scalar_one()
+    records = [{"run_id": run_id, "item_id": record.item, "low_level_code": record.low_level_code, "on_hand": record.on_hand,
+                "safety_stock": record.safety_stock, **bucket._asdict()}
+               for record in result.records.values() for bucket in record.buckets]
+    _insert_many(session, "planning_records", records, rename={"start": "bucket_start"})
+    _insert_many(session, "planning_planned_orders",
+                 [{"run_id": run_id, **order._asdict()} for order in result.planned_orders],
+                 rename={"id": "planned_order_id", "item": "item_id"})
+    _insert_many(session, "planning_exceptions",
+                 [{"run_id": run_id, "kind": e.kind, "item_id": e.item, "reference": e.reference, "on_date": e.on,
+                   "to_date": e.to, "quantity": e.quantity, "message": e.message} for e in result.exceptions])
+    order_of = orders_of(result.demands)
+    _insert_many(session, "planning_pegs",
+                 [{"run_id": run_id, "supply": peg.supply, "demand": peg.demand, "demand_of_order": order_of.get(peg.demand),
+                   "item_id": peg.item, "quantity": peg.quantity} for peg in result.pegs])
+    session.commit()
+    return PlanView(str(run_id), result, order_of)
+
+
+def stored_view(session: Session, run_id: str) -> PlanView:
+    run = session.execute(text("SELECT start, bucket, buckets FROM planning_runs WHERE run_id = :run"),
+                          {"run": int(run_id)}).one_or_none() if run_id.isdigit() else None
+    if run is None:
+        raise NotFound(f"plan run {run_id!r} does not exist (the live plan is 'live')")
+    horizon = Horizon(run.start, run.bucket, run.buckets)
+    query = {"run": int(run_id)}
+    buckets: dict[str, list[BucketRecord]] = defaultdict(list)
+    heads: dict[str, tuple[int, Decimal, Decimal]] = {}
+    for row in session.execute(text("SELECT * FROM planning_records WHERE run_id = :run ORDER BY item_id, bucket_start"), query):
+        heads[row.item_id] = (row.low_level_code, row.on_hand, row.safety_stock)
+        buckets[row.item_id].append(BucketRecord(row.bucket_start, row.gross_requirements, row.scheduled_receipts,
+                                                 row.projected_on_hand, row.net_requirements, row.planned_receipts,
+                                                 row.planned_releases))
+    records = {item: ItemRecord(item, *heads[item], tuple(rows)) for item, rows in buckets.items()}
+    orders = [PlannedOrder(row.planned_order_id, row.item_id, row.kind, row.quantity, row.release, row.receipt,
+                           row.release_past_due, row.expected) for row in session.execute(text(
+                               "SELECT * FROM planning_planned_orders WHERE run_id = :run ORDER BY release, planned_order_id"), query)]
+    exceptions = [PlanException(row.kind, row.item_id, row.reference, row.on_date, row.to_date, row.quantity, row.message)
+                  for row in session.execute(text("SELECT * FROM planning_exceptions WHERE run_id = :run ORDER BY id"), query)]
+    pegs, order_of = [], {}
+    for row in session.execute(text("SELECT * FROM planning_pegs WHERE run_id = :run ORDER BY id"), query):
+        pegs.append(Peg(row.supply, row.demand, row.item_id, row.quantity))
+        if row.demand_of_order is not None:
+            order_of[row.demand] = row.demand_of_order
+    return PlanView(run_id, Plan(horizon, records, orders, [], [], pegs, exceptions), order_of)
+
+
+def _insert_many(session: Session, table: str, rows: list[dict], rename: dict[str, str] | None = None) -> None:
+    if not rows:
+        return
+    rename = rename or {}
+    columns = {name: rename.get(name, name) for name in rows[0]}
+    session.execute(text(f"INSERT INTO {table} ({', '.join(columns.values())}) "
+                         f"VALUES ({', '.join(':' + name for name in columns)})"), rows)
 
 
 # --- loading ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from planning.rules.horizon import Horizon
 from planning.rules.lead_times import ManufactureLeadTime, PurchaseLeadTime
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.mrp import Demand, Forecast, ItemPolicy, PlanInput, Supply, plan
-from planning.rules.pegging import pegged_down, pegged_up
+from planning.rules.pegging import orders_of, pegged_down, pegged_up
 
 D = Decimal
 START = date(2027, 1, 4)
@@ -107,10 +107,10 @@ def test_pegging_covers_every_demand_exactly_once_with_no_more_supply_than_exist
         assert quantity <= supplies[supply_id].quantity
     for demand in result.demands:
         if demand.kind == "sales_order":
-            down = pegged_down(demand.id, result.pegs, result.demands)
+            down = pegged_down(demand.id, result.pegs, orders_of(result.demands))
             assert sum(step.peg.quantity for step in down if step.depth == 0) == demand.quantity
             for step in down:
-                assert any(up.peg.demand == demand.id for up in pegged_up(step.peg.supply, result.pegs, result.demands))
+                assert any(up.peg.demand == demand.id for up in pegged_up(step.peg.supply, result.pegs, orders_of(result.demands)))
 
 
 @settings(max_examples=150, deadline=None)

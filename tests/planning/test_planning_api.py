@@ -185,3 +185,23 @@ def test_firming_planned_orders_makes_a_work_order_and_a_draft_purchase_order_th
     assert screw_orders == []
     refused(api.post(f"/planning/planned-orders/planned:NOPE:1/firm?{WEEKS}", json={"document_id": "X", "actor": "pat"}),
             404, "planned:NOPE:1")
+
+
+def test_a_stored_run_reads_back_as_it_was_when_the_live_plan_has_moved_on(api, database_url):
+    """POST /planning/runs keeps the TABLE plan; a second sales order then changes the live plan, not the run."""
+    run = ok(api.post("/planning/runs", json={"bucket": "week", "buckets": 4}), 201)
+    assert (run["planned_orders"], run["exceptions"], run["items"]) == (3, 0, 3)
+    run_id = run["run_id"]
+    due = datetime.combine(TODAY + timedelta(days=16), datetime.min.time(), UTC) + timedelta(hours=12)
+    ok(api.post("/sales-orders", json={"so_id": "SO-2", "customer_id": "globex", "due": due.isoformat(),
+                                       "lines": [{"line": "1", "item_id": "TABLE", "quantity": "5", "unit_price": "99"}]}), 201)
+    stored = ok(api.get(f"/planning/runs/{run_id}/records/SCREW"))
+    assert columns(stored) == [(72, 0, 78, 22, 100, 100), (40, 0, 38, 0, 0, 0), (0, 0, 38, 0, 0, 0), (0, 0, 38, 0, 0, 0)]
+    assert columns(ok(api.get(f"/planning/runs/live/records/SCREW?{WEEKS}")))[1][0] == 60
+    pegs = ok(api.get(f"/planning/runs/{run_id}/pegging/SO-1/1"))["down"]
+    assert [(p["depth"], p["supply"]) for p in pegs][:3] == [(0, "planned:TABLE:1"), (1, "on_hand:TOP"), (1, "planned:TOP:1")]
+    assert len(ok(api.get(f"/planning/runs/{run_id}/planned-orders"))) == 3
+    refused(api.get("/planning/runs/999/exceptions"), 404, "999")
+    refused(api.post("/planning/runs", json={"buckets": 400}), 422, "at most 366")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM planning_runs").fetchone() == (1,)
