@@ -72,6 +72,118 @@ class FirmIn(In):
     supplier_id: Id | None = Field(default=None, description="a bought item's supplier")
 
 
+class BucketOut(BaseModel):
+    start: date
+    gross_requirements: Decimal
+    scheduled_receipts: Decimal
+    projected_on_hand: Decimal
+    net_requirements: Decimal
+    planned_receipts: Decimal
+    planned_releases: Decimal
+
+
+class RecordOut(BaseModel):
+    item_id: str
+    low_level_code: int
+    on_hand: Decimal
+    safety_stock: Decimal
+    buckets: list[BucketOut]
+
+
+class PlannedOrderOut(BaseModel):
+    id: str
+    item_id: str
+    kind: Literal["make", "buy"]
+    quantity: Decimal
+    release: date = Field(description="receipt − lead time; before today when past due")
+    receipt: date = Field(description="when the plan needs it")
+    release_past_due: bool
+    expected: date = Field(description="when it can arrive at the earliest")
+
+
+class ExceptionOut(BaseModel):
+    kind: Literal["expedite", "defer", "cancel", "release_past_due", "below_safety_stock", "demand_late"]
+    item_id: str
+    reference: str = Field(description="the receipt, planned order or demand; the item for below_safety_stock")
+    on: date
+    to: date | None = Field(description="where to move it (expedite, defer), or when supply arrives")
+    quantity: Decimal
+    message: str
+
+
+class PegOut(BaseModel):
+    depth: int
+    supply: str
+    demand: str
+    item_id: str
+    quantity: Decimal
+
+
+class PeggingOut(BaseModel):
+    id: str
+    down: list[PegOut] = Field(description="from a demand: the supplies below it, level by level")
+    up: list[PegOut] = Field(description="from a supply: the demands above it, level by level")
+
+
+class AtpBucketOut(BaseModel):
+    start: date
+    supply: Decimal
+    booked: Decimal
+    discrete_atp: Decimal
+    cumulative_atp: Decimal
+
+
+class AtpOut(BaseModel):
+    item_id: str
+    buckets: list[AtpBucketOut]
+
+
+class PromiseLineOut(BaseModel):
+    item_id: str
+    quantity: Decimal
+    promise: date | None = Field(description="none: not within the horizon (see reasons)")
+    source: Literal["atp", "make", "buy", "none"]
+    reasons: list[str]
+
+
+class PromiseOut(BaseModel):
+    lines: list[PromiseLineOut]
+
+
+class RunOut(BaseModel):
+    run_id: str
+    start: date
+    bucket: str
+    buckets: int
+    items: int
+    planned_orders: int
+    exceptions: int
+
+
+class FirmOut(BaseModel):
+    planned_order_id: str
+    work_order_id: str | None
+    purchase_order_id: str | None
+
+
+class LateDemandOut(BaseModel):
+    demand_id: str
+    due: date
+    covered_on: date | None
+    quantity: Decimal
+
+
+class ShortBucketOut(BaseModel):
+    start: date
+    short_of_safety_stock: Decimal
+
+
+class ShortageOut(BaseModel):
+    item_id: str
+    late_demands: list[LateDemandOut]
+    below_safety_stock: list[ShortBucketOut]
+
+
 class RunIn(In):
     start: date | None = Field(default=None, description="the first bucket's day; today (UTC) when left out")
     bucket: Literal["day", "week"] = "day"
@@ -115,7 +227,7 @@ def add_forecast(body: ForecastIn, db: Db):
     return plans.add_forecast(db, body.item_id, body.bucket_start, body.quantity)
 
 
-@router.post("/planning/runs", status_code=201)
+@router.post("/planning/runs", status_code=201, response_model=RunOut)
 def run(body: RunIn, db: Db):
     """A full regeneration, kept: its rows are read back at /planning/runs/{run_id}/… as they were."""
     view = plans.store_run(db, _live(db, body.start, body.bucket, body.buckets))
@@ -125,7 +237,7 @@ def run(body: RunIn, db: Db):
             "exceptions": len(view.plan.exceptions)}
 
 
-@router.get("/planning/runs/{run_id}/records/{item_id}")
+@router.get("/planning/runs/{run_id}/records/{item_id}", response_model=RecordOut)
 def record(run_id: str, item_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
     live = _view(db, run_id, start, bucket, buckets)
     found = live.plan.records.get(item_id)
@@ -139,7 +251,7 @@ def record(run_id: str, item_id: str, db: Db, start: date | None = Start, bucket
                          "planned_releases": b.planned_releases} for b in found.buckets]}
 
 
-@router.get("/planning/runs/{run_id}/planned-orders")
+@router.get("/planning/runs/{run_id}/planned-orders", response_model=list[PlannedOrderOut])
 def planned_orders(run_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
     live = _view(db, run_id, start, bucket, buckets)
     return [{"id": o.id, "item_id": o.item, "kind": o.kind, "quantity": o.quantity, "release": o.release,
@@ -147,14 +259,14 @@ def planned_orders(run_id: str, db: Db, start: date | None = Start, bucket: str 
             for o in live.plan.planned_orders]
 
 
-@router.get("/planning/runs/{run_id}/exceptions")
+@router.get("/planning/runs/{run_id}/exceptions", response_model=list[ExceptionOut])
 def exceptions(run_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
     live = _view(db, run_id, start, bucket, buckets)
     return [{"kind": e.kind, "item_id": e.item, "reference": e.reference, "on": e.on, "to": e.to,
              "quantity": e.quantity, "message": e.message} for e in live.plan.exceptions]
 
 
-@router.get("/planning/runs/{run_id}/pegging/{order_or_demand_id:path}")
+@router.get("/planning/runs/{run_id}/pegging/{order_or_demand_id:path}", response_model=PeggingOut)
 def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = Start, bucket: str = Bucket,
             buckets: int = Buckets):
     """Down: the supplies below a demand, level by level; up: the demands above a supply."""
@@ -172,7 +284,7 @@ def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = S
             "up": steps(pegged_up(order_or_demand_id, live.plan.pegs, live.order_of))}
 
 
-@router.get("/planning/shortages")
+@router.get("/planning/shortages", response_model=list[ShortageOut])
 def shortages(db: Db, days: int = Query(default=7, ge=1, le=366, description="the window from today"),
               bucket: str = Bucket, buckets: int = Buckets):
     """What runs short within `days`, from a plan over the whole horizon (later orders place demand in the window)."""
@@ -180,13 +292,13 @@ def shortages(db: Db, days: int = Query(default=7, ge=1, le=366, description="th
     return plans.shortages(live, live.ctp.today, days)
 
 
-@router.get("/planning/atp/{item_id}")
+@router.get("/planning/atp/{item_id}", response_model=AtpOut)
 def atp(item_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
     live = _live(db, start, bucket, buckets)
     return {"item_id": item_id, "buckets": [b._asdict() for b in plans.atp(live, item_id)]}
 
 
-@router.post("/planning/promise")
+@router.post("/planning/promise", response_model=PromiseOut)
 def promise(body: InquiryIn, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
     """Promise dates per line (ATP first, CTP beyond), without booking anything."""
     live = _live(db, start, bucket, buckets)
@@ -195,7 +307,7 @@ def promise(body: InquiryIn, db: Db, start: date | None = Start, bucket: str = B
                        "reasons": list(a.reasons)} for a in answers]}
 
 
-@router.post("/planning/planned-orders/{planned_order_id}/firm", status_code=201)
+@router.post("/planning/planned-orders/{planned_order_id}/firm", status_code=201, response_model=FirmOut)
 def firm(planned_order_id: str, body: FirmIn, db: Db, start: date | None = Start, bucket: str = Bucket,
          buckets: int = Buckets):
     """The planned order (of the plan read with the same start, bucket and buckets) as a work order or a draft
