@@ -151,12 +151,19 @@ def regenerate(given: PlanInput) -> Plan:
 
 
 def atp(live: LivePlan, item_id: str) -> list[AtpBucket]:
-    with as_invalid():
-        return plan_atp(live.plan, item_id)
+    _require_planned(live, item_id)
+    return plan_atp(live.plan, item_id)
+
+
+def _require_planned(live: LivePlan, item_id: str) -> None:
+    if item_id not in live.plan.records:
+        raise NotFound(f"item {item_id!r} does not exist")
 
 
 def promise(live: LivePlan, lines: list[tuple[str, Decimal, date]]) -> list[Promise]:
     """Each inquiry line (item, quantity, wanted) promised on its own: nothing is booked."""
+    for item, _, _ in lines:
+        _require_planned(live, item)
     with as_conflict():
         return [capable_to_promise(live.ctp, item, quantity, wanted) for item, quantity, wanted in lines]
 

@@ -97,6 +97,10 @@ def test_bad_input_is_refused_naming_the_problem_and_writes_nothing(api, databas
     refused(api.get("/planning/runs/live/records/TABLE?buckets=367"), 422, "at most 366")
     refused(api.get("/planning/runs/nightly/records/TABLE"), 404, "nightly")
     refused(api.put("/items/NOPE/planning", json={}), 404, "NOPE")
+    refused(api.get("/planning/atp/NOPE"), 404, "NOPE")
+    refused(api.post("/planning/promise", json={"lines": [{"item_id": "NOPE", "quantity": "1", "wanted": str(TODAY)}]}),
+            404, "NOPE")
+    refused(api.get("/planning/runs/live/records/TABLE?bucket=month"), 422, "bucket")
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT lot_rule FROM item_planning WHERE item_id = 'TOP'").fetchone() == ("min_multiple",)
         assert conn.execute("SELECT count(*) FROM planning_forecasts").fetchone() == (0,)
