@@ -299,10 +299,12 @@ def _net_item(item: str, code: int, on_hand: Decimal, policy: ItemPolicy, demand
                     f"release {order.id} ({order.quantity} of {item}) now: it arrives {order.expected} at the earliest, "
                     f"after its need date {order.receipt}"))
             released = max(order.release, today)
+            needs: dict[str, Decimal] = {}  # two lines of one component make one demand
             for line, per_unit in per_parent:
                 if line.effective_on(released):
-                    dependent.append(Demand(f"{order.id}/{line.component}", line.component, released,
-                                            order.quantity * per_unit, "dependent", order.id))
+                    needs[line.component] = needs.get(line.component, ZERO) + order.quantity * per_unit
+            dependent.extend(Demand(f"{order.id}/{component}", component, released, quantity, "dependent", order.id)
+                             for component, quantity in needs.items())
     return dependent
 
 

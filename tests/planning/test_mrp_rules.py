@@ -244,3 +244,13 @@ def test_consumed_forecasts_leave_each_bucket_the_larger_of_orders_and_forecast(
         forecast = sum((f.quantity for f in forecast_rows if WEEKS.bucket_of(f.bucket_start) == bucket), D(0))
         left = sum((d.quantity for d in remaining if WEEKS.bucket_of(d.due) == bucket), D(0))
         assert ordered + left == max(ordered, forecast)
+
+
+def test_two_lines_of_one_component_make_one_dependent_demand():
+    """CRATE = 4 NAIL + 2 NAIL (two lines, e.g. lid and base): 3 crates → one demand of 18 NAIL, pegged once."""
+    boms = boms_of(BomLine("CRATE", "NAIL", D(4)), BomLine("CRATE", "NAIL", D(2)))
+    result = plan(PlanInput(
+        Horizon(MONDAY, "day", 3), MONDAY, boms, {"NAIL": D(100)},
+        {"CRATE": ItemPolicy(lead_time=ManufactureLeadTime(1)), "NAIL": ItemPolicy(lead_time=PurchaseLeadTime(0))},
+        [Demand("SO-1", "CRATE", day(2), D(3), "sales_order")], [], []))
+    assert [(d.id, d.quantity) for d in result.demands if d.item == "NAIL"] == [("planned:CRATE:1/NAIL", D(18))]
