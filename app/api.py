@@ -23,11 +23,12 @@ from mes.api import alerts, downtime, notifications, workorders
 from mes.api import costing as work_order_costing
 from mes.api import masterdata as production_masterdata
 from mes.services.costing import running_cost
+from planning.api import plans
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
 ROUTERS = (inventory_masterdata.router, production_masterdata.router, stock.router, purchasing.router, sales.router,
            transfers.router, inventory_costing.router, work_order_costing.router, reports.router, alerts.router,
-           downtime.router, notifications.router, board.router, workorders.router, review.router)
+           downtime.router, notifications.router, board.router, review.router, plans.router, workorders.router)
 
 
 STATUS = {NotFound: 404, Conflict: 409, Invalid: 422}

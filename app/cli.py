@@ -258,6 +258,52 @@ def import_(
         typer.echo(f"  note: {note}")
 
 
+@app.command()
+def plan(
+    start: Annotated[datetime | None, typer.Option("--start", formats=["%Y-%m-%d"], help="first bucket's day (default: today, UTC)")] = None,
+    bucket: Annotated[str, typer.Option("--bucket", help="day or week")] = "week",
+    buckets: Annotated[int, typer.Option("--buckets", help="how many buckets (at most 366)")] = 12,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="postgresql://… (default: MES_DATABASE_URL, "
+                                                     "else the embedded PostgreSQL in DATA_DIR)")] = None,
+) -> None:
+    """Print the live plan: planned orders to release and the exception messages (docs/planning.md).
+
+    Computed from what is stored now (items' planning parameters, BOMs, stock, open purchase, sales and
+    work orders with their counted good quantity, transfers in transit, forecasts); nothing is written.
+    A refusal (a BOM cycle, an item without lead time, too many buckets) is printed with exit code 1."""
+    from datetime import UTC
+
+    from sqlalchemy.orm import Session
+
+    from kernel.db.models import make_engine
+    from kernel.rules.refusals import Refused
+    from kernel.runtime import database
+    from planning.services.plans import live_plan
+
+    settings = _settings(log_to_console=False)
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    now = datetime.now(UTC)
+    with database(settings) as url:
+        engine = make_engine(url)
+        try:
+            with Session(engine) as session:
+                result = live_plan(session, start.date() if start else now.date(), bucket, buckets, now).plan  # type: ignore[arg-type]
+        except Refused as error:
+            typer.echo(f"no plan: {error}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            engine.dispose()
+    typer.echo(f"planned orders ({len(result.planned_orders)}):")
+    for order in result.planned_orders:
+        late = " (release past due)" if order.release_past_due else ""
+        typer.echo(f"  {order.id}: {order.kind} {order.quantity} {order.item}, release {order.release}, "
+                   f"receipt {order.receipt}{late}")
+    typer.echo(f"exceptions ({len(result.exceptions)}):")
+    for exception in result.exceptions:
+        typer.echo(f"  {exception.kind}: {exception.message}")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest version (TimescaleDB when the server has it)."""

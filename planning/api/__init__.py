@@ -1,0 +1,1 @@
+"""Planning routers: the plan, its pegging and exceptions, shortages, ATP and CTP inquiries."""
