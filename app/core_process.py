@@ -5,6 +5,7 @@ supervisor (`kernel.jobs`) so that ingest never runs them and they start and sto
 | -------------------- | ----------------- | ---------------- | ---------------------------------------------- |
 | mes-alerts           | `alert_every_s`   | thread           | machine alerts (`mes.services.alert_engine`)   |
 | mes-inventory-alerts | 30 s              | thread           | inventory alerts (`mes.services.alerts`)       |
+| mes-review-alerts    | 30 s              | thread           | review_waiting (`mes.services.review_waiting`) |
 | mes-notifications    | 0.5 s             | thread           | the alert outbox (`mes.services.notifications`) |
 | mes-valuation        | 1 s               | thread           | stock valuation (`inventory.services.valuation`) |
 | mes-rollups          | `rollup_every_s`  | child process    | board rollups (`mes.services.rollups`)         |
@@ -24,10 +25,12 @@ from mes.services.alert_engine import MachineAlerts
 from mes.services.alerts import InventoryAlerts
 from mes.services.costing import running_cost
 from mes.services.notifications import NotificationSender
+from mes.services.review_waiting import ReviewAlerts
 from mes.services.rollups import Rollups
 
 _DEFAULTS = Settings.model_fields
 INVENTORY_ALERTS_EVERY_S = 30.0
+REVIEW_ALERTS_EVERY_S = 30.0
 NOTIFICATIONS_EVERY_S = 0.5
 VALUATION_EVERY_S = 1.0
 
@@ -40,12 +43,14 @@ def core_options(settings: Settings) -> dict:
                                    Plausible(settings.seq_max_gap, settings.epoch_max_gap),
                                    settings.max_payload_bytes, settings.max_samples),
             "alert_every_s": settings.alert_every_s, "offline_after_s": settings.offline_after_s,
+            "review_alert_after_s": settings.review_alert_after_s,
             "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours}
 
 
 def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s: float, offline_after_s: int,
-              rollup_every_s: float, rollup_hours: int) -> Jobs:
+              rollup_every_s: float, rollup_hours: int, review_alert_after_s: int) -> Jobs:
     jobs = Jobs()
+    jobs.every("mes-review-alerts", REVIEW_ALERTS_EVERY_S, ReviewAlerts(database_url, review_alert_after_s))
     jobs.every("mes-alerts", alert_every_s, MachineAlerts(database_url, offline_after_s))
     jobs.every("mes-inventory-alerts", INVENTORY_ALERTS_EVERY_S, InventoryAlerts(database_url))
     jobs.every("mes-notifications", NOTIFICATIONS_EVERY_S,
@@ -62,11 +67,13 @@ class CoreProcess:
                  alert_every_s: float = _DEFAULTS["alert_every_s"].default,
                  offline_after_s: int = _DEFAULTS["offline_after_s"].default,
                  rollup_every_s: float = _DEFAULTS["rollup_every_s"].default,
-                 rollup_hours: int = _DEFAULTS["rollup_hours"].default, **consumer_options):
+                 rollup_hours: int = _DEFAULTS["rollup_hours"].default,
+                 review_alert_after_s: int = _DEFAULTS["review_alert_after_s"].default, **consumer_options):
         """`consumer_options`: those of `CoreConsumer` (batch sizes, `on_commit`, `status_every_s`)."""
         self.consumer = CoreConsumer(database_url, mqtt_url, client_id=client_id, **consumer_options)
         self.jobs = core_jobs(database_url, mqtt_url, client_id=client_id, alert_every_s=alert_every_s,
-                              offline_after_s=offline_after_s, rollup_every_s=rollup_every_s, rollup_hours=rollup_hours)
+                              offline_after_s=offline_after_s, rollup_every_s=rollup_every_s, rollup_hours=rollup_hours,
+                              review_alert_after_s=review_alert_after_s)
 
     def run(self) -> None:
         """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done."""

@@ -61,10 +61,10 @@ def _decide(action: Callable[[Session], dict]) -> None:
 @review_app.command("waiting")
 def waiting() -> None:
     """How much waits for review, and since when."""
-    from core.services import review
+    from mes.services.review_waiting import waiting as review_waiting
 
     with _session() as session:
-        _print([review.waiting(session)])
+        _print([review_waiting(session)])
 
 
 @review_app.command("quarantine")

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # downtime and alerts
     offline_after_s: int = Field(default=30, gt=0, description="no message from a machine for this long: offline")
     alert_every_s: float = Field(default=5.0, gt=0, description="how often the core evaluates the alert rules")
+    review_alert_after_s: int = Field(default=3600, gt=0, le=366 * 86_400,
+                                      description="a dead letter or quarantined step waiting longer raises review_waiting")
 
     # board rollups (oee_hourly, downtime_hourly)
     # Each round derives every machine's states for the hours it redoes: at 1,000 machines that is real CPU

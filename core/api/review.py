@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from core.services import review
 from kernel.http import Db, Id, In, Person, Reason
+from mes.services.review_waiting import waiting as review_waiting
 
 router = APIRouter(tags=["review"])
 
@@ -107,4 +108,4 @@ def dismiss(letter_id: int, body: DecisionIn, db: Db):
 @router.get("/review/waiting", response_model=WaitingOut)
 def waiting(db: Db):
     """How much waits for review and since when (the board shows it; an alert fires when it waits too long)."""
-    return review.waiting(db)
+    return review_waiting(db)

@@ -121,18 +121,3 @@ def dismiss_dead_letter(session: Session, letter_id: int, *, by: str, reason: st
            WHERE id = :id"""), {"id": letter_id, "by": by, "now": now or datetime.now(UTC), "reason": reason})
     session.commit()
     return dead_letters(session, review=None, before_id=letter_id + 1, limit=1)[0]
-
-
-def waiting(session: Session) -> dict:
-    """How much waits for review, and since when: for the board and the review alert."""
-    letters, oldest_letter = session.execute(text(
-        "SELECT count(*), min(received_at) FROM dead_letters WHERE review = 'pending'")).one()
-    steps = session.execute(text(
-        """SELECT count(*) AS steps, min(ts) AS oldest,
-                  coalesce(sum(quarantined) FILTER (WHERE counter = 'good' AND kind = 'jump'), 0) AS good,
-                  coalesce(sum(quarantined) FILTER (WHERE counter = 'scrap' AND kind = 'jump'), 0) AS scrap,
-                  coalesce(sum(quarantined) FILTER (WHERE counter = 'energy_wh' AND kind = 'jump'), 0) AS energy_wh
-           FROM counter_events WHERE review = 'pending' AND quarantined > 0""")).one()
-    return {"dead_letters": letters, "oldest_dead_letter": oldest_letter, "quarantined_steps": steps.steps,
-            "oldest_quarantined_step": steps.oldest,
-            "quarantined_units": {"good": steps.good, "scrap": steps.scrap, "energy_wh": steps.energy_wh}}

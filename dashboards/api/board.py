@@ -102,6 +102,12 @@ class PeriodOut(BaseModel):
     start: datetime
 
 
+class ReviewOut(BaseModel):
+    dead_letters: int
+    quarantined_steps: int
+    oldest: datetime | None
+
+
 class BoardOut(BaseModel):
     site: str
     generated_at: datetime
@@ -110,6 +116,7 @@ class BoardOut(BaseModel):
     lines: list[LineOut]
     alerts: list[AlertOut] = Field(description=f"the newest open alerts, at most {service.ALERTS_SHOWN}")
     open_alerts: int
+    review: ReviewOut = Field(description="what waits for review: dead letters and quarantined counter steps (/review/...)")
 
 
 def _tenths(value: Decimal) -> str:
@@ -149,7 +156,7 @@ def _tile(tile: service.Tile) -> TileOut:
 
 def board_out(board: service.Board) -> BoardOut:
     return BoardOut(site=board.site, generated_at=board.generated_at, period=PeriodOut(**board.period._asdict()),
-                    figures=_figures(board.figures), open_alerts=board.open_alerts,
+                    figures=_figures(board.figures), open_alerts=board.open_alerts, review=ReviewOut(**board.review._asdict()),
                     lines=[LineOut(line=line.line, area=line.area, figures=_figures(line.figures),
                                    machines=[_tile(tile) for tile in line.tiles]) for line in board.lines],
                     alerts=[AlertOut(**alert._asdict()) for alert in board.alerts])

@@ -45,6 +45,7 @@ from mes.services.downtime import Derivation, derive, load_calendar
 from mes.services.oee import oee
 from mes.services.rollups import rolled_up_totals
 from mes.services.alerts import newest_open
+from mes.services.review_waiting import waiting
 from mes.services.workorders import live_progress, running_orders
 
 ALERTS_SHOWN = 50  # the newest open alerts; a TV shows fewer, and more is a flood nobody reads
@@ -96,6 +97,15 @@ class Board:
     lines: list[Line]
     alerts: list[OpenAlert]
     open_alerts: int
+    review: ReviewWaiting
+
+
+class ReviewWaiting(NamedTuple):
+    """What the ingest set aside and waits for a person (`mes review`, /review/...)."""
+
+    dead_letters: int
+    quarantined_steps: int
+    oldest: datetime | None
 
 
 # --- the snapshot ------------------------------------------------------------------------------------------
@@ -125,8 +135,10 @@ def snapshot(session: Session, now: datetime | None = None) -> Board:
             _running_order(session, orders.get(machine.machine_id), now),
             [alert for alert in alerts if alert.subject == machine.machine_id and alert.kind in _MACHINE_KINDS]))
     built = [Line(line, area, Figures.summed(tile.figures for tile in tiles), tiles) for (area, line), tiles in lines.items()]
+    found = waiting(session)
+    oldest = min([ts for ts in (found["oldest_dead_letter"], found["oldest_quarantined_step"]) if ts is not None], default=None)
     return Board(machines[0].site if machines else "", now, period, Figures.summed(line.figures for line in built), built,
-                 alerts, open_count)
+                 alerts, open_count, ReviewWaiting(found["dead_letters"], found["quarantined_steps"], oldest))
 
 
 def _state(current: list[StateInterval]) -> tuple[str, Category, int | None, datetime | None]:

@@ -88,6 +88,11 @@ function render(snapshot) {
   document.getElementById("alert-count").textContent = snapshot.open_alerts ? `(${snapshot.open_alerts})` : "";
   const alerts = snapshot.alerts.length ? snapshot.alerts.map(renderAlert) : [el("li", { class: "none", textContent: "no open alerts" })];
   document.getElementById("alerts").replaceChildren(...alerts);
+  const review = snapshot.review, waiting = review.dead_letters + review.quarantined_steps;
+  const reviewLine = document.getElementById("review");
+  reviewLine.hidden = waiting === 0;
+  reviewLine.textContent = waiting ? `${review.quarantined_steps} counter step(s) and ${review.dead_letters} dead letter(s) ` +
+    `wait for review, the oldest since ${clock(review.oldest)}` : "";
   document.getElementById("updated").textContent = `updated ${clock(snapshot.generated_at)}`;
   document.body.dataset.generatedAt = snapshot.generated_at;
   board.snapshot = snapshot;

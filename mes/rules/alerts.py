@@ -16,6 +16,8 @@ Rules. An `AlertRule` has a kind, a severity and a scope (the plant, one line or
   inventory side decides which subjects (item at a location, sales order, lot) are in that condition
   and sends them as `Fact`s; the rule only gives them a severity and can switch them off. The issue's
   "stock shortage" and "shortages from backflush" are read as one kind, stock_shortage.
+- review_waiting: passthrough as well; its one subject, "review", holds while a dead letter or a
+  quarantined counter step has waited for a decision longer than the plant allows (`review_overdue`).
 A rule of a kind applies to a machine if its scope is that machine, else its line, else the plant: the
 most specific rule wins and replaces the others, it does not add to them. A disabled rule still wins,
 which is how one machine is exempted from a line's rule. A scope has at most one rule per kind, so
@@ -89,6 +91,8 @@ class AlertKind(str, Enum):
     OVERDUE_SALES_ORDER = "overdue_sales_order"
     LOT_EXPIRING = "lot_expiring"
     LOT_EXPIRED = "lot_expired"
+    # Passthrough too: what the ingest set aside for review has waited longer than the plant allows.
+    REVIEW_WAITING = "review_waiting"
 
 
 class AlertStatus(str, Enum):
@@ -469,6 +473,17 @@ def low_rate(rule: AlertRule, status: MachineStatus, ideal_time_s: Decimal | int
     return _condition(rule, machine, speed < cast(Decimal, rule.percent),  # AlertRule gives each kind its parameters
                       f"{machine} ran at {percent} % of ideal speed over the last {rule.minutes:f} min "
                       f"(limit {rule.percent:f} %)", percent)
+
+
+def review_overdue(dead_letters: int, oldest_dead_letter: datetime | None, steps: int, oldest_step: datetime | None,
+                   now: datetime, allowed: timedelta) -> Fact | None:
+    """The review_waiting fact when the oldest item waiting for review has waited longer than `allowed`."""
+    waiting = [ts for ts in (oldest_dead_letter, oldest_step) if ts is not None]
+    if not waiting or now - min(waiting) <= allowed:
+        return None
+    minutes = _display(_minutes(now - min(waiting)))
+    return Fact("review", f"{dead_letters} dead letter(s) and {steps} quarantined counter step(s) wait for review; "
+                          f"the oldest for {minutes} min", minutes)
 
 
 def passthrough(book: RuleBook, kind: AlertKind | str, facts: Iterable[Fact], open_alerts: Iterable[Alert]) -> list[Condition]:

@@ -84,6 +84,7 @@ DEFAULT_RULES = (
     AlertRule("offline", AlertKind.OFFLINE, Severity.WARNING, PLANT, minutes=Decimal(5)),
     AlertRule("scrap-rate", AlertKind.SCRAP_RATE, Severity.WARNING, PLANT, minutes=Decimal(60), percent=Decimal(5)),
     AlertRule("low-rate", AlertKind.LOW_RATE, Severity.INFO, PLANT, minutes=Decimal(30), percent=Decimal(80)),
+    AlertRule("review-waiting", AlertKind.REVIEW_WAITING, Severity.WARNING, PLANT),
 )
 
 _MACHINE_KIND_VALUES = [kind.value for kind in MACHINE_KINDS]

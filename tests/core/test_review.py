@@ -123,3 +123,34 @@ def test_the_review_commands_list_and_decide(database_url, tmp_path):
     assert json.loads(rejected.stdout)["review"] == "rejected"
     again = mes("accept", str(pending["id"]), "--by", "Ada", "--reason", "second thoughts")
     assert again.returncode == 1 and "rejected already" in again.stderr
+
+
+def test_the_review_waiting_alert_holds_while_something_waits_too_long_and_the_board_counts_it(database_url, tmp_path):
+    from datetime import UTC, datetime
+
+    from dashboards.services.board import snapshot
+    from mes.services.alert_engine import install_default_rules
+    from mes.services.review_waiting import evaluate_review
+
+    prepared(database_url, tmp_path)
+    service = IngestService(database_url)
+    received = datetime.now(UTC) - timedelta(hours=2)
+    service.ingest([Incoming(TOPIC, b"not json", received)])
+    service.close()
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        install_default_rules(session)
+        assert evaluate_review(session, timedelta(hours=3)) == [], "not waited long enough yet"
+        (raised,) = evaluate_review(session, timedelta(hours=1))
+        assert (raised.event.value, raised.alert.kind.value, raised.alert.subject) == ("raised", "review_waiting", "review")
+        assert "1 dead letter(s)" in raised.alert.detail
+        board = snapshot(session)
+        assert (board.review.dead_letters, board.review.quarantined_steps, board.review.oldest) == (1, 0, received)
+    with TestClient(create_app(database_url)) as api:
+        (letter,) = ok(api.get("/review/dead-letters"))
+        ok(api.post(f"/review/dead-letters/{letter['id']}/dismiss", json=DECISION))
+        assert ok(api.get("/board/data"))["review"]["dead_letters"] == 0
+    with Session(engine) as session:
+        (cleared,) = evaluate_review(session, timedelta(hours=1))
+        assert cleared.event.value == "cleared"
+    engine.dispose()

@@ -273,6 +273,6 @@ def test_rules_api_refuses_what_the_rules_refuse_and_writes_nothing(api, databas
     added = ok(api.post("/alert-rules/defaults"))
     assert [(r["rule_id"], r["kind"], r["minutes"]) for r in added] == [
         ("machine-down", "machine_down", "10"), ("offline", "offline", "5"), ("scrap-rate", "scrap_rate", "60"),
-        ("low-rate", "low_rate", "30")]
+        ("low-rate", "low_rate", "30"), ("review-waiting", "review_waiting", None)]
     assert ok(api.post("/alert-rules/defaults")) == [], "installed once; a deleted default comes back only when asked again"
     assert Decimal(added[2]["percent"]) == 5 and added[2]["min_units"] == 20
