@@ -195,3 +195,41 @@ def test_bad_payloads_go_to_dead_letters_with_reasons_while_good_traffic_continu
         assert any(expected in reason for reason in reasons), (expected, reasons)
     payloads = {bytes(p) for (p,) in query(database_url, "SELECT payload FROM dead_letters")}
     assert {payload for _, payload in bad.values()} == payloads, "the raw payload is kept as received"
+
+
+def test_forged_positions_a_reused_one_and_a_10_mb_message_under_the_real_edges_id_change_no_count(
+        plant, database_url, mqtt_url, tmp_path):
+    """Under the real edge's id, while it runs: seq 2^63−1, epoch 2^63−1, one of its ingested positions with
+    other content, and a 10 MB payload. Each is a dead letter with its reason; the edge's traffic goes on."""
+    machine = plant.machine("opc16")
+    topic = data_topic(*machine.path)
+    top = 2**63 - 1
+    target = parse_mqtt_url(mqtt_url)
+    publisher = new_client(target, "test-forger", persistent=False)
+
+    def forged(epoch: int, seq: int, value: int) -> bytes:
+        return json.dumps({"v": 1, "edge_id": plant.edge_id, "epoch": epoch, "seq": seq, "machine": "opc16",
+                           "samples": [{"ts": datetime.now(UTC).isoformat(), "signal": "good", "value": value}]}).encode()
+
+    async def during(plant_run):
+        await plant_run.wait_for(lambda: query(database_url, "SELECT 1 FROM edge_cursors"), 30, "the edge's first messages")
+        await asyncio.sleep(2)
+        ((epoch, seq),) = query(database_url, "SELECT epoch, seq FROM ingested_messages WHERE machine_id = 'opc16' "
+                                              "ORDER BY seq DESC LIMIT 1")
+        for payload in (forged(epoch, top, 60_000), forged(top, 1, 60_000), forged(epoch, seq, 60_000),
+                        b'{"v": 1, "samples": [' + b" " * (10 * 1024 * 1024) + b"]}"):
+            await asyncio.to_thread(publisher.publish(topic, payload, qos=1).wait_for_publish, 30)
+        await plant_run.wait_for(lambda: len(query(database_url, "SELECT 1 FROM dead_letters")) >= 4, 30,
+                                 "every forged message dead-lettered")
+        await asyncio.sleep(3)  # the real edge's traffic after them
+
+    connect(publisher, target)
+    try:
+        assert_exact(produce(plant, database_url, mqtt_url, tmp_path, during))
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+    reasons = [reason.split(":")[0] for (reason,) in query(database_url, "SELECT reason FROM dead_letters ORDER BY id")]
+    assert sorted(reasons) == ["conflicting duplicate", "epoch too far ahead", "payload too large", "seq too far ahead"]
+    ((size, stored),) = query(database_url, "SELECT size, length(payload) FROM dead_letters WHERE reason LIKE 'payload too large%%'")
+    assert size > 10 * 1024 * 1024 and stored == 64 * 1024
