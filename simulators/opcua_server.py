@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from asyncua import Server, ua
@@ -53,6 +53,8 @@ def _opcua_source(machine: Machine) -> OpcUaSource:
 
 class OpcUaPlcServer:
     def __init__(self, machines: Sequence[Machine], endpoint: str, server_name: str = "open-mes simulated plant") -> None:
+        # how far the simulated PLCs' clock is off: their SourceTimestamps, as a PLC whose clock was stepped
+        self.clock_offset = timedelta(0)
         self._machines = list(machines)
         for machine in self._machines:
             _opcua_source(machine)
@@ -121,7 +123,7 @@ class OpcUaPlcServer:
                 if signal not in variables or shown.get(signal) == value:
                     continue
                 node_id, kind = variables[signal]
-                data_value = ua.DataValue(ua.Variant(value, kind), SourceTimestamp=now, ServerTimestamp=now)
+                data_value = ua.DataValue(ua.Variant(value, kind), SourceTimestamp=now + self.clock_offset, ServerTimestamp=now)
                 await self._server.write_attribute_value(node_id, data_value)
                 shown[signal] = value
             if (shown.get("state"), shown.get("fault")) != codes_before:

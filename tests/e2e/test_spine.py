@@ -233,3 +233,26 @@ def test_forged_positions_a_reused_one_and_a_10_mb_message_under_the_real_edges_
     assert sorted(reasons) == ["conflicting duplicate", "epoch too far ahead", "payload too large", "seq too far ahead"]
     ((size, stored),) = query(database_url, "SELECT size, length(payload) FROM dead_letters WHERE reason LIKE 'payload too large%%'")
     assert size > 10 * 1024 * 1024 and stored == 64 * 1024
+
+
+def test_plc_clocks_stepped_back_forward_and_years_ahead_change_no_count(plant, database_url, mqtt_url, tmp_path):
+    """The OPC UA PLCs' clocks (their SourceTimestamps) step back 30 s, then forward an hour, then to
+    73 years ahead for a moment, then back to true time: every unit counts, none is quarantined."""
+    from datetime import timedelta
+
+    async def during(plant_run):
+        clock = plant_run.simulated.opcua
+        await asyncio.sleep(3)
+        clock.clock_offset = timedelta(seconds=-30)
+        await asyncio.sleep(3)
+        clock.clock_offset = timedelta(hours=1)
+        await asyncio.sleep(3)
+        clock.clock_offset = timedelta(days=73 * 365)
+        await asyncio.sleep(1)
+        clock.clock_offset = timedelta(0)
+        await asyncio.sleep(3)
+
+    assert_exact(produce(plant, database_url, mqtt_url, tmp_path, during))
+    assert query(database_url, "SELECT count(*) FROM counter_events WHERE quarantined > 0") == [(0,)]
+    (ahead,) = query(database_url, "SELECT max(clock_ahead_s) FROM ingested_messages")
+    assert ahead[0] > 3600, "the timestamps years ahead were placed at their receipt and flagged"
