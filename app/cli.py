@@ -19,7 +19,8 @@ app = typer.Typer(
     help="Open MES: machine counts from OPC UA / Modbus PLCs to exact production records.\n\n"
     "Start with `mes demo`: a simulated plant, an edge agent, a broker, the core and a database, all on this machine.\n\n"
     "Configuration: defaults, then the YAML file named by MES_CONFIG, then MES_* variables "
-    "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json).",
+    "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json; "
+    "MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE, MES_MQTT_KEY_FILE, MES_CORE_CLIENT_ID: docs/security.md).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -114,17 +115,20 @@ def edge(
 ) -> None:
     """Read the machines' counters and states and publish them over MQTT, buffering on disk while the broker is away.
 
-    Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
+    Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883; mqtts:// with MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE,
+    MES_MQTT_KEY_FILE), as the edge's identity in the plant file (`mqtt.edges`: username, password_env or
+    password_file). It reads the machines the plant file assigns to it unless --machines names others.
     Ctrl-C or SIGTERM stops it cleanly (what is not yet published stays in the disk queue); exit code 0.
     """
     from edge.agent import EdgeAgent
     from kernel.plant import load_plant
+    from kernel.runtime import mqtt_client_url
 
     settings = _settings(plant)
     loaded = load_plant(settings.plant)
     identity = edge_id or loaded.edge_id
     agent = EdgeAgent(
-        loaded, settings.mqtt_url or "mqtt://127.0.0.1:1883", state_dir or settings.data_dir / f"edge-{identity}",
+        loaded, mqtt_client_url(settings, loaded, identity), state_dir or settings.data_dir / f"edge-{identity}",
         edge_id=identity, machine_ids=set(machines.split(",")) if machines else None,
         flush_ms=settings.edge_flush_ms, queue_max=settings.edge_queue_max, heartbeat_s=settings.edge_heartbeat_s,
     )
@@ -137,25 +141,32 @@ def core(plant: PlantOption = None) -> None:
     """Consume machine data from MQTT and commit exact production records to the database.
 
     Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
-    (default: the embedded PostgreSQL in DATA_DIR). Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
-    Beside ingest it runs the core's jobs: alert rounds, notifications, stock valuation and, in a child
+    (default: the embedded PostgreSQL in DATA_DIR). Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883;
+    mqtts:// with MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE, MES_MQTT_KEY_FILE), as the core's identity in the plant
+    file (`mqtt.core`), with the client id MES_CORE_CLIENT_ID (default derived from the database). A second
+    core with the same client id on the same database refuses to start (exit code 1). Beside ingest it runs the core's jobs: alert rounds, notifications, stock valuation and, in a child
     process that ends with it, the board rollups.
     Ctrl-C or SIGTERM stops it cleanly: the batch in hand is committed and acknowledged, every job
     finishes its round in hand, the child process is stopped; exit code 0.
     """
-    from app.core_process import CoreProcess, core_options
+    from app.core_process import AnotherCoreRuns, CoreProcess, core_options
     from core.service import prepare_database
     from kernel.plant import load_plant
-    from kernel.runtime import database
+    from kernel.runtime import database, mqtt_client_url
 
     settings = _settings(plant)
     log = get_logger("mes.core")
+    loaded = load_plant(settings.plant)
     with database(settings) as database_url:
-        prepare_database(database_url, load_plant(settings.plant))
-        core = CoreProcess(database_url, settings.mqtt_url or "mqtt://127.0.0.1:1883", **core_options(settings))
+        prepare_database(database_url, loaded)
+        core = CoreProcess(database_url, mqtt_client_url(settings, loaded), **core_options(settings))
         _on_stop_signals(core.stop)
-        log.info("core running")
-        core.run()
+        log.info("core running", client_id=core.client_id)
+        try:
+            core.run()
+        except AnotherCoreRuns as refused:
+            log.error("core refused to start", reason=str(refused))
+            raise typer.Exit(1) from None
         log.info("core stopped", **vars(core.consumer.service.totals))
 
 

@@ -114,11 +114,13 @@ class MesProcess:
 class PlantRun:
     def __init__(self, plant: Plant, database_url: str, mqtt_url: str, state_dir: Path, *,
                  core: ThreadCore | MesProcess | None = None, edge_process: MesProcess | None = None,
-                 edge_options: dict | None = None, simulator_options: dict | None = None):
-        """The edge runs in this process (`edge_options` for EdgeAgent) unless `edge_process` is given."""
+                 edge_options: dict | None = None, simulator_options: dict | None = None, edge_mqtt_url: str | None = None):
+        """The edge (the plant's default edge, `plant.edge_id`) runs in this process (`edge_options` for
+        EdgeAgent, `edge_mqtt_url` its broker URL, default `mqtt_url`) unless `edge_process` is given."""
         self.plant = plant
         self.database_url = database_url
         self.mqtt_url = mqtt_url
+        self.edge_mqtt_url = edge_mqtt_url or mqtt_url
         self.state_dir = Path(state_dir)
         self.core = core or ThreadCore(database_url, mqtt_url)
         self.simulated = SimulatedPlant(plant, **(simulator_options or {}))
@@ -139,7 +141,7 @@ class PlantRun:
         if self.edge_process is not None:
             self.edge_process.start()
             return
-        self.edge = EdgeAgent(self.plant, self.mqtt_url, self.state_dir / "edge", **self.edge_options)
+        self.edge = EdgeAgent(self.plant, self.edge_mqtt_url, self.state_dir / "edge", **self.edge_options)
         self._edge_task = asyncio.create_task(self.edge.run(), name="edge agent")
 
     async def stop_edge(self) -> None:

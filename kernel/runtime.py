@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -12,6 +13,9 @@ from psycopg import sql
 from kernel.embedded.broker import EmbeddedBroker
 from kernel.embedded.postgres import EmbeddedPostgres, database_url
 from kernel.logs import get_logger
+from kernel.mqtt import with_options
+from kernel.mqtt_access import client_credentials
+from kernel.plant import Plant
 from kernel.settings import Settings
 
 log = get_logger("kernel.runtime")
@@ -47,15 +51,41 @@ def database(settings: Settings, name: str = "mes", *, fresh: bool = False) -> I
         server.stop()
 
 
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+def mqtt_client_url(settings: Settings, plant: Plant, edge_id: str | None = None) -> str:
+    """The URL the core (`edge_id` None) or an edge connects with: MES_MQTT_URL (or the default),
+    completed with that identity's credentials from the plant file, unless the URL names its own, and
+    with the MES_MQTT_*_FILE TLS files. An identity with no password source connects without one."""
+    username, password = client_credentials(plant, edge_id)
+    return with_options(settings.mqtt_url or DEFAULT_MQTT_URL, username=username if password else None, password=password,
+                        **{name: str(path) for name, path in (("ca_file", settings.mqtt_ca_file),
+                                                              ("cert_file", settings.mqtt_cert_file),
+                                                              ("key_file", settings.mqtt_key_file)) if path})
+
+
+@dataclass(frozen=True)
+class MqttUrls:
+    """What each of the plant's identities connects with (the URLs carry passwords: never log them)."""
+
+    core: str
+    edges: dict[str, str]
+
+
 @contextmanager
-def broker(settings: Settings) -> Iterator[str]:
+def broker(settings: Settings, plant: Plant) -> Iterator[MqttUrls]:
+    """The plant's MQTT URLs: MES_MQTT_URL's broker when set, else an embedded one configured for the
+    plant (its identities and grants, passwords generated for those without a source)."""
     if settings.mqtt_url:
-        yield settings.mqtt_url
+        yield MqttUrls(mqtt_client_url(settings, plant), {edge.id: mqtt_client_url(settings, plant, edge.id)
+                                                          for edge in plant.edge_identities()})
         return
-    embedded = EmbeddedBroker(settings.data_dir / "broker")
-    url = embedded.start()
-    log.info("embedded MQTT broker started", kind=embedded.kind, url=url)
+    embedded = EmbeddedBroker(settings.data_dir / "broker", plant=plant)
+    embedded.start()
+    log.info("embedded MQTT broker started", kind=embedded.kind, address=embedded.target.address)
     try:
-        yield url
+        yield MqttUrls(embedded.url_for(plant.mqtt.core.username),
+                       {edge.id: embedded.url_for(edge.login) for edge in plant.edge_identities()})
     finally:
         embedded.stop()

@@ -37,6 +37,7 @@ from core.ingest.rows import (
     StateChangeRow,
     WorkOrderEventRow,
 )
+from core.rules.assignment import data_refusal, status_refusal
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.sequencing import EdgeCursor, Verdict, judge_message, needs_lookup
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
@@ -71,6 +72,7 @@ class MachineInfo:
     area: str
     line: str
     counters: dict[str, CounterSpec]
+    edge_id: str | None = None  # the edge the plant file assigns it to; None: any (core.rules.assignment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +217,7 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo]) -> _Parsed | Edg
             return _validation_reason(error)
         if status.edge_id != edge_id:
             return f"edge_id {status.edge_id!r} does not match the topic"
-        return status
+        return status_refusal({m: info.edge_id for m, info in registry.items()}, edge_id, status.machines) or status
     path = parse_data_topic(incoming.topic)
     if path is None:
         return "not a data or status topic"
@@ -231,7 +233,7 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo]) -> _Parsed | Edg
         return f"{UNKNOWN_MACHINE} {machine_id!r}: not in the plant registry"
     if (info.site, info.area, info.line) != (site, area, line):
         return f"topic path {site}/{area}/{line} does not match the registry's {info.site}/{info.area}/{info.line}"
-    return _Parsed(incoming, message)
+    return data_refusal(info.edge_id, message.edge_id, machine_id) or _Parsed(incoming, message)
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""Who may do what on the broker: the plant's MQTT identities, their passwords and their grants.
+
+Each edge publishes only its own machines' data topics and its own status topic (also its Last Will);
+the core reads every data and status topic and publishes only alert notifications. The embedded
+broker is configured from these grants (kernel/embedded/broker.py), a plant's own broker the same way
+by hand (docs/security.md). The core refuses, on its side too, data and status for a machine from an
+edge the plant file does not assign it to (core/rules/assignment.py): a broker without these grants
+still cannot make one edge count for another's machine.
+
+Passwords never sit in the plant file: an identity names an environment variable or a file; one that
+names neither gets a generated password from a broker the project starts itself (`mes demo`, tests).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from kernel.payload import ALERTS_SUBSCRIPTION, DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION, data_topic, status_topic
+from kernel.plant import PasswordSource, Plant
+
+Access = Literal["read", "write"]
+# Mosquitto's own format for password files ($7$: PBKDF2-SHA512, mosquitto_passwd(1)); its default is 101
+# iterations, which a stolen file would not resist long.
+MOSQUITTO_HASH_ITERATIONS = 20_000
+MOSQUITTO_SALT_BYTES = 12
+
+
+@dataclass(frozen=True)
+class Grant:
+    topic: str  # a topic filter: + and # as in a subscription
+    access: Access
+
+
+@dataclass(frozen=True)
+class BrokerUser:
+    username: str
+    password: str
+    grants: tuple[Grant, ...]
+
+
+def core_grants() -> tuple[Grant, ...]:
+    """Read-mostly: every machine's data and every edge's status; write only the alert notifications."""
+    return (Grant(DATA_SUBSCRIPTION, "read"), Grant(STATUS_SUBSCRIPTION, "read"), Grant(ALERTS_SUBSCRIPTION, "write"))
+
+
+def edge_grants(plant: Plant, edge_id: str) -> tuple[Grant, ...]:
+    """Write only: the data topics of the machines the plant file assigns to the edge, and its status topic."""
+    machines = tuple(Grant(data_topic(*machine.path), "write") for machine in plant.machines_of(edge_id))
+    return (*machines, Grant(status_topic(edge_id), "write"))
+
+
+ALL_ACCESS = (Grant("#", "read"), Grant("#", "write"))
+
+
+def read_password(source: PasswordSource, who: str) -> str | None:
+    """The password a source names; None when it names none. A source that names a missing variable or
+    an unreadable file is a configuration error, said with what to fix."""
+    if source.password_env:
+        value = os.environ.get(source.password_env)
+        if not value:
+            raise ValueError(f"MQTT password of {who}: environment variable {source.password_env} is not set")
+        return value
+    if source.password_file:
+        try:
+            first_line = source.password_file.read_text(encoding="utf-8").splitlines()[:1]
+        except OSError as error:
+            raise ValueError(f"MQTT password of {who}: cannot read {source.password_file}: {error.strerror}") from None
+        if not first_line or not first_line[0]:
+            raise ValueError(f"MQTT password of {who}: {source.password_file} is empty")
+        return first_line[0]
+    return None
+
+
+def client_credentials(plant: Plant, edge_id: str | None = None) -> tuple[str, str | None]:
+    """(username, password or None) of the core (`edge_id` None) or of one edge, from the plant file."""
+    if edge_id is None:
+        return plant.mqtt.core.username, read_password(plant.mqtt.core, "the core")
+    for identity in plant.edge_identities():
+        if identity.id == edge_id:
+            return identity.login, read_password(identity, f"edge {edge_id}")
+    return edge_id, None
+
+
+def plant_users(plant: Plant) -> tuple[BrokerUser, ...]:
+    """The core's and every edge's broker user, with its password (generated when the file names no source)."""
+    core = plant.mqtt.core
+    users = [BrokerUser(core.username, read_password(core, "the core") or secrets.token_urlsafe(18), core_grants())]
+    for identity in plant.edge_identities():
+        password = read_password(identity, f"edge {identity.id}") or secrets.token_urlsafe(18)
+        users.append(BrokerUser(identity.login, password, edge_grants(plant, identity.id)))
+    return tuple(users)
+
+
+def mosquitto_password_line(username: str, password: str, salt: bytes | None = None) -> str:
+    """One line of a Mosquitto 2 password file, as `mosquitto_passwd` writes it."""
+    salt = salt if salt is not None else secrets.token_bytes(MOSQUITTO_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_HASH_ITERATIONS)
+    encode = base64.b64encode
+    return f"{username}:$7${MOSQUITTO_HASH_ITERATIONS}${encode(salt).decode()}${encode(digest).decode()}"
+
+
+def mosquitto_acl(users: tuple[BrokerUser, ...]) -> str:
+    """A Mosquitto ACL file: each user's grants; nothing for anyone else (anonymous is off anyway)."""
+    blocks = ["\n".join([f"user {user.username}", *(f"topic {grant.access} {grant.topic}" for grant in user.grants)])
+              for user in users]
+    return "\n\n".join(blocks) + "\n"
