@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from app.core_process import default_client_id
-from app.plantrun import ThreadCore
+from app.plantrun import MesProcess, ThreadCore
 from core.ingest.consumer import CoreConsumer
 from core.queries import recorded_totals
 from core.service import prepare_database
@@ -287,3 +287,23 @@ def test_the_default_client_id_follows_the_database_without_its_credentials():
     assert one != default_client_id("postgresql://mes:secret@db:5432/plant_b")
     assert one != default_client_id("postgresql://mes:secret@db2:5432/plant_a")
     assert one.startswith("mes-core-plant_a-") and "secret" not in one
+
+
+def test_mes_edge_connects_as_the_identity_the_plant_file_names(tmp_path, plant):
+    """The command's path: MES_MQTT_URL without credentials, the password read from the file the plant names."""
+    (tmp_path / "edge-1.password").write_text("edge-1-secret\n")
+    document = {**PLANT, "mqtt": {"edges": [{"id": "edge-1", "password_file": str(tmp_path / "edge-1.password")}]}}
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(yaml.safe_dump(document))
+    with plant_broker(tmp_path, parse_plant(document), "mosquitto") as broker:
+        assert broker.target_for("edge-1").password == "edge-1-secret"
+        core = Received(broker.target_for(CORE), status_topic("edge-1"))
+        env = {"MES_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}", "MES_PLANT": str(plant_file), "MES_DATA_DIR": str(tmp_path / "var")}
+        edge = MesProcess(["edge"], env, tmp_path / "edge.log")
+        edge.start()
+        try:
+            wait_until(lambda: core.messages or edge.raise_if_failed(), 30, "the edge's status, published as edge-1")
+        finally:
+            edge.stop()
+            core.close()
+        assert json.loads(core.messages[0][1])["machines"] == ["m1"], "it reads the machines assigned to it, only"
