@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+mqtt_app = typer.Typer(help="The plant's MQTT broker.", no_args_is_help=True)
+app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(dashboards_app, name="dashboards")
 
 PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant description YAML (default: MES_PLANT or the demo plant)")]
@@ -196,6 +198,25 @@ def api(
         # handlers it found: these, so that the command ends as asked rather than as interrupted
         _on_stop_signals(lambda: None)
         uvicorn.run(create_app(database_url), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@mqtt_app.command("acl")
+def mqtt_acl(
+    plant: PlantOption = None,
+    dynsec: Annotated[bool, typer.Option("--dynsec", help="as mosquitto_ctrl commands for the dynamic security plugin")] = False,
+) -> None:
+    """Print what each MQTT identity of the plant may publish and read, for the plant's own broker.
+
+    Each edge: its own machines' data topics and its own status topic (write). The core: every data and
+    status topic (read), the alert notifications (write). Default: a Mosquitto `acl_file`; --dynsec: a shell
+    script of `mosquitto_ctrl dynsec` commands (its arguments: mosquitto_ctrl's connection options).
+    docs/security.md explains both, and EMQX.
+    """
+    from kernel.mqtt_access import dynsec_script, mosquitto_acl, plant_grants
+    from kernel.plant import load_plant
+
+    loaded = load_plant(_settings(plant, log_to_console=False).plant)
+    typer.echo(dynsec_script(loaded) if dynsec else mosquitto_acl(plant_grants(loaded)), nl=False)
 
 
 @app.command("import")

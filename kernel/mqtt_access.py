@@ -17,6 +17,7 @@ import base64
 import hashlib
 import os
 import secrets
+import shlex
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,14 +87,18 @@ def client_credentials(plant: Plant, edge_id: str | None = None) -> tuple[str, s
     return edge_id, None
 
 
+def plant_grants(plant: Plant) -> dict[str, tuple[Grant, ...]]:
+    """Every username of the plant (the core's, then each edge's) with its grants."""
+    return {plant.mqtt.core.username: core_grants(),
+            **{identity.login: edge_grants(plant, identity.id) for identity in plant.edge_identities()}}
+
+
 def plant_users(plant: Plant) -> tuple[BrokerUser, ...]:
     """The core's and every edge's broker user, with its password (generated when the file names no source)."""
-    core = plant.mqtt.core
-    users = [BrokerUser(core.username, read_password(core, "the core") or secrets.token_urlsafe(18), core_grants())]
-    for identity in plant.edge_identities():
-        password = read_password(identity, f"edge {identity.id}") or secrets.token_urlsafe(18)
-        users.append(BrokerUser(identity.login, password, edge_grants(plant, identity.id)))
-    return tuple(users)
+    sources = {plant.mqtt.core.username: (plant.mqtt.core, "the core"),
+               **{identity.login: (identity, f"edge {identity.id}") for identity in plant.edge_identities()}}
+    return tuple(BrokerUser(username, read_password(*sources[username]) or secrets.token_urlsafe(18), grants)
+                 for username, grants in plant_grants(plant).items())
 
 
 def mosquitto_password_line(username: str, password: str, salt: bytes | None = None) -> str:
@@ -104,8 +109,34 @@ def mosquitto_password_line(username: str, password: str, salt: bytes | None = N
     return f"{username}:$7${MOSQUITTO_HASH_ITERATIONS}${encode(salt).decode()}${encode(digest).decode()}"
 
 
-def mosquitto_acl(users: tuple[BrokerUser, ...]) -> str:
-    """A Mosquitto ACL file: each user's grants; nothing for anyone else (anonymous is off anyway)."""
-    blocks = ["\n".join([f"user {user.username}", *(f"topic {grant.access} {grant.topic}" for grant in user.grants)])
-              for user in users]
+def mosquitto_acl(grants: dict[str, tuple[Grant, ...]]) -> str:
+    """A Mosquitto ACL file (`acl_file`): each user's grants; nothing for anyone else (anonymous is off anyway)."""
+    blocks = ["\n".join([f"user {username}", *(f"topic {grant.access} {grant.topic}" for grant in user_grants)])
+              for username, user_grants in grants.items()]
     return "\n\n".join(blocks) + "\n"
+
+
+# Mosquitto's dynamic security names a read grant twice (may subscribe, may be sent) and a write grant once.
+DYNSEC_ACL_TYPES = {"read": ("subscribePattern", "publishClientReceive"), "write": ("publishClientSend",)}
+
+
+def dynsec_script(plant: Plant) -> str:
+    """A shell script of `mosquitto_ctrl dynsec` commands giving a broker with the dynamic security plugin the
+    plant's grants: one role per user, nothing received that no role allows. Its arguments are mosquitto_ctrl's
+    connection options (broker, administrator, TLS). Each password is read where the plant file says, at run
+    time and given on mosquitto_ctrl's command line (run it on the administrator's host); `createClient` asks
+    for those it names no source for."""
+    sources: dict[str, PasswordSource] = {plant.mqtt.core.username: plant.mqtt.core,
+                                          **{identity.login: identity for identity in plant.edge_identities()}}
+    lines = ["#!/bin/sh", "# sh THIS-FILE -h BROKER -p 8883 --cafile ca.crt -u admin -P ADMIN-PASSWORD", "set -e",
+             'mosquitto_ctrl "$@" dynsec setDefaultACLAccess publishClientReceive deny']
+    for username, user_grants in plant_grants(plant).items():
+        lines.append(f'mosquitto_ctrl "$@" dynsec createRole {username}')
+        lines += [f"mosquitto_ctrl \"$@\" dynsec addRoleACL {username} {acl_type} '{grant.topic}' allow"
+                  for grant in user_grants for acl_type in DYNSEC_ACL_TYPES[grant.access]]
+        source = sources[username]
+        password = (f' -p "${{{source.password_env}}}"' if source.password_env else
+                    f' -p "$(head -n 1 {shlex.quote(str(source.password_file))})"' if source.password_file else "")
+        lines += [f'mosquitto_ctrl "$@" dynsec createClient {username}{password}',
+                  f'mosquitto_ctrl "$@" dynsec addClientRole {username} {username}']
+    return "\n".join(lines) + "\n"

@@ -180,7 +180,7 @@ class EmbeddedBroker:
     def _start_mosquitto(self) -> None:
         password_file, acl_file = self.data_dir / "mosquitto.passwd", self.data_dir / "mosquitto.acl"
         _write_private(password_file, "".join(f"{mosquitto_password_line(u.username, u.password)}\n" for u in self.users))
-        _write_private(acl_file, mosquitto_acl(self.users))
+        _write_private(acl_file, mosquitto_acl({user.username: user.grants for user in self.users}))
         config_file = self.data_dir / "mosquitto.conf"
         config_file.write_text(self._mosquitto_config(password_file, acl_file))
         with open(self.data_dir / "mosquitto.stderr", "ab") as stderr:

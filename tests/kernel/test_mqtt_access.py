@@ -15,6 +15,7 @@ from kernel.mqtt_access import (
     edge_grants,
     mosquitto_acl,
     mosquitto_password_line,
+    plant_grants,
     plant_users,
 )
 from kernel.plant import parse_plant
@@ -62,7 +63,7 @@ def test_each_edge_may_write_its_own_machines_and_status_and_the_core_reads_them
         ("mes/v1/s/a/l/m2/data", "write"), ("mes/v1/edge/edge-2/status", "write")]
     assert [(g.topic, g.access) for g in core_grants()] == [
         ("mes/v1/+/+/+/+/data", "read"), ("mes/v1/edge/+/status", "read"), ("mes/v1/alerts/#", "write")]
-    acl = mosquitto_acl(plant_users(loaded))
+    acl = mosquitto_acl(plant_grants(loaded))
     assert "user edge-2\ntopic write mes/v1/s/a/l/m2/data\ntopic write mes/v1/edge/edge-2/status\n" in acl
     assert "topic read mes/v1/+/+/+/+/data" in acl
 

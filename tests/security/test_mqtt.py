@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import subprocess
 import sys
 import threading
@@ -27,7 +29,7 @@ from app.plantrun import MesProcess, ThreadCore
 from core.ingest.consumer import CoreConsumer
 from core.queries import recorded_totals
 from core.service import prepare_database
-from kernel.embedded.broker import BrokerTls, EmbeddedBroker, find_mosquitto
+from kernel.embedded.broker import BrokerTls, EmbeddedBroker, find_mosquitto, free_port, port_accepts
 from kernel.mqtt import MqttTarget, new_client, parse_mqtt_url, with_options
 from kernel.payload import STATUS_SUBSCRIPTION, data_topic, status_topic
 from kernel.plant import Plant, parse_plant
@@ -307,3 +309,51 @@ def test_mes_edge_connects_as_the_identity_the_plant_file_names(tmp_path, plant)
             edge.stop()
             core.close()
         assert json.loads(core.messages[0][1])["machines"] == ["m1"], "it reads the machines assigned to it, only"
+
+
+def test_the_printed_dynamic_security_script_gives_a_production_mosquitto_the_same_grants(tmp_path, plant):
+    """`mes mqtt acl --dynsec` run against a Mosquitto with the dynamic security plugin, as docs/security.md says."""
+    plugin = next(iter(sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))), None)
+    if find_mosquitto() is None or plugin is None or shutil.which("mosquitto_ctrl") is None:
+        pytest.skip("mosquitto with its dynamic security plugin is not installed")
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    identities = {"core": {"password_file": str(secrets_dir / "core")},
+                  "edges": [{"id": edge, "password_file": str(secrets_dir / edge)} for edge in ("edge-1", "edge-2")]}
+    for name in ("core", "edge-1", "edge-2"):
+        (secrets_dir / name).write_text(f"{name}-password\n")
+    document = {**PLANT, "mqtt": identities}
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(yaml.safe_dump(document))
+    subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(tmp_path / "dynsec.json"), "admin", "admin-password"],
+                   check=True, capture_output=True)
+    port = free_port()
+    (tmp_path / "mosquitto.conf").write_text("\n".join([
+        f"listener {port} 127.0.0.1", "per_listener_settings false", "allow_anonymous false", f"plugin {plugin}",
+        f"plugin_opt_config_file {tmp_path / 'dynsec.json'}", f"user {pwd.getpwuid(os.geteuid()).pw_name}", ""]))
+    broker = subprocess.Popen([find_mosquitto(), "-c", str(tmp_path / "mosquitto.conf")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_accepts("127.0.0.1", port), 10, "mosquitto listening")
+        script = subprocess.run([sys.executable, "-m", "app", "mqtt", "acl", "--dynsec", "--plant", str(plant_file)],
+                                check=True, capture_output=True, text=True).stdout
+        subprocess.run(["sh", "-c", script, "sh", "-h", "127.0.0.1", "-p", str(port), "-u", "admin", "-P", "admin-password"],
+                       check=True, capture_output=True, timeout=60)
+
+        def target(username: str) -> MqttTarget:
+            return MqttTarget("127.0.0.1", port, username, (secrets_dir / ("core" if username == CORE else username)).read_text().strip())
+
+        assert connection_result(MqttTarget("127.0.0.1", port)) != "Success", "anonymous"
+        core = Received(target(CORE), "mes/v1/+/+/+/+/data", STATUS_SUBSCRIPTION)
+        m1, m2 = data_topic("sec", "a", "l", "m1"), data_topic("sec", "a", "l", "m2")
+        publish(target("edge-2"), m1, data("edge-2", 1, "m1", 10))
+        publish(target("edge-2"), status_topic("edge-1"), status("edge-1", False, []), retain=True)
+        publish(target("edge-1"), m1, data("edge-1", 1, "m1", 10))
+        publish(target("edge-2"), m2, data("edge-2", 2, "m2", 10))
+        wait_until(lambda: m2 in core.topics(), 10, "edge-2's own machine's data reached the core")
+        core.close()
+        assert sorted(core.topics()) == [m1, m2], "edge-2's publication on m1 and edge-1's status never got through"
+        assert all(json.loads(payload)["edge_id"] == ("edge-1" if topic == m1 else "edge-2") for topic, payload, _ in core.messages)
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
