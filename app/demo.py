@@ -168,7 +168,7 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
         shutil.rmtree(state_dir, ignore_errors=True)
     with database(settings, "mes_demo", fresh=fresh) as database_url, broker(settings, plant) as mqtt:
         run = PlantRun(plant, database_url, mqtt.core, state_dir, core=ThreadCore(database_url, mqtt.core, **core_options(settings)),
-                       edge_mqtt_url=mqtt.edges[plant.edge_id],
+                       edge_mqtt_urls=mqtt.edges,
                        edge_options={"flush_ms": settings.edge_flush_ms, "heartbeat_s": settings.edge_heartbeat_s})
         console.print(f"[bold]Starting[/] simulators, broker, core and edge agent for {len(plant.machines)} machines …")
         async with run:

@@ -8,6 +8,7 @@ own check (core/rules/assignment.py) is what refuses a foreign edge.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
@@ -33,6 +34,8 @@ from kernel.embedded.broker import BrokerTls, EmbeddedBroker, find_mosquitto, fr
 from kernel.mqtt import MqttTarget, new_client, parse_mqtt_url, with_options
 from kernel.payload import STATUS_SUBSCRIPTION, data_topic, status_topic
 from kernel.plant import Plant, parse_plant
+from tests.e2e.conftest import TEST_PLANT, plant_on_free_ports
+from tests.e2e.test_spine import assert_exact, produce
 from tests.support.certificates import CertificateAuthority
 from tests.support.processes import wait_until
 
@@ -357,3 +360,25 @@ def test_the_printed_dynamic_security_script_gives_a_production_mosquitto_the_sa
     finally:
         broker.terminate()
         broker.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_two_edges_with_identities_of_their_own_count_exactly_through_a_broker_with_grants(database_url, tmp_path):
+    """The whole plant, its line-b read by a second edge: each edge as itself, the core as itself, Mosquitto
+    configured from the plant file; every count exact, each machine's messages from its own edge only."""
+    document = yaml.safe_load(TEST_PLANT.read_text())
+    for machine in document["areas"][0]["lines"][1]["machines"]:
+        machine["edge_id"] = "edge-u"
+    (tmp_path / "plant.yaml").write_text(yaml.safe_dump(document))
+    two_edges = plant_on_free_ports(tmp_path / "plant.yaml")
+    with plant_broker(tmp_path, two_edges, "mosquitto") as broker:
+        urls = {edge: broker.url_for(edge) for edge in ("edge-t", "edge-u")}
+
+        async def during(plant_run):
+            await asyncio.sleep(6)
+
+        core = ThreadCore(database_url, broker.url_for(CORE))
+        assert_exact(produce(two_edges, database_url, broker.url_for(CORE), tmp_path, during, core=core, edge_mqtt_urls=urls))
+    assert sorted(rows(database_url, "SELECT DISTINCT machine_id, edge_id FROM ingested_messages")) == [
+        ("mod16", "edge-t"), ("mod32", "edge-u"), ("opc16", "edge-t"), ("opc32", "edge-u")]
+    assert rows(database_url, "SELECT count(*) FROM dead_letters") == [(0,)]
