@@ -43,6 +43,18 @@ def _settings(plant: Path | None = None, log_to_console: bool = True) -> Setting
     return settings
 
 
+def _mqtt_url(settings: Settings, plant, edge_id: str | None = None) -> str:
+    """The broker URL of the core (`edge_id` None) or of an edge; a password that cannot be read ends the
+    command with what to fix (exit code 2), not a traceback."""
+    from kernel.runtime import mqtt_client_url
+
+    try:
+        return mqtt_client_url(settings, plant, edge_id)
+    except ValueError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _on_stop_signals(ask_to_stop) -> None:
     """SIGINT (Ctrl-C) and SIGTERM call `ask_to_stop`, which only asks: the service finishes what it has in
     hand, its clean-ups run and the command exits 0."""
@@ -124,13 +136,12 @@ def edge(
     """
     from edge.agent import EdgeAgent
     from kernel.plant import load_plant
-    from kernel.runtime import mqtt_client_url
 
     settings = _settings(plant)
     loaded = load_plant(settings.plant)
     identity = edge_id or loaded.edge_id
     agent = EdgeAgent(
-        loaded, mqtt_client_url(settings, loaded, identity), state_dir or settings.data_dir / f"edge-{identity}",
+        loaded, _mqtt_url(settings, loaded, identity), state_dir or settings.data_dir / f"edge-{identity}",
         edge_id=identity, machine_ids=set(machines.split(",")) if machines else None,
         flush_ms=settings.edge_flush_ms, queue_max=settings.edge_queue_max, heartbeat_s=settings.edge_heartbeat_s,
     )
@@ -154,14 +165,15 @@ def core(plant: PlantOption = None) -> None:
     from app.core_process import AnotherCoreRuns, CoreProcess, core_options
     from core.service import prepare_database
     from kernel.plant import load_plant
-    from kernel.runtime import database, mqtt_client_url
+    from kernel.runtime import database
 
     settings = _settings(plant)
     log = get_logger("mes.core")
     loaded = load_plant(settings.plant)
+    mqtt_url = _mqtt_url(settings, loaded)
     with database(settings) as database_url:
         prepare_database(database_url, loaded)
-        core = CoreProcess(database_url, mqtt_client_url(settings, loaded), **core_options(settings))
+        core = CoreProcess(database_url, mqtt_url, **core_options(settings))
         _on_stop_signals(core.stop)
         log.info("core running", client_id=core.client_id)
         try:
