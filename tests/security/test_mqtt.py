@@ -294,16 +294,30 @@ def test_the_default_client_id_follows_the_database_without_its_credentials():
     assert one.startswith("mes-core-plant_a-") and "secret" not in one
 
 
-def test_mes_edge_connects_as_the_identity_the_plant_file_names(tmp_path, plant):
-    """The command's path: MES_MQTT_URL without credentials, the password read from the file the plant names."""
+@pytest.mark.parametrize("tls", [False, True], ids=["mqtt", "mqtts"])
+def test_mes_edge_connects_as_the_identity_the_plant_file_names(tmp_path, plant, tls):
+    """The command's path: MES_MQTT_URL without credentials, the password read from the file the plant names;
+    with mqtts, the CA and the client certificate from MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE, MES_MQTT_KEY_FILE."""
     (tmp_path / "edge-1.password").write_text("edge-1-secret\n")
     document = {**PLANT, "mqtt": {"edges": [{"id": "edge-1", "password_file": str(tmp_path / "edge-1.password")}]}}
     plant_file = tmp_path / "plant.yaml"
     plant_file.write_text(yaml.safe_dump(document))
-    with plant_broker(tmp_path, parse_plant(document), "mosquitto") as broker:
+    env = {"MES_PLANT": str(plant_file), "MES_DATA_DIR": str(tmp_path / "var")}
+    options = {}
+    if tls:
+        ca = CertificateAuthority(tmp_path / "pki")
+        server, client = ca.issue("127.0.0.1", server=True), ca.issue("edge-1", server=False)
+        options["tls"] = BrokerTls(ca.ca_file, server.cert_file, server.key_file)
+        env |= {"MES_MQTT_CA_FILE": str(ca.ca_file), "MES_MQTT_CERT_FILE": str(client.cert_file),
+                "MES_MQTT_KEY_FILE": str(client.key_file)}
+    with plant_broker(tmp_path, parse_plant(document), "mosquitto", **options) as broker:
         assert broker.target_for("edge-1").password == "edge-1-secret"
-        core = Received(broker.target_for(CORE), status_topic("edge-1"))
-        env = {"MES_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}", "MES_PLANT": str(plant_file), "MES_DATA_DIR": str(tmp_path / "var")}
+        env["MES_MQTT_URL"] = f"{'mqtts' if tls else 'mqtt'}://127.0.0.1:{broker.port}"
+        core_target = broker.target_for(CORE)
+        if tls:
+            issued = ca.issue(CORE, server=False)
+            core_target = replace(core_target, cert_file=str(issued.cert_file), key_file=str(issued.key_file))
+        core = Received(core_target, status_topic("edge-1"))
         edge = MesProcess(["edge"], env, tmp_path / "edge.log")
         edge.start()
         try:
