@@ -123,7 +123,8 @@ def simulate(
 @app.command()
 def edge(
     plant: PlantOption = None,
-    machines: Annotated[str | None, typer.Option(help="comma-separated machine ids (default: all in the plant)")] = None,
+    machines: Annotated[str | None, typer.Option(help="comma-separated machine ids (default: those the plant file "
+                                                                   "assigns to the edge)")] = None,
     edge_id: Annotated[str | None, typer.Option(help="edge id (default: the plant file's edge_id)")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="epoch and disk queue (default: DATA_DIR/edge-<id>)")] = None,
 ) -> None:
@@ -140,6 +141,11 @@ def edge(
     settings = _settings(plant)
     loaded = load_plant(settings.plant)
     identity = edge_id or loaded.edge_id
+    foreign = sorted(set(machines.split(",")) - {m.id for m in loaded.machines_of(identity)}) if machines else []
+    if foreign:
+        get_logger("mes.edge").warning(
+            "machines not assigned to this edge: the core refuses their data (edge not assigned) unless the plant "
+            "file says `edge_id: <this edge>` for them", edge_id=identity, machines=foreign)
     agent = EdgeAgent(
         loaded, _mqtt_url(settings, loaded, identity), state_dir or settings.data_dir / f"edge-{identity}",
         edge_id=identity, machine_ids=set(machines.split(",")) if machines else None,

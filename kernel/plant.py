@@ -128,10 +128,6 @@ class PasswordSource(_Strict):
             raise ValueError("give password_env or password_file, not both")
         return self
 
-    @property
-    def given(self) -> bool:
-        return bool(self.password_env or self.password_file)
-
 
 class CoreIdentity(PasswordSource):
     username: Slug = "mes-core"
