@@ -46,7 +46,7 @@ def _settings(plant: Path | None = None, log_to_console: bool = True) -> Setting
 def _mqtt_url(settings: Settings, plant, edge_id: str | None = None) -> str:
     """The broker URL of the core (`edge_id` None) or of an edge; a password that cannot be read ends the
     command with what to fix (exit code 2), not a traceback."""
-    from kernel.runtime import mqtt_client_url
+    from kernel.mqtt_access import mqtt_client_url
 
     try:
         return mqtt_client_url(settings, plant, edge_id)

@@ -21,8 +21,10 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
+from kernel.mqtt import with_options
 from kernel.payload import ALERTS_SUBSCRIPTION, DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION, data_topic, status_topic
 from kernel.plant import PasswordSource, Plant
+from kernel.settings import Settings
 
 Access = Literal["read", "write"]
 # Mosquitto's own format for password files ($7$: PBKDF2-SHA512, mosquitto_passwd(1)); its default is 101
@@ -85,6 +87,20 @@ def client_credentials(plant: Plant, edge_id: str | None = None) -> tuple[str, s
         if identity.id == edge_id:
             return identity.login, read_password(identity, f"edge {edge_id}")
     return edge_id, None
+
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+def mqtt_client_url(settings: Settings, plant: Plant, edge_id: str | None = None) -> str:
+    """The URL the core (`edge_id` None) or an edge connects with: MES_MQTT_URL (or the default),
+    completed with that identity's credentials from the plant file, unless the URL names its own, and
+    with the MES_MQTT_*_FILE TLS files. An identity with no password source connects without one."""
+    username, password = client_credentials(plant, edge_id)
+    return with_options(settings.mqtt_url or DEFAULT_MQTT_URL, username=username if password else None, password=password,
+                        **{name: str(path) for name, path in (("ca_file", settings.mqtt_ca_file),
+                                                              ("cert_file", settings.mqtt_cert_file),
+                                                              ("key_file", settings.mqtt_key_file)) if path})
 
 
 def plant_grants(plant: Plant) -> dict[str, tuple[Grant, ...]]:

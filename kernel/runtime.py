@@ -13,8 +13,7 @@ from psycopg import sql
 from kernel.embedded.broker import EmbeddedBroker
 from kernel.embedded.postgres import EmbeddedPostgres, database_url
 from kernel.logs import get_logger
-from kernel.mqtt import with_options
-from kernel.mqtt_access import client_credentials
+from kernel.mqtt_access import mqtt_client_url
 from kernel.plant import Plant
 from kernel.settings import Settings
 
@@ -49,20 +48,6 @@ def database(settings: Settings, name: str = "mes", *, fresh: bool = False) -> I
         yield (recreate_database if fresh else ensure_database)(server_url, name)
     finally:
         server.stop()
-
-
-DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
-
-
-def mqtt_client_url(settings: Settings, plant: Plant, edge_id: str | None = None) -> str:
-    """The URL the core (`edge_id` None) or an edge connects with: MES_MQTT_URL (or the default),
-    completed with that identity's credentials from the plant file, unless the URL names its own, and
-    with the MES_MQTT_*_FILE TLS files. An identity with no password source connects without one."""
-    username, password = client_credentials(plant, edge_id)
-    return with_options(settings.mqtt_url or DEFAULT_MQTT_URL, username=username if password else None, password=password,
-                        **{name: str(path) for name, path in (("ca_file", settings.mqtt_ca_file),
-                                                              ("cert_file", settings.mqtt_cert_file),
-                                                              ("key_file", settings.mqtt_key_file)) if path})
 
 
 @dataclass(frozen=True)
