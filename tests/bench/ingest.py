@@ -36,7 +36,8 @@ from core.service import prepare_database
 from kernel.mqtt import new_client, parse_mqtt_url
 from kernel.payload import DATA_SUBSCRIPTION, DataMessage, data_topic
 from kernel.plant import Plant, parse_plant
-from tests.bench.infra import Services, forget_session
+from tests.bench.infra import Services
+from tests.support.mqtt_sessions import forget_session
 
 CORE_CLIENT_ID = "bench-core"
 MACHINES_PER_LINE = 20
