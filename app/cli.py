@@ -20,12 +20,15 @@ app = typer.Typer(
     help="Open MES: machine counts from OPC UA / Modbus PLCs to exact production records.\n\n"
     "Start with `mes demo`: a simulated plant, an edge agent, a broker, the core and a database, all on this machine.\n\n"
     "Configuration: defaults, then the YAML file named by MES_CONFIG, then MES_* variables "
-    "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json).",
+    "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json; "
+    "MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE, MES_MQTT_KEY_FILE, MES_CORE_CLIENT_ID: docs/security.md).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+mqtt_app = typer.Typer(help="The plant's MQTT broker.", no_args_is_help=True)
+app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(review_app, name="review")
 
@@ -40,6 +43,18 @@ def _settings(plant: Path | None = None, log_to_console: bool = True) -> Setting
     settings = Settings(**overrides)
     configure_logging(settings.log_level if log_to_console else "WARNING", settings.log_format)
     return settings
+
+
+def _mqtt_url(settings: Settings, plant, edge_id: str | None = None) -> str:
+    """The broker URL of the core (`edge_id` None) or of an edge; a password that cannot be read ends the
+    command with what to fix (exit code 2), not a traceback."""
+    from kernel.mqtt_access import mqtt_client_url
+
+    try:
+        return mqtt_client_url(settings, plant, edge_id)
+    except ValueError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _on_stop_signals(ask_to_stop) -> None:
@@ -110,13 +125,16 @@ def simulate(
 @app.command()
 def edge(
     plant: PlantOption = None,
-    machines: Annotated[str | None, typer.Option(help="comma-separated machine ids (default: all in the plant)")] = None,
+    machines: Annotated[str | None, typer.Option(help="comma-separated machine ids (default: those the plant file "
+                                                                   "assigns to the edge)")] = None,
     edge_id: Annotated[str | None, typer.Option(help="edge id (default: the plant file's edge_id)")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="epoch and disk queue (default: DATA_DIR/edge-<id>)")] = None,
 ) -> None:
     """Read the machines' counters and states and publish them over MQTT, buffering on disk while the broker is away.
 
-    Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
+    Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883; mqtts:// with MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE,
+    MES_MQTT_KEY_FILE), as the edge's identity in the plant file (`mqtt.edges`: username, password_env or
+    password_file). It reads the machines the plant file assigns to it unless --machines names others.
     Ctrl-C or SIGTERM stops it cleanly (what is not yet published stays in the disk queue); exit code 0.
     """
     from edge.agent import EdgeAgent
@@ -125,8 +143,13 @@ def edge(
     settings = _settings(plant)
     loaded = load_plant(settings.plant)
     identity = edge_id or loaded.edge_id
+    foreign = sorted(set(machines.split(",")) - {m.id for m in loaded.machines_of(identity)}) if machines else []
+    if foreign:
+        get_logger("mes.edge").warning(
+            "machines not assigned to this edge: the core refuses their data (edge not assigned) unless the plant "
+            "file says `edge_id: <this edge>` for them", edge_id=identity, machines=foreign)
     agent = EdgeAgent(
-        loaded, settings.mqtt_url or "mqtt://127.0.0.1:1883", state_dir or settings.data_dir / f"edge-{identity}",
+        loaded, _mqtt_url(settings, loaded, identity), state_dir or settings.data_dir / f"edge-{identity}",
         edge_id=identity, machine_ids=set(machines.split(",")) if machines else None,
         flush_ms=settings.edge_flush_ms, queue_max=settings.edge_queue_max, queue_max_bytes=settings.edge_queue_max_bytes, heartbeat_s=settings.edge_heartbeat_s,
     )
@@ -139,25 +162,33 @@ def core(plant: PlantOption = None) -> None:
     """Consume machine data from MQTT and commit exact production records to the database.
 
     Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
-    (default: the embedded PostgreSQL in DATA_DIR). Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883).
-    Beside ingest it runs the core's jobs: alert rounds, notifications, stock valuation and, in a child
+    (default: the embedded PostgreSQL in DATA_DIR). Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883;
+    mqtts:// with MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE, MES_MQTT_KEY_FILE), as the core's identity in the plant
+    file (`mqtt.core`), with the client id MES_CORE_CLIENT_ID (default derived from the database). A second
+    core with the same client id on the same database refuses to start (exit code 1). Beside ingest it runs the core's jobs: alert rounds, notifications, stock valuation and, in a child
     process that ends with it, the board rollups.
     Ctrl-C or SIGTERM stops it cleanly: the batch in hand is committed and acknowledged, every job
     finishes its round in hand, the child process is stopped; exit code 0.
     """
-    from app.core_process import CoreProcess, core_options
+    from app.core_process import AnotherCoreRuns, CoreProcess, core_options
     from core.service import prepare_database
     from kernel.plant import load_plant
     from kernel.runtime import database
 
     settings = _settings(plant)
     log = get_logger("mes.core")
+    loaded = load_plant(settings.plant)
+    mqtt_url = _mqtt_url(settings, loaded)
     with database(settings) as database_url:
-        prepare_database(database_url, load_plant(settings.plant))
-        core = CoreProcess(database_url, settings.mqtt_url or "mqtt://127.0.0.1:1883", **core_options(settings))
+        prepare_database(database_url, loaded)
+        core = CoreProcess(database_url, mqtt_url, **core_options(settings))
         _on_stop_signals(core.stop)
-        log.info("core running")
-        core.run()
+        log.info("core running", client_id=core.client_id)
+        try:
+            core.run()
+        except AnotherCoreRuns as refused:
+            log.error("core refused to start", reason=str(refused))
+            raise typer.Exit(1) from None
         log.info("core stopped", **vars(core.consumer.service.totals))
 
 
@@ -187,6 +218,25 @@ def api(
         # handlers it found: these, so that the command ends as asked rather than as interrupted
         _on_stop_signals(lambda: None)
         uvicorn.run(create_app(database_url), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@mqtt_app.command("acl")
+def mqtt_acl(
+    plant: PlantOption = None,
+    dynsec: Annotated[bool, typer.Option("--dynsec", help="as mosquitto_ctrl commands for the dynamic security plugin")] = False,
+) -> None:
+    """Print what each MQTT identity of the plant may publish and read, for the plant's own broker.
+
+    Each edge: its own machines' data topics and its own status topic (write). The core: every data and
+    status topic (read), the alert notifications (write). Default: a Mosquitto `acl_file`; --dynsec: a shell
+    script of `mosquitto_ctrl dynsec` commands (its arguments: mosquitto_ctrl's connection options).
+    docs/security.md explains both, and EMQX.
+    """
+    from kernel.mqtt_access import dynsec_script, mosquitto_acl, plant_grants
+    from kernel.plant import load_plant
+
+    loaded = load_plant(_settings(plant, log_to_console=False).plant)
+    typer.echo(dynsec_script(loaded) if dynsec else mosquitto_acl(plant_grants(loaded)), nl=False)
 
 
 @app.command("import")

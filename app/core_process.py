@@ -13,9 +13,14 @@ supervisor (`kernel.jobs`) so that ingest never runs them and they start and sto
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from inventory.services.valuation import ValuationWorker
+from kernel.db.advisory import AdvisoryLock, LockHeld
 from kernel.jobs import Jobs
 from kernel.settings import Settings
 from core.ingest.consumer import CoreConsumer
@@ -35,9 +40,24 @@ NOTIFICATIONS_EVERY_S = 0.5
 VALUATION_EVERY_S = 1.0
 
 
+class AnotherCoreRuns(RuntimeError):
+    """A second core with the same MQTT client id: it would take the first one's broker session."""
+
+
+def default_client_id(database_url: str) -> str:
+    """`mes-core-<database>-<hash>`: one per database the core writes to (host, port, socket and name; never
+    the credentials), so the cores of two plants never share a broker session, and two cores of one plant
+    get the same id, which the second is refused (`CoreProcess.run`)."""
+    parts = urlsplit(database_url)
+    where = f"{parts.hostname}:{parts.port}{parts.path}?{parts.query}"
+    database = parts.path.strip("/")[:24] or "mes"
+    return f"mes-core-{database}-{hashlib.sha256(where.encode()).hexdigest()[:10]}"
+
+
 def core_options(settings: Settings) -> dict:
     """The options of a `CoreProcess` that the settings (MES_* variables, the config file) decide."""
-    return {"batch_max_messages": settings.batch_max_messages, "batch_max_wait_ms": settings.batch_max_wait_ms,
+    return {"client_id": settings.core_client_id,
+            "batch_max_messages": settings.batch_max_messages, "batch_max_wait_ms": settings.batch_max_wait_ms,
             "max_pending": settings.ingest_max_pending, "max_pending_bytes": settings.ingest_max_pending_bytes,
             "limits": IngestLimits(timedelta(seconds=settings.clock_skew_s),
                                    Plausible(settings.seq_max_gap, settings.epoch_max_gap),
@@ -63,25 +83,46 @@ def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s
 class CoreProcess:
     """run() consumes on the calling thread until stop(); the jobs run from its start to its end."""
 
-    def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
+    def __init__(self, database_url: str, mqtt_url: str, *, client_id: str | None = None,
                  alert_every_s: float = _DEFAULTS["alert_every_s"].default,
                  offline_after_s: int = _DEFAULTS["offline_after_s"].default,
                  rollup_every_s: float = _DEFAULTS["rollup_every_s"].default,
                  rollup_hours: int = _DEFAULTS["rollup_hours"].default,
                  review_alert_after_s: int = _DEFAULTS["review_alert_after_s"].default, **consumer_options):
-        """`consumer_options`: those of `CoreConsumer` (batch sizes, `on_commit`, `status_every_s`)."""
+        """`client_id`: the core's MQTT client id (default `default_client_id`). `consumer_options`: those of
+        `CoreConsumer` (batch sizes, limits, `on_commit`, `status_every_s`)."""
+        self.database_url = database_url
+        self.client_id = client_id = client_id or default_client_id(database_url)
         self.consumer = CoreConsumer(database_url, mqtt_url, client_id=client_id, **consumer_options)
         self.jobs = core_jobs(database_url, mqtt_url, client_id=client_id, alert_every_s=alert_every_s,
                               offline_after_s=offline_after_s, rollup_every_s=rollup_every_s, rollup_hours=rollup_hours,
                               review_alert_after_s=review_alert_after_s)
 
     def run(self) -> None:
-        """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done."""
-        self.jobs.start()
+        """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done.
+        AnotherCoreRuns, before connecting to the broker, while a core with the same client id runs on this database."""
+        with self._sole_core():
+            self.jobs.start()
+            try:
+                self.consumer.run()
+            finally:
+                self.jobs.stop()
+
+    @contextmanager
+    def _sole_core(self) -> Iterator[None]:
+        """For the core's life, a lock per client id in its database: a second core with the id is refused."""
+        lock = AdvisoryLock(self.database_url, f"mes core {self.client_id}")
         try:
-            self.consumer.run()
+            lock.acquire()
+        except LockHeld as held:
+            raise AnotherCoreRuns(
+                f"another core runs with MQTT client id {self.client_id!r} on this database ({held}). Two cores "
+                "with one client id take the broker session from each other: stop the other one, or give this core "
+                "its own database or its own MES_CORE_CLIENT_ID.") from None
+        try:
+            yield
         finally:
-            self.jobs.stop()
+            lock.release()
 
     def stop(self) -> None:
         """Safe from a signal handler: it only asks."""

@@ -166,8 +166,9 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
     state_dir = settings.data_dir / "demo"
     if fresh:
         shutil.rmtree(state_dir, ignore_errors=True)
-    with database(settings, "mes_demo", fresh=fresh) as database_url, broker(settings) as mqtt_url:
-        run = PlantRun(plant, database_url, mqtt_url, state_dir, core=ThreadCore(database_url, mqtt_url, **core_options(settings)),
+    with database(settings, "mes_demo", fresh=fresh) as database_url, broker(settings, plant) as mqtt:
+        run = PlantRun(plant, database_url, mqtt.core, state_dir, core=ThreadCore(database_url, mqtt.core, **core_options(settings)),
+                       edge_mqtt_urls=mqtt.edges,
                        edge_options={"flush_ms": settings.edge_flush_ms, "heartbeat_s": settings.edge_heartbeat_s})
         console.print(f"[bold]Starting[/] simulators, broker, core and edge agent for {len(plant.machines)} machines …")
         async with run:

@@ -114,11 +114,15 @@ class MesProcess:
 class PlantRun:
     def __init__(self, plant: Plant, database_url: str, mqtt_url: str, state_dir: Path, *,
                  core: ThreadCore | MesProcess | None = None, edge_process: MesProcess | None = None,
-                 edge_options: dict | None = None, simulator_options: dict | None = None):
-        """The edge runs in this process (`edge_options` for EdgeAgent) unless `edge_process` is given."""
+                 edge_options: dict | None = None, simulator_options: dict | None = None,
+                 edge_mqtt_urls: dict[str, str] | None = None):
+        """One edge agent per edge the plant file assigns machines to, each with its broker URL from
+        `edge_mqtt_urls` (default `mqtt_url`) and `edge_options` (for EdgeAgent). They run in this process,
+        but for the plant's default edge (`plant.edge_id`, `self.edge`) when `edge_process` is given."""
         self.plant = plant
         self.database_url = database_url
         self.mqtt_url = mqtt_url
+        self.edge_mqtt_urls = edge_mqtt_urls or {}
         self.state_dir = Path(state_dir)
         self.core = core or ThreadCore(database_url, mqtt_url)
         self.simulated = SimulatedPlant(plant, **(simulator_options or {}))
@@ -126,6 +130,7 @@ class PlantRun:
         self.edge_process = edge_process
         self.edge: EdgeAgent | None = None
         self._edge_task: asyncio.Task | None = None
+        self._other_edges: list[tuple[EdgeAgent, asyncio.Task]] = []
 
     async def start(self, baseline_timeout_s: float = 60) -> None:
         """Everything up, every counter's baseline committed, production not yet started."""
@@ -136,19 +141,29 @@ class PlantRun:
         await self.wait_for(self._baselines_committed, baseline_timeout_s, "every counter's first value committed")
 
     async def start_edge(self) -> None:
+        """Every edge agent of the plant."""
         if self.edge_process is not None:
             self.edge_process.start()
-            return
-        self.edge = EdgeAgent(self.plant, self.mqtt_url, self.state_dir / "edge", **self.edge_options)
-        self._edge_task = asyncio.create_task(self.edge.run(), name="edge agent")
+        elif self.plant.machines_of(self.plant.edge_id):
+            self.edge, self._edge_task = self._start_agent(self.plant.edge_id, self.state_dir / "edge")
+        others = dict.fromkeys(machine.edge_id for machine in self.plant.machines if machine.edge_id != self.plant.edge_id)
+        self._other_edges = [self._start_agent(edge_id, self.state_dir / f"edge-{edge_id}") for edge_id in others]
+
+    def _start_agent(self, edge_id: str, state_dir: Path) -> tuple[EdgeAgent, asyncio.Task]:
+        agent = EdgeAgent(self.plant, self.edge_mqtt_urls.get(edge_id, self.mqtt_url), state_dir, edge_id=edge_id,
+                          **self.edge_options)
+        return agent, asyncio.create_task(agent.run(), name=f"edge agent {edge_id}")
 
     async def stop_edge(self) -> None:
+        """Every edge agent of the plant."""
         if self.edge_process is not None:
             await asyncio.to_thread(self.edge_process.stop)
-        if self.edge is not None:
-            self.edge.stop()
-            await self._edge_task
-            self.edge = None
+        running = ([(self.edge, self._edge_task)] if self.edge is not None else []) + self._other_edges
+        for agent, _ in running:
+            agent.stop()
+        for _, task in running:
+            await task
+        self.edge, self._other_edges = None, []
 
     def start_production(self) -> None:
         self.simulated.start_production()

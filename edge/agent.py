@@ -94,10 +94,11 @@ class EdgeAgent:
         stats_every_s: int = 30,
         stop_drain_s: float = 2.0,
     ) -> None:
-        self.machines = select_machines(plant, machine_ids)
-        if not self.machines:
-            raise ValueError("the edge agent needs at least one machine")
         self.edge_id = edge_id or plant.edge_id
+        # by default the machines the plant file assigns to this edge: the core refuses any other's data
+        self.machines = select_machines(plant, machine_ids) if machine_ids is not None else plant.machines_of(self.edge_id)
+        if not self.machines:
+            raise ValueError(f"the edge agent needs at least one machine (none is assigned to edge {self.edge_id!r})")
         self.state_dir = Path(state_dir)
         self.flush_s = flush_ms / 1000
         self.heartbeat_s = heartbeat_s
@@ -264,7 +265,7 @@ class EdgeAgent:
         client = new_client(self._target, client_id=f"edge-{self.edge_id}", persistent=False)
         offline = EdgeStatus(edge_id=self.edge_id, online=False, epoch=self.metrics.epoch)
         client.will_set(status_topic(self.edge_id), offline.model_dump_json(), qos=1, retain=True)
-        client.on_connect = lambda _c, _u, _f, reason, _p: self._from_paho(self._on_connected, not reason.is_failure)
+        client.on_connect = lambda _c, _u, _f, reason, _p: self._from_paho(self._on_connected, reason.is_failure, str(reason))
         client.on_disconnect = lambda _c, _u, _f, reason, _p: self._from_paho(self._on_disconnected, str(reason))
         client.on_publish = lambda _c, _u, mid, _r, _p: self._from_paho(self._on_puback, mid)
         client.on_message = lambda _c, _u, message: self._from_paho(self._on_ack_message, message.payload)
@@ -277,13 +278,14 @@ class EdgeAgent:
         except RuntimeError:
             pass  # the loop already closed during shutdown; nothing is waiting for this event
 
-    def _on_connected(self, accepted: bool) -> None:
-        if not accepted:
+    def _on_connected(self, refused: bool, reason: str) -> None:
+        if refused:  # paho tries again; wrong credentials stay wrong, so say so each time
+            log.warning("edge.mqtt_refused", broker=self._target.address, reason=reason)
             return
         self.metrics.connected = True
         self._publish_status(online=True)
         self._client.subscribe(ack_topic(self.edge_id), qos=1)
-        log.info("edge.mqtt_connected", broker=f"{self._target.host}:{self._target.port}")
+        log.info("edge.mqtt_connected", broker=self._target.address)
         self._wake_publisher.set()
 
     def _publish_status(self, *, online: bool) -> None:

@@ -26,6 +26,8 @@ from kernel.signals import ORDER, ORDER_ID_MAX_LENGTH, Signal
 TOPIC_ROOT = "mes/v1"
 DATA_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/+/+/data"
 STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/edge/+/status"
+ACK_SUBSCRIPTION = f"{TOPIC_ROOT}/edge/+/ack"  # the core's acknowledgments, one retained topic per edge
+ALERTS_SUBSCRIPTION = f"{TOPIC_ROOT}/alerts/#"  # the core's alert notifications (mes.services.notifications)
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
 # Printable ASCII without spaces at either end; "" means the PLC reports no order.

@@ -94,6 +94,7 @@ class MachineSpec(_Strict):
     """A machine as written in the file (inside a line)."""
 
     id: Slug
+    edge_id: Slug | None = Field(default=None, description="the edge agent that reads it; none = the plant's edge_id")
     protocol: Literal["opcua", "modbus"]
     ideal_cycle_s: Decimal = Field(gt=0)
     counter_width: Literal[16, 32] = 32
@@ -114,6 +115,41 @@ class AreaSpec(_Strict):
     lines: list[LineSpec]
 
 
+class PasswordSource(_Strict):
+    """Where an MQTT password is read from: an environment variable or a file (first line), never the
+    plant file itself. Neither: a broker the project starts makes one up (`mes demo`, the tests)."""
+
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PasswordSource:
+        if self.password_env and self.password_file:
+            raise ValueError("give password_env or password_file, not both")
+        return self
+
+
+class CoreIdentity(PasswordSource):
+    username: Slug = "mes-core"
+
+
+class EdgeIdentity(PasswordSource):
+    id: Slug
+    username: Slug | None = Field(default=None, description="default: the edge id")
+
+    @property
+    def login(self) -> str:
+        return self.username or self.id
+
+
+class MqttIdentities(_Strict):
+    """Who may connect to the broker. Every edge that machines name has an identity (username = its id
+    unless listed here with another); the core has one of its own."""
+
+    core: CoreIdentity = CoreIdentity()
+    edges: list[EdgeIdentity] = []
+
+
 class CounterSpec(_Strict):
     """What the core needs to turn a cumulative counter into deltas."""
 
@@ -128,6 +164,7 @@ class Machine(_Strict):
     area: Slug
     line: Slug
     id: Slug
+    edge_id: Slug
     protocol: Literal["opcua", "modbus"]
     ideal_cycle_s: Decimal
     counter_width: Literal[16, 32]
@@ -152,6 +189,7 @@ class Plant(_Strict):
     clock: Clock = Clock()
     endpoints: Endpoints = Endpoints()
     edge_id: Slug = "edge-1"
+    mqtt: MqttIdentities = MqttIdentities()
     machines: tuple[Machine, ...]
 
     def machine(self, machine_id: str) -> Machine:
@@ -160,12 +198,31 @@ class Plant(_Strict):
                 return machine
         raise KeyError(machine_id)
 
+    def machines_of(self, edge_id: str) -> tuple[Machine, ...]:
+        """The machines the plant file assigns to an edge."""
+        return tuple(machine for machine in self.machines if machine.edge_id == edge_id)
+
+    def edge_identities(self) -> tuple[EdgeIdentity, ...]:
+        """One identity per edge: those the file lists, then every other edge a machine names."""
+        listed = {identity.id: identity for identity in self.mqtt.edges}
+        named = dict.fromkeys(machine.edge_id for machine in self.machines)
+        return tuple(listed.get(edge, EdgeIdentity(id=edge)) for edge in {**listed, **named})
+
+    @model_validator(mode="after")
+    def _logins_unique(self) -> Plant:
+        logins = [self.mqtt.core.username, *(identity.login for identity in self.edge_identities())]
+        repeated = sorted({login for login in logins if logins.count(login) > 1})
+        if repeated:
+            raise ValueError(f"MQTT usernames must be unique (the core's and every edge's); repeated: {', '.join(repeated)}")
+        return self
+
 
 class PlantFile(_Strict):
     site: Slug
     clock: Clock = Clock()
     endpoints: Endpoints = Endpoints()
     edge_id: Slug = "edge-1"
+    mqtt: MqttIdentities = MqttIdentities()
     areas: list[AreaSpec]
 
 
@@ -229,6 +286,7 @@ def parse_plant(document: dict) -> Plant:
                         area=area.id,
                         line=line.id,
                         id=spec.id,
+                        edge_id=spec.edge_id or raw.edge_id,
                         protocol=spec.protocol,
                         ideal_cycle_s=spec.ideal_cycle_s,
                         counter_width=spec.counter_width,
@@ -242,7 +300,8 @@ def parse_plant(document: dict) -> Plant:
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
         raise ValueError(f"machine ids must be unique in a plant; repeated: {', '.join(duplicated)}")
-    return Plant(site=raw.site, clock=raw.clock, endpoints=raw.endpoints, edge_id=raw.edge_id, machines=tuple(machines))
+    return Plant(site=raw.site, clock=raw.clock, endpoints=raw.endpoints, edge_id=raw.edge_id, mqtt=raw.mqtt,
+                 machines=tuple(machines))
 
 
 def load_plant(path: str | Path) -> Plant:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -12,6 +13,8 @@ from psycopg import sql
 from kernel.embedded.broker import EmbeddedBroker
 from kernel.embedded.postgres import EmbeddedPostgres, database_url
 from kernel.logs import get_logger
+from kernel.mqtt_access import mqtt_client_url
+from kernel.plant import Plant
 from kernel.settings import Settings
 
 log = get_logger("kernel.runtime")
@@ -47,15 +50,27 @@ def database(settings: Settings, name: str = "mes", *, fresh: bool = False) -> I
         server.stop()
 
 
+@dataclass(frozen=True)
+class MqttUrls:
+    """What each of the plant's identities connects with (the URLs carry passwords: never log them)."""
+
+    core: str
+    edges: dict[str, str]
+
+
 @contextmanager
-def broker(settings: Settings) -> Iterator[str]:
+def broker(settings: Settings, plant: Plant) -> Iterator[MqttUrls]:
+    """The plant's MQTT URLs: MES_MQTT_URL's broker when set, else an embedded one configured for the
+    plant (its identities and grants, passwords generated for those without a source)."""
     if settings.mqtt_url:
-        yield settings.mqtt_url
+        yield MqttUrls(mqtt_client_url(settings, plant), {edge.id: mqtt_client_url(settings, plant, edge.id)
+                                                          for edge in plant.edge_identities()})
         return
-    embedded = EmbeddedBroker(settings.data_dir / "broker")
-    url = embedded.start()
-    log.info("embedded MQTT broker started", kind=embedded.kind, url=url)
+    embedded = EmbeddedBroker(settings.data_dir / "broker", plant=plant)
+    embedded.start()
+    log.info("embedded MQTT broker started", kind=embedded.kind, address=embedded.target.address)
     try:
-        yield url
+        yield MqttUrls(embedded.url_for(plant.mqtt.core.username),
+                       {edge.id: embedded.url_for(edge.login) for edge in plant.edge_identities()})
     finally:
         embedded.stop()

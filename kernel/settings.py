@@ -15,7 +15,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MES_", extra="forbid")
 
     database_url: str | None = Field(default=None, description="postgresql://… ; unset = embedded PostgreSQL")
-    mqtt_url: str | None = Field(default=None, description="mqtt://[user:pass@]host[:port] ; unset = embedded broker")
+    mqtt_url: str | None = Field(default=None, description="mqtt[s]://[user:pass@]host[:port] ; unset = embedded broker")
+    # TLS (mqtts:// URLs): the CA that signed the broker's certificate (unset: the system's), and the
+    # client's own certificate and key for a broker that requires one. Credentials: kernel/mqtt_access.py.
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    core_client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+                                       description="the core's MQTT client id; unset = derived from its database")
     plant: Path = Field(default=DEMO_PLANT, description="plant description (site/area/line/machine) YAML")
     data_dir: Path = Field(default=Path("var"), description="where embedded services, edge queues and epochs live")
     log_level: str = "INFO"

@@ -24,11 +24,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from app.api import create_app
+from app.core_process import default_client_id
 from core.service import prepare_database
 from kernel.embedded.broker import EmbeddedBroker, find_mosquitto
 from kernel.embedded.postgres import EmbeddedPostgres, create_database, drop_database
 from kernel.plant import DEMO_PLANT, load_plant
 from tests.support.ingested import Ingested
+from tests.support.mqtt_sessions import forget_session
 from tests.support.processes import LINUX, MARK, kill, marked, wait_until
 
 # Hypothesis's default deadline (200 ms an example) and its too-slow check are timing assertions in disguise:
@@ -149,6 +151,19 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     with EmbeddedBroker(tmp_path_factory.mktemp("mqtt")) as broker:
         yield broker.url
+
+
+@pytest.fixture(autouse=True)
+def no_core_session_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A core's session outlives it on the broker, queueing every later message for ever; on the session's
+    shared broker that would load it more with every test. A test with a database and that broker gets its
+    core's client id from the database (app.core_process.default_client_id), so its session goes after it."""
+    if not {"database_url", "mqtt_url"} <= set(request.fixturenames):
+        yield
+        return
+    mqtt_url, client_id = request.getfixturevalue("mqtt_url"), default_client_id(request.getfixturevalue("database_url"))
+    yield
+    forget_session(mqtt_url, client_id)
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from core.ingest.rows import (
     StateChangeRow,
     WorkOrderEventRow,
 )
+from core.rules.assignment import data_refusal, status_refusal
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.placement import DEFAULT_MAX_AHEAD, place
 from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, needs_lookup
@@ -84,6 +85,7 @@ class MachineInfo:
     area: str
     line: str
     counters: dict[str, CounterSpec]
+    edge_id: str | None = None  # the edge the plant file assigns it to; None: any (core.rules.assignment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +258,8 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo], limits: IngestLi
             return _Refused(_validation_reason(error), edge_id)
         if status.edge_id != edge_id:
             return _Refused(f"edge_id {status.edge_id!r} does not match the topic", edge_id)
-        return status
+        refusal = status_refusal({m: info.edge_id for m, info in registry.items()}, edge_id, status.machines)
+        return _Refused(refusal, edge_id) if refusal else status
     if path is None:
         return _Refused("not a data or status topic")
     try:
@@ -275,7 +278,8 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo], limits: IngestLi
         return refused(f"{UNKNOWN_MACHINE} {machine_id!r}: not in the plant registry")
     if (info.site, info.area, info.line) != (site, area, line):
         return refused(f"topic path {site}/{area}/{line} does not match the registry's {info.site}/{info.area}/{info.line}")
-    return _Parsed(incoming, message)
+    refusal = data_refusal(info.edge_id, message.edge_id, machine_id)
+    return refused(refusal) if refusal else _Parsed(incoming, message)
 
 
 @dataclass

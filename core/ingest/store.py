@@ -30,12 +30,13 @@ log = get_logger("core.ingest.store")
 def register_machines(connection: Connection, plant: Plant) -> None:
     """Upsert the plant's machines and counter specs (the registry the core validates against)."""
     connection.execute(text(
-        """INSERT INTO machines (machine_id, site, area, line, protocol, ideal_cycle_s)
-           VALUES (:id, :site, :area, :line, :protocol, :cycle)
+        """INSERT INTO machines (machine_id, site, area, line, protocol, ideal_cycle_s, edge_id)
+           VALUES (:id, :site, :area, :line, :protocol, :cycle, :edge)
            ON CONFLICT (machine_id) DO UPDATE SET site = EXCLUDED.site, area = EXCLUDED.area,
-               line = EXCLUDED.line, protocol = EXCLUDED.protocol, ideal_cycle_s = EXCLUDED.ideal_cycle_s"""),
-        [{"id": m.id, "site": m.site, "area": m.area, "line": m.line, "protocol": m.protocol, "cycle": m.ideal_cycle_s}
-         for m in plant.machines])
+               line = EXCLUDED.line, protocol = EXCLUDED.protocol, ideal_cycle_s = EXCLUDED.ideal_cycle_s,
+               edge_id = EXCLUDED.edge_id"""),
+        [{"id": m.id, "site": m.site, "area": m.area, "line": m.line, "protocol": m.protocol, "cycle": m.ideal_cycle_s,
+          "edge": m.edge_id} for m in plant.machines])
     connection.execute(text(
         """INSERT INTO machine_counters (machine_id, counter, width_bits, max_rate_per_s) VALUES (:id, :counter, :width, :rate)
            ON CONFLICT (machine_id, counter) DO UPDATE SET width_bits = EXCLUDED.width_bits,
@@ -49,8 +50,9 @@ def load_registry(connection: Connection) -> dict[str, MachineInfo]:
     for machine_id, counter, width, rate in connection.execute(text(
             "SELECT machine_id, counter, width_bits, max_rate_per_s FROM machine_counters")):
         counters.setdefault(machine_id, {})[counter] = CounterSpec(width=width, max_rate_per_s=rate)
-    return {machine_id: MachineInfo(site, area, line, counters.get(machine_id, {}))
-            for machine_id, site, area, line in connection.execute(text("SELECT machine_id, site, area, line FROM machines"))}
+    return {machine_id: MachineInfo(site, area, line, counters.get(machine_id, {}), edge_id)
+            for machine_id, site, area, line, edge_id in connection.execute(text(
+                "SELECT machine_id, site, area, line, edge_id FROM machines"))}
 
 
 def load_state(connection: Connection) -> IngestState:

@@ -28,6 +28,7 @@ class Machine(Base):
     ideal_cycle_s: Mapped[Decimal]
     # its work centre (inventory's table): the schema holds that foreign key; the kernel names no domain
     work_centre_id: Mapped[str | None]
+    edge_id: Mapped[str | None]  # the edge the plant file assigns it to (migration 0020)
 
 
 def make_engine(database_url: str, *, pre_ping: bool = True) -> Engine:

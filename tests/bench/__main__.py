@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     with services(settings, work_dir) as svc, progress:
         results.services = {"database": svc.database_kind, "broker": svc.broker_kind}
         if args.only in (None, "ingest"):
-            plant = ingest.bench_plant(args.machines)
+            plant = ingest.bench_plant(args.machines, publishers=args.publishers)
             workload = ingest.build_workload(plant, args.messages, args.seconds_per_message, args.publishers)
             results.workload = workload
             for index, batch in enumerate(args.batch_sizes):
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
         if args.only in (None, "backflush"):
             # after latency: its --budget counts from the start, and this one must not eat into it
-            plant = ingest.bench_plant(args.machines)
+            plant = ingest.bench_plant(args.machines, publishers=args.publishers)
             workload = ingest.build_workload(plant, args.backflush_messages, args.seconds_per_message, args.publishers)
             results.backflush = backflush.run_backflush(svc, plant, workload, args.batch_sizes[0], progress)
     results.elapsed_s = time.monotonic() - began

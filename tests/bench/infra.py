@@ -16,7 +16,6 @@ import psycopg
 
 from kernel.embedded.broker import EmbeddedBroker
 from kernel.embedded.postgres import EmbeddedPostgres
-from kernel.mqtt import new_client, parse_mqtt_url
 from kernel.runtime import recreate_database
 from kernel.settings import Settings
 
@@ -80,20 +79,6 @@ def services(settings: Settings, work_dir: Path) -> Iterator[Services]:
             broker.stop()
         if postgres is not None:
             postgres.stop()
-
-
-def forget_session(mqtt_url: str, client_id: str) -> None:
-    """Connect once with a clean session: the broker drops the persistent session of `client_id`
-    (its subscription would otherwise keep queueing every later benchmark's messages)."""
-    target = parse_mqtt_url(mqtt_url)
-    client = new_client(target, client_id, persistent=False)
-    connected = threading.Event()
-    client.on_connect = lambda *_: connected.set()
-    client.connect(target.host, target.port)
-    client.loop_start()
-    connected.wait(10)
-    client.disconnect()
-    client.loop_stop()
 
 
 # --- CPU accounting -------------------------------------------------------------------------------

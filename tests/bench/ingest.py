@@ -36,21 +36,24 @@ from core.service import prepare_database
 from kernel.mqtt import new_client, parse_mqtt_url
 from kernel.payload import DATA_SUBSCRIPTION, DataMessage, data_topic
 from kernel.plant import Plant, parse_plant
-from tests.bench.infra import Services, forget_session
+from tests.bench.infra import Services
+from tests.support.mqtt_sessions import forget_session
 
 CORE_CLIENT_ID = "bench-core"
 MACHINES_PER_LINE = 20
 
 
 def bench_plant(machines: int, *, site: str = "bench", opcua_share: float = 1.0, endpoints: dict | None = None,
-                modbus_limit: int = 247, edge_id: str = "bench-edge") -> Plant:
-    """M machines at 1 Hz (ideal cycle 1 s), 32-bit counters, never failing; lines of 20 machines."""
+                modbus_limit: int = 247, edge_id: str = "bench-edge", publishers: int | None = None) -> Plant:
+    """M machines at 1 Hz (ideal cycle 1 s), 32-bit counters, never failing; lines of 20 machines. With
+    `publishers`, machine n belongs to edge `bench-edge-<n % publishers + 1>`, as `build_workload` publishes it."""
     modbus = min(modbus_limit, round(machines * (1 - opcua_share)))
     every = machines / modbus if modbus else 0
     modbus_indexes = {int(n * every) for n in range(modbus)}
     specs = [{"id": f"m{index:04d}", "protocol": "modbus" if index in modbus_indexes else "opcua",
               "ideal_cycle_s": 1, "counter_width": 32, "counter_start": 1000 + index,
-              "simulation": {"mtbf_s": None, "plc_reset_probability": 0, "seed": index}}
+              "simulation": {"mtbf_s": None, "plc_reset_probability": 0, "seed": index},
+              **({"edge_id": publisher_edge(index % publishers)} if publishers else {})}
              for index in range(machines)]
     lines = [{"id": f"line-{n // MACHINES_PER_LINE + 1:03d}", "machines": specs[n:n + MACHINES_PER_LINE]}
              for n in range(0, machines, MACHINES_PER_LINE)]
@@ -58,6 +61,10 @@ def bench_plant(machines: int, *, site: str = "bench", opcua_share: float = 1.0,
     if endpoints:
         document["endpoints"] = endpoints
     return parse_plant(document)
+
+
+def publisher_edge(publisher: int) -> str:
+    return f"bench-edge-{publisher + 1}"
 
 
 @dataclass
@@ -96,7 +103,7 @@ def build_workload(plant: Plant, messages: int, seconds_per_message: int, publis
                 values["scrap"] += 1 if rng.random() < 0.03 else 0
                 values["energy_wh"] += 2
                 body += [{"ts": ts, "signal": signal, "value": values[signal]} for signal in ("good", "scrap", "energy_wh")]
-            message = DataMessage.model_validate({"edge_id": f"bench-edge-{publisher + 1}", "epoch": 1,
+            message = DataMessage.model_validate({"edge_id": publisher_edge(publisher), "epoch": 1,
                                                   "seq": seqs[publisher], "machine": machine.id, "samples": body})
             per_publisher[publisher].append((topics[machine.id], message.model_dump_json().encode()))
             made += 1

@@ -29,7 +29,8 @@ from pathlib import Path
 from kernel.embedded.broker import free_port
 from kernel.signals import COUNTERS
 from app.plantrun import PlantRun, ThreadCore
-from tests.bench.infra import CpuMeter, Services, forget_session
+from tests.bench.infra import CpuMeter, Services
+from tests.support.mqtt_sessions import forget_session
 from tests.bench.ingest import bench_plant
 
 

@@ -12,6 +12,7 @@ from tests.e2e.conftest import plant_on_free_ports
 
 PLANT_YAML = """
 site: s
+edge_id: e1
 areas: [{id: a, lines: [{id: l, machines: [{id: m1, protocol: modbus, ideal_cycle_s: 0.025}]}]}]
 """
 

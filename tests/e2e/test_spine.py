@@ -151,8 +151,12 @@ def test_bad_payloads_go_to_dead_letters_with_reasons_while_good_traffic_continu
     now = datetime.now(UTC).isoformat()
     old = datetime(2001, 1, 1, tzinfo=UTC).isoformat()
 
+    # another edge's machine, registered as another plant file would: the sequence checks need an edge whose
+    # messages the core accepts; any edge's messages for opc16 but the plant's are refused
+    other = data_topic(machine.site, machine.area, machine.line, "other-01")
+
     def message(**changes):
-        body = {"v": 1, "edge_id": "rogue-edge", "epoch": 1, "seq": 10, "machine": "opc16",
+        body = {"v": 1, "edge_id": "rogue-edge", "epoch": 1, "seq": 10, "machine": "other-01",
                 "samples": [{"ts": old, "signal": "good", "value": 0}]}
         return json.dumps({**body, **changes}).encode()
 
@@ -163,7 +167,8 @@ def test_bad_payloads_go_to_dead_letters_with_reasons_while_good_traffic_continu
         "unknown signal": (topic, message(seq=13, samples=[{"ts": now, "signal": "speed", "value": 1}])),
         "unknown machine": (data_topic(machine.site, machine.area, machine.line, "ghost-01"), message(machine="ghost-01")),
         "topic mismatch": (topic, message(machine="mod16")),
-        "seq regression": (topic, message(seq=5)),
+        "seq regression": (other, message(seq=5)),
+        "edge not assigned": (topic, message(seq=14, machine="opc16", samples=[{"ts": now, "signal": "good", "value": 10**6}])),
     }
     target = parse_mqtt_url(mqtt_url)
     publisher = new_client(target, "test-rogue-publisher", persistent=False)
@@ -172,9 +177,16 @@ def test_bad_payloads_go_to_dead_letters_with_reasons_while_good_traffic_continu
         await asyncio.to_thread(publisher.publish(bad_topic, payload, qos=1).wait_for_publish, 10)
 
     async def during(plant_run):
+        with psycopg.connect(database_url) as conn:
+            conn.execute("""INSERT INTO machines (machine_id, site, area, line, protocol, ideal_cycle_s, edge_id)
+                            SELECT 'other-01', site, area, line, protocol, ideal_cycle_s, 'rogue-edge' FROM machines
+                            WHERE machine_id = 'opc16'""")
+            conn.execute("""INSERT INTO machine_counters (machine_id, counter, width_bits, max_rate_per_s)
+                            SELECT 'other-01', counter, width_bits, max_rate_per_s FROM machine_counters
+                            WHERE machine_id = 'opc16'""")
         await asyncio.sleep(2)
-        # an accepted message from another edge first (no fault: changes no count), then the bad ones
-        await publish(topic, message(samples=[{"ts": old, "signal": "fault", "value": 0}]))
+        # an accepted message from another edge for its own machine first (a first value: counts nothing), then the bad ones
+        await publish(other, message())
         await asyncio.sleep(1)
         for bad_topic, payload in bad.values():
             await publish(bad_topic, payload)
@@ -191,7 +203,7 @@ def test_bad_payloads_go_to_dead_letters_with_reasons_while_good_traffic_continu
     reasons = [reason for (reason,) in query(database_url, "SELECT reason FROM dead_letters ORDER BY id")]
     assert len(reasons) == len(bad)
     for expected in ("not JSON", "samples.0.value", "unknown machine 'ghost-01'", "does not match topic machine",
-                     "seq regression", "samples.0.signal"):
+                     "seq regression", "samples.0.signal", "edge not assigned: machine 'opc16'"):
         assert any(expected in reason for reason in reasons), (expected, reasons)
     payloads = {bytes(p) for (p,) in query(database_url, "SELECT payload FROM dead_letters")}
     assert {payload for _, payload in bad.values()} == payloads, "the raw payload is kept as received"
