@@ -81,6 +81,23 @@ class DataMessage(BaseModel):
     samples: Annotated[list[Sample], Field(min_length=1)]
 
 
+ConnectionStatus = Literal["ok", "unreachable", "bad_config", "stale"]
+
+
+class MachineConnection(BaseModel):
+    """How the edge reaches one machine: `ok`; `unreachable` (no connection, or the device does not
+    answer); `bad_config` (a node or register of the plant file is refused, `detail` names it and the
+    status code); `stale` (connected, but the values are not current). `unusable` counts the readings
+    the edge could not send on, per reason, since the edge started."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: ConnectionStatus
+    detail: str = ""
+    since: AwareDatetime | None = None
+    unusable: dict[str, NonNegativeInt] = {}
+
+
 class EdgeStatus(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -90,6 +107,8 @@ class EdgeStatus(BaseModel):
     epoch: PositiveInt | None = None
     ts: datetime | None = None
     machines: list[str] = []
+    # Optional: the status of an edge from before it parses as it did.
+    connections: dict[str, MachineConnection] = {}
 
 
 def parse_status_topic(topic: str) -> str | None:
