@@ -33,7 +33,7 @@ from edge.queue import QUEUE_FILE, DiskQueue, OutgoingMessage
 from edge.sources import Reading, Source, build_sources
 from kernel.logs import get_logger
 from kernel.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
-from kernel.payload import EdgeStatus, data_topic, status_topic
+from kernel.payload import EdgeStatus, MachineConnection, data_topic, status_topic
 from kernel.plant import Machine, Plant
 
 log = get_logger(__name__)
@@ -103,6 +103,8 @@ class EdgeAgent:
         self._acked_rows: list[int] = []
         self._handed_over_through = 0  # highest queue row id given to paho
         self._connection_dropped = False
+        self._published_connections: dict[str, MachineConnection] = {}
+        self._published_changes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: DiskQueue | None = None
         self._db_thread: ThreadPoolExecutor | None = None
@@ -151,8 +153,27 @@ class EdgeAgent:
 
     async def _heartbeat(self) -> None:
         self._buffer.snapshot()
+        # Also what changes without an event: a polled machine turning stale, the unusable counts.
+        if self.metrics.connected and self._connections() != self._published_connections:
+            self._publish_status()
+
+    def _connections(self) -> dict[str, MachineConnection]:
+        connections: dict[str, MachineConnection] = {}
+        for source in self.sources:
+            connections |= source.health.snapshot(source.stale_after_s())
+        return connections
+
+    def _publish_status(self) -> None:
+        """The retained online status, with each machine's connection."""
+        self._published_connections = self._connections()
+        self._published_changes = sum(source.health.changes for source in self.sources)
+        online = EdgeStatus(edge_id=self.edge_id, online=True, epoch=self.metrics.epoch, ts=datetime.now(timezone.utc),
+                            machines=list(self._topics), connections=self._published_connections)
+        self._client.publish(status_topic(self.edge_id), online.model_dump_json(), qos=1, retain=True)
 
     async def _flush(self) -> None:
+        if self.metrics.connected and sum(source.health.changes for source in self.sources) != self._published_changes:
+            self._publish_status()
         pending = self._buffer.drain()
         if not pending:
             return
@@ -217,9 +238,7 @@ class EdgeAgent:
         if not accepted:
             return
         self.metrics.connected = True
-        online = EdgeStatus(edge_id=self.edge_id, online=True, epoch=self.metrics.epoch,
-                            ts=datetime.now(timezone.utc), machines=list(self._topics))
-        self._client.publish(status_topic(self.edge_id), online.model_dump_json(), qos=1, retain=True)
+        self._publish_status()
         log.info("edge.mqtt_connected", broker=f"{self._target.host}:{self._target.port}")
         self._wake_publisher.set()
 
@@ -242,7 +261,8 @@ class EdgeAgent:
 
     async def _log_stats(self) -> None:
         log.info("edge.stats", **asdict(self.metrics),
-                 sources_connected=sum(s.connected for s in self.sources), sources=len(self.sources))
+                 sources_connected=sum(s.connected for s in self.sources), sources=len(self.sources),
+                 machines_not_ok=sorted(m for m, c in self._connections().items() if c.status != "ok"))
 
     def _refresh_queue_metrics(self) -> None:
         self.metrics.queue_depth = self._queue.depth()
