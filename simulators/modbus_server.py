@@ -79,7 +79,8 @@ def _device(machine: Machine) -> SimDevice:
     def blocks(table: str) -> list[SimData]:
         registers = [r for r in source.registers.values() if r.table == table]
         kind = DataType.BITS if table in ("coil", "discrete") else DataType.REGISTERS
-        runs = contiguous_runs(register_addresses(registers))
+        # pymodbus wants every table to hold something: a table the map does not use gets the last address.
+        runs = contiguous_runs(register_addresses(registers)) or [(65535, 1)]
         return [SimData(address=first, count=count, values=0, datatype=kind) for first, count in runs]
 
     if all(r.table == "holding" for r in source.registers.values()):
