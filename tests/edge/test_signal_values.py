@@ -163,3 +163,18 @@ def test_a_signed_counter_cannot_claim_a_wider_wrap_than_its_type():
             {"id": "m", "protocol": "opcua", "ideal_cycle_s": 1, "source": {
                 "protocol": "opcua", "endpoint": "opc.tcp://plc:4840",
                 "nodes": {"good": {"node": "ns=3;i=1", "type": "int16", "width": 32}}}}]}]}]})
+
+
+def test_the_examples_of_the_plant_file_guide_parse():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "plant-file.md").read_text()
+    machines = [yaml.safe_load(block)[0] for block in re.findall(r"```yaml\n(- id:.*?)```", guide, re.DOTALL)]
+    assert len(machines) == 4
+    plant = parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": machines}]}]})
+    s7 = plant.machine("press-01")
+    assert s7.counters["good"].width == 16 and s7.counters["energy_wh"].max_rate_per_s == 125
+    assert plant.machine("welder-02").source.registers["fault"].table == "coil"
