@@ -176,9 +176,40 @@ class OpcUaNode(SignalSettings):
     type: ValueType | None = None
 
 
+class OpcUaSecurity(_Strict):
+    """How the edge secures its session. The client certificate and key are created on first use
+    when absent (their thumbprint is logged, to trust the edge on the PLC). A server certificate is
+    accepted only when it is in `trusted_server_certificates` (files or folders of DER/PEM files);
+    with none listed, any is accepted and its thumbprint logged. The password never sits in the
+    file: it is read from the environment variable `password_env` or the file `password_file` at
+    every connect."""
+
+    policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] = "None"
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = None
+    private_key: Path | None = None
+    trusted_server_certificates: tuple[Path, ...] = ()
+    user: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OpcUaSecurity:
+        if (self.policy == "None") != (self.mode == "None"):
+            raise ValueError("security: a policy needs a mode (Sign or SignAndEncrypt), and mode None goes with policy None")
+        if self.policy != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError("security: a policy needs `certificate` and `private_key` paths (created there when absent)")
+        if self.user is not None and (self.password_env is None) == (self.password_file is None):
+            raise ValueError("security: a user needs exactly one of `password_env` and `password_file`")
+        if self.user is None and (self.password_env or self.password_file):
+            raise ValueError("security: a password needs a `user`")
+        return self
+
+
 class OpcUaSource(_Strict):
     protocol: Literal["opcua"] = "opcua"
     endpoint: str
+    security: OpcUaSecurity = OpcUaSecurity()
     # The namespace URI of the short forms; standard NodeId strings need none.
     namespace: str | None = None
     # signal -> a NodeId (any form above), or an object with `node` and the signal's settings

@@ -34,6 +34,7 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeNotif
 
 from edge.sources.base import Emit, Reading, Source, as_utc, utc_now
+from edge.sources.opcua_security import secure
 from edge.sources.values import CONFIG_REASONS, Unusable, signal_value
 from kernel.logs import get_logger, redact_secrets
 from kernel.opcua import UnknownNamespace, node_id
@@ -98,6 +99,10 @@ class OpcUaClientSource(Source):
         if len(endpoints) != 1 or None in endpoints:
             raise ValueError("an OpcUaClientSource serves OPC UA machines of exactly one endpoint")
         self.endpoint = endpoints.pop()
+        securities = {m.source.security for m in self.machines}  # type: ignore[union-attr]
+        if len(securities) != 1:
+            raise ValueError(f"the machines of {redact_secrets(self.endpoint)} must share one `security` setting")
+        self._security = securities.pop()
         self._by_id = {m.id: m for m in self.machines}
         self._client: Client | None = None
         self._nodes: dict[NodeKey, Any] = {}
@@ -121,6 +126,7 @@ class OpcUaClientSource(Source):
         # asyncua asks for an hour and servers commonly cap sessions at 10 minutes, with a warning
         client.session_timeout = SESSION_TIMEOUT_MS
         self._client = client
+        await secure(client, self._security, self.name)
         await client.connect()
         self._node_trouble = {}
         self._nodes, usable = await self._resolve_nodes(client)

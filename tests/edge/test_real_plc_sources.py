@@ -291,3 +291,82 @@ def test_the_edge_status_carries_each_machines_connection(broker, subscriber, tm
             await opcua.stop()
 
     asyncio.run(scenario())
+
+
+SECRET = "s3cret-Pa55word-never-logged"
+
+
+class OneUser:
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        from asyncua.crypto.permission_rules import User, UserRole
+        return User(role=UserRole.User, name=username) if (username, password) == ("edge", SECRET) else None
+
+
+async def secured_server(port: int, directory):
+    """An asyncua server that offers only Basic256Sha256 SignAndEncrypt and admits one user."""
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    server = Server(user_manager=OneUser())
+    await server.init()
+    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/secure/")
+    server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+    uri = "urn:test:secured-plc"
+    await server.set_application_uri(uri)
+    key, cert = directory / "server-key.pem", directory / "server-cert.der"
+    await setup_self_signed_certificate(key, cert, uri, "127.0.0.1", [ExtendedKeyUsageOID.SERVER_AUTH], {})
+    await server.load_certificate(str(cert))
+    await server.load_private_key(str(key))
+    index = await server.register_namespace(PLC_NAMESPACE)
+    node = await server.nodes.objects.add_variable(ua.NodeId(1001, index), "good", ua.Variant(7, ua.VariantType.Int32))
+    await server.start()
+    return server, node, cert
+
+
+def test_opcua_sign_and_encrypt_with_a_user_whose_password_never_reaches_a_log(tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("TEST_OPCUA_PASSWORD", SECRET)
+
+    def plant(port, **security):
+        return parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [
+            {"id": "secured", "protocol": "opcua", "ideal_cycle_s": 1, "source": {
+                "protocol": "opcua", "endpoint": f"opc.tcp://edge:{SECRET}@127.0.0.1:{port}/secure/",
+                "nodes": {"good": {"node": f"nsu={PLC_NAMESPACE};i=1001", "type": "int32"}},
+                "security": {"policy": "Basic256Sha256", "mode": "SignAndEncrypt", "user": "edge",
+                             "password_env": "TEST_OPCUA_PASSWORD", "certificate": str(tmp_path / "edge" / "cert.der"),
+                             "private_key": str(tmp_path / "edge" / "key.pem"), **security}}}]}]}]})
+
+    async def scenario():
+        port = free_port()
+        server, node, server_cert = await secured_server(port, tmp_path)
+        readings: list[Reading] = []
+        source = OpcUaClientSource(plant(port, trusted_server_certificates=[str(server_cert)]).machines)
+        await source.start(readings.append)
+        try:
+            await eventually(lambda: [r.value for r in readings] == [7], 30, "a value over SignAndEncrypt")
+            assert (tmp_path / "edge" / "cert.der").is_file()  # created on first use
+            await node.write_value(ua.Variant(-1, ua.VariantType.Int32))
+            await eventually(lambda: readings[-1].value == 2**32 - 1, 10, "a change")
+        finally:
+            await source.stop()
+
+        # A server certificate that is not trusted is refused, and says so.
+        other = tmp_path / "other"
+        other.mkdir()
+        from asyncua.crypto.cert_gen import setup_self_signed_certificate
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+        await setup_self_signed_certificate(other / "k.pem", other / "c.der", "urn:x", "h", [ExtendedKeyUsageOID.SERVER_AUTH], {})
+        untrusting = OpcUaClientSource(plant(port, trusted_server_certificates=[str(other)]).machines)
+        await untrusting.start(readings.append)
+        try:
+            await eventually(lambda: "BadCertificateUntrusted" in untrusting.health.snapshot()["secured"].detail
+                             or "Untrusted" in untrusting.health.snapshot()["secured"].detail, 30, "the refusal")
+            assert untrusting.health.status("secured") == "unreachable"
+        finally:
+            await untrusting.stop()
+            await server.stop()
+
+    asyncio.run(scenario())
+    logged = capsys.readouterr()
+    everything = logged.out + logged.err + caplog.text
+    assert "thumbprint" in everything  # the edge's certificate is announced
+    assert SECRET not in everything
