@@ -376,20 +376,21 @@ def _default_source(spec: MachineSpec, endpoints: Endpoints, device_id: int) -> 
     )
 
 
-def plausible_rates(spec: MachineSpec, acceleration: Decimal) -> dict[str, Decimal]:
+def plausible_rates(spec: MachineSpec, acceleration: Decimal) -> dict[str, Decimal | None]:
     """Fastest credible climb per wall-clock second of each counter, times PLAUSIBILITY_FACTOR: counts
-    from the ideal cycle time; energy from the rated power, or (a simulated machine) from what its
-    `simulation:` block draws."""
+    from the ideal cycle time; energy from the rated power, or, for a simulated machine (one without
+    a `source:`, or with a `simulation:` block), from what the simulation draws. None: not known."""
     cycles_per_s = acceleration / spec.ideal_cycle_s
+    energy_per_s: Decimal | None = None
     if spec.rated_power_w is not None:
         energy_per_s = spec.rated_power_w * acceleration / 3600
-    else:
+    elif spec.source is None or "simulation" in spec.model_fields_set:
         sim = spec.simulation
         energy_per_s = cycles_per_s * sim.energy_wh_per_cycle + sim.idle_power_w * acceleration / 3600
     return {
         "good": cycles_per_s * PLAUSIBILITY_FACTOR,
         "scrap": cycles_per_s * PLAUSIBILITY_FACTOR,
-        "energy_wh": energy_per_s * PLAUSIBILITY_FACTOR,
+        "energy_wh": None if energy_per_s is None else energy_per_s * PLAUSIBILITY_FACTOR,
     }
 
 
@@ -404,7 +405,7 @@ def signal_settings(source: Source, signal: str) -> tuple[SignalSettings | None,
     return settings, settings.type if given else None  # type: ignore[union-attr]
 
 
-def counter_spec(spec: MachineSpec, source: Source, counter: str, default_rate: Decimal) -> CounterSpec:
+def counter_spec(spec: MachineSpec, source: Source, counter: str, default_rate: Decimal | None) -> CounterSpec:
     """A counter's width: its signal's `width`, else its type's, else the machine's `counter_width`."""
     settings, value_type = signal_settings(source, counter)
     if value_type in ("string", "bool"):
@@ -414,6 +415,11 @@ def counter_spec(spec: MachineSpec, source: Source, counter: str, default_rate: 
     if type_width is not None and value_type and not value_type.startswith("float") and width > type_width:
         raise ValueError(f"machine {spec.id}: counter {counter} of type {value_type} cannot wrap at {width} bits")
     rate = settings.max_rate_per_s if settings and settings.max_rate_per_s else default_rate
+    if rate is None:
+        if settings is not None:
+            raise ValueError(f"machine {spec.id}: {counter} needs a plausibility limit: `rated_power_w` on the machine "
+                             f"or `max_rate_per_s` on the signal")
+        rate = Decimal(1)  # the machine does not report this counter: no sample will be judged by it
     return CounterSpec(width=width, max_rate_per_s=rate)  # type: ignore[arg-type]
 
 

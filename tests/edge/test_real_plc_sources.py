@@ -64,7 +64,7 @@ class PlcLikeServer:
 
 def opcua_plant(endpoint: str):
     def machine(machine_id, nodes):
-        return {"id": machine_id, "protocol": "opcua", "ideal_cycle_s": "0.01",
+        return {"id": machine_id, "protocol": "opcua", "ideal_cycle_s": "0.01", "rated_power_w": 1000,
                 "source": {"protocol": "opcua", "endpoint": endpoint, "namespace": PLC_NAMESPACE, "nodes": nodes}}
     return parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [
         machine("s7", {"good": {"node": f"nsu={PLC_NAMESPACE};i=1001", "width": 16},  # type from the server
@@ -192,7 +192,7 @@ ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
 
 def modbus_plant(port: int):
     def machine(machine_id, unit, registers):
-        return {"id": machine_id, "protocol": "modbus", "ideal_cycle_s": "0.01", "source": {
+        return {"id": machine_id, "protocol": "modbus", "ideal_cycle_s": "0.01", "rated_power_w": 1000, "source": {
             "protocol": "modbus", "host": "127.0.0.1", "port": port, "device_id": unit, "poll_ms": 20, "registers": registers}}
     orders = [machine(f"order-{order}", unit, {
         "good": {"address": 0, "table": "input", "type": "int32", "byte_order": order},

@@ -137,7 +137,7 @@ def real_plc_plant():
             "protocol": "opcua", "endpoint": "opc.tcp://plc:4840",
             "nodes": {"good": {"node": "ns=3;i=1001", "type": "int16"}, "scrap": "ns=3;i=1002",
                       "energy_wh": {"node": "ns=3;i=1003", "type": "float64", "scale": 1000, "max_rate_per_s": 50}}}},
-        {"id": "meter", "protocol": "modbus", "ideal_cycle_s": 1, "source": {
+        {"id": "meter", "protocol": "modbus", "ideal_cycle_s": 1, "rated_power_w": 3600, "source": {
             "protocol": "modbus", "host": "meter", "port": 502, "device_id": 0,
             "registers": {"good": {"address": 0, "type": "uint16"},
                           "energy_wh": {"address": 50, "table": "input", "type": "uint32", "byte_order": "CDAB"}}}},
@@ -155,6 +155,16 @@ def test_counter_widths_and_limits_come_from_each_signal():
     rated = parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [
         {"id": "m", "protocol": "opcua", "ideal_cycle_s": 2, "rated_power_w": 36000}]}]}]}).machines[0]
     assert rated.counters["energy_wh"].max_rate_per_s == 100  # 36 kW = 10 Wh/s, times the plausibility factor
+
+
+def test_a_real_energy_meter_needs_a_limit_of_its_own_not_the_simulations():
+    meter = {"id": "m", "protocol": "modbus", "ideal_cycle_s": 1, "source": {
+        "protocol": "modbus", "host": "h", "port": 502, "device_id": 1, "registers": {"energy_wh": {"address": 0}}}}
+    with pytest.raises(ValueError, match="energy_wh needs a plausibility limit"):
+        parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [meter]}]}]})
+    meter["source"]["registers"]["energy_wh"]["max_rate_per_s"] = 300  # the 300 Wh/s machine of the issue
+    plant = parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [meter]}]}]})
+    assert plant.machines[0].counters["energy_wh"].max_rate_per_s == 300
 
 
 def test_a_signed_counter_cannot_claim_a_wider_wrap_than_its_type():
