@@ -44,6 +44,7 @@ CONFIG_EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illeg
 # Exception codes of a unit that is absent or not answering (4 is what pymodbus answers for an unknown unit).
 ABSENT_EXCEPTIONS = {4: "device failure", 10: "gateway path unavailable", 11: "gateway target did not respond"}
 STALE_AFTER_POLLS = 3
+ABSENT_UNIT_POLL_S = 5.0
 STALE_AFTER_MIN_S = 5.0
 
 
@@ -172,7 +173,10 @@ class ModbusClientSource(Source):
         # and the coordinator reconnects for all of them.
         while not self._stopping and self._client.connected:
             await self._poll_once(machine, blocks, emit)
-            await asyncio.sleep(source.poll_ms / 1000)
+            # Requests are serialised on the one connection: an absent unit, which costs a timeout per
+            # read, is asked less often so that it slows the other machines less.
+            absent = self.health.status(machine.id) == "unreachable"
+            await asyncio.sleep(max(source.poll_ms / 1000, ABSENT_UNIT_POLL_S) if absent else source.poll_ms / 1000)
 
     async def _read(self, block: Block, device_id: int) -> object:
         client = self._client

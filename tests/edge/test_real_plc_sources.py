@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import struct
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from asyncua import Server, ua
-from edge_harness import eventually, free_port, make_plant
+from edge_harness import Counted, eventually, free_port, make_plant
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from core.rules.counters import CounterPoint, counter_step
 from edge.sources.base import Reading
 from edge.sources.modbus import ModbusClientSource
 from edge.sources.opcua import OpcUaClientSource
@@ -73,34 +71,6 @@ def opcua_plant(endpoint: str):
         machine("by-index", {"good": {"node": "ns=2;i=2001", "type": "uint64"}}),
         machine("broken", {"good": 3001, "scrap": {"node": 9999, "type": "uint32"}}),
     ]}]}]})
-
-
-class Counted:
-    """Readings through the core's counter rule: what the core would record per machine and counter
-    (with no plausibility limit: the test servers change values far faster than any machine)."""
-
-    def __init__(self, plant) -> None:
-        self.plant = plant
-        self.readings: list[Reading] = []
-        self.last: dict[tuple[str, str], CounterPoint] = {}
-        self.totals: dict[tuple[str, str], int] = {}
-        self.quarantined: list[object] = []
-
-    def __call__(self, reading: Reading) -> None:
-        self.readings.append(reading)
-        spec = self.plant.machine(reading.machine_id).counters.get(reading.signal)
-        if spec is None:
-            return
-        key = (reading.machine_id, reading.signal)
-        step = counter_step(self.last.get(key), CounterPoint(reading.value, reading.ts), spec.width, Decimal(10**15))
-        if step.quarantined:
-            self.quarantined.append((reading, step))
-        self.last[key] = step.point
-        self.totals[key] = self.totals.get(key, 0) + step.delta
-
-    def latest(self, machine_id: str, signal: str):
-        values = [r.value for r in self.readings if (r.machine_id, r.signal) == (machine_id, signal)]
-        return values[-1] if values else None
 
 
 def test_opcua_nodeid_forms_signed_wraps_a_kwh_meter_a_bad_node_and_a_namespace_shift():
