@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,8 @@ CONFIG_EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illeg
 ABSENT_EXCEPTIONS = {4: "device failure", 10: "gateway path unavailable", 11: "gateway target did not respond"}
 STALE_AFTER_POLLS = 3
 ABSENT_UNIT_POLL_S = 5.0
+# No answer from any unit for this long: the connection is taken for dead and rebuilt.
+SILENT_CONNECTION_S = 3 * REQUEST_TIMEOUT_S + ABSENT_UNIT_POLL_S
 STALE_AFTER_MIN_S = 5.0
 
 
@@ -128,6 +131,7 @@ class ModbusClientSource(Source):
             raise ValueError("a ModbusClientSource serves Modbus machines of exactly one host:port")
         self.host, self.port = hosts.pop()  # type: ignore[misc]
         self._client: AsyncModbusTcpClient | None = None
+        self._last_answer = 0.0  # monotonic time of the last response from any unit
 
     @property
     def name(self) -> str:
@@ -147,6 +151,7 @@ class ModbusClientSource(Source):
             )
         if not await self._client.connect():
             raise ConnectionError(f"no connection to {self.host}:{self.port}")
+        self._last_answer = time.monotonic()
 
     async def _serve(self, emit: Emit) -> None:
         pollers = [
@@ -194,10 +199,14 @@ class ModbusClientSource(Source):
             try:
                 response = await self._read(block, source.device_id)
             except (ModbusException, OSError, asyncio.TimeoutError) as error:
-                if not self._client.connected:
+                # One unit that does not answer is that machine's problem; no answer from any unit for
+                # a while is the connection's (a half-open socket): rebuild it.
+                silent_s = time.monotonic() - self._last_answer
+                if not self._client.connected or silent_s > SILENT_CONNECTION_S:
                     raise ConnectionError(f"reading {machine.id} (unit {source.device_id}) failed: {error}") from error
                 self.health.set(machine.id, "unreachable", f"unit {source.device_id} does not answer: {type(error).__name__}")
                 return
+            self._last_answer = time.monotonic()
             if response.isError():
                 code = getattr(response, "exception_code", None)
                 if code in CONFIG_EXCEPTIONS:
