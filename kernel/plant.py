@@ -208,7 +208,8 @@ class OpcUaSecurity(_Strict):
 
 class OpcUaSource(_Strict):
     protocol: Literal["opcua"] = "opcua"
-    endpoint: str
+    # unset in the file: the plant's `endpoints.opcua` (parse_plant fills it in)
+    endpoint: str = ""
     security: OpcUaSecurity = OpcUaSecurity()
     # The namespace URI of the short forms; standard NodeId strings need none.
     namespace: str | None = None
@@ -237,8 +238,9 @@ class OpcUaSource(_Strict):
 
 class ModbusSource(_Strict):
     protocol: Literal["modbus"] = "modbus"
-    host: str
-    port: int
+    # unset in the file: the plant's `endpoints.modbus_host` and `modbus_port` (parse_plant fills them in)
+    host: str = ""
+    port: int = Field(default=0, ge=0, le=65535)
     device_id: int = Field(ge=0, le=255, description="the unit id; 0 and 248-255 too, which gateways use")
     registers: dict[Signal, ModbusRegister]
     poll_ms: int = Field(default=500, gt=0)
@@ -376,6 +378,13 @@ def _default_source(spec: MachineSpec, endpoints: Endpoints, device_id: int) -> 
     )
 
 
+def _with_plant_endpoints(source: Source, endpoints: Endpoints) -> Source:
+    """The source with the plant's endpoints where the file gives none of its own."""
+    if isinstance(source, OpcUaSource):
+        return source if source.endpoint else source.model_copy(update={"endpoint": endpoints.opcua})
+    return source.model_copy(update={"host": source.host or endpoints.modbus_host, "port": source.port or endpoints.modbus_port})
+
+
 def plausible_rates(spec: MachineSpec, acceleration: Decimal) -> dict[str, Decimal | None]:
     """Fastest credible climb per wall-clock second of each counter, times PLAUSIBILITY_FACTOR: counts
     from the ideal cycle time; energy from the rated power, or, for a simulated machine (one without
@@ -434,7 +443,8 @@ def parse_plant(document: dict) -> Plant:
                 if spec.protocol == "modbus":
                     next_device_id = max(next_device_id, device_id) + 1
                 rates = plausible_rates(spec, raw.clock.acceleration)
-                source = spec.source or _default_source(spec, raw.endpoints, device_id)
+                source = _with_plant_endpoints(spec.source, raw.endpoints) if spec.source else \
+                    _default_source(spec, raw.endpoints, device_id)
                 machines.append(
                     Machine(
                         site=raw.site,
