@@ -14,7 +14,10 @@ from typing import Annotated, Literal, NamedTuple
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kernel.logs import get_logger
 from kernel.signals import COUNTERS, ORDER, ORDER_ID_MAX_LENGTH, SIGNALS, Counter, Signal
+
+log = get_logger(__name__)
 
 Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
@@ -385,22 +388,28 @@ def _with_plant_endpoints(source: Source, endpoints: Endpoints) -> Source:
     return source.model_copy(update={"host": source.host or endpoints.modbus_host, "port": source.port or endpoints.modbus_port})
 
 
-def plausible_rates(spec: MachineSpec, acceleration: Decimal) -> dict[str, Decimal | None]:
+def plausible_rates(spec: MachineSpec, acceleration: Decimal) -> dict[str, Decimal]:
     """Fastest credible climb per wall-clock second of each counter, times PLAUSIBILITY_FACTOR: counts
-    from the ideal cycle time; energy from the rated power, or, for a simulated machine (one without
-    a `source:`, or with a `simulation:` block), from what the simulation draws. None: not known."""
+    from the ideal cycle time; energy from the rated power, else from what the `simulation:` block
+    draws (see `energy_limit_is_simulated`)."""
     cycles_per_s = acceleration / spec.ideal_cycle_s
-    energy_per_s: Decimal | None = None
     if spec.rated_power_w is not None:
         energy_per_s = spec.rated_power_w * acceleration / 3600
-    elif spec.source is None or "simulation" in spec.model_fields_set:
+    else:
         sim = spec.simulation
         energy_per_s = cycles_per_s * sim.energy_wh_per_cycle + sim.idle_power_w * acceleration / 3600
     return {
         "good": cycles_per_s * PLAUSIBILITY_FACTOR,
         "scrap": cycles_per_s * PLAUSIBILITY_FACTOR,
-        "energy_wh": None if energy_per_s is None else energy_per_s * PLAUSIBILITY_FACTOR,
+        "energy_wh": energy_per_s * PLAUSIBILITY_FACTOR,
     }
+
+
+def energy_limit_is_simulated(spec: MachineSpec) -> bool:
+    """True when a real machine's energy limit would come from the simulation defaults: one with a
+    source of its own, neither `rated_power_w` nor a `simulation:` block. Such a file is still read
+    (it was before rated_power_w existed), with a warning; a later release may refuse it."""
+    return spec.rated_power_w is None and spec.source is not None and "simulation" not in spec.model_fields_set
 
 
 def signal_settings(source: Source, signal: str) -> tuple[SignalSettings | None, str | None]:
@@ -414,7 +423,7 @@ def signal_settings(source: Source, signal: str) -> tuple[SignalSettings | None,
     return settings, settings.type if given else None  # type: ignore[union-attr]
 
 
-def counter_spec(spec: MachineSpec, source: Source, counter: str, default_rate: Decimal | None) -> CounterSpec:
+def counter_spec(spec: MachineSpec, source: Source, counter: str, default_rate: Decimal) -> CounterSpec:
     """A counter's width: its signal's `width`, else its type's, else the machine's `counter_width`."""
     settings, value_type = signal_settings(source, counter)
     if value_type in ("string", "bool"):
@@ -423,12 +432,13 @@ def counter_spec(spec: MachineSpec, source: Source, counter: str, default_rate: 
     width = (settings.width if settings else None) or type_width or spec.counter_width
     if type_width is not None and value_type and not value_type.startswith("float") and width > type_width:
         raise ValueError(f"machine {spec.id}: counter {counter} of type {value_type} cannot wrap at {width} bits")
-    rate = settings.max_rate_per_s if settings and settings.max_rate_per_s else default_rate
-    if rate is None:
-        if settings is not None:
-            raise ValueError(f"machine {spec.id}: {counter} needs a plausibility limit: `rated_power_w` on the machine "
-                             f"or `max_rate_per_s` on the signal")
-        rate = Decimal(1)  # the machine does not report this counter: no sample will be judged by it
+    if settings is not None and settings.max_rate_per_s:
+        rate = settings.max_rate_per_s
+    else:
+        rate = default_rate
+        if settings is not None and counter == "energy_wh" and energy_limit_is_simulated(spec):
+            log.warning("plant.energy_limit_from_simulation_defaults", machine=spec.id, max_rate_per_s=str(rate),
+                        hint="give the machine `rated_power_w` or the energy signal `max_rate_per_s`")
     return CounterSpec(width=width, max_rate_per_s=rate)  # type: ignore[arg-type]
 
 

@@ -157,14 +157,18 @@ def test_counter_widths_and_limits_come_from_each_signal():
     assert rated.counters["energy_wh"].max_rate_per_s == 100  # 36 kW = 10 Wh/s, times the plausibility factor
 
 
-def test_a_real_energy_meter_needs_a_limit_of_its_own_not_the_simulations():
+def test_a_real_energy_meter_without_a_limit_of_its_own_is_warned_about():
+    import structlog
+
     meter = {"id": "m", "protocol": "modbus", "ideal_cycle_s": 1, "source": {
         "protocol": "modbus", "host": "h", "port": 502, "device_id": 1, "registers": {"energy_wh": {"address": 0}}}}
-    with pytest.raises(ValueError, match="energy_wh needs a plausibility limit"):
+    with structlog.testing.capture_logs() as logs:
         parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [meter]}]}]})
+    assert [line["machine"] for line in logs if line["event"] == "plant.energy_limit_from_simulation_defaults"] == ["m"]
     meter["source"]["registers"]["energy_wh"]["max_rate_per_s"] = 300  # the 300 Wh/s machine of the issue
-    plant = parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [meter]}]}]})
-    assert plant.machines[0].counters["energy_wh"].max_rate_per_s == 300
+    with structlog.testing.capture_logs() as logs:
+        plant = parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": [meter]}]}]})
+    assert plant.machines[0].counters["energy_wh"].max_rate_per_s == 300 and not logs
 
 
 def test_a_signed_counter_cannot_claim_a_wider_wrap_than_its_type():
