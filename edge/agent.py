@@ -38,7 +38,7 @@ from edge.queue import DEFAULT_MAX_BYTES, QUEUE_FILE, DiskQueue, OutgoingMessage
 from edge.sources import Reading, Source, build_sources
 from kernel.logs import get_logger
 from kernel.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
-from kernel.payload import EdgeAck, EdgeStatus, ack_topic, data_topic, status_topic
+from kernel.payload import EdgeAck, EdgeStatus, MachineConnection, ack_topic, data_topic, status_topic
 from kernel.plant import Machine, Plant
 
 log = get_logger(__name__)
@@ -121,6 +121,8 @@ class EdgeAgent:
         self._unsaved: list[OutgoingMessage] = []  # what the disk refused, oldest first
         self.memory_max = max(1, min(queue_max, MEMORY_BACKLOG_MAX))
         self._connection_dropped = False
+        self._published_connections: dict[str, MachineConnection] = {}
+        self._published_changes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: DiskQueue | None = None
         self._db_thread: ThreadPoolExecutor | None = None
@@ -170,8 +172,28 @@ class EdgeAgent:
 
     async def _heartbeat(self) -> None:
         self._buffer.snapshot()
+        # Also what changes without an event: a polled machine turning stale, the unusable counts.
+        if self.metrics.connected and self._connections() != self._published_connections:
+            self._publish_status()
+
+    def _connections(self) -> dict[str, MachineConnection]:
+        connections: dict[str, MachineConnection] = {}
+        for source in self.sources:
+            connections |= source.health.snapshot(source.stale_after_s())
+        return connections
+
+    def _publish_status(self) -> None:
+        """The retained online status, with each machine's connection."""
+        self._published_connections = self._connections()
+        self._published_changes = sum(source.health.changes for source in self.sources)
+        online = EdgeStatus(edge_id=self.edge_id, online=True, epoch=self.metrics.epoch, ts=datetime.now(timezone.utc),
+                            machines=list(self._topics), connections=self._published_connections,
+                            disk_full=self.metrics.disk_full)
+        self._client.publish(status_topic(self.edge_id), online.model_dump_json(), qos=1, retain=True)
 
     async def _flush(self) -> None:
+        if self.metrics.connected and sum(source.health.changes for source in self.sources) != self._published_changes:
+            self._publish_status()
         pending = self._buffer.drain()
         if not pending:
             return
@@ -222,7 +244,7 @@ class EdgeAgent:
             self.metrics.disk_full = full
             self.metrics.held_in_memory = len(self._unsaved)
             if self.metrics.connected:
-                self._publish_status(online=True)
+                self._publish_status()
 
     # --- queue -> broker ----------------------------------------------------------------------
 
@@ -283,15 +305,10 @@ class EdgeAgent:
             log.warning("edge.mqtt_refused", broker=self._target.address, reason=reason)
             return
         self.metrics.connected = True
-        self._publish_status(online=True)
+        self._publish_status()
         self._client.subscribe(ack_topic(self.edge_id), qos=1)
         log.info("edge.mqtt_connected", broker=self._target.address)
         self._wake_publisher.set()
-
-    def _publish_status(self, *, online: bool) -> None:
-        status = EdgeStatus(edge_id=self.edge_id, online=online, epoch=self.metrics.epoch, ts=datetime.now(timezone.utc),
-                            machines=list(self._topics), disk_full=self.metrics.disk_full)
-        self._client.publish(status_topic(self.edge_id), status.model_dump_json(), qos=1, retain=True)
 
     def _on_disconnected(self, reason: str) -> None:
         if self.metrics.connected:
@@ -323,7 +340,8 @@ class EdgeAgent:
 
     async def _log_stats(self) -> None:
         log.info("edge.stats", **asdict(self.metrics),
-                 sources_connected=sum(s.connected for s in self.sources), sources=len(self.sources))
+                 sources_connected=sum(s.connected for s in self.sources), sources=len(self.sources),
+                 machines_not_ok=sorted(m for m, c in self._connections().items() if c.status != "ok"))
 
     def _refresh_queue_metrics(self) -> None:
         self.metrics.queue_depth = self._queue.depth()

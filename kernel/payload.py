@@ -104,6 +104,23 @@ class DataMessage(BaseModel):
         return self.model_dump_json(exclude={"historical", "prev"}).encode()
 
 
+ConnectionStatus = Literal["ok", "unreachable", "bad_config", "stale"]
+
+
+class MachineConnection(BaseModel):
+    """How the edge reaches one machine: `ok`; `unreachable` (no connection, or the device does not
+    answer); `bad_config` (a node or register of the plant file is refused, `detail` names it and the
+    status code); `stale` (connected, but the values are not current). `unusable` counts the readings
+    the edge could not send on, per reason, since the edge started."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: ConnectionStatus
+    detail: str = ""
+    since: AwareDatetime | None = None
+    unusable: dict[str, NonNegativeInt] = {}
+
+
 class EdgeStatus(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -113,6 +130,8 @@ class EdgeStatus(BaseModel):
     epoch: PositiveInt | None = None
     ts: datetime | None = None
     machines: list[str] = []
+    # Optional: the status of an edge from before it parses as it did.
+    connections: dict[str, MachineConnection] = {}
     disk_full: StrictBool = Field(default=False, description="the edge's disk refuses writes: its backlog waits in memory")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+from decimal import Decimal
 from collections.abc import Iterable, Sequence
 
 from pymodbus.constants import ExcCodes
@@ -9,33 +11,41 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from kernel.logs import get_logger
+from kernel.modbus import words_of
 from kernel.plant import Machine, ModbusRegister, ModbusSource
 
 log = get_logger(__name__)
 
-READ_HOLDING_REGISTERS = 3
 # Function codes through which a client could write holding registers; a PLC's counters are read-only.
 WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
 
 
 def register_words(value: int | str, register: ModbusRegister) -> list[int]:
-    """The 16-bit words a register of this type and word order holds for `value`."""
+    """The 16-bit words a register of this type and byte order holds for `value` (a counter's value
+    as the model counts it, unsigned: a signed type shows the same bits, so it reads negative past
+    its half range)."""
     if register.type == "string":
         text = str(value).encode("ascii")
         if len(text) > 2 * register.length:
             raise ValueError(f"{value!r} does not fit in {register.length} registers")
         padded = text.ljust(2 * register.length, b"\0")
-        return [int.from_bytes(padded[i:i + 2], "big") for i in range(0, len(padded), 2)]
-    if register.type == "uint16":
-        return [value & 0xFFFF]
-    high, low = (value >> 16) & 0xFFFF, value & 0xFFFF
-    return [high, low] if register.word_order == "big" else [low, high]
+        swapped = register.order in ("BADC", "DCBA")
+        return [int.from_bytes(padded[i:i + 2], "little" if swapped else "big") for i in range(0, len(padded), 2)]
+    if register.type == "bool":
+        return [1 if value else 0]
+    size = 2 * register.register_count
+    if register.type.startswith("float"):
+        # A float meter shows the model's whole units divided by the scale the reader multiplies by.
+        data = struct.pack(">f" if register.type == "float32" else ">d", float(Decimal(value) / register.scale))
+    else:
+        data = (int(value) % (1 << (8 * size))).to_bytes(size, "big")
+    return words_of(data, register.order)
 
 
 def register_addresses(registers: Iterable[ModbusRegister]) -> set[int]:
     """Every address a reader may touch. A uint16 also keeps its next address readable when free, so
     a reader using the two-registers-per-signal layout of `modbus_register_map` can read count=2."""
-    used = {r.address + offset for r in registers for offset in range(r.width)}
+    used = {r.address + offset for r in registers for offset in range(r.register_count)}
     padding = {r.address + 1 for r in registers if r.type == "uint16" and r.address < 65535}
     return used | padding
 
@@ -55,19 +65,37 @@ async def _refuse_writes(function_code: int, *_: object) -> ExcCodes | None:
     return ExcCodes.ILLEGAL_FUNCTION if function_code in WRITE_FUNCTION_CODES else None
 
 
+# pymodbus's order of a device's separate tables, and the function code that reads each.
+TABLES = ("coil", "discrete", "holding", "input")
+READ_FUNCTION_CODES = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+
+
 def _device(machine: Machine) -> SimDevice:
+    """Only the addresses the map names (and the padding above) exist: a read across any other is
+    refused with exception 2, as a strict device does. Holding registers only share pymodbus's one
+    block; a map with another table gets the four tables apart, so each is read by its own function."""
     source = _modbus_source(machine)
-    runs = contiguous_runs(register_addresses(source.registers.values()))
-    blocks = [SimData(address=first, count=count, values=0, datatype=DataType.REGISTERS) for first, count in runs]
-    return SimDevice(id=source.device_id, simdata=blocks, action=_refuse_writes)
+
+    def blocks(table: str) -> list[SimData]:
+        registers = [r for r in source.registers.values() if r.table == table]
+        kind = DataType.BITS if table in ("coil", "discrete") else DataType.REGISTERS
+        # pymodbus wants every table to hold something: a table the map does not use gets the last address.
+        runs = contiguous_runs(register_addresses(registers)) or [(65535, 1)]
+        return [SimData(address=first, count=count, values=0, datatype=kind) for first, count in runs]
+
+    if all(r.table == "holding" for r in source.registers.values()):
+        return SimDevice(id=source.device_id, simdata=blocks("holding"), action=_refuse_writes)
+    tables = tuple(blocks(table) for table in TABLES)
+    return SimDevice(id=source.device_id, simdata=tables, action=_refuse_writes)  # type: ignore[arg-type]
 
 
 def _modbus_source(machine: Machine) -> ModbusSource:
     source = machine.source
     if not isinstance(source, ModbusSource):
         raise ValueError(f"machine {machine.id} is not a Modbus machine")
-    if any(register.scale != 1 for register in source.registers.values()):
-        raise ValueError(f"machine {machine.id}: the simulator serves unscaled registers (scale 1)")
+    if any(register.offset != 0 or register.scale != 1 and not register.type.startswith("float")
+           for register in source.registers.values()):
+        raise ValueError(f"machine {machine.id}: the simulator serves no offset, and a scale on float registers only")
     return source
 
 
@@ -114,7 +142,10 @@ class ModbusPlcServer:
                 if register is None or shown.get(signal) == value:
                     continue
                 words = register_words(value, register)
-                await self._server.async_setValues(source.device_id, READ_HOLDING_REGISTERS, register.address, words)
+                if register.table in ("coil", "discrete"):
+                    words = [bool(word) for word in words]  # type: ignore[misc]
+                await self._server.async_setValues(source.device_id, READ_FUNCTION_CODES[register.table],
+                                                   register.address, words)
                 shown[signal] = value
 
     async def stop(self) -> None:

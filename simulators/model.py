@@ -99,7 +99,7 @@ class MachineModel:
         self.truth = GroundTruth()
         self._cycle_us = whole_microseconds(machine.ideal_cycle_s, "ideal_cycle_s")
         self._reset_hold_us = max(0, math.ceil(Decimal(reset_hold_s) * US_PER_S))
-        self._modulus = 2**machine.counter_width
+        self._modulus = {counter: 2**spec.width for counter, spec in machine.counters.items()}
         self._scrap_rate = simulation.scrap_rate
         self._cycle_energy_uj = Fraction(simulation.energy_wh_per_cycle) * UJ_PER_WH
         # Watts are joules per second, hence microjoules per microsecond.
@@ -133,7 +133,7 @@ class MachineModel:
 
     def counters(self) -> dict[str, int | str]:
         """The values the PLC shows now: counters modulo their width, state and fault codes, order id."""
-        shown: dict[str, int | str] = {counter: raw % self._modulus for counter, raw in self._raw.items()}
+        shown: dict[str, int | str] = {counter: raw % self._modulus[counter] for counter, raw in self._raw.items()}
         return shown | {"state": self.state, "fault": self.fault_code, ORDER: self._order}
 
     def set_order(self, order_id: str) -> None:
@@ -258,7 +258,7 @@ class MachineModel:
     def _reset_is_recognisable(self) -> bool:
         """A reset from the top half of a counter's range reads as a rollover to any reader (see
         core.rules.counters); a natural failure only resets counters that sit in their lower half."""
-        return all(raw % self._modulus < self._modulus // 2 for raw in self._raw.values())
+        return all(raw % self._modulus[c] < self._modulus[c] // 2 for c, raw in self._raw.items())
 
     def _enter_fault(self, code: int, duration_us: int, resets_counters: bool) -> None:
         hold_us = self._reset_hold_us if resets_counters else 0

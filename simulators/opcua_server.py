@@ -1,7 +1,7 @@
 """One OPC UA server standing in for every OPC UA PLC of a plant.
 
 Address space: Objects / <area> / <line> / <machine> / <signal>, where each signal is a variable
-with the string NodeId `machine.source.nodes[signal]` in the machine's source namespace.
+with the NodeId `machine.source.nodes[signal]` names (a namespace it names is registered).
 
 Every write is stamped with the instant of the publish (SourceTimestamp = ServerTimestamp), which
 clients take as the time of the value. The server keeps each machine's state changes as published
@@ -14,12 +14,14 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import NamedTuple
 
 from asyncua import Server, ua
 from asyncua.common.node import Node
 
 from kernel.logs import get_logger
+from kernel.opcua import node_id as opcua_node_id
 from kernel.signals import COUNTERS, ORDER
 from kernel.plant import Machine, OpcUaSource
 
@@ -37,12 +39,38 @@ class PublishedState(NamedTuple):
     fault: int
 
 
+# Where the machines' objects go when a machine's source names no namespace of its own.
+DEFAULT_NAMESPACE = "urn:open-mes:simulated"
+VARIANT_TYPES = {
+    "uint16": ua.VariantType.UInt16, "int16": ua.VariantType.Int16, "uint32": ua.VariantType.UInt32,
+    "int32": ua.VariantType.Int32, "uint64": ua.VariantType.UInt64, "int64": ua.VariantType.Int64,
+    "float32": ua.VariantType.Float, "float64": ua.VariantType.Double, "bool": ua.VariantType.Boolean,
+    "string": ua.VariantType.String,
+}
+
+
 def variant_type(machine: Machine, signal: str) -> ua.VariantType:
     if signal == ORDER:
         return ua.VariantType.String
-    if signal in COUNTERS and machine.counter_width == 32:
+    given = machine.source.nodes[signal].type  # type: ignore[union-attr,index]
+    if given is not None:
+        return VARIANT_TYPES[given]
+    if signal in COUNTERS and machine.counters[signal].width == 32:  # type: ignore[index]
         return ua.VariantType.UInt32
     return ua.VariantType.UInt16
+
+
+def shown_value(value: int | str, kind: ua.VariantType, scale: Decimal) -> int | float | str:
+    """What a PLC of this type shows for the model's (unsigned) value: a signed counter the same
+    bits, a float the value divided by the signal's scale (a kWh meter read as Wh with scale 1000)."""
+    if isinstance(value, str):
+        return value
+    bits = {ua.VariantType.Int16: 16, ua.VariantType.Int32: 32, ua.VariantType.Int64: 64}.get(kind)
+    if bits is not None:
+        return value - (1 << bits) if value >= 1 << (bits - 1) else value
+    if kind in (ua.VariantType.Float, ua.VariantType.Double):
+        return float(Decimal(value) / scale)
+    return value
 
 
 def _opcua_source(machine: Machine) -> OpcUaSource:
@@ -61,7 +89,7 @@ class OpcUaPlcServer:
         self._endpoint = endpoint
         self._server_name = server_name
         self._server: Server | None = None
-        self._variables: dict[str, dict[str, tuple[ua.NodeId, ua.VariantType]]] = {}
+        self._variables: dict[str, dict[str, tuple[ua.NodeId, ua.VariantType, Decimal]]] = {}
         self._shown: dict[str, dict[str, int | str]] = {}
         self._published_states: dict[str, deque[PublishedState]] = {}
 
@@ -88,7 +116,7 @@ class OpcUaPlcServer:
         folders: dict[tuple[str, ...], Node] = {}
         for machine in self._machines:
             source = _opcua_source(machine)
-            namespace = await server.register_namespace(source.namespace)
+            namespace = await server.register_namespace(source.namespace or DEFAULT_NAMESPACE)
             parent = server.nodes.objects
             for depth in range(1, 3):
                 path = (machine.area, machine.line)[:depth]
@@ -97,12 +125,18 @@ class OpcUaPlcServer:
                 parent = folders[path]
             machine_object = await parent.add_object(namespace, machine.id)
             variables = self._variables[machine.id] = {}
-            for signal, identifier in source.nodes.items():
-                node_id = ua.NodeId(identifier, namespace)
+            namespaces = await server.get_namespace_array()
+            for signal in source.nodes:
+                address = source.address(signal)
+                if address.namespace_uri is not None and address.namespace_uri not in namespaces:
+                    await server.register_namespace(address.namespace_uri)
+                    namespaces = await server.get_namespace_array()
+                node_id = opcua_node_id(address, namespaces)
                 kind = variant_type(machine, signal)
                 initial = values.get(machine.id, {}).get(signal, "" if signal == ORDER else 0)
-                await machine_object.add_variable(node_id, ua.QualifiedName(signal, namespace), ua.Variant(initial, kind))
-                variables[signal] = (node_id, kind)
+                await machine_object.add_variable(node_id, ua.QualifiedName(signal, namespace),
+                                                  ua.Variant(shown_value(initial, kind, source.nodes[signal].scale), kind))
+                variables[signal] = (node_id, kind, source.nodes[signal].scale)
         await server.start()
         self._server = server
         await self.publish(values)
@@ -122,8 +156,9 @@ class OpcUaPlcServer:
             for signal, value in signals.items():
                 if signal not in variables or shown.get(signal) == value:
                     continue
-                node_id, kind = variables[signal]
-                data_value = ua.DataValue(ua.Variant(value, kind), SourceTimestamp=now + self.clock_offset, ServerTimestamp=now)
+                node_id, kind, scale = variables[signal]
+                data_value = ua.DataValue(ua.Variant(shown_value(value, kind, scale), kind),
+                                          SourceTimestamp=now + self.clock_offset, ServerTimestamp=now)
                 await self._server.write_attribute_value(node_id, data_value)
                 shown[signal] = value
             if (shown.get("state"), shown.get("fault")) != codes_before:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from edge.sources.health import Health
 from kernel.logs import get_logger, redact_secrets
 from kernel.plant import Machine
 from kernel.reconnect import RECONNECT, retry_async
@@ -28,7 +29,7 @@ class Reading:
 
     machine_id: str
     signal: str
-    value: int | str  # text only for the order signal
+    value: int | str  # text only for the order signal; a counter as its unsigned value (see values.py)
     ts: datetime
 
     def __post_init__(self) -> None:
@@ -95,6 +96,15 @@ class Source(ABC):
     def machine_ids(self) -> tuple[str, ...]:
         return tuple(m.id for m in self.machines)
 
+    @functools.cached_property
+    def health(self) -> Health:
+        return Health(self.machine_ids, self.name)
+
+    def stale_after_s(self) -> dict[str, float]:
+        """Per machine, how long an `ok` machine may deliver nothing before it shows `stale`: only
+        polled machines have such a bound (a subscription delivers changes only)."""
+        return {}
+
     async def start(self, emit: Emit) -> None:
         self._session = asyncio.create_task(self._keep_connected(emit), name=f"source {self.name}")
 
@@ -122,6 +132,7 @@ class Source(ABC):
             await self._disconnect()
             if self._stopping:
                 return
+            self.health.set_all("unreachable", redact_secrets(lost))
             # A pause before the first attempt too: a server that accepts every connection and then
             # drops it must not be hammered.
             log.warning("source.connection_lost", source=self.name, error=redact_secrets(lost),
@@ -133,6 +144,8 @@ class Source(ABC):
             raise asyncio.CancelledError  # a cancel swallowed by the protocol library (see stop)
         try:
             await self._connect(emit)
-        except BaseException:
+        except BaseException as error:
             await self._disconnect()
+            if isinstance(error, Exception):
+                self.health.set_all("unreachable", redact_secrets(f"{type(error).__name__}: {error}"))
             raise

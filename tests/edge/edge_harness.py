@@ -17,12 +17,15 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from decimal import Decimal
 from typing import Any
 
 from asyncua import Server, ua
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from core.rules.counters import CounterPoint, counter_step
+from edge.sources.base import Reading
 from kernel.embedded.broker import free_port
 from kernel.mqtt import connect, new_client, parse_mqtt_url
 from kernel.payload import EdgeAck, ack_topic
@@ -205,3 +208,31 @@ def make_plant(opcua_port: int, modbus_port: int, edge_id: str = "edge-t", modbu
         for m in plant.machines
     )
     return plant.model_copy(update={"machines": machines})
+
+
+class Counted:
+    """Readings through the core's counter rule: what the core would record per machine and counter
+    (with no plausibility limit: the test servers change values far faster than any machine)."""
+
+    def __init__(self, plant) -> None:
+        self.plant = plant
+        self.readings: list[Reading] = []
+        self.last: dict[tuple[str, str], CounterPoint] = {}
+        self.totals: dict[tuple[str, str], int] = {}
+        self.quarantined: list[object] = []
+
+    def __call__(self, reading: Reading) -> None:
+        self.readings.append(reading)
+        spec = self.plant.machine(reading.machine_id).counters.get(reading.signal)
+        if spec is None:
+            return
+        key = (reading.machine_id, reading.signal)
+        step = counter_step(self.last.get(key), CounterPoint(reading.value, reading.ts), spec.width, Decimal(10**15))
+        if step.quarantined:
+            self.quarantined.append((reading, step))
+        self.last[key] = step.point
+        self.totals[key] = self.totals.get(key, 0) + step.delta
+
+    def latest(self, machine_id: str, signal: str):
+        values = [r.value for r in self.readings if (r.machine_id, r.signal) == (machine_id, signal)]
+        return values[-1] if values else None

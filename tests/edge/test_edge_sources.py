@@ -6,7 +6,7 @@ from edge_harness import NAMESPACE, TinyModbusServer, TinyOpcUaServer, eventuall
 from edge.sources import build_sources, group_by_endpoint
 from edge.sources.base import Reading
 from edge.sources.modbus import Block, ModbusClientSource, decode_register, plan_blocks
-from edge.sources.opcua import OpcUaClientSource, signal_value
+from edge.sources.opcua import OpcUaClientSource
 from kernel.signals import SIGNALS
 from kernel.plant import ModbusRegister, ModbusSource, OpcUaSource
 
@@ -28,46 +28,46 @@ def a_machine():
 
 # --- pure logic ------------------------------------------------------------------------------
 
-def test_plan_blocks_merges_neighbours_and_splits_far_registers():
+def test_plan_blocks_never_reads_an_unnamed_register_unless_max_gap_allows_it():
     registers = {
         "good": ModbusRegister(address=0),
         "scrap": ModbusRegister(address=2),
         "state": ModbusRegister(address=6, type="uint16"),
         "fault": ModbusRegister(address=300, type="uint16"),
     }
-    assert plan_blocks(registers) == [Block(0, 7, ("good", "scrap", "state")), Block(300, 1, ("fault",))]
-    assert plan_blocks(registers, max_count=4) == [Block(0, 4, ("good", "scrap")), Block(6, 1, ("state",)), Block(300, 1, ("fault",))]
+    assert plan_blocks(registers) == [Block(0, 4, ("good", "scrap")), Block(6, 1, ("state",)), Block(300, 1, ("fault",))]
+    assert plan_blocks(registers, max_gap=2) == [Block(0, 7, ("good", "scrap", "state")), Block(300, 1, ("fault",))]
+    assert plan_blocks(registers, max_gap=2, max_count=4) == [Block(0, 4, ("good", "scrap")), Block(6, 1, ("state",)),
+                                                             Block(300, 1, ("fault",))]
+
+
+def test_plan_blocks_splits_at_the_protocols_limit_and_by_table():
+    registers = {
+        "good": ModbusRegister(address=0),
+        "scrap": ModbusRegister(address=124),  # ends at 126: past 125 registers from 0
+        "energy_wh": ModbusRegister(address=0, table="input", type="float32"),
+        "state": ModbusRegister(address=5, table="coil", type="bool"),
+    }
+    assert plan_blocks(registers, max_gap=200) == [
+        Block(0, 2, ("good",)), Block(124, 2, ("scrap",)), Block(0, 2, ("energy_wh",), "input"), Block(5, 1, ("state",), "coil"),
+    ]
 
 
 def test_decode_register_word_orders_and_scale():
-    assert decode_register([0x0001, 0x0002], ModbusRegister(address=0, word_order="big")) == 0x00010002
-    assert decode_register([0x0002, 0x0001], ModbusRegister(address=0, word_order="little")) == 0x00010002
-    assert decode_register([7, 99], ModbusRegister(address=0, type="uint16")) == 7
-    assert decode_register([15], ModbusRegister(address=0, type="uint16", scale=Decimal("0.1"))) == 1  # floor
-    assert decode_register([15], ModbusRegister(address=0, type="uint16", scale=Decimal(10))) == 150
+    assert decode_register([0x0001, 0x0002], ModbusRegister(address=0, word_order="big"), "good") == 0x00010002
+    assert decode_register([0x0002, 0x0001], ModbusRegister(address=0, word_order="little"), "good") == 0x00010002
+    assert decode_register([7, 99], ModbusRegister(address=0, type="uint16"), "good") == 7
+    assert decode_register([15], ModbusRegister(address=0, type="uint16", scale=Decimal("0.1")), "good") == 1  # floor
+    assert decode_register([15], ModbusRegister(address=0, type="uint16", scale=Decimal(10)), "good") == 150
 
 
 def test_decode_register_reads_an_order_id_as_nul_padded_ascii_and_drops_an_unusable_one():
     order = ModbusRegister(address=10, type="string", length=4)
-    assert decode_register([0x574F, 0x2D31, 0x3200, 0], order) == "WO-12"
-    assert decode_register([0, 0, 0, 0], order) == ""  # no order
-    assert decode_register([0x2020, 0x5741, 0x2020, 0], order) == "WA"  # outer spaces are padding too
-    assert decode_register([0xC3A9, 0, 0, 0], order) is None  # not ASCII
-    assert order.width == 4 and ModbusRegister(address=0).width == 2
-
-
-def test_signal_value_accepts_whole_non_negative_numbers_and_text_only_for_the_order():
-    assert signal_value("good", 5) == 5
-    assert signal_value("good", 5.0) == 5
-    assert signal_value("good", 5.5) is None
-    assert signal_value("good", -1) is None
-    assert signal_value("good", True) is None
-    assert signal_value("good", None) is None
-    assert signal_value("good", "5") is None
-    assert signal_value("order", " WO-7 ") == "WO-7"
-    assert signal_value("order", "") == ""
-    assert signal_value("order", 7) is None
-    assert signal_value("order", "x" * 41) is None
+    assert decode_register([0x574F, 0x2D31, 0x3200, 0], order, "order") == "WO-12"
+    assert decode_register([0, 0, 0, 0], order, "order") == ""  # no order
+    assert decode_register([0x2020, 0x5741, 0x2020, 0], order, "order") == "WA"  # outer spaces are padding too
+    assert decode_register([0xC3A9, 0, 0, 0], order, "order").reason == "bad_order_id"  # not ASCII
+    assert order.register_count == 4 and ModbusRegister(address=0).register_count == 2
 
 
 def test_machines_sharing_an_endpoint_share_one_source():

@@ -29,7 +29,10 @@ def test_the_demo_plant_resolves_every_machine_with_a_source_and_counter_specs()
     assert [m.path for m in plant.machines][0] == ("acme-works", "stamping", "line-1", "press-01")
     modbus = [m for m in plant.machines if m.protocol == "modbus"]
     assert sorted(m.source.device_id for m in modbus) == [1, 2]  # numbered among Modbus machines
-    assert all(spec.width == m.counter_width for m in plant.machines for spec in m.counters.values())
+    # Counts wrap at the machine's counter width; a float kWh meter never wraps (64 bits).
+    assert all(spec.width == m.counter_width for m in plant.machines for c, spec in m.counters.items() if c != "energy_wh")
+    assert {m.id: m.counters["energy_wh"].width for m in plant.machines} == {
+        "press-01": 64, "press-02": 64, "welder-01": 32, "packer-01": 32}
 
 
 def test_plant_errors_name_the_problem():

@@ -11,6 +11,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from edge.sources.modbus import decode_register
 from kernel.signals import COUNTERS, ORDER, SIGNALS, MachineState
+from kernel.opcua import node_id
 from kernel.plant import Machine, ModbusRegister, ModbusSource, OpcUaSource
 from simulators.modbus_server import contiguous_runs, register_addresses, register_words
 from simulators.plant import SimulatedPlant
@@ -59,14 +60,14 @@ class Readers:
         return {signal: await self._read_register(machine.source.device_id, register) for signal, register in machine.source.registers.items()}
 
     async def _read_opcua(self, source: OpcUaSource) -> dict[str, int]:
-        namespace = await self.opcua.get_namespace_index(source.namespace)
-        nodes = [self.opcua.get_node(ua.NodeId(source.nodes[signal], namespace)) for signal in SIGNALS]
+        namespaces = await self.opcua.get_namespace_array()
+        nodes = [self.opcua.get_node(node_id(source.address(signal), namespaces)) for signal in SIGNALS]
         return dict(zip(SIGNALS, await self.opcua.read_values(nodes), strict=True))
 
     async def _read_register(self, device_id: int, register: ModbusRegister) -> int | str:
-        response = await self.modbus.read_holding_registers(register.address, count=register.width, device_id=device_id)
+        response = await self.modbus.read_holding_registers(register.address, count=register.register_count, device_id=device_id)
         assert not response.isError(), response
-        return decode_register(response.registers, register)
+        return decode_register(response.registers, register, "order" if register.type == "string" else "state")
 
 
 def test_counters_roll_over_and_clients_read_exactly_what_the_plcs_show():
@@ -185,10 +186,10 @@ def test_register_layout_helpers():
     assert contiguous_runs(addresses) == [(0, 2), (4, 2), (10, 2)]
 
 
-def test_scaled_registers_are_refused():
+def test_scaled_integer_registers_are_refused():
     registers = {"good": {"address": 0, "scale": "0.1"}}
     spec = {"id": "m", "protocol": "modbus", "ideal_cycle_s": 1, "source": {"protocol": "modbus", "host": "127.0.0.1", "port": 1, "device_id": 1, "registers": registers}}
-    with pytest.raises(ValueError, match="unscaled"):
+    with pytest.raises(ValueError, match="scale on float registers only"):
         SimulatedPlant(plant_with([spec]))
 
 
