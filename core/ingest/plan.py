@@ -486,7 +486,9 @@ class _Planner:
         """Where the signal's previous sample was placed: a signal's time never goes back."""
         if signal in COUNTERS:
             return last.ts if last is not None else None
-        return {"state": live.state_ts, "fault": live.fault_ts, ORDER: live.plc_order_ts}[signal]
+        if signal == ORDER:
+            return live.plc_order_ts
+        return live.state_ts if signal == "state" else live.fault_ts
 
     def _apply_order(self, live: LiveCodes, windows: list[DispatchWindow], machine_id: str, reported: str,
                      ts: datetime) -> LiveCodes:

@@ -16,8 +16,8 @@ from tests.e2e.conftest import plant_on_free_ports
 
 PLANT_YAML = """
 site: s
-areas: [{id: a, lines: [{id: l, machines: [{id: m1, protocol: modbus, ideal_cycle_s: 0.025},
-                                           {id: m2, protocol: modbus, ideal_cycle_s: 0.025}]}]}]
+areas: [{id: a, lines: [{id: l, machines: [{id: m1, protocol: modbus, ideal_cycle_s: 0.025, edge_id: e1},
+                                           {id: m2, protocol: modbus, ideal_cycle_s: 0.025, edge_id: e2}]}]}]
 """
 OUTAGE = (120, 420)  # a 5-minute broker outage: m2's edge kept its messages on disk and replays them after
 
