@@ -5,28 +5,38 @@ Errors are 4xx with a message a person can act on, mapped here and nowhere else:
 duplicate id, more than there is), Invalid 422 (a request malformed beyond what its schema says, as
 FastAPI's own 422 for the schema). A write the database refuses (a constraint) is a 409 that names the
 constraint, never the driver's text. Nothing is written by a request that fails.
+
+Every route needs credentials (401 without) and a role allowed to call it (403 otherwise), checked first,
+before anything of the request is read: the table and the public routes are in app/permissions.py.
 """
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
+
+from app import accounts
+from app.permissions import PUBLIC, authorize
 
 from dashboards.api import board
 from inventory.api import costing as inventory_costing
 from inventory.api import masterdata as inventory_masterdata
 from inventory.api import purchasing, reports, sales, stock, transfers
+from kernel.auth import Authenticator, OidcConfig
 from kernel.db.models import make_engine
 from kernel.rules.refusals import Conflict, Invalid, NotFound, Refused
 from mes.api import alerts, downtime, notifications, workorders
 from mes.api import costing as work_order_costing
 from mes.api import masterdata as production_masterdata
+from kernel.settings import Settings
 from mes.services.costing import running_cost
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
 ROUTERS = (inventory_masterdata.router, production_masterdata.router, stock.router, purchasing.router, sales.router,
            transfers.router, inventory_costing.router, work_order_costing.router, reports.router, alerts.router,
-           downtime.router, notifications.router, board.router, workorders.router)
+           downtime.router, notifications.router, board.router, accounts.router, workorders.router)
 
 
 STATUS = {NotFound: 404, Conflict: 409, Invalid: 422}
@@ -45,11 +55,48 @@ def constraint_refusal(error: IntegrityError) -> str:
     return f"refused: the request conflicts with what is stored{where}"
 
 
-def create_app(database_url: str) -> FastAPI:
-    app = FastAPI(title="Open MES", version="0.1.0",
-                  description="Master data, work orders and stock of the Open MES. Errors: 404 unknown, 409 conflict, 422 malformed.")
+def oidc_config(settings: Settings) -> OidcConfig | None:
+    if not settings.oidc_issuer:
+        return None
+    if not settings.oidc_jwks_url:
+        raise ValueError("MES_OIDC_ISSUER is set without MES_OIDC_JWKS_URL: where are the identity provider's keys?")
+    return OidcConfig(settings.oidc_issuer, settings.oidc_jwks_url, settings.oidc_audience, settings.oidc_roles_claim,
+                      settings.oidc_name_claim)
+
+
+def operations() -> list[tuple[str, str]]:
+    """Every (method, path template) the routers serve, in the order they are mounted."""
+    return [("GET", "/health"), ("GET", "/ready")] + [
+        (method, route.path) for router in ROUTERS for route in router.routes
+        for method in sorted(route.methods - {"HEAD"})]
+
+
+def _documented_security(app: FastAPI) -> dict:
+    """The OpenAPI document with the ways to authenticate, required by every operation but the public ones."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "an API key (mes_…) or an access token of the configured identity provider"},
+            "basic": {"type": "http", "scheme": "basic", "description": "a local user's id and password"}}
+        for path, operations_of_path in schema.get("paths", {}).items():
+            for method, operation in operations_of_path.items():
+                if (method.upper(), path) not in PUBLIC:
+                    operation["security"] = [{"bearer": []}, {"basic": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(title="Open MES", version="0.1.0", dependencies=[Depends(authorize)],
+                  max_body_size=settings.api_max_body_bytes,
+                  description="Master data, work orders and stock of the Open MES. Errors: 401 no or unknown credentials, "
+                              "403 a role not allowed, 404 unknown, 409 conflict, 413 body too large, 422 malformed.")
     app.state.sessions = sessionmaker(make_engine(database_url), expire_on_commit=False)
+    app.state.authenticator = Authenticator(app.state.sessions, oidc_config(settings))
     app.state.production_cost = running_cost  # what inventory values finished-goods receipts at
+    app.openapi = lambda: _documented_security(app)
 
     @app.exception_handler(Refused)
     async def refused(_: Request, error: Refused) -> JSONResponse:
@@ -61,7 +108,18 @@ def create_app(database_url: str) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
+        """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/ready", responses={503: {"description": "the database does not answer"}})
+    def ready() -> JSONResponse:
+        """Readiness: the database answers."""
+        try:
+            with app.state.sessions() as db:
+                db.execute(text("SELECT 1"))
+        except OperationalError:
+            return JSONResponse(status_code=503, content={"detail": "the database does not answer"})
+        return JSONResponse({"status": "ready"})
 
     for router in ROUTERS:
         app.include_router(router)
