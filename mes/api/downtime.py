@@ -17,7 +17,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
-from kernel.http import Db, Id, In, Person
+from kernel.auth import Caller
+from kernel.http import Db, Id, In, NamedInBody
 from kernel.rules.refusals import Invalid, refused_as
 from mes.services import downtime as service
 from mes.services.oee import oee as compute_oee
@@ -118,7 +119,7 @@ class FaultReasonOut(BaseModel):
 class AnnotationIn(In):
     reason_code: ReasonCode | None = None
     comment: str | None = Field(default=None, min_length=1, max_length=2000)
-    actor: Person
+    actor: NamedInBody = None
 
     @model_validator(mode="after")
     def says_something(self):
@@ -159,11 +160,12 @@ def set_fault_reason(body: FaultReasonIn, db: Db):
 
 
 @router.post("/machines/{machine_id}/stops/{stop_start}/annotations", response_model=AnnotationOut, status_code=201)
-def annotate(machine_id: str, stop_start: datetime, body: AnnotationIn, db: Db, offline_after_s: OfflineAfter = None):
+def annotate(machine_id: str, stop_start: datetime, body: AnnotationIn, db: Db, caller: Caller,
+             offline_after_s: OfflineAfter = None):
     """Give a stop (identified by when it began) a reason and/or a comment; the latest one counts.
     404 when no stop of the machine begins at that instant."""
     derivation = _derivation(offline_after_s, Decimal(120))
-    return _refused(lambda: service.annotate(db, machine_id, stop_start, body.actor, body.reason_code, body.comment, derivation))
+    return _refused(lambda: service.annotate(db, machine_id, stop_start, caller.name, body.reason_code, body.comment, derivation))
 
 
 @router.get("/machines/{machine_id}/stops/{stop_start}/annotations", response_model=list[AnnotationOut])

@@ -41,6 +41,7 @@ from dashboards.services import board as board_service
 from mes.services import workorders
 from mes.services.downtime import ShiftSpec, set_calendar
 from tests.support.http import ok
+from tests.support.auth import as_admin
 
 RUNNING, FAULT = 1, 3
 EVERY = timedelta(seconds=10)
@@ -132,6 +133,7 @@ def plant(postgres_server_url) -> Plant:
 @pytest.fixture(scope="module")
 def api(plant) -> TestClient:
     with TestClient(create_app(plant.url)) as client:
+        as_admin(client, plant.url)
         yield client
 
 

@@ -22,6 +22,7 @@ from kernel.signals import MachineState
 from mes.services import alert_engine
 from mes.services.notifications import NotificationSender
 from tests.support.http import ok, refused
+from tests.support.auth import by
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 MIN, SECOND = timedelta(minutes=1), timedelta(seconds=1)
@@ -198,7 +199,7 @@ def test_every_alert_event_queues_one_delivery_per_target_and_the_sender_retries
         report_state(db, "press-01", FAULT, NOW - 2 * MIN, seen=NOW)
         assert round_at(database_url, NOW) == [("raised", "machine_down", "press-01")]
         alert = open_alerts(api)[("machine_down", "press-01")]
-        ok(api.post(f"/alerts/{alert['alert_id']}/acknowledge", json={"who": "ana", "note": "on it"}))
+        ok(by(api, "ana").post(f"/alerts/{alert['alert_id']}/acknowledge", json={"who": "ana", "note": "on it"}))
 
         pending = ok(api.get("/notifications", params={"status": "pending"}))
         assert sorted((d["key"], d["target"]) for d in pending) == sorted(
