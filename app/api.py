@@ -31,6 +31,7 @@ from mes.api import alerts, downtime, notifications, workorders
 from mes.api import costing as work_order_costing
 from mes.api import masterdata as production_masterdata
 from kernel.settings import Settings
+from mes.rules.webhooks import networks
 from mes.services.costing import running_cost
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
@@ -96,6 +97,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessionmaker(make_engine(database_url), expire_on_commit=False)
     app.state.authenticator = Authenticator(app.state.sessions, oidc_config(settings))
     app.state.production_cost = running_cost  # what inventory values finished-goods receipts at
+    app.state.webhook_allow_private = networks(settings.webhook_allow_private)
     app.openapi = lambda: _documented_security(app)
 
     @app.exception_handler(Refused)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from app.access_cli import keys_app, users_app
 from dashboards.cli import dashboards_app
 from kernel.logs import configure_logging, get_logger
 from kernel.settings import Settings
@@ -19,13 +20,17 @@ app = typer.Typer(
     help="Open MES: machine counts from OPC UA / Modbus PLCs to exact production records.\n\n"
     "Start with `mes demo`: a simulated plant, an edge agent, a broker, the core and a database, all on this machine.\n\n"
     "Configuration: defaults, then the YAML file named by MES_CONFIG, then MES_* variables "
-    "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json).",
+    "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json).\n\n"
+    "The API needs credentials: `mes keys create NAME --role ROLE` (an API key), `mes users create NAME --role ROLE` "
+    "(a person with a password), or tokens of an identity provider (MES_OIDC_ISSUER, MES_OIDC_JWKS_URL).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 
 PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant description YAML (default: MES_PLANT or the demo plant)")]
 

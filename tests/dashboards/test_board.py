@@ -251,7 +251,7 @@ def test_board_serves_the_page_and_its_assets(api):
     assert "/board/board.js" in page.text and "/board/board.css" in page.text
     script, style = api.get("/board/board.js"), api.get("/board/board.css")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
-    assert "EventSource" in script.text and "/board/data" in script.text
+    assert "/board/events" in script.text and "/board/data" in script.text and "Authorization" in script.text
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     assert api.get("/board/index.html").status_code == 404
 

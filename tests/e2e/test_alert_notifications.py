@@ -25,6 +25,7 @@ from app.plantrun import PlantRun, ThreadCore
 from mes.services.notifications import ALERT_SUBSCRIPTION
 from tests.e2e.conftest import run
 from tests.support.http import ok
+from mes.rules.webhooks import networks
 from tests.support.auth import as_admin, by
 
 pytestmark = pytest.mark.slow
@@ -40,7 +41,7 @@ class DedupReceiver:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/alerts"
+        self.url = f"http://localhost:{self.port}/alerts"  # a name, resolved by the sender at each attempt
         self.kept: list[dict] = []
         self.arrivals: list[tuple[str, str]] = []  # (Idempotency-Key, payload key) of every POST, repeats included
         self._server: ThreadingHTTPServer | None = None
@@ -110,7 +111,7 @@ def test_a_fault_is_alerted_acknowledged_and_cleared_and_each_receiver_gets_each
         return rows[0] if rows else None
 
     async def scenario():
-        core = ThreadCore(database_url, mqtt_url, alert_every_s=0.5)
+        core = ThreadCore(database_url, mqtt_url, alert_every_s=0.5, webhook_allow_private=networks(["127.0.0.0/8"]))
         async with PlantRun(plant, database_url, mqtt_url, tmp_path, core=core) as plant_run:
             with TestClient(create_app(database_url)) as api:
                 as_admin(api, database_url)
