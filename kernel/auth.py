@@ -165,6 +165,8 @@ class OidcConfig:
     roles_claim: str = "roles"  # a dotted path for nested claims, e.g. realm_access.roles (Keycloak)
     name_claim: str = "preferred_username"  # falls back to `sub`
     algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+    # a token naming an unknown key fetches the key set again, at most this often (no flood of the provider)
+    refresh_cooldown_s: float = 30.0
 
 
 class Unauthenticated(HTTPException):
@@ -178,7 +180,8 @@ class Authenticator:
     def __init__(self, sessions: sessionmaker, oidc: OidcConfig | None = None) -> None:
         self._sessions = sessions
         self._oidc = oidc
-        self._jwks = jwt.PyJWKClient(oidc.jwks_url, cache_keys=True, lifespan=300, timeout=10) if oidc else None
+        self._jwks = jwt.PyJWKClient(oidc.jwks_url, cache_keys=True, lifespan=300, timeout=10,
+                                     cooldown_duration=oidc.refresh_cooldown_s) if oidc else None
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:

@@ -116,7 +116,7 @@ def test_transfer_lifecycle_goods_in_transit_are_in_neither_locations_available_
     refused(api.post("/transfers/T-1/post"), 409, "4 of steel lot C-18 still in transit", "write it off")
     assert snapshot(database_url) == before
 
-    ok(api.post("/transfers/T-1/write-off", json={"lines": [{"item_id": "steel", "lot": "C-18", "quantity": "4"}],
+    ok(by(api, "dave").post("/transfers/T-1/write-off", json={"lines": [{"item_id": "steel", "lot": "C-18", "quantity": "4"}],
                                                 "reason": "fell off the truck", "actor": "dave"}))
     assert written_off(database_url) == 4
     assert_never_lost(api, database_url)
