@@ -25,6 +25,7 @@ app = typer.Typer(
     "(a person with a password), or tokens of an identity provider (MES_OIDC_ISSUER, MES_OIDC_JWKS_URL).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,  # a frame's locals hold URLs with passwords (docs/security.md, Logs)
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
