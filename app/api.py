@@ -7,17 +7,24 @@ FastAPI's own 422 for the schema). A write the database refuses (a constraint) i
 constraint, never the driver's text. Nothing is written by a request that fails.
 
 Every route needs credentials (401 without) and a role allowed to call it (403 otherwise), checked first,
-before anything of the request is read: the table and the public routes are in app/permissions.py.
+before anything of the request is read: the table and the public routes are in app/permissions.py. Then no
+NUL character and no over-long string anywhere in the request (app/hygiene.py, 422); bodies larger than
+MES_API_MAX_BODY_BYTES are 413. A value the database cannot hold (a number out of its column's range) is
+a 422, never a 500. Every 4xx has one model, `Error` in the OpenAPI: `detail`, a message, or for a
+malformed request FastAPI's list of what is wrong where; every operation declares the statuses it answers.
 """
+
+from datetime import timedelta
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app import accounts
+from app.hygiene import JsonTooLarge, refuse_malformed_text
 from app.permissions import PUBLIC, authorize
 
 from dashboards.api import board
@@ -72,6 +79,15 @@ def operations() -> list[tuple[str, str]]:
         for method in sorted(route.methods - {"HEAD"})]
 
 
+ERRORS = {"401": "no credentials, or credentials not accepted", "403": "the caller's roles may not make this call",
+          "404": "something the request names does not exist", "409": "the request conflicts with what is stored",
+          "422": "the request is malformed or refused by a rule"}
+BODY_ERRORS = {"413": "the request body is larger than MES_API_MAX_BODY_BYTES"}
+_VALIDATION_ERROR = {"title": "ValidationError", "type": "object", "required": ["loc", "msg", "type"], "properties": {
+    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}, "msg": {"type": "string"},
+    "type": {"type": "string"}}}
+
+
 def _documented_security(app: FastAPI) -> dict:
     """The OpenAPI document with the ways to authenticate, required by every operation but the public ones."""
     if app.openapi_schema is None:
@@ -80,25 +96,36 @@ def _documented_security(app: FastAPI) -> dict:
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "an API key (mes_…) or an access token of the configured identity provider"},
             "basic": {"type": "http", "scheme": "basic", "description": "a local user's id and password"}}
+        schemas = schema["components"].setdefault("schemas", {})
+        schemas["Error"] = {"title": "Error", "type": "object", "required": ["detail"], "properties": {"detail": {
+            "title": "Detail", "description": "what is wrong; for a malformed request, what is wrong where",
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}]}}}
+        schemas.setdefault("ValidationError", _VALIDATION_ERROR)
         for path, operations_of_path in schema.get("paths", {}).items():
             for method, operation in operations_of_path.items():
-                if (method.upper(), path) not in PUBLIC:
-                    operation["security"] = [{"bearer": []}, {"basic": []}]
+                if (method.upper(), path) in PUBLIC:
+                    continue
+                operation["security"] = [{"bearer": []}, {"basic": []}]
+                statuses = {**ERRORS, **(BODY_ERRORS if "requestBody" in operation else {})}
+                for status, description in statuses.items():
+                    operation["responses"][status] = {"description": description, "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         app.openapi_schema = schema
     return app.openapi_schema
 
 
 def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="Open MES", version="0.1.0", dependencies=[Depends(authorize)],
-                  max_body_size=settings.api_max_body_bytes,
+    app = FastAPI(title="Open MES", version="0.1.0", dependencies=[Depends(authorize), Depends(refuse_malformed_text)],
                   description="Master data, work orders and stock of the Open MES. Errors: 401 no or unknown credentials, "
                               "403 a role not allowed, 404 unknown, 409 conflict, 413 body too large, 422 malformed.")
     app.state.sessions = sessionmaker(make_engine(database_url), expire_on_commit=False)
     app.state.authenticator = Authenticator(app.state.sessions, oidc_config(settings))
     app.state.production_cost = running_cost  # what inventory values finished-goods receipts at
     app.state.webhook_allow_private = networks(settings.webhook_allow_private)
+    app.state.max_period = timedelta(days=settings.api_max_period_days)
     app.openapi = lambda: _documented_security(app)
+    app.add_middleware(JsonTooLarge, max_body_bytes=settings.api_max_body_bytes)
 
     @app.exception_handler(Refused)
     async def refused(_: Request, error: Refused) -> JSONResponse:
@@ -107,6 +134,10 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(IntegrityError)
     async def constrained(_: Request, error: IntegrityError) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": constraint_refusal(error)})
+
+    @app.exception_handler(DataError)
+    async def out_of_range(_: Request, error: DataError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": "refused: a value is out of the range that can be stored"})
 
     @app.get("/health")
     def health() -> dict:
