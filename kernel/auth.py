@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,12 +91,22 @@ def _secret_digest(secret: str) -> str:
 
 # users and keys: each function is one unit of work (it commits once)
 
+MIN_PASSWORD_LENGTH = 12
+USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")  # as the users table checks it
+
+
+def _password_hash(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _passwords.hash(password)
+
+
 def create_user(db: Session, user_id: str, password: str, roles: list[str]) -> User:
-    if len(password) < 12:
-        raise Invalid("a password needs at least 12 characters")
+    if not USER_ID.fullmatch(user_id):
+        raise Invalid(f"a user id is 1 to 128 letters, digits and _.@- (starting with a letter or digit), not {user_id!r}")
     if db.get(User, user_id) is not None:
         raise Conflict(f"user {user_id} exists")
-    user = User(user_id=user_id, password_hash=_passwords.hash(password), roles=_roles(roles))
+    user = User(user_id=user_id, password_hash=_password_hash(password), roles=_roles(roles))
     db.add(user)
     db.commit()
     return user
@@ -103,9 +114,7 @@ def create_user(db: Session, user_id: str, password: str, roles: list[str]) -> U
 
 def set_password(db: Session, user_id: str, password: str) -> User:
     user = _user(db, user_id)
-    if len(password) < 12:
-        raise Invalid("a password needs at least 12 characters")
-    user.password_hash = _passwords.hash(password)
+    user.password_hash = _password_hash(password)
     db.commit()
     return user
 
