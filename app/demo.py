@@ -277,9 +277,11 @@ def _served_board(database_url: str, port: int) -> Iterator[None]:
         return
     with server:
         admin, kiosk = server.demo_keys()
-        console.print(f"[bold]Live board:[/] {server.url}#key={kiosk}  (a read-only kiosk key, kept by the browser)")
+        # soft_wrap: a key broken over two lines could not be copied
+        console.print(f"[bold]Live board:[/] {server.url}#key={kiosk}  (a read-only kiosk key, kept by the browser)",
+                      soft_wrap=True)
         console.print(f"[bold]Admin API key:[/] {admin}  (the API: {server.url.removesuffix('/board')}/docs, "
-                      "as `Authorization: Bearer <key>`)")
+                      "as `Authorization: Bearer <key>`)", soft_wrap=True)
         yield
 
 

@@ -30,10 +30,10 @@ Start = Annotated[datetime, Query(description="period start, included, with a ti
                                               "setting api_max_period_days (default 400) is refused with 422")]
 End = Annotated[datetime, Query(description="period end, excluded, with a time zone")]
 DAY_S = 86_400
-OfflineAfter = Annotated[Decimal | None, Query(gt=0, le=7 * DAY_S, max_digits=16, decimal_places=6,
+OfflineAfter = Annotated[Decimal | None, Query(gt=0, le=7 * DAY_S, max_digits=16,
                                                description="seconds without a message before a machine is offline "
                                                            "(default: the setting offline_after_s)")]
-Microstop = Annotated[Decimal, Query(gt=0, le=DAY_S, max_digits=16, decimal_places=6,
+Microstop = Annotated[Decimal, Query(gt=0, le=DAY_S, max_digits=16,
                                      description="stops shorter than this many seconds are microstops")]
 FaultCode = Annotated[int, Field(gt=0, le=2_147_483_647, description="the PLC's fault code (a PostgreSQL integer)")]
 _INSTANT = TypeAdapter(datetime)
