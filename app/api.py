@@ -82,7 +82,7 @@ def operations() -> list[tuple[str, str]]:
 ERRORS = {"401": "no credentials, or credentials not accepted", "403": "the caller's roles may not make this call",
           "404": "something the request names does not exist", "409": "the request conflicts with what is stored",
           "422": "the request is malformed or refused by a rule"}
-BODY_ERRORS = {"413": "the request body is larger than MES_API_MAX_BODY_BYTES"}
+BODY_ERRORS = {"400": "the request body is not JSON", "413": "the request body is larger than MES_API_MAX_BODY_BYTES"}
 _VALIDATION_ERROR = {"title": "ValidationError", "type": "object", "required": ["loc", "msg", "type"], "properties": {
     "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}, "msg": {"type": "string"},
     "type": {"type": "string"}}}
