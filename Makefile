@@ -55,5 +55,5 @@ lock: ## write requirements.lock from pyproject.toml (all extras, hashes); LOCK_
 		--generate-hashes --custom-compile-command 'make lock' --quiet --output-file $(LOCK) $(LOCK_ARGS)
 
 clean: ## remove runtime data, caches and build output (keeps .venv)
-	rm -rf var build .pytest_cache .hypothesis .mypy_cache tests/timescale/node_modules .venv-fuzz
+	rm -rf var build .pytest_cache .hypothesis .mypy_cache tests/timescale/node_modules .venv-fuzz .schemathesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
