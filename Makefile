@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test typecheck bench lock clean
+.PHONY: help demo test typecheck bench lock clean fuzz-api fuzz-lock
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -35,6 +35,14 @@ test: $(STAMP) ## run the tests; extra pytest arguments via PYTEST_ARGS="..."
 typecheck: $(STAMP) ## mypy --strict on every rules package ([tool.mypy] in pyproject.toml)
 	$(VENV)/bin/mypy
 
+fuzz-api: $(STAMP) ## schemathesis over the whole API as admin: 0 server errors, 0 schema violations (tests/api_fuzz/run)
+	tests/api_fuzz/run
+
+fuzz-lock: ## write tests/api_fuzz/requirements.lock (schemathesis, hashes) from tests/api_fuzz/requirements.in
+	test -x $(VENV)/bin/uv || $(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile tests/api_fuzz/requirements.in --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command 'make fuzz-lock' --quiet --output-file tests/api_fuzz/requirements.lock
+
 bench: $(STAMP) ## measure ingest vs raw COPY and end-to-end latency; results in docs/benchmarks.md
 	$(VENV)/bin/python -m tests.bench
 
@@ -47,5 +55,5 @@ lock: ## write requirements.lock from pyproject.toml (all extras, hashes); LOCK_
 		--generate-hashes --custom-compile-command 'make lock' --quiet --output-file $(LOCK) $(LOCK_ARGS)
 
 clean: ## remove runtime data, caches and build output (keeps .venv)
-	rm -rf var build .pytest_cache .hypothesis .mypy_cache tests/timescale/node_modules
+	rm -rf var build .pytest_cache .hypothesis .mypy_cache tests/timescale/node_modules .venv-fuzz .schemathesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from core.cli import review_app
+from app.access_cli import keys_app, users_app
 from dashboards.cli import dashboards_app
 from kernel.logs import configure_logging, get_logger
 from kernel.settings import Settings
@@ -21,9 +22,12 @@ app = typer.Typer(
     "Start with `mes demo`: a simulated plant, an edge agent, a broker, the core and a database, all on this machine.\n\n"
     "Configuration: defaults, then the YAML file named by MES_CONFIG, then MES_* variables "
     "(MES_DATABASE_URL, MES_MQTT_URL, MES_PLANT, MES_DATA_DIR, MES_LOG_LEVEL, MES_LOG_FORMAT=json; "
-    "MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE, MES_MQTT_KEY_FILE, MES_CORE_CLIENT_ID: docs/security.md).",
+    "MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE, MES_MQTT_KEY_FILE, MES_CORE_CLIENT_ID: docs/security.md).\n\n"
+    "The API needs credentials: `mes keys create NAME --role ROLE` (an API key), `mes users create NAME --role ROLE` "
+    "(a person with a password), or tokens of an identity provider (MES_OIDC_ISSUER, MES_OIDC_JWKS_URL).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,  # a frame's locals hold URLs with passwords (docs/security.md, Logs)
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -31,6 +35,8 @@ mqtt_app = typer.Typer(help="The plant's MQTT broker.", no_args_is_help=True)
 app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(review_app, name="review")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 
 PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant description YAML (default: MES_PLANT or the demo plant)")]
 

@@ -31,6 +31,7 @@ from mes.services.alerts import InventoryAlerts
 from mes.services.costing import running_cost
 from mes.services.notifications import NotificationSender
 from mes.services.review_waiting import ReviewAlerts
+from mes.rules.webhooks import Network, networks
 from mes.services.rollups import Rollups
 
 _DEFAULTS = Settings.model_fields
@@ -64,17 +65,20 @@ def core_options(settings: Settings) -> dict:
                                    settings.max_payload_bytes, settings.max_samples),
             "alert_every_s": settings.alert_every_s, "offline_after_s": settings.offline_after_s,
             "review_alert_after_s": settings.review_alert_after_s,
-            "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours}
+            "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours,
+            "webhook_allow_private": networks(settings.webhook_allow_private)}
 
 
 def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s: float, offline_after_s: int,
-              rollup_every_s: float, rollup_hours: int, review_alert_after_s: int) -> Jobs:
+              rollup_every_s: float, rollup_hours: int, review_alert_after_s: int,
+              webhook_allow_private: tuple[Network, ...] = ()) -> Jobs:
     jobs = Jobs()
     jobs.every("mes-review-alerts", REVIEW_ALERTS_EVERY_S, ReviewAlerts(database_url, review_alert_after_s))
     jobs.every("mes-alerts", alert_every_s, MachineAlerts(database_url, offline_after_s))
     jobs.every("mes-inventory-alerts", INVENTORY_ALERTS_EVERY_S, InventoryAlerts(database_url))
     jobs.every("mes-notifications", NOTIFICATIONS_EVERY_S,
-               NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications"))
+               NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications",
+                                  allow_private=webhook_allow_private))
     jobs.every("mes-valuation", VALUATION_EVERY_S, ValuationWorker(database_url, running_cost))
     jobs.every_in_process("mes-rollups", rollup_every_s, Rollups, database_url, rollup_hours, rollup_every_s)
     return jobs
@@ -88,7 +92,8 @@ class CoreProcess:
                  offline_after_s: int = _DEFAULTS["offline_after_s"].default,
                  rollup_every_s: float = _DEFAULTS["rollup_every_s"].default,
                  rollup_hours: int = _DEFAULTS["rollup_hours"].default,
-                 review_alert_after_s: int = _DEFAULTS["review_alert_after_s"].default, **consumer_options):
+                 review_alert_after_s: int = _DEFAULTS["review_alert_after_s"].default,
+                 webhook_allow_private: tuple[Network, ...] = (), **consumer_options):
         """`client_id`: the core's MQTT client id (default `default_client_id`). `consumer_options`: those of
         `CoreConsumer` (batch sizes, limits, `on_commit`, `status_every_s`)."""
         self.database_url = database_url
@@ -96,7 +101,7 @@ class CoreProcess:
         self.consumer = CoreConsumer(database_url, mqtt_url, client_id=client_id, **consumer_options)
         self.jobs = core_jobs(database_url, mqtt_url, client_id=client_id, alert_every_s=alert_every_s,
                               offline_after_s=offline_after_s, rollup_every_s=rollup_every_s, rollup_hours=rollup_hours,
-                              review_alert_after_s=review_alert_after_s)
+                              review_alert_after_s=review_alert_after_s, webhook_allow_private=webhook_allow_private)
 
     def run(self) -> None:
         """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done.

@@ -27,6 +27,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from core.queries import dead_letter_count, live_states, pending_quarantine, recorded_totals
+from kernel.auth import Role, create_key
 from kernel.db.models import make_engine
 from mes.services import alerts
 from mes.services.workorders import running_orders
@@ -244,6 +245,12 @@ class BoardServer:
         end_event_streams(self._app)  # an open board would otherwise hold the shutdown for ever
         self._server.should_exit = True
 
+    def demo_keys(self) -> tuple[str, str]:
+        """New tokens of an admin key and of a read-only kiosk key for this run."""
+        with self._app.state.sessions() as db:
+            return (create_key(db, "demo-admin", [Role.admin], "mes demo")[1],
+                    create_key(db, "demo-board", [Role.viewer], "mes demo")[1])
+
     def __enter__(self) -> BoardServer:
         self._thread.start()
         self._serving.wait()
@@ -270,7 +277,12 @@ def _served_board(database_url: str, port: int) -> Iterator[None]:
         yield
         return
     with server:
-        console.print(f"[bold]Live board:[/] {server.url}  (the API: {server.url.removesuffix('/board')}/docs)")
+        admin, kiosk = server.demo_keys()
+        # soft_wrap: a key broken over two lines could not be copied
+        console.print(f"[bold]Live board:[/] {server.url}#key={kiosk}  (a read-only kiosk key, kept by the browser)",
+                      soft_wrap=True)
+        console.print(f"[bold]Admin API key:[/] {admin}  (the API: {server.url.removesuffix('/board')}/docs, "
+                      "as `Authorization: Bearer <key>`)", soft_wrap=True)
         yield
 
 

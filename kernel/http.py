@@ -13,6 +13,10 @@ Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=9)]
 Person = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+# A person's name that clients used to send for the audit trail: still accepted, so they keep working, and
+# ignored: audit rows record the authenticated caller (kernel.auth), never a name from the body.
+NamedInBody = Annotated[str | None, Field(max_length=200, deprecated=True,
+                                          description="ignored: the audit trail records the authenticated caller")]
 
 
 class In(BaseModel):

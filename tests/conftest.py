@@ -29,6 +29,7 @@ from core.service import prepare_database
 from kernel.embedded.broker import EmbeddedBroker, find_mosquitto
 from kernel.embedded.postgres import EmbeddedPostgres, create_database, drop_database
 from kernel.plant import DEMO_PLANT, load_plant
+from tests.support.auth import as_admin, bearer, issue_key
 from tests.support.ingested import Ingested
 from tests.support.mqtt_sessions import forget_session
 from tests.support.processes import LINUX, MARK, kill, marked, wait_until
@@ -181,10 +182,24 @@ def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EmbeddedB
 
 @pytest.fixture
 def api(database_url) -> Iterator[TestClient]:
-    """The API on a fresh migrated database with the demo plant's machines."""
+    """The API on a fresh migrated database with the demo plant's machines, called with an admin key."""
     prepare_database(database_url, load_plant(DEMO_PLANT))
     with TestClient(create_app(database_url)) as client:
-        yield client
+        yield as_admin(client, database_url)
+
+
+@pytest.fixture
+def api_as(api, database_url) -> Callable[..., TestClient]:
+    """`api_as(*roles, name=None)`: a client of the same API with a new key of those roles; `api_as()`: one
+    without credentials."""
+
+    def client(*roles: str, name: str | None = None) -> TestClient:
+        other = TestClient(api.app)
+        if roles:
+            other.headers.update(bearer(issue_key(database_url, *roles, name=name)))
+        return other
+
+    return client
 
 
 @pytest.fixture

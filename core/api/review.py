@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from core.services import review
-from kernel.http import Db, Id, In, Person, Reason
+from kernel.auth import Caller
+from kernel.http import Db, Id, In, Reason
 from mes.services.review_waiting import waiting as review_waiting
 
 router = APIRouter(tags=["review"])
@@ -54,7 +55,6 @@ class DeadLetterOut(BaseModel):
 
 
 class DecisionIn(In):
-    by: Person
     reason: Reason
 
 
@@ -78,15 +78,16 @@ def list_quarantined(db: Db, review_status: Annotated[Literal["pending", "accept
 
 
 @router.post("/review/quarantine/{step_id}/accept", response_model=QuarantinedStepOut)
-def accept(step_id: int, body: DecisionIn, db: Db):
-    """Count a quarantined jump: its units are attributed, backflushed and costed once, like any others."""
-    return review.decide_step(db, step_id, accept=True, by=body.by, reason=body.reason)
+def accept(step_id: int, body: DecisionIn, db: Db, caller: Caller):
+    """Count a quarantined jump: its units are attributed, backflushed and costed once, like any others.
+    The decision records the caller."""
+    return review.decide_step(db, step_id, accept=True, by=caller.name, reason=body.reason)
 
 
 @router.post("/review/quarantine/{step_id}/reject", response_model=QuarantinedStepOut)
-def reject(step_id: int, body: DecisionIn, db: Db):
+def reject(step_id: int, body: DecisionIn, db: Db, caller: Caller):
     """Decide that a quarantined step counts nothing."""
-    return review.decide_step(db, step_id, accept=False, by=body.by, reason=body.reason)
+    return review.decide_step(db, step_id, accept=False, by=caller.name, reason=body.reason)
 
 
 @router.get("/review/dead-letters", response_model=list[DeadLetterOut])
@@ -100,9 +101,9 @@ def list_dead_letters(db: Db, review_status: Annotated[Literal["pending", "reing
 
 
 @router.post("/review/dead-letters/{letter_id}/dismiss", response_model=DeadLetterOut)
-def dismiss(letter_id: int, body: DecisionIn, db: Db):
+def dismiss(letter_id: int, body: DecisionIn, db: Db, caller: Caller):
     """Set a dead letter aside for good, with why."""
-    return review.dismiss_dead_letter(db, letter_id, by=body.by, reason=body.reason)
+    return review.dismiss_dead_letter(db, letter_id, by=caller.name, reason=body.reason)
 
 
 @router.get("/review/waiting", response_model=WaitingOut)

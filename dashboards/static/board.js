@@ -1,10 +1,16 @@
-// The live board: renders the snapshots of /board/events (server-sent events), or of /board/data polled
-// when the events fail. Plain JS, no build step. Every string from the server goes in as text, never as HTML.
+// The live board: renders the snapshots of /board/events (server-sent events, read with fetch so that the
+// key goes in a header), or of /board/data polled when the events fail. Plain JS, no build step. Every string
+// from the server goes in as text, never as HTML.
+//
+// The data needs a read-only key (`mes keys create hall-tv --role viewer`): opened once as
+// /board#key=<token> (a fragment never reaches the server or its logs), or typed into the form the page shows
+// when it has none; kept in this browser's localStorage and sent as `Authorization: Bearer <token>`.
 "use strict";
 
 const POLL_MS = 2000;
 const STALE_AFTER_MS = 10000;
 const RETRY_EVENTS_MS = 30000;
+const KEY_STORE = "mes.board.key";
 
 const board = { snapshot: null, receivedAt: 0, link: "connecting", poller: null };
 window.board = board; // the snapshot on screen, for people and tests to inspect
@@ -116,10 +122,41 @@ function showFreshness() {
   document.body.classList.toggle("stale", stale);
 }
 
+function keptKey() {
+  const given = /(?:^#|&)key=([^&]+)/.exec(window.location.hash);
+  if (given) {
+    localStorage.setItem(KEY_STORE, decodeURIComponent(given[1]));
+    history.replaceState(null, "", window.location.pathname + window.location.search); // off the screen and history
+  }
+  return localStorage.getItem(KEY_STORE);
+}
+
+function authorized() {
+  const key = keptKey();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+// No key, or one the server refuses (revoked, mistyped): ask for one; the board starts once it is given.
+function askForKey(refused) {
+  if (refused) localStorage.removeItem(KEY_STORE);
+  const form = document.getElementById("key-form");
+  document.getElementById("key-refused").hidden = !refused;
+  form.hidden = false;
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    localStorage.setItem(KEY_STORE, document.getElementById("key").value.trim());
+    form.hidden = true;
+    start();
+  };
+}
+
 async function poll() {
   try {
-    const response = await fetch("/board/data", { cache: "no-store" });
-    if (response.ok) render(await response.json());
+    const response = await fetch("/board/data", { cache: "no-store", headers: authorized() });
+    if (response.status === 401 || response.status === 403) {
+      stopPolling();
+      askForKey(true);
+    } else if (response.ok) render(await response.json());
   } catch (error) {
     // the stale warning tells people; the next poll tries again
   }
@@ -138,25 +175,55 @@ function stopPolling() {
   board.poller = null;
 }
 
-function listen() {
-  const events = new EventSource("/board/events");
-  events.addEventListener("snapshot", (event) => {
-    stopPolling();
-    showLink("live");
-    render(JSON.parse(event.data));
-  });
-  events.onerror = () => {
-    // A proxy that buffers or cuts the stream, or a server restarting: poll meanwhile, and try the
-    // events again later, so a TV left on for weeks returns to live updates by itself.
-    events.close();
-    startPolling();
-    setTimeout(listen, RETRY_EVENTS_MS);
-  };
+function onServerSentEvent(text) {
+  const lines = text.split("\n");
+  const kind = (lines.find((line) => line.startsWith("event:")) || "event: message").slice(6).trim();
+  const data = lines.filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trimStart()).join("\n");
+  if (kind !== "snapshot" || !data) return;
+  stopPolling();
+  showLink("live");
+  render(JSON.parse(data));
 }
 
+async function listen() {
+  try {
+    const response = await fetch("/board/events", { cache: "no-store", headers: authorized() });
+    if (response.status === 401 || response.status === 403) {
+      askForKey(true);
+      return;
+    }
+    if (!response.ok || !response.body) throw new Error(`events answered ${response.status}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += value;
+      let end;
+      while ((end = buffered.indexOf("\n\n")) >= 0) {
+        onServerSentEvent(buffered.slice(0, end));
+        buffered = buffered.slice(end + 2);
+      }
+    }
+  } catch (error) {
+    // fall through: poll meanwhile
+  }
+  // A proxy that buffers or cuts the stream, or a server restarting: poll meanwhile, and try the
+  // events again later, so a TV left on for weeks returns to live updates by itself.
+  startPolling();
+  setTimeout(listen, RETRY_EVENTS_MS);
+}
+
+let freshnessShown = false;
+
 function start() {
-  setInterval(showFreshness, 1000);
-  if ("EventSource" in window) listen();
+  if (!keptKey()) {
+    askForKey(false);
+    return;
+  }
+  if (!freshnessShown) setInterval(showFreshness, 1000);
+  freshnessShown = true;
+  if (window.ReadableStream && window.TextDecoderStream) listen();
   else startPolling();
 }
 

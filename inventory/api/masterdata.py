@@ -16,6 +16,9 @@ from inventory.services import masterdata
 router = APIRouter()
 
 
+# numeric(18, 6) in the database: larger values are refused here, in the schema, rather than by the database
+HourlyRate = Annotated[Decimal, Field(ge=0, lt=Decimal(10) ** 12, max_digits=18, decimal_places=6)]
+
 class ItemIn(In):
     item_id: Id
     name: str = Field(min_length=1)
@@ -59,7 +62,7 @@ class ItemPatch(In):
 class WorkCentreIn(In):
     work_centre_id: Id
     name: str = Field(min_length=1)
-    hourly_rate: Decimal = Field(default=Decimal(0), ge=0, description="cost of one hour of machine time")
+    hourly_rate: HourlyRate = Field(default=Decimal(0), description="cost of one hour of machine time")
     tariff_id: str | None = None
 
 
@@ -72,7 +75,7 @@ class WorkCentreOut(Out):
 
 class WorkCentrePatch(In):
     name: str | None = Field(default=None, min_length=1)
-    hourly_rate: Decimal | None = Field(default=None, ge=0)
+    hourly_rate: HourlyRate | None = None
     tariff_id: str | None = None
 
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
 from inventory.rules.operations import PurchaseOrderStatus, ReceiptLine
-from kernel.http import Db, EventOut, Id, In, Out, Person, Quantity, Reason
+from kernel.auth import Caller
+from kernel.http import Db, EventOut, Id, In, NamedInBody, Out, Quantity, Reason
 from inventory.api.stock import MoveOut
 from inventory.services import purchasing
 
@@ -55,7 +56,7 @@ def unique_lines(document: str):
 class PurchaseOrderIn(In):
     po_id: Id
     supplier_id: Id
-    created_by: Person
+    created_by: NamedInBody = None
     due: date | None = None
     tolerance: Tolerance = Decimal(0)
     lines: list[PurchaseLineIn] = Field(min_length=1)
@@ -64,7 +65,7 @@ class PurchaseOrderIn(In):
 
 
 class ActorIn(In):
-    actor: Person | None = None
+    actor: NamedInBody = None
 
 
 class NoteIn(ActorIn):
@@ -72,12 +73,12 @@ class NoteIn(ActorIn):
 
 
 class ApproveIn(In):
-    approver: Person = Field(description="someone other than the creator and the earlier approvers (four eyes)")
+    approver: NamedInBody = None
     note: Reason | None = None
 
 
 class RejectIn(In):
-    actor: Person
+    actor: NamedInBody = None
     reason: Reason
 
 
@@ -157,10 +158,10 @@ def get_supplier(supplier_id: str, db: Db):
 
 
 @router.post("/purchase-orders", status_code=201, response_model=PurchaseOrderOut)
-def create_purchase_order(body: PurchaseOrderIn, db: Db):
+def create_purchase_order(body: PurchaseOrderIn, db: Db, caller: Caller):
     """A draft order of 'buy' items from a known supplier."""
     lines = [purchasing.PurchaseLine(line.line, line.item_id, line.quantity, line.unit_cost) for line in body.lines]
-    return purchasing.create_purchase_order(db, body.po_id, body.supplier_id, body.created_by, lines, body.due, body.tolerance)
+    return purchasing.create_purchase_order(db, body.po_id, body.supplier_id, caller.name, lines, body.due, body.tolerance)
 
 
 @router.get("/purchase-orders", response_model=list[PurchaseOrderOut])
@@ -180,46 +181,46 @@ def purchase_order_events(po_id: str, db: Db):
 
 
 @router.post("/purchase-orders/{po_id}/submit", response_model=PurchaseOrderOut)
-def submit_purchase_order(po_id: str, db: Db, body: ActorIn | None = None):
+def submit_purchase_order(po_id: str, db: Db, caller: Caller, body: ActorIn | None = None):
     """To the approvers; approved at once when its value needs no approval."""
-    return purchasing.submit_purchase_order(db, po_id, (body or ActorIn()).actor)
+    return purchasing.submit_purchase_order(db, po_id, caller.name)
 
 
 @router.post("/purchase-orders/{po_id}/approve", response_model=PurchaseOrderOut)
-def approve_purchase_order(po_id: str, body: ApproveIn, db: Db):
+def approve_purchase_order(po_id: str, body: ApproveIn, db: Db, caller: Caller):
     """One approval; the order is approved once it has as many as its value needs."""
-    return purchasing.approve_purchase_order(db, po_id, body.approver, body.note)
+    return purchasing.approve_purchase_order(db, po_id, caller.name, body.note)
 
 
 @router.post("/purchase-orders/{po_id}/reject", response_model=PurchaseOrderOut)
-def reject_purchase_order(po_id: str, body: RejectIn, db: Db):
+def reject_purchase_order(po_id: str, body: RejectIn, db: Db, caller: Caller):
     """Back to draft; its approvals are void."""
-    return purchasing.reject_purchase_order(db, po_id, body.actor, body.reason)
+    return purchasing.reject_purchase_order(db, po_id, caller.name, body.reason)
 
 
 @router.post("/purchase-orders/{po_id}/cancel", response_model=PurchaseOrderOut)
-def cancel_purchase_order(po_id: str, db: Db, body: NoteIn | None = None):
+def cancel_purchase_order(po_id: str, db: Db, caller: Caller, body: NoteIn | None = None):
     """Only before anything was received."""
     body = body or NoteIn()
-    return purchasing.cancel_purchase_order(db, po_id, body.actor, body.reason)
+    return purchasing.cancel_purchase_order(db, po_id, caller.name, body.reason)
 
 
 @router.post("/purchase-orders/{po_id}/close", response_model=PurchaseOrderOut)
-def close_purchase_order(po_id: str, db: Db, body: NoteIn | None = None):
+def close_purchase_order(po_id: str, db: Db, caller: Caller, body: NoteIn | None = None):
     """Once something was received: the rest will not come."""
     body = body or NoteIn()
-    return purchasing.close_purchase_order(db, po_id, body.actor, body.reason)
+    return purchasing.close_purchase_order(db, po_id, caller.name, body.reason)
 
 
 @router.post("/purchase-orders/{po_id}/receipts", status_code=201, response_model=PurchaseStepOut)
-def receive_goods(po_id: str, body: ReceiptIn, db: Db):
+def receive_goods(po_id: str, body: ReceiptIn, db: Db, caller: Caller):
     """Goods received into locations at the lines' unit costs; refused beyond the order's tolerance."""
     lines = [ReceiptLine(line.line, line.location_id, line.quantity, line.lot, line.expires) for line in body.lines]
-    return purchasing.receive_goods(db, po_id, lines, body.actor)
+    return purchasing.receive_goods(db, po_id, lines, caller.name)
 
 
 @router.post("/purchase-orders/{po_id}/returns", status_code=201, response_model=PurchaseStepOut)
-def return_to_supplier(po_id: str, body: ReturnIn, db: Db):
+def return_to_supplier(po_id: str, body: ReturnIn, db: Db, caller: Caller):
     """Goods sent back to the supplier from a lot at a location; never more than the lot holds there."""
     return purchasing.return_to_supplier(db, po_id, body.item_id, body.lot, body.location_id, body.quantity, body.reason,
-                                         body.actor)
+                                         caller.name)

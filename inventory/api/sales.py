@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
 
 from inventory.rules.operations import SalesOrderStatus, ShipmentLine
-from kernel.http import Db, EventOut, Id, In, Out, Person, Quantity, Reason
+from kernel.auth import Caller
+from kernel.http import Db, EventOut, Id, In, NamedInBody, Out, Quantity, Reason
 from inventory.api.purchasing import ActorIn, Money, NoteIn, PartyIn, Tolerance, unique_lines
 from inventory.api.stock import MoveOut
 from inventory.services import sales
@@ -39,7 +40,7 @@ class SalesOrderIn(In):
     due: AwareDatetime = Field(description="when the customer expects the goods, with its time zone")
     tolerance: Tolerance = Decimal(0)
     lines: list[SalesLineIn] = Field(min_length=1)
-    actor: Person | None = None
+    actor: NamedInBody = None
 
     unique_line_ids = unique_lines("sales order")
 
@@ -111,9 +112,9 @@ def get_customer(customer_id: str, db: Db):
 
 
 @router.post("/sales-orders", status_code=201, response_model=SalesOrderOut)
-def create_sales_order(body: SalesOrderIn, db: Db):
+def create_sales_order(body: SalesOrderIn, db: Db, caller: Caller):
     lines = [sales.SalesLine(line.line, line.item_id, line.quantity, line.unit_price) for line in body.lines]
-    return sales.create_sales_order(db, body.so_id, body.customer_id, body.due, lines, body.tolerance, body.actor)
+    return sales.create_sales_order(db, body.so_id, body.customer_id, body.due, lines, body.tolerance, caller.name)
 
 
 @router.get("/sales-orders", response_model=list[SalesOrderOut])
@@ -134,29 +135,29 @@ def sales_order_events(so_id: str, db: Db):
 
 
 @router.post("/sales-orders/{so_id}/cancel", response_model=SalesOrderOut)
-def cancel_sales_order(so_id: str, db: Db, body: NoteIn | None = None):
+def cancel_sales_order(so_id: str, db: Db, caller: Caller, body: NoteIn | None = None):
     """Only before anything shipped."""
     body = body or NoteIn()
-    return sales.cancel_sales_order(db, so_id, body.actor, body.reason)
+    return sales.cancel_sales_order(db, so_id, caller.name, body.reason)
 
 
 @router.post("/sales-orders/{so_id}/close", response_model=SalesOrderOut)
-def close_sales_order(so_id: str, db: Db, body: NoteIn | None = None):
+def close_sales_order(so_id: str, db: Db, caller: Caller, body: NoteIn | None = None):
     """Once something shipped: the rest will not go."""
     body = body or NoteIn()
-    return sales.close_sales_order(db, so_id, body.actor, body.reason)
+    return sales.close_sales_order(db, so_id, caller.name, body.reason)
 
 
 @router.post("/sales-orders/{so_id}/shipments", status_code=201, response_model=SalesStepOut)
-def ship(so_id: str, body: ShipmentIn, db: Db):
+def ship(so_id: str, body: ShipmentIn, db: Db, caller: Caller):
     """Goods out of locations, from the lots named or picked FEFO/FIFO; a 'block' location never ships
     more than it holds, an 'allow' one ships the shortfall from the unknown lot."""
     lines = [ShipmentLine(line.line, line.location_id, line.quantity, line.lot) for line in body.lines]
-    return sales.ship(db, so_id, lines, body.actor)
+    return sales.ship(db, so_id, lines, caller.name)
 
 
 @router.post("/sales-orders/{so_id}/returns", status_code=201, response_model=SalesStepOut)
-def customer_return(so_id: str, body: CustomerReturnIn, db: Db):
+def customer_return(so_id: str, body: CustomerReturnIn, db: Db, caller: Caller):
     """Goods the customer sent back, into a location, with the reason."""
     return sales.customer_return(db, so_id, body.item_id, body.lot, body.location_id, body.quantity, body.reason,
-                                 body.actor)
+                                 caller.name)

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from kernel.http import Db, EventOut, Id, In, Out, Person, Quantity, Reason
+from kernel.auth import Caller
+from kernel.http import Db, EventOut, Id, In, NamedInBody, Out, Person, Quantity, Reason
 from inventory.services import stocktake, transfers
 
 router = APIRouter()
@@ -21,11 +22,11 @@ class TransferIn(In):
     from_location: Id
     to_location: Id
     lines: dict[Id, Quantity] = Field(min_length=1, description="item → quantity requested")
-    requested_by: Person
+    requested_by: NamedInBody = None
 
 
 class ApproveIn(In):
-    approver: Person = Field(description="someone other than the requester (four eyes)")
+    approver: NamedInBody = None
 
 
 class LineIn(In):
@@ -38,12 +39,12 @@ class ShipIn(In):
     lines: list[LineIn] | None = Field(
         default=None, description="per item, the lots to ship (a line without a lot is picked FEFO/FIFO); "
                                   "none: every requested quantity, picked FEFO/FIFO")
-    actor: Person | None = None
+    actor: NamedInBody = None
 
 
 class ReceiveIn(In):
     lines: list[LineIn] = Field(min_length=1, description="the lot may be left out when the item is in transit in one lot")
-    actor: Person | None = None
+    actor: NamedInBody = None
 
 
 class WriteOffIn(ReceiveIn):
@@ -51,7 +52,7 @@ class WriteOffIn(ReceiveIn):
 
 
 class ActorIn(In):
-    actor: Person | None = None
+    actor: NamedInBody = None
 
 
 class CancelIn(ActorIn):
@@ -97,14 +98,14 @@ class StocktakeIn(In):
     stocktake_id: Id
     location_id: Id
     complete: bool = Field(default=False, description="the whole location is counted: what is not counted is zeroed")
-    actor: Person | None = None
+    actor: NamedInBody = None
 
 
 class CountIn(In):
     item_id: Id
     lot: Id | None = None
     quantity: CountedQuantity
-    counted_by: Person | None = None
+    counted_by: Person | None = Field(default=None, description="who counted, as on the count sheet; none: the caller")
 
 
 class PostStocktakeIn(ActorIn):
@@ -151,9 +152,9 @@ def _lines(lines: list[LineIn] | None) -> list[transfers.Line] | None:
 
 
 @router.post("/transfers", status_code=201, response_model=TransferOut)
-def request_transfer(body: TransferIn, db: Db):
+def request_transfer(body: TransferIn, db: Db, caller: Caller):
     return transfers.request_transfer(db, body.transfer_id, body.from_location, body.to_location, body.lines,
-                                      body.requested_by)
+                                      caller.name)
 
 
 @router.get("/transfers", response_model=list[TransferOut])
@@ -172,40 +173,40 @@ def transfer_events(transfer_id: str, db: Db):
 
 
 @router.post("/transfers/{transfer_id}/approve", response_model=TransferOut)
-def approve_transfer(transfer_id: str, body: ApproveIn, db: Db):
-    return transfers.approve_transfer(db, transfer_id, body.approver)
+def approve_transfer(transfer_id: str, body: ApproveIn, db: Db, caller: Caller):
+    return transfers.approve_transfer(db, transfer_id, caller.name)
 
 
 @router.post("/transfers/{transfer_id}/ship", response_model=TransferOut)
-def ship_transfer(transfer_id: str, db: Db, body: ShipIn | None = None):
+def ship_transfer(transfer_id: str, db: Db, caller: Caller, body: ShipIn | None = None):
     """Goods leave the source for the transfer's transit location; never more than the source holds."""
     body = body or ShipIn()
-    return transfers.ship_transfer(db, transfer_id, _lines(body.lines), body.actor)
+    return transfers.ship_transfer(db, transfer_id, _lines(body.lines), caller.name)
 
 
 @router.post("/transfers/{transfer_id}/receive", response_model=TransferOut)
-def receive_transfer(transfer_id: str, body: ReceiveIn, db: Db):
+def receive_transfer(transfer_id: str, body: ReceiveIn, db: Db, caller: Caller):
     """What is not received stays in transit, for a further receipt or a write-off."""
-    return transfers.receive_transfer(db, transfer_id, _lines(body.lines), body.actor)
+    return transfers.receive_transfer(db, transfer_id, _lines(body.lines), caller.name)
 
 
 @router.post("/transfers/{transfer_id}/write-off", response_model=TransferOut)
-def write_off_transfer(transfer_id: str, body: WriteOffIn, db: Db):
+def write_off_transfer(transfer_id: str, body: WriteOffIn, db: Db, caller: Caller):
     """Goods lost in transit leave the plant's stock, with the reason."""
-    return transfers.write_off_transfer(db, transfer_id, _lines(body.lines), body.reason, body.actor)
+    return transfers.write_off_transfer(db, transfer_id, _lines(body.lines), body.reason, caller.name)
 
 
 @router.post("/transfers/{transfer_id}/post", response_model=TransferOut)
-def post_transfer(transfer_id: str, db: Db, body: ActorIn | None = None):
+def post_transfer(transfer_id: str, db: Db, caller: Caller, body: ActorIn | None = None):
     """Refused while anything remains in transit."""
-    return transfers.post_transfer(db, transfer_id, (body or ActorIn()).actor)
+    return transfers.post_transfer(db, transfer_id, caller.name)
 
 
 @router.post("/transfers/{transfer_id}/cancel", response_model=TransferOut)
-def cancel_transfer(transfer_id: str, db: Db, body: CancelIn | None = None):
+def cancel_transfer(transfer_id: str, db: Db, caller: Caller, body: CancelIn | None = None):
     """Only before shipping."""
     body = body or CancelIn()
-    return transfers.cancel_transfer(db, transfer_id, body.actor, body.reason)
+    return transfers.cancel_transfer(db, transfer_id, caller.name, body.reason)
 
 
 # --- available stock ---------------------------------------------------------------------------
@@ -221,8 +222,8 @@ def available(db: Db, item_id: str | None = None, location_id: str | None = None
 
 
 @router.post("/stocktakes", status_code=201, response_model=StocktakeOut)
-def open_stocktake(body: StocktakeIn, db: Db):
-    return stocktake.open_stocktake(db, body.stocktake_id, body.location_id, body.complete, body.actor)
+def open_stocktake(body: StocktakeIn, db: Db, caller: Caller):
+    return stocktake.open_stocktake(db, body.stocktake_id, body.location_id, body.complete, caller.name)
 
 
 @router.get("/stocktakes", response_model=list[StocktakeSummaryOut])
@@ -242,19 +243,19 @@ def stocktake_events(stocktake_id: str, db: Db):
 
 
 @router.put("/stocktakes/{stocktake_id}/counts", response_model=StocktakeOut)
-def record_counts(stocktake_id: str, counts: list[CountIn], db: Db):
+def record_counts(stocktake_id: str, counts: list[CountIn], db: Db, caller: Caller):
     """A recount of an (item, lot) replaces its earlier count."""
-    return stocktake.record_counts(db, stocktake_id, [stocktake.Count(c.item_id, c.lot, c.quantity, c.counted_by)
+    return stocktake.record_counts(db, stocktake_id, [stocktake.Count(c.item_id, c.lot, c.quantity, c.counted_by or caller.name)
                                                       for c in counts])
 
 
 @router.post("/stocktakes/{stocktake_id}/post", response_model=StocktakeOut)
-def post_stocktake(stocktake_id: str, body: PostStocktakeIn, db: Db):
+def post_stocktake(stocktake_id: str, body: PostStocktakeIn, db: Db, caller: Caller):
     """Post the moves that bring the book to the counts; once only."""
-    return stocktake.post_stocktake(db, stocktake_id, body.reason, body.actor)
+    return stocktake.post_stocktake(db, stocktake_id, body.reason, caller.name)
 
 
 @router.post("/stocktakes/{stocktake_id}/cancel", response_model=StocktakeOut)
-def cancel_stocktake(stocktake_id: str, db: Db, body: CancelIn | None = None):
+def cancel_stocktake(stocktake_id: str, db: Db, caller: Caller, body: CancelIn | None = None):
     body = body or CancelIn()
-    return stocktake.cancel_stocktake(db, stocktake_id, body.actor, body.reason)
+    return stocktake.cancel_stocktake(db, stocktake_id, caller.name, body.reason)

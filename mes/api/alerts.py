@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from kernel.http import Db, In
+from kernel.auth import Caller
+from kernel.http import Db, In, NamedInBody
 from mes.services import alerts
 
 router = APIRouter()
@@ -30,8 +31,8 @@ class AlertOut(BaseModel):
 
 
 class AcknowledgeIn(In):
-    who: str = Field(min_length=1)
-    note: str = ""
+    who: NamedInBody = None
+    note: str = Field(default="", max_length=2000)
 
 
 class AlertEventOut(BaseModel):
@@ -61,9 +62,9 @@ def list_alerts(db: Db, status: Literal["open", "active", "acknowledged", "clear
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
-def acknowledge(alert_id: int, body: AcknowledgeIn, db: Db):
-    """Record who saw the alert and when; it still clears by itself when its condition ends."""
-    return _out(alerts.acknowledge_alert(db, alert_id, body.who, body.note))
+def acknowledge(alert_id: int, db: Db, caller: Caller, body: AcknowledgeIn | None = None):
+    """Record who saw the alert (the caller) and when; it still clears by itself when its condition ends."""
+    return _out(alerts.acknowledge_alert(db, alert_id, caller.name, (body or AcknowledgeIn()).note))
 
 
 @router.get("/alerts/{alert_id}/events", response_model=list[AlertEventOut])

@@ -7,7 +7,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from inventory.api.costing import CostOut
-from kernel.http import Db, In, Out
+from kernel.auth import Caller
+from kernel.http import Db, In, NamedInBody, Out
 from mes.services import costing
 
 router = APIRouter()
@@ -16,7 +17,7 @@ router = APIRouter()
 class LabourIn(In):
     hours: Decimal = Field(gt=0)
     rate: Decimal = Field(ge=0, description="per hour")
-    actor: str | None = None
+    actor: NamedInBody = None
 
 
 class ActualOut(CostOut):
@@ -47,8 +48,8 @@ class WorkOrderCostOut(BaseModel):
 
 
 @router.post("/work-orders/{work_order_id}/labour", status_code=201)
-def book_labour(work_order_id: str, body: LabourIn, db: Db) -> dict:
-    return costing.book_labour(db, work_order_id, body.hours, body.rate, body.actor)
+def book_labour(work_order_id: str, body: LabourIn, db: Db, caller: Caller) -> dict:
+    return costing.book_labour(db, work_order_id, body.hours, body.rate, caller.name)
 
 
 @router.get("/work-orders/{work_order_id}/cost", response_model=WorkOrderCostOut, response_model_by_alias=True)

@@ -13,25 +13,50 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, model_validator
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 from sqlalchemy.orm import Session
 
-from kernel.http import Db, Id, In, Person
+from kernel.auth import Caller
+from kernel.http import Db, Id, In, NamedInBody
 from kernel.rules.instants import exact_seconds
 from kernel.rules.refusals import Invalid, refused_as
 from mes.services import downtime as service
 from mes.services.oee import oee as compute_oee
 
-router = APIRouter()
 T = TypeVar("T")
 
 ReasonCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
-Start = Annotated[datetime, Query(description="period start, included, with a time zone")]
+Start = Annotated[datetime, Query(description="period start, included, with a time zone; a period longer than the "
+                                              "setting api_max_period_days (default 400) is refused with 422")]
 End = Annotated[datetime, Query(description="period end, excluded, with a time zone")]
-OfflineAfter = Annotated[Decimal | None, Query(gt=0, description="seconds without a message before a machine is offline "
-                                                                 "(default: the setting offline_after_s)")]
-Microstop = Annotated[Decimal, Query(gt=0, description="stops shorter than this many seconds are microstops")]
+DAY_S = 86_400
+OfflineAfter = Annotated[Decimal | None, Query(gt=0, le=7 * DAY_S, max_digits=16,
+                                               description="seconds without a message before a machine is offline "
+                                                           "(default: the setting offline_after_s)")]
+Microstop = Annotated[Decimal, Query(gt=0, le=DAY_S, max_digits=16,
+                                     description="stops shorter than this many seconds are microstops")]
+FaultCode = Annotated[int, Field(gt=0, le=2_147_483_647, description="the PLC's fault code (a PostgreSQL integer)")]
+_INSTANT = TypeAdapter(datetime)
+
+
+def bounded_period(request: Request) -> None:
+    """A period (`start`, `end` of the query) longer than the setting api_max_period_days is refused: deriving
+    years of machine states would hold a worker for minutes. Parsed as the route parses them; what does not
+    parse is left to the route's own 422."""
+    start, end = request.query_params.get("start"), request.query_params.get("end")
+    if start is None or end is None:
+        return
+    try:
+        span = _INSTANT.validate_python(end) - _INSTANT.validate_python(start)
+    except (ValidationError, TypeError):
+        return
+    limit: timedelta = request.app.state.max_period
+    if span > limit:
+        raise Invalid(f"the period is longer than {limit.days} days (the setting api_max_period_days): ask for shorter ones")
+
+
+router = APIRouter(dependencies=[Depends(bounded_period)])
 MachineFilter = Annotated[Id | None, Query(description="this machine only")]
 LineFilter = Annotated[Id | None, Query(description="the machines of this line only")]
 
@@ -106,7 +131,7 @@ class DowntimeReasonOut(BaseModel):
 
 class FaultReasonIn(In):
     machine_id: Id | None = Field(default=None, description="none: every machine without its own mapping of the code")
-    fault_code: int = Field(gt=0)
+    fault_code: FaultCode
     reason_code: ReasonCode
 
 
@@ -119,7 +144,7 @@ class FaultReasonOut(BaseModel):
 class AnnotationIn(In):
     reason_code: ReasonCode | None = None
     comment: str | None = Field(default=None, min_length=1, max_length=2000)
-    actor: Person
+    actor: NamedInBody = None
 
     @model_validator(mode="after")
     def says_something(self):
@@ -160,11 +185,12 @@ def set_fault_reason(body: FaultReasonIn, db: Db):
 
 
 @router.post("/machines/{machine_id}/stops/{stop_start}/annotations", response_model=AnnotationOut, status_code=201)
-def annotate(machine_id: str, stop_start: datetime, body: AnnotationIn, db: Db, offline_after_s: OfflineAfter = None):
+def annotate(machine_id: str, stop_start: datetime, body: AnnotationIn, db: Db, caller: Caller,
+             offline_after_s: OfflineAfter = None):
     """Give a stop (identified by when it began) a reason and/or a comment; the latest one counts.
     404 when no stop of the machine begins at that instant."""
     derivation = _derivation(offline_after_s, Decimal(120))
-    return _refused(lambda: service.annotate(db, machine_id, stop_start, body.actor, body.reason_code, body.comment, derivation))
+    return _refused(lambda: service.annotate(db, machine_id, stop_start, caller.name, body.reason_code, body.comment, derivation))
 
 
 @router.get("/machines/{machine_id}/stops/{stop_start}/annotations", response_model=list[AnnotationOut])

@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kernel.rules.refusals import as_invalid
@@ -110,12 +110,15 @@ def list_webhooks(db: Db):
 
 
 @router.put("/webhooks/{webhook_id}", response_model=WebhookOut)
-def put_webhook(webhook_id: PathId, body: WebhookIn, db: Db):
+def put_webhook(webhook_id: PathId, body: WebhookIn, db: Db, request: Request):
     """Create or replace a webhook. Every alert event recorded while it is active is POSTed to it, in order,
-    retried until it answers 2xx; the body's `key` (also the Idempotency-Key header) names the transition."""
+    retried until it answers 2xx; the body's `key` (also the Idempotency-Key header) names the transition.
+    Public hosts only: an address in a loopback, link-local or private range is refused here (422) and a
+    host name resolving to one at send time, unless MES_WEBHOOK_ALLOW_PRIVATE allows its range."""
+    allowed = request.app.state.webhook_allow_private
     with as_invalid():
-        notifications.checked_url(body.url)
-    return notifications.put_webhook(db, webhook_id, body.url, body.active)
+        notifications.checked_url(body.url, allowed)
+    return notifications.put_webhook(db, webhook_id, body.url, body.active, allowed)
 
 
 @router.delete("/webhooks/{webhook_id}", response_model=WebhookOut)

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from kernel.http import Db, Id, In, Out
+from kernel.auth import Caller
+from kernel.http import Db, Id, In, NamedInBody, Out
 from mes.models import WorkOrder
 from kernel.db.unit_of_work import get
 from mes.services import workorders
@@ -77,7 +78,7 @@ class ScrapClassificationIn(In):
     reason_code: str
     quantity: int = Field(description="units given this reason; negative to take units back from it")
     comment: str | None = None
-    actor: str | None = None
+    actor: NamedInBody = None
 
 
 class ReassignIn(In):
@@ -85,7 +86,7 @@ class ReassignIn(In):
     work_order_id: str
     start: datetime
     end: datetime
-    actor: str | None = None
+    actor: NamedInBody = None
 
 
 class ReassignOut(BaseModel):
@@ -96,12 +97,12 @@ class ReassignOut(BaseModel):
 
 class ReleaseHoldIn(In):
     force: bool = Field(default=False, description="consume what stock still does not cover from an unknown lot")
-    actor: str | None = None
+    actor: NamedInBody = None
 
 
 class ActionIn(In):
     machine_id: str | None = Field(default=None, description="required for start and resume")
-    actor: str | None = Field(default=None, description="who did it, for the audit trail")
+    actor: NamedInBody = None
 
 
 @router.post("/work-orders", status_code=201, response_model=WorkOrderOut)
@@ -139,9 +140,9 @@ def scrap(work_order_id: str, db: Db):
 
 
 @router.post("/work-orders/{work_order_id}/scrap", response_model=dict[str, int])
-def classify_scrap(work_order_id: str, body: ScrapClassificationIn, db: Db):
+def classify_scrap(work_order_id: str, body: ScrapClassificationIn, db: Db, caller: Caller):
     """Give counted scrap a reason. The machine counts scrap; this never changes how much."""
-    return workorders.classify(db, work_order_id, **body.model_dump())
+    return workorders.classify(db, work_order_id, **body.model_dump(exclude={"actor"}), actor=caller.name)
 
 
 @router.get("/production/unassigned", response_model=list[UnassignedOut])
@@ -150,20 +151,20 @@ def unassigned(db: Db):
 
 
 @router.post("/production/reassign", response_model=ReassignOut)
-def reassign(body: ReassignIn, db: Db):
+def reassign(body: ReassignIn, db: Db, caller: Caller):
     """Give a past period's unassigned production on a machine to a work order; backflushes it."""
-    return workorders.reassign_unassigned(db, **body.model_dump())
+    return workorders.reassign_unassigned(db, **body.model_dump(exclude={"actor"}), actor=caller.name)
 
 
 @router.post("/work-orders/{work_order_id}/release-hold", response_model=WorkOrderOut)
-def release_hold(work_order_id: str, db: Db, body: ReleaseHoldIn | None = None):
+def release_hold(work_order_id: str, db: Db, caller: Caller, body: ReleaseHoldIn | None = None):
     """Consume what a blocking location held back (stock received since) and lift the hold."""
     body = body or ReleaseHoldIn()
-    return workorders.release_hold(db, work_order_id, force=body.force, actor=body.actor)
+    return workorders.release_hold(db, work_order_id, force=body.force, actor=caller.name)
 
 
 @router.post("/work-orders/{work_order_id}/{action}", response_model=WorkOrderOut)
 def act(work_order_id: str, action: Literal["release", "start", "pause", "resume", "complete", "close"],
-        db: Db, body: ActionIn | None = None):
+        db: Db, caller: Caller, body: ActionIn | None = None):
     body = body or ActionIn()
-    return workorders.act(db, work_order_id, action, machine_id=body.machine_id, actor=body.actor)
+    return workorders.act(db, work_order_id, action, machine_id=body.machine_id, actor=caller.name)

@@ -22,6 +22,10 @@ retry.
   delivered, anything else (another status, a redirect, no answer within `timeout_s`) is a failed
   attempt, retried at `mes.rules.alerts.next_attempt` (1 s doubling to every 5 minutes), never given
   up. Redirects are not followed: a POST silently turned into a GET would pass for delivered.
+  Only to public hosts (mes.rules.webhooks): the host is resolved at each attempt, every address it
+  resolves to must be public or in a range the plant allowed (`allow_private`, MES_WEBHOOK_ALLOW_PRIVATE),
+  and the request goes to the address checked, not to a second resolution (DNS rebinding), and never
+  through an HTTP proxy of the environment. A refused address is a failed attempt with its reason.
 Exactly once per transition for a receiver = at least once delivery + the key (`<alert id>:<event>`)
 in the payload and the header, by which the receiver drops repeats (a receiver that processed a
 notification but answered late or with an error gets it again).
@@ -38,13 +42,18 @@ second core started by mistake waits rather than sending everything twice.
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
+import socket
+import ssl
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
+from ipaddress import ip_address
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -58,6 +67,7 @@ from kernel.db.models import make_engine
 from kernel.logs import get_logger
 from kernel.mqtt import connect, new_client, parse_mqtt_url
 from kernel.payload import TOPIC_ROOT
+from mes.rules.webhooks import Network, refusal
 from mes.rules.alerts import Alert, AlertEvent, AlertKind, AlertStatus, Transition, next_attempt, notification
 from kernel.rules.refusals import NotFound
 
@@ -120,8 +130,9 @@ def list_deliveries(session: Session, *, status: str | None = None, target: str 
 # --- webhooks -------------------------------------------------------------------------------------------
 
 
-def checked_url(url: str) -> str:
-    """An http(s) URL with a host; ValueError with a message otherwise."""
+def checked_url(url: str, allowed: tuple[Network, ...] = ()) -> str:
+    """An http(s) URL with a host that is not an address a webhook may not reach (a name is resolved and
+    checked at send time); ValueError with a message otherwise."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"a webhook URL must start with http:// or https:// and name a host, not {url!r}")
@@ -129,18 +140,25 @@ def checked_url(url: str) -> str:
         parts.port  # noqa: B018 - urlsplit checks the port only when asked
     except ValueError:
         raise ValueError(f"the port of webhook URL {url!r} is not a number from 0 to 65535") from None
+    try:
+        ip_address(parts.hostname.split("%", 1)[0])
+    except ValueError:
+        return url.strip()  # a name
+    refused = refusal(parts.hostname, allowed)
+    if refused:
+        raise ValueError(refused)
     return url.strip()
 
 
 _WEBHOOK_COLUMNS = "webhook_id, url, active, created_at"
 
 
-def put_webhook(session: Session, webhook_id: str, url: str, active: bool = True) -> dict:
+def put_webhook(session: Session, webhook_id: str, url: str, active: bool = True, allowed: tuple[Network, ...] = ()) -> dict:
     """Create or replace a webhook. Alert events recorded from now on are queued for it while it is active."""
     row = session.execute(text(
         f"""INSERT INTO webhooks (webhook_id, url, active) VALUES (:id, :url, :active)
             ON CONFLICT (webhook_id) DO UPDATE SET url = EXCLUDED.url, active = EXCLUDED.active
-            RETURNING {_WEBHOOK_COLUMNS}"""), {"id": webhook_id, "url": checked_url(url), "active": active}).one()
+            RETURNING {_WEBHOOK_COLUMNS}"""), {"id": webhook_id, "url": checked_url(url, allowed), "active": active}).one()
     session.commit()
     return dict(row._mapping)
 
@@ -193,12 +211,82 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError with the 3xx status: a failed attempt
 
 
+def _connect(addresses: tuple[str, ...], port: int, timeout: float | None) -> socket.socket:
+    """A connection to the first of the checked addresses that answers."""
+    failure: OSError = OSError("no address")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as error:
+            failure = error
+    raise failure
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the addresses that were checked, whatever the name resolves to now."""
+
+    def __init__(self, *args, addresses: tuple[str, ...], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._addresses = addresses
+
+    def connect(self) -> None:
+        self.sock = _connect(self._addresses, self.port, self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """As _PinnedHTTPConnection, with TLS verified against the URL's host name."""
+
+    def __init__(self, *args, addresses: tuple[str, ...], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._addresses = addresses
+
+    def connect(self) -> None:
+        self.sock = self._context.wrap_socket(_connect(self._addresses, self.port, self.timeout), server_hostname=self.host)
+
+
+class _PinnedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, addresses: tuple[str, ...]):
+        super().__init__()
+        self._addresses = addresses
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(_PinnedHTTPConnection, addresses=self._addresses), req)
+
+
+class _PinnedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, addresses: tuple[str, ...]):
+        super().__init__(context=ssl.create_default_context())
+        self._addresses = addresses
+
+    def https_open(self, req):
+        return self.do_open(functools.partial(_PinnedHTTPSConnection, addresses=self._addresses), req, context=self._context)
+
+
+def resolved_addresses(url: str, allowed: tuple[Network, ...]) -> tuple[str, ...]:
+    """The addresses to send a webhook to: those the URL's host resolves to now, each checked; ValueError
+    with the reason when one may not be reached or the name does not resolve."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ValueError(f"{parts.hostname} does not resolve: {error.strerror}") from None
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
+    for address in addresses:
+        refused = refusal(address, allowed)
+        if refused:
+            raise ValueError(f"refused: {parts.hostname} resolves to {refused}")
+    return addresses
+
+
 class NotificationSender:
     """Delivers the outbox to MQTT and the webhooks; see the module docstring for the rules."""
 
     def __init__(self, database_url: str, mqtt_url: str | None, *, client_id: str = "mes-notifications",
-                 timeout_s: float = 5.0):
-        """mqtt_url None: no MQTT client; the 'mqtt' rows wait (for a tool that sends webhooks only)."""
+                 timeout_s: float = 5.0, allow_private: tuple[Network, ...] = ()):
+        """mqtt_url None: no MQTT client; the 'mqtt' rows wait (for a tool that sends webhooks only).
+        allow_private: the ranges webhooks may reach although not public (MES_WEBHOOK_ALLOW_PRIVATE)."""
+        self.allow_private = allow_private
         self.database_url = database_url
         self.timeout_s = timeout_s
         self._target = parse_mqtt_url(mqtt_url) if mqtt_url else None
@@ -209,7 +297,6 @@ class NotificationSender:
         # one connection held across rounds: the advisory lock that makes this the plant's one sender lives on it
         self._conn: Connection | None = None
         self._holds_lock = False
-        self._opener = urllib.request.build_opener(_NoRedirects)
 
     # the job ------------------------------------------------------------------------------------------
     def round(self) -> None:
@@ -326,11 +413,17 @@ class NotificationSender:
 
     def _post(self, url: str, due: _Due) -> str | None:
         message = notification(due.transition)
+        try:
+            addresses = resolved_addresses(url, self.allow_private)
+        except ValueError as refused:
+            return str(refused)
+        pinned = _PinnedHTTPS(addresses) if urlsplit(url).scheme == "https" else _PinnedHTTP(addresses)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects, pinned)
         request = urllib.request.Request(
             url, data=json.dumps(message.payload).encode(), method="POST",
             headers={"Content-Type": "application/json", "Idempotency-Key": message.key, "User-Agent": "open-mes"})
         try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
+            with opener.open(request, timeout=self.timeout_s) as response:
                 status = response.status
         except urllib.error.HTTPError as error:
             error.close()

@@ -20,9 +20,11 @@ from kernel.rules.refusals import Conflict
 from mes.services import workorders
 from tests.core.test_ingest_plan import T0, TOPIC, at
 from tests.core.test_ingest_service import batch, prepared
+from tests.support.auth import by
 from tests.support.http import ok, refused
 
-DECISION = {"by": "Ada (shift lead)", "reason": "the counter board was swapped; the climb is real"}
+DECISION = {"reason": "the counter board was swapped; the climb is real"}
+REVIEWER = "ada-shift-lead"
 
 
 def step(kind="jump", review="pending", counter="good", quarantined=40) -> QuarantinedStep:
@@ -72,14 +74,16 @@ def test_a_quarantined_jump_accepted_through_the_api_changes_the_order_ledger_an
         return int(good), resin
 
     assert made() == (20, Decimal(10))
-    with TestClient(create_app(database_url)) as api:
+    with TestClient(create_app(database_url)) as client:
+        api = by(client, REVIEWER, "supervisor")
+        refused(by(client, "otto-operator", "operator").post("/review/quarantine/1/accept", json=DECISION), 403, "supervisor")
         (pending,) = ok(api.get("/review/quarantine"))
         assert (pending["kind"], pending["quarantined"], pending["review"]) == ("jump", 1_000, "pending")
         assert ok(api.get("/review/waiting"))["quarantined_units"] == {"good": 1_000, "scrap": 0, "energy_wh": 0}
         cost_before = ok(api.get("/work-orders/WO-9/cost"))
 
         decided = ok(api.post(f"/review/quarantine/{pending['id']}/accept", json=DECISION))
-        assert (decided["review"], decided["reviewed_by"], decided["review_reason"]) == ("accepted", DECISION["by"], DECISION["reason"])
+        assert (decided["review"], decided["reviewed_by"], decided["review_reason"]) == ("accepted", REVIEWER, DECISION["reason"])
         refused(api.post(f"/review/quarantine/{pending['id']}/accept", json=DECISION), 409, "accepted already")
         refused(api.post(f"/review/quarantine/{pending['id']}/reject", json=DECISION), 409, "accepted already")
         assert made() == (1_020, Decimal(510)), "counted, attributed and backflushed once"
@@ -146,7 +150,8 @@ def test_the_review_waiting_alert_holds_while_something_waits_too_long_and_the_b
         assert "1 dead letter(s)" in raised.alert.detail
         board = snapshot(session)
         assert (board.review.dead_letters, board.review.quarantined_steps, board.review.oldest) == (1, 0, received)
-    with TestClient(create_app(database_url)) as api:
+    with TestClient(create_app(database_url)) as client:
+        api = by(client, REVIEWER, "supervisor")
         (letter,) = ok(api.get("/review/dead-letters"))
         ok(api.post(f"/review/dead-letters/{letter['id']}/dismiss", json=DECISION))
         assert ok(api.get("/board/data"))["review"]["dead_letters"] == 0

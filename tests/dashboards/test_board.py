@@ -41,6 +41,7 @@ from dashboards.services import board as board_service
 from mes.services import workorders
 from mes.services.downtime import ShiftSpec, set_calendar
 from tests.support.http import ok
+from tests.support.auth import as_admin
 
 RUNNING, FAULT = 1, 3
 EVERY = timedelta(seconds=10)
@@ -132,6 +133,7 @@ def plant(postgres_server_url) -> Plant:
 @pytest.fixture(scope="module")
 def api(plant) -> TestClient:
     with TestClient(create_app(plant.url)) as client:
+        as_admin(client, plant.url)
         yield client
 
 
@@ -249,7 +251,7 @@ def test_board_serves_the_page_and_its_assets(api):
     assert "/board/board.js" in page.text and "/board/board.css" in page.text
     script, style = api.get("/board/board.js"), api.get("/board/board.css")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
-    assert "EventSource" in script.text and "/board/data" in script.text
+    assert "/board/events" in script.text and "/board/data" in script.text and "Authorization" in script.text
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     assert api.get("/board/index.html").status_code == 404
 

@@ -25,6 +25,8 @@ from app.plantrun import PlantRun, ThreadCore
 from mes.services.notifications import ALERT_SUBSCRIPTION
 from tests.e2e.conftest import run
 from tests.support.http import ok
+from mes.rules.webhooks import networks
+from tests.support.auth import as_admin, by
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +41,7 @@ class DedupReceiver:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/alerts"
+        self.url = f"http://localhost:{self.port}/alerts"  # a name, resolved by the sender at each attempt
         self.kept: list[dict] = []
         self.arrivals: list[tuple[str, str]] = []  # (Idempotency-Key, payload key) of every POST, repeats included
         self._server: ThreadingHTTPServer | None = None
@@ -109,9 +111,10 @@ def test_a_fault_is_alerted_acknowledged_and_cleared_and_each_receiver_gets_each
         return rows[0] if rows else None
 
     async def scenario():
-        core = ThreadCore(database_url, mqtt_url, alert_every_s=0.5)
+        core = ThreadCore(database_url, mqtt_url, alert_every_s=0.5, webhook_allow_private=networks(["127.0.0.0/8"]))
         async with PlantRun(plant, database_url, mqtt_url, tmp_path, core=core) as plant_run:
             with TestClient(create_app(database_url)) as api:
+                as_admin(api, database_url)
                 ok(api.put(f"/alert-rules/{MACHINE}-down", json={
                     "kind": "machine_down", "severity": "critical", "scope": f"machine={MACHINE}", "minutes": "0.05",
                     "down_states": ["fault"]}))  # down for longer than 3 s
@@ -126,7 +129,7 @@ def test_a_fault_is_alerted_acknowledged_and_cleared_and_each_receiver_gets_each
                 await plant_run.wait_for(lambda: alert_row("status = 'active'") is not None, 15, "the machine_down alert raised")
                 raised_after = datetime.now(UTC) - faulted
                 alert_id, _ = alert_row("true")
-                acknowledged = ok(api.post(f"/alerts/{alert_id}/acknowledge", json={"who": "supervisor-ana", "note": "fitter sent"}))
+                acknowledged = ok(by(api, "supervisor-ana").post(f"/alerts/{alert_id}/acknowledge", json={"who": "supervisor-ana", "note": "fitter sent"}))
                 await plant_run.wait_for(lambda: alert_row("status = 'cleared'") is not None, 20, "the alert cleared")
                 events = ok(api.get(f"/alerts/{alert_id}/events"))
 

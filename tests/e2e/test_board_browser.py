@@ -6,6 +6,7 @@ Drives the system Chromium (Debian package `chromium`) through Playwright: no br
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -41,9 +42,19 @@ ALL_TILES = "() => window.board.snapshot !== null && document.querySelectorAll('
 MORE_GOOD = "(before) => [...document.querySelectorAll('[data-machine]')].reduce((sum, t) => sum + Number(t.dataset.good), 0) > before"
 
 
-def _board_data(base: str) -> dict | None:
+def _kiosk_key(log: Path) -> str | None:
+    """The read-only key `mes demo` prints in the board's URL."""
+    found = re.search(r"/board#key=(\S+)", log.read_text(errors="replace"))
+    return found.group(1) if found else None
+
+
+def _board_data(base: str, log: Path) -> dict | None:
+    key = _kiosk_key(log)
+    if key is None:
+        return None  # not serving yet
     try:
-        with urllib.request.urlopen(f"{base}/board/data", timeout=10) as response:
+        request = urllib.request.Request(f"{base}/board/data", headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
     except OSError:
         return None  # not serving yet
@@ -57,7 +68,7 @@ def _wait_until_every_machine_made_something(base: str, demo: subprocess.Popen, 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert demo.poll() is None, f"the demo exited with {demo.returncode}:\n{log.read_text()[-3000:]}"
-        snapshot = _board_data(base)
+        snapshot = _board_data(base, log)
         if snapshot and all(tile["figures"]["good"] > 0 for tile in _tiles(snapshot).values()):
             return
         time.sleep(0.5)
@@ -91,13 +102,16 @@ def _check(shown: dict, database_url: str) -> dict[str, tuple[int, int]]:
     return {machine: tuple(numbers) for machine, numbers in shown["tiles"].items()}
 
 
-def _check_phone_polling_and_stale_warning(browser, base: str) -> None:
+def _check_phone_polling_and_stale_warning(browser, base: str, key: str) -> None:
     """On a phone: one column; without server-sent events it polls; when updates stop it says so; when
     the events work again it goes back to them."""
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     phone.clock.install()
     phone.route("**/board/events", lambda route: route.abort())
-    phone.goto(f"{base}/board")
+    phone.goto(f"{base}/board")  # no key yet: the page asks for one
+    phone.wait_for_selector("#key-form", state="visible")
+    phone.fill("#key", key)
+    phone.click("#key-form button")
     phone.wait_for_function(ALL_TILES)
     assert phone.evaluate("window.board.link") == "polling"
     lefts = phone.evaluate("[...document.querySelectorAll('[data-machine]')].map((tile) => tile.getBoundingClientRect().left)")
@@ -133,8 +147,9 @@ def test_the_board_shows_what_the_database_holds_and_follows_production(database
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"{base}/board")
+            page.goto(f"{base}/board#key={_kiosk_key(log)}")
             page.wait_for_function(ALL_TILES)
+            assert "key=" not in page.url, "the key leaves the address bar once kept"
             first = _check(page.evaluate(SHOWN), database_url)
 
             page.wait_for_function(MORE_GOOD, arg=sum(good for good, _ in first.values()), timeout=30_000)
@@ -145,7 +160,7 @@ def test_the_board_shows_what_the_database_holds_and_follows_production(database
             assert page.text_content("#updated").startswith("updated ")
 
             page.screenshot(path=tmp_path / "board.png")
-            _check_phone_polling_and_stale_warning(browser, base)
+            _check_phone_polling_and_stale_warning(browser, base, _kiosk_key(log))
             browser.close()
         if os.environ.get("MES_UPDATE_SCREENSHOT") == "1":
             shutil.copyfile(tmp_path / "board.png", SCREENSHOT)

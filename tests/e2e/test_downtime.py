@@ -20,6 +20,7 @@ from kernel.signals import MachineState
 from app.plantrun import PlantRun
 from tests.e2e.conftest import run
 from tests.e2e.test_spine import query
+from tests.support.auth import as_admin
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,7 @@ RATIOS = Context(prec=28, rounding=ROUND_HALF_EVEN)
 
 def get(database_url: str, path: str, **params) -> list[dict]:
     with TestClient(create_app(database_url)) as api:
+        as_admin(api, database_url)
         response = api.get(path, params=params)
     assert response.status_code == 200, response.text
     return response.json()

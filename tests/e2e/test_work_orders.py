@@ -13,6 +13,7 @@ from kernel.signals import MachineState
 from app.plantrun import MesProcess, PlantRun
 from tests.e2e.conftest import run, write_plant
 from tests.e2e.test_spine import assert_exact, produce, query
+from tests.support.auth import as_admin
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +23,7 @@ def caller(database_url):
 
     def call(method, path, **kwargs):
         with TestClient(create_app(database_url)) as api:
+            as_admin(api, database_url)
             response = api.request(method, path, **kwargs)
         assert response.status_code < 300, response.text
         return response.json()
@@ -148,6 +150,7 @@ def test_unassigned_production_reassigned_to_an_order_is_backflushed_exactly_onc
     assert consumed == {"steel": made * Decimal("0.255"), "screw": made * 2}, "every unit of the machine backflushed once"
     assert query(database_url, "SELECT quantity FROM stock_on_hand WHERE lot = 'FG-WO-1'") == [(recorded["good"],)]
     with TestClient(create_app(database_url)) as api:
+        as_admin(api, database_url)
         again = api.post("/production/reassign", json=period)
     assert again.status_code == 409 and "overlaps" in again.json()["detail"]
 

@@ -34,6 +34,7 @@ from inventory.models import Customer, Item, Location, PurchaseOrder, PurchaseOr
 from kernel.db.models import make_engine
 from inventory.services import stock
 from tests.support.http import ok
+from tests.support.auth import as_admin
 
 D = Decimal
 
@@ -89,6 +90,7 @@ def seeded(postgres_server_url):
     upgrade(url)
     seed(url)
     with TestClient(create_app(url)) as client:
+        as_admin(client, url)
         yield client
     drop_database(postgres_server_url, name)
 
@@ -240,6 +242,7 @@ def test_a_failed_report_writes_nothing_and_a_good_one_values_what_was_queued(da
     upgrade(database_url)
     seed(database_url)
     with TestClient(create_app(database_url)) as api, psycopg.connect(database_url) as conn:
+        as_admin(api, database_url)
         def counts():
             return conn.execute("SELECT (SELECT count(*) FROM moves_to_value), (SELECT count(*) FROM stock_values)").fetchone()
         assert counts() == (6, 0)  # the transfer is not valued

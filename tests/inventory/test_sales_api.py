@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.support.http import ok, refused
+from tests.support.auth import by
 
 BRACKET_LOTS = (("B-1", "10", "2027-03-01"), ("B-2", "5", "2027-01-15"), ("B-3", "8", None), ("B-4", "4", "2027-03-01"))
 
@@ -40,12 +41,12 @@ def seed(api) -> None:
     ok(api.post("/customers", json={"customer_id": "initech", "name": "Initech"}), 201)
 
 
-def sales_order(api, so_id="SO-1", lines=None, **fields):
+def sales_order(api, so_id="SO-1", lines=None, who="sam", **fields):
     body = {"so_id": so_id, "customer_id": "globex", "due": "2026-06-01T12:00:00+02:00",
             "lines": lines if lines is not None else [
                 {"line": "1", "item_id": "bracket", "quantity": "30", "unit_price": "12.5"},
                 {"line": "2", "item_id": "screw", "quantity": "100", "unit_price": "0.07"}], **fields}
-    return api.post("/sales-orders", json=body)
+    return by(api, who).post("/sales-orders", json=body)
 
 
 def ship(api, so_id="SO-1", *lines: tuple):
@@ -86,7 +87,7 @@ def snapshot(database_url) -> tuple:
 def receive_screws_without_a_lot(api, location: str, quantity: str) -> None:
     """Untracked stock (lot None), as a purchase receipt without a lot brings it: a free order needs no approval."""
     ok(api.post("/suppliers", json={"supplier_id": "bolt", "name": "Bolt & Co"}), 201)
-    ok(api.post("/purchase-orders", json={"po_id": "PO-1", "supplier_id": "bolt", "created_by": "anna", "lines": [
+    ok(by(api, "anna").post("/purchase-orders", json={"po_id": "PO-1", "supplier_id": "bolt", "created_by": "anna", "lines": [
         {"line": "1", "item_id": "screw", "quantity": quantity, "unit_cost": "0"}]}), 201)
     ok(api.post("/purchase-orders/PO-1/submit"))
     ok(api.post("/purchase-orders/PO-1/receipts", json={"lines": [{"line": "1", "location_id": location, "quantity": quantity}]}),
@@ -151,7 +152,7 @@ def test_a_shipment_picks_lots_first_expiry_first_out_then_first_in_first_out(ap
     assert shipped(second["sales_order"])["1"] == (27, 3)
     assert on_hand(api) == {}
 
-    assert ok(api.post("/sales-orders/SO-1/close", json={"actor": "sam", "reason": "rest cancelled by phone"}))["status"] == "closed"
+    assert ok(by(api, "sam").post("/sales-orders/SO-1/close", json={"actor": "sam", "reason": "rest cancelled by phone"}))["status"] == "closed"
     assert events(api) == [("create", None, "open"), ("ship_partly", "open", "partially_shipped"),
                            ("ship_partly", "partially_shipped", "partially_shipped"), ("close", "partially_shipped", "closed")]
     assert ok(api.get("/sales-orders/SO-1/events"))[1]["note"] == "so:SO-1/shipment:1: 10 bracket lot B-1, 5 bracket lot B-2, " \

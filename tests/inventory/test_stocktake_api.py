@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.http import ok
+from tests.support.auth import by
 
 
 def refused(response, status: int, *words: str) -> None:
@@ -71,7 +72,7 @@ def snapshot(database_url) -> tuple:
 
 def test_a_complete_stocktake_posts_exact_gains_and_losses_and_zeroes_an_uncounted_lot(api, database_url):
     seed(api)
-    opened = ok(api.post("/stocktakes", json={"stocktake_id": "S-1", "location_id": "wh", "complete": True,
+    opened = ok(by(api, "gus").post("/stocktakes", json={"stocktake_id": "S-1", "location_id": "wh", "complete": True,
                                               "actor": "gus"}), 201)
     assert (opened["status"], opened["complete"], opened["counts"]) == ("counting", True, [])
     ok(api.put("/stocktakes/S-1/counts", json=[count("steel", "C-17", "22.5"), count("steel", "C-18", "7"),
@@ -86,7 +87,7 @@ def test_a_complete_stocktake_posts_exact_gains_and_losses_and_zeroes_an_uncount
     assert adjustments(preview) == expected
     assert on_hand(api)[("steel", "C-19")] == 5  # a preview moves nothing
 
-    posted = ok(api.post("/stocktakes/S-1/post", json={"reason": "year-end count", "actor": "gus"}))
+    posted = ok(by(api, "gus").post("/stocktakes/S-1/post", json={"reason": "year-end count", "actor": "gus"}))
     assert posted["status"] == "posted"
     assert on_hand(api) == {("screw", "S-1"): 500, ("steel", "C-17"): Decimal("22.5"), ("steel", "C-18"): 8,
                             ("steel", "C-20"): 4}
@@ -155,7 +156,7 @@ def test_every_refusal_is_a_4xx_with_a_clear_message_and_writes_nothing(api, dat
     assert snapshot(database_url) == before
 
     ok(api.put("/stocktakes/S-1/counts", json=[count("steel", "C-17", "1")]))
-    cancelled = ok(api.post("/stocktakes/S-1/cancel", json={"actor": "gus", "reason": "wrong shift"}))
+    cancelled = ok(by(api, "gus").post("/stocktakes/S-1/cancel", json={"actor": "gus", "reason": "wrong shift"}))
     assert (cancelled["status"], cancelled["adjustments"]) == ("cancelled", [])
     before = snapshot(database_url)
     refused(api.post("/stocktakes/S-1/post", json={"reason": "year-end"}), 409, "stocktake S-1 is cancelled")

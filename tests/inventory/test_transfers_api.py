@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.http import ok, refused
+from tests.support.auth import by
 
 STEEL_LOTS = (("C-17", "20", "2027-03-01"), ("C-18", "10", "2027-01-15"))
 
@@ -39,10 +40,10 @@ def seed(api, source_policy: str = "allow") -> None:
                                          "source_ref": "GR-S-1"}), 201)
 
 
-def request(api, transfer_id="T-1", lines=None, **fields):
+def request(api, transfer_id="T-1", lines=None, who="anna", **fields):
     body = {"transfer_id": transfer_id, "from_location": "wh", "to_location": "wh-2",
             "lines": {"steel": "30"} if lines is None else lines, "requested_by": "anna", **fields}
-    return api.post("/transfers", json=body)
+    return by(api, who).post("/transfers", json=body)
 
 
 def available(api, **params) -> dict[tuple[str, str], Decimal]:
@@ -89,10 +90,10 @@ def test_transfer_lifecycle_goods_in_transit_are_in_neither_locations_available_
 
     requested = ok(request(api), 201)
     assert requested["status"] == "requested" and requested["transit_location"] is None
-    assert ok(api.post("/transfers/T-1/approve", json={"approver": "bob"}))["status"] == "approved"
+    assert ok(by(api, "bob").post("/transfers/T-1/approve", json={"approver": "bob"}))["status"] == "approved"
     assert_never_lost(api, database_url)
 
-    shipped = ok(api.post("/transfers/T-1/ship", json={"lines": [{"item_id": "steel", "quantity": "10"}], "actor": "carl"}))
+    shipped = ok(by(api, "carl").post("/transfers/T-1/ship", json={"lines": [{"item_id": "steel", "quantity": "10"}], "actor": "carl"}))
     assert shipped["status"] == "in_transit" and shipped["transit_location"] == "transit:T-1"
     # FEFO: C-18 expires first and holds exactly 10
     assert on_hand(api) == {("wh", "C-17"): Decimal(20), ("transit:T-1", "C-18"): Decimal(10)}
@@ -115,11 +116,11 @@ def test_transfer_lifecycle_goods_in_transit_are_in_neither_locations_available_
     refused(api.post("/transfers/T-1/post"), 409, "4 of steel lot C-18 still in transit", "write it off")
     assert snapshot(database_url) == before
 
-    ok(api.post("/transfers/T-1/write-off", json={"lines": [{"item_id": "steel", "lot": "C-18", "quantity": "4"}],
+    ok(by(api, "dave").post("/transfers/T-1/write-off", json={"lines": [{"item_id": "steel", "lot": "C-18", "quantity": "4"}],
                                                 "reason": "fell off the truck", "actor": "dave"}))
     assert written_off(database_url) == 4
     assert_never_lost(api, database_url)
-    posted = ok(api.post("/transfers/T-1/post", json={"actor": "erin"}))
+    posted = ok(by(api, "erin").post("/transfers/T-1/post", json={"actor": "erin"}))
     assert posted["status"] == "posted"
     assert line(posted) | {"lots": None} == {"item_id": "steel", "requested": 30, "shipped": 10, "received": 6,
                                              "written_off": 4, "in_transit": 0, "lots": None}
@@ -134,7 +135,7 @@ def test_transfer_lifecycle_goods_in_transit_are_in_neither_locations_available_
     events = ok(api.get("/transfers/T-1/events"))
     assert [(e["action"], e["from_status"], e["to_status"], e["actor"]) for e in events] == [
         ("request", None, "requested", "anna"), ("approve", "requested", "approved", "bob"),
-        ("ship", "approved", "in_transit", "carl"), ("receive", "in_transit", "received", None),
+        ("ship", "approved", "in_transit", "carl"), ("receive", "in_transit", "received", "key:test-admin"),
         ("write_off", "received", "received", "dave"), ("post", "received", "posted", "erin")]
     assert "fell off the truck" in events[4]["note"] and "still in transit: nothing" in events[4]["note"]
     assert [t["transfer_id"] for t in ok(api.get("/transfers", params={"status": "posted"}))] == ["T-1"]
@@ -144,7 +145,7 @@ def test_transfer_lifecycle_goods_in_transit_are_in_neither_locations_available_
 def test_named_lots_are_shipped_first_then_fefo_and_receipts_name_the_lot_when_several_are_in_transit(api, database_url):
     seed(api)
     ok(request(api, lines={"steel": "30", "screw": "100"}), 201)
-    ok(api.post("/transfers/T-1/approve", json={"approver": "bob"}))
+    ok(by(api, "bob").post("/transfers/T-1/approve", json={"approver": "bob"}))
     # 5 from C-17 as named, then 8 FEFO: C-18 (10, expires first) gives all 8
     shipped = ok(api.post("/transfers/T-1/ship", json={"lines": [
         {"item_id": "steel", "lot": "C-17", "quantity": "5"}, {"item_id": "steel", "quantity": "8"},
@@ -178,7 +179,7 @@ def test_named_lots_are_shipped_first_then_fefo_and_receipts_name_the_lot_when_s
 def test_shipping_more_than_the_source_holds_is_refused_whatever_its_negative_stock_policy(api, database_url, policy):
     seed(api, source_policy=policy)
     ok(request(api, lines={"steel": "50"}), 201)
-    ok(api.post("/transfers/T-1/approve", json={"approver": "bob"}))
+    ok(by(api, "bob").post("/transfers/T-1/approve", json={"approver": "bob"}))
     before = snapshot(database_url)
     refused(api.post("/transfers/T-1/ship"), 409, "cannot ship from wh", "50 steel asked, 30 on hand", f"({policy})")
     refused(api.post("/transfers/T-1/ship", json={"lines": [{"item_id": "steel", "lot": "C-18", "quantity": "11"}]}),
@@ -190,7 +191,7 @@ def test_shipping_more_than_the_source_holds_is_refused_whatever_its_negative_st
     assert ok(api.get("/transfers/T-1"))["status"] == "approved"
     # without lines every requested quantity ships, here as much as there is once the request allows it
     ok(request(api, "T-2", lines={"steel": "30"}), 201)
-    ok(api.post("/transfers/T-2/approve", json={"approver": "bob"}))
+    ok(by(api, "bob").post("/transfers/T-2/approve", json={"approver": "bob"}))
     assert line(ok(api.post("/transfers/T-2/ship")))["in_transit"] == 30
     assert available(api, item_id="steel") == {}
     assert_never_lost(api, database_url)
@@ -206,10 +207,9 @@ def test_every_refusal_is_a_4xx_with_a_clear_message_and_writes_nothing(api, dat
     refused(request(api, "T-2", to_location="wh"), 409, "'wh' is both source and destination")
     refused(request(api, "T-2", lines={}), 422)
     refused(request(api, "T-2", lines={"steel": "0"}), 422)
-    refused(request(api, "T-2", requested_by=" "), 422)
-    refused(api.post("/transfers/T-1/approve", json={"approver": " Anna "}), 409, "Anna created this document",
+    refused(by(api, "Anna").post("/transfers/T-1/approve", json={"approver": " Anna "}), 409, "Anna created this document",
             "another person must")
-    refused(api.post("/transfers/T-9/approve", json={"approver": "bob"}), 404, "transfer 'T-9' does not exist")
+    refused(by(api, "bob").post("/transfers/T-9/approve", json={"approver": "bob"}), 404, "transfer 'T-9' does not exist")
     refused(api.post("/transfers/T-1/ship"), 409, "cannot ship a transfer that is requested", "allowed: approve, cancel")
     refused(api.post("/transfers/T-1/post"), 409, "cannot post a transfer that is requested")
     refused(api.post("/transfers/T-1/receive", json={"lines": [{"item_id": "steel", "quantity": "1"}]}),
@@ -220,9 +220,9 @@ def test_every_refusal_is_a_4xx_with_a_clear_message_and_writes_nothing(api, dat
     refused(api.get("/stock/available", params={"location_id": "nowhere"}), 404, "location 'nowhere' does not exist")
     assert snapshot(database_url) == before
 
-    ok(api.post("/transfers/T-1/approve", json={"approver": "bob"}))
+    ok(by(api, "bob").post("/transfers/T-1/approve", json={"approver": "bob"}))
     before = snapshot(database_url)
-    refused(api.post("/transfers/T-1/approve", json={"approver": "carl"}), 409, "cannot approve a transfer that is approved")
+    refused(by(api, "carl").post("/transfers/T-1/approve", json={"approver": "carl"}), 409, "cannot approve a transfer that is approved")
     refused(api.post("/transfers/T-1/ship", json={"lines": [{"item_id": "steel", "quantity": "11"}]}),
             409, "shipping 11 of steel, but only 10 were requested and approved")
     refused(api.post("/transfers/T-1/ship", json={"lines": [{"item_id": "screw", "quantity": "1"}]}),
@@ -231,7 +231,7 @@ def test_every_refusal_is_a_4xx_with_a_clear_message_and_writes_nothing(api, dat
     refused(api.post("/transfers/T-1/write-off", json={"lines": [{"item_id": "steel", "quantity": "1"}]}), 422)
     assert snapshot(database_url) == before
 
-    cancelled = ok(api.post("/transfers/T-1/cancel", json={"actor": "anna", "reason": "plan changed"}))
+    cancelled = ok(by(api, "anna").post("/transfers/T-1/cancel", json={"actor": "anna", "reason": "plan changed"}))
     assert cancelled["status"] == "cancelled"
     assert ok(api.get("/transfers/T-1/events"))[-1] | {"id": 0, "ts": 0} == {
         "id": 0, "ts": 0, "action": "cancel", "from_status": "approved", "to_status": "cancelled", "actor": "anna",
@@ -283,7 +283,7 @@ def test_property_whatever_is_shipped_received_and_written_off_nothing_is_lost_a
         extra = data.draw(st.decimals(min_value=Decimal(0), max_value=Decimal(5), places=3), label="requested beyond")
         transfer_id = f"P-{number}"
         ok(request(api, transfer_id, lines={"steel": f"{shipping + extra:f}"}), 201)
-        ok(api.post(f"/transfers/{transfer_id}/approve", json={"approver": "bob"}))
+        ok(by(api, "bob").post(f"/transfers/{transfer_id}/approve", json={"approver": "bob"}))
         view = ok(api.post(f"/transfers/{transfer_id}/ship", json={"lines": [{"item_id": "steel", "quantity": f"{shipping:f}"}]}))
         received = Decimal(0)
         for action in data.draw(st.lists(st.sampled_from(["receive", "write-off"]), max_size=3), label="steps"):

@@ -20,10 +20,13 @@ from sqlalchemy.orm import Session
 from kernel.db.models import make_engine
 from kernel.signals import MachineState
 from mes.services import alert_engine
+from mes.rules.webhooks import networks
 from mes.services.notifications import NotificationSender
 from tests.support.http import ok, refused
+from tests.support.auth import by
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+LOOPBACK = networks(["127.0.0.0/8", "::1/128"])
 MIN, SECOND = timedelta(minutes=1), timedelta(seconds=1)
 FAULT, RUNNING = MachineState.FAULT, MachineState.RUNNING
 
@@ -180,7 +183,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.url = f"http://localhost:{self.server.server_port}/hook"  # a name, resolved by the sender at each attempt
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -192,19 +195,19 @@ def test_every_alert_event_queues_one_delivery_per_target_and_the_sender_retries
     receiver = Receiver(statuses=[503])
     try:
         ok(api.put("/webhooks/ops", json={"url": receiver.url}))
-        ok(api.put("/webhooks/old", json={"url": "http://127.0.0.1:9/nowhere"}))
+        ok(api.put("/webhooks/old", json={"url": "http://localhost:9/nowhere"}))
         assert ok(api.delete("/webhooks/old"))["active"] is False
         put_rule(api, "down", kind="machine_down", severity="critical", scope="machine=press-01", minutes=1)
         report_state(db, "press-01", FAULT, NOW - 2 * MIN, seen=NOW)
         assert round_at(database_url, NOW) == [("raised", "machine_down", "press-01")]
         alert = open_alerts(api)[("machine_down", "press-01")]
-        ok(api.post(f"/alerts/{alert['alert_id']}/acknowledge", json={"who": "ana", "note": "on it"}))
+        ok(by(api, "ana").post(f"/alerts/{alert['alert_id']}/acknowledge", json={"who": "ana", "note": "on it"}))
 
         pending = ok(api.get("/notifications", params={"status": "pending"}))
         assert sorted((d["key"], d["target"]) for d in pending) == sorted(
             (f"{alert['alert_id']}:{event}", target) for event in ("raised", "acknowledged") for target in ("mqtt", "webhook:ops"))
 
-        sender = NotificationSender(database_url, None)  # no broker: the mqtt rows wait
+        sender = NotificationSender(database_url, None, allow_private=LOOPBACK)  # no broker: the mqtt rows wait
         before = datetime.now(UTC)
         assert sender.send_due() == 0, "the receiver answers 503 to the first notification"
         after = datetime.now(UTC)
@@ -276,3 +279,50 @@ def test_rules_api_refuses_what_the_rules_refuse_and_writes_nothing(api, databas
         ("low-rate", "low_rate", "30"), ("review-waiting", "review_waiting", None)]
     assert ok(api.post("/alert-rules/defaults")) == [], "installed once; a deleted default comes back only when asked again"
     assert Decimal(added[2]["percent"]) == 5 and added[2]["min_units"] == 20
+
+
+# --- webhooks reach public hosts only, checked at each attempt (tests/mes/test_webhook_targets.py: the rule) ---
+
+def test_a_name_resolving_to_loopback_is_refused_at_send_time_unless_allowed(api, db, database_url):
+    now = datetime.now(UTC).replace(microsecond=0)
+    receiver = Receiver()
+    try:
+        ok(api.put("/webhooks/ops", json={"url": receiver.url}))  # http://localhost:<port>/hook: a name, accepted
+        put_rule(api, "down", kind="machine_down", severity="critical", scope="machine=press-01", minutes=1)
+        report_state(db, "press-01", FAULT, now - 2 * MIN, seen=now)
+        assert round_at(database_url, now) == [("raised", "machine_down", "press-01")]
+
+        strict = NotificationSender(database_url, None)
+        try:
+            assert strict.send_due() == 0
+        finally:
+            strict.close()
+        (pending,) = ok(api.get("/notifications", params={"target": "webhook:ops", "status": "pending"}))
+        assert pending["last_error"] == "refused: localhost resolves to 127.0.0.1 is loopback: webhooks go to public hosts " \
+                                        "only, unless MES_WEBHOOK_ALLOW_PRIVATE names its range"
+        assert receiver.requests == []
+
+        db.execute("UPDATE notification_deliveries SET next_attempt_at = now() - interval '1 s'")  # due now, not after the back-off
+        allowing = NotificationSender(database_url, None, allow_private=networks(["127.0.0.0/8"]))
+        try:
+            assert allowing.send_due() == 1
+        finally:
+            allowing.close()
+        assert [key for key, _ in receiver.requests] == [pending["key"]]
+    finally:
+        receiver.close()
+
+
+def test_a_name_that_does_not_resolve_is_a_failed_attempt_with_the_reason(api, db, database_url):
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    ok(api.put("/webhooks/ops", json={"url": "http://no-such-host.invalid/hook"}))
+    put_rule(api, "down", kind="machine_down", severity="critical", scope="machine=press-01", minutes=1)
+    report_state(db, "press-01", FAULT, now - 2 * MIN, seen=now)
+    assert round_at(database_url, now) == [("raised", "machine_down", "press-01")]
+    sender = NotificationSender(database_url, None)
+    try:
+        assert sender.send_due() == 0
+    finally:
+        sender.close()
+    (pending,) = ok(api.get("/notifications", params={"target": "webhook:ops", "status": "pending"}))
+    assert pending["last_error"].startswith("no-such-host.invalid does not resolve")

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 
 from tests.support.http import ok
+from tests.support.auth import by
 
 
 def open_alerts(api) -> dict[tuple[str, str], dict]:
@@ -34,18 +35,18 @@ def test_inventory_alerts_are_raised_while_their_condition_holds_and_cleared_aft
     assert "suggest buying 125" in safety["detail"]  # 100 + 50 − 40 = 110, in 25s → 125
     assert ok(api.post("/alerts/evaluate-inventory")) == [], "a repeated round changes nothing"
 
-    acknowledged = ok(api.post(f"/alerts/{safety['alert_id']}/acknowledge", json={"who": "ana", "note": "PO on its way"}))
+    acknowledged = ok(by(api, "ana").post(f"/alerts/{safety['alert_id']}/acknowledge", json={"who": "ana", "note": "PO on its way"}))
     assert acknowledged["status"] == "acknowledged" and acknowledged["acknowledged_by"] == "ana"
-    again = api.post(f"/alerts/{safety['alert_id']}/acknowledge", json={"who": "bo"})
+    again = by(api, "bo").post(f"/alerts/{safety['alert_id']}/acknowledge", json={"who": "bo"})
     assert again.status_code == 409 and "already acknowledged by ana" in again.json()["detail"]
-    assert api.post("/alerts/99999/acknowledge", json={"who": "ana"}).status_code == 404
+    assert by(api, "ana").post("/alerts/99999/acknowledge", json={"who": "ana"}).status_code == 404
 
     ok(api.post("/stock/receipts", json={"item_id": "flour", "lot": "F2", "to_location": "wh", "quantity": "200",
                                          "unit_cost": "1.10", "source_ref": "GR-2"}), 201)
     cleared = ok(api.post("/alerts/evaluate-inventory"))
     assert [(t["event"], t["alert"]["kind"]) for t in cleared] == [("cleared", "safety_stock")]
     assert [e["event"] for e in ok(api.get(f"/alerts/{safety['alert_id']}/events"))] == ["raised", "acknowledged", "cleared"]
-    cleared_twice = api.post(f"/alerts/{safety['alert_id']}/acknowledge", json={"who": "ana"})
+    cleared_twice = by(api, "ana").post(f"/alerts/{safety['alert_id']}/acknowledge", json={"who": "ana"})
     assert cleared_twice.status_code == 409 and "cleared" in cleared_twice.json()["detail"]
 
     with psycopg.connect(database_url) as conn:

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from tests.support.http import ok
+from tests.support.auth import by
 
 
 def seed_bracket(api):
@@ -46,7 +47,7 @@ def test_work_order_lifecycle_with_dispatch_and_a_changeover(api, database_url):
         "screw": Decimal(2), "steel": Decimal("0.255")}
     ok(api.post("/work-orders/WO-2/release"))
 
-    assert ok(api.post("/work-orders/WO-1/start", json={"machine_id": "press-01", "actor": "anna"}))["status"] == "running"
+    assert ok(by(api, "anna").post("/work-orders/WO-1/start", json={"machine_id": "press-01", "actor": "anna"}))["status"] == "running"
     # WO-2 started on the same machine: WO-1 is paused at that instant (a changeover)
     assert ok(api.post("/work-orders/WO-2/start", json={"machine_id": "press-01"}))["status"] == "running"
     assert ok(api.get("/work-orders/WO-1"))["status"] == "paused"
@@ -128,7 +129,7 @@ def test_scrap_counted_by_the_machine_is_classified_by_reason_and_never_changed(
     assert ok(api.get("/work-orders/WO-S/scrap")) == {"unclassified": 7}
     ok(api.post("/scrap-reasons", json={"code": "burr", "description": "Burr on the edge"}), 201)
     ok(api.post("/scrap-reasons", json={"code": "crack", "description": "Cracked"}), 201)
-    assert ok(api.post("/work-orders/WO-S/scrap", json={"reason_code": "burr", "quantity": 5, "actor": "ana"})) == {
+    assert ok(by(api, "ana").post("/work-orders/WO-S/scrap", json={"reason_code": "burr", "quantity": 5, "actor": "ana"})) == {
         "burr": 5, "unclassified": 2}
     ok(api.post("/work-orders/WO-S/scrap", json={"reason_code": "burr", "quantity": -1, "comment": "was a crack"}))
     assert ok(api.post("/work-orders/WO-S/scrap", json={"reason_code": "crack", "quantity": 1})) == {

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from tests.support.http import ok, refused
 from tests.support.ingested import Ingested
+from tests.support.auth import by
 
 BERLIN = ZoneInfo("Europe/Berlin")
 RUNNING, IDLE, FAULT, PLANNED_STOP = 1, 2, 3, 7
@@ -172,8 +173,8 @@ def test_stop_reasons_from_fault_codes_overridden_by_supervisors(api, db, databa
     assert stops()[jam] == ("jam", "fault_code", None), "the machine's own mapping comes first"
 
     path = f"/machines/press-01/stops/{local(7).isoformat()}/annotations"
-    ok(api.post(path, json={"reason_code": "material", "actor": "ana"}), 201)
-    ok(api.post(path, json={"comment": "coil from lot 42 was out of spec", "actor": "bo"}), 201)
+    ok(by(api, "ana").post(path, json={"reason_code": "material", "actor": "ana"}), 201)
+    ok(by(api, "bo").post(path, json={"comment": "coil from lot 42 was out of spec", "actor": "bo"}), 201)
     assert stops()[breakdown] == ("material", "annotation", "coil from lot 42 was out of spec"), \
         "a comment alone keeps the reason given before"
     assert [(a["actor"], a["reason_code"]) for a in ok(api.get(path))] == [("ana", "material"), ("bo", None)]
@@ -189,10 +190,10 @@ def test_stop_reasons_from_fault_codes_overridden_by_supervisors(api, db, databa
                      json={"reason_code": "jam", "actor": "ana"}, params={"offline_after_s": 60}), 404, "offline since")
     refused(api.post(f"/machines/ghost/stops/{local(7).isoformat()}/annotations",
                      json={"reason_code": "jam", "actor": "ana"}), 404, "ghost")
-    refused(api.post(path, json={"reason_code": "unheard", "actor": "ana"}), 404, "unheard")
-    refused(api.post(path, json={"reason_code": "old", "actor": "ana"}), 409, "no longer in use")
-    refused(api.post(path, json={"actor": "ana"}), 422, "reason_code, a comment or both")
-    refused(api.post("/machines/press-01/stops/2026-11-17T06:00:00/annotations", json={"comment": "x", "actor": "ana"}),
+    refused(by(api, "ana").post(path, json={"reason_code": "unheard", "actor": "ana"}), 404, "unheard")
+    refused(by(api, "ana").post(path, json={"reason_code": "old", "actor": "ana"}), 409, "no longer in use")
+    refused(by(api, "ana").post(path, json={"actor": "ana"}), 422, "reason_code, a comment or both")
+    refused(by(api, "ana").post("/machines/press-01/stops/2026-11-17T06:00:00/annotations", json={"comment": "x", "actor": "ana"}),
             422, "must carry a time zone")
     assert db.count("downtime_annotations") == before, "a refused annotation writes nothing"
 

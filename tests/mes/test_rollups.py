@@ -24,6 +24,7 @@ from mes.rules.rollups import HOUR, hours_between
 from mes.services.rollups import Rollups, refresh
 from tests.support.http import ok
 from tests.mes.test_downtime_api import RUNNING, SHIFT, local, welder_idles_and_jams, worked_example
+from tests.support.auth import by
 
 OEE_SUMS = ("planned_production_s", "planned_downtime_s", "unknown_s", "run_s", "stopped_s", "breakdown_s", "microstop_s",
             "failures", "microstops", "ideal_s", "total", "good", "energy_wh")
@@ -71,7 +72,7 @@ def test_whole_hours_of_rollups_equal_the_oee_and_the_pareto(api, db, database_u
                      ("unassigned", "idle"): (1, Decimal(300))}, "as the pareto by reason, microstops apart"
     assert rolled_up() == (sums, stops), "refreshing again changes nothing"
 
-    ok(api.post(f"/machines/press-01/stops/{local(7).isoformat()}/annotations", json={"reason_code": "material", "actor": "ana"}),
+    ok(by(api, "ana").post(f"/machines/press-01/stops/{local(7).isoformat()}/annotations", json={"reason_code": "material", "actor": "ana"}),
        201)
     assert db.conn.execute("SELECT since FROM rollup_marks").fetchone() == (local(7),), "the worker will redo from there"
     assert rolled_up()[1][("material", "breakdown")] == (1, Decimal(2700)), "a reason given later moves the stop's time"

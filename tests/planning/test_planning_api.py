@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from tests.support.auth import by
 from tests.support.http import ok, refused
 
 TODAY = datetime.now(UTC).date()
@@ -80,7 +81,7 @@ def test_an_approved_purchase_order_is_a_scheduled_receipt(api):
                                           "due": str(TODAY + timedelta(days=8)),
                                           "lines": [{"line": "1", "item_id": "SCREW", "quantity": "30", "unit_cost": "0.1"}]}), 201)
     ok(api.post("/purchase-orders/PO-1/submit", json={"actor": "anna"}))
-    ok(api.post("/purchase-orders/PO-1/approve", json={"approver": "bob"}))
+    ok(by(api, "bob").post("/purchase-orders/PO-1/approve", json={}))
     """PO-1 brings 30 on day 8. Week 0: 50 − 72 → PO-1 is needed now: expedite, and until it comes SCREW is at −22;
     TOP's 72 (today) and the rest of PO-1 for TABLE's 40 (day 7) both wait for it, to day 8. Week 1: 8 − 40 = −32 → 100."""
     screw = columns(ok(api.get(f"/planning/runs/live/records/SCREW?{WEEKS}")))
