@@ -62,4 +62,9 @@ def release_date(receipt: date, quantity: Decimal, lead_time: LeadTime | None, i
     """When an order for `quantity` due on `receipt` must start."""
     if lead_time is None:
         raise ValueError(f"item {item!r} has no lead time: its planned order due {receipt} cannot be offset")
-    return receipt - timedelta(days=lead_time.days_for(quantity))
+    days = lead_time.days_for(quantity)
+    try:
+        return receipt - timedelta(days=days)
+    except OverflowError:
+        raise ValueError(f"item {item!r}: a lead time of {days} days for {quantity} due {receipt} starts before any "
+                         "calendar date; check its lead time and cycle time") from None

@@ -53,6 +53,12 @@ def test_the_items_own_purchase_lead_time_wins_over_its_suppliers():
         release_date(date(2027, 1, 8), D(1), None, "GEAR")
 
 
+def test_a_lead_time_reaching_before_any_calendar_date_is_a_clear_error_naming_the_item():
+    for lead in (PurchaseLeadTime(10**6), ManufactureLeadTime(0, D(10**9), D(1))):
+        with pytest.raises(ValueError, match="item 'GEAR': a lead time of"):
+            release_date(date(2027, 1, 8), D(10**6), lead, "GEAR")
+
+
 positive = st.decimals(min_value=D("0.01"), max_value=D(500), places=2)
 
 
