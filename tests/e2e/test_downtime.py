@@ -138,23 +138,27 @@ def test_stopping_the_edge_is_offline_not_down_and_restarting_it_ends_the_offlin
     start, restarted, end = run(scenario())
     period = {"start": start.isoformat(), "end": end.isoformat(), "offline_after_s": offline_after_s}
     intervals = get(database_url, f"/machines/{MACHINE}/states", **period)
-    assert [(i["state"], i["category"]) for i in intervals] == [("running", "running"), ("offline", "offline"),
-                                                                ("running", "running")], intervals
-    offline = intervals[1]
+    states = [(i["state"], i["category"]) for i in intervals]
+    # Coverage comes from the samples' own time: values the restarted edge reads carry the instant the PLC
+    # wrote them (OPC UA SourceTimestamp), which may fall inside the gap and show the machine heard then.
+    assert states[0] == states[-1] == ("running", "running") and ("offline", "offline") in states, intervals
+    assert {state for state, _ in states} == {"running", "offline"}, intervals
+    offline = [i for i in intervals if i["state"] == "offline"]
     ((went_offline,),) = query(database_url, """SELECT received_at FROM edge_status_events
                                                 WHERE NOT online AND received_at > %s AND received_at < %s""", start, restarted)
     ((back,),) = query(database_url, """SELECT least((SELECT min(received_at) FROM edge_status_events WHERE online AND received_at > %s),
                                                      (SELECT min(received_at) FROM ingested_messages
                                                       WHERE machine_id = %s AND received_at > %s))""",
                        went_offline, MACHINE, went_offline)
-    ((last_heard,),) = query(database_url, "SELECT max(received_at) FROM ingested_messages WHERE machine_id = %s AND received_at < %s",
+    ((last_heard,),) = query(database_url, "SELECT max(last_ts) FROM ingested_messages WHERE machine_id = %s AND received_at < %s",
                              MACHINE, restarted)
     assert went_offline < restarted < back
-    # the edge's offline status, unless the silence after its last message outlasted the timeout before it arrived
+    # the edge's offline status, unless the silence after its last sample outlasted the timeout before it arrived
     lost = min(went_offline, last_heard + timedelta(seconds=offline_after_s))
-    assert (parse(offline["start"]), parse(offline["end"])) == (lost, back), "offline from losing the edge until it is heard again"
+    assert parse(offline[0]["start"]) == lost, "offline from losing the edge"
+    assert parse(offline[-1]["end"]) <= back, "until it is heard again, at the latest when its messages arrive"
     assert parse(intervals[-1]["end"]) == end
 
     (oee,) = get(database_url, "/oee", machine_id=MACHINE, **period)
     assert Decimal(oee["stopped_time_s"]) == 0 and oee["failures"] == 0, "offline is not downtime"
-    assert Decimal(oee["unknown_time_s"]) == Decimal(offline["duration_s"])
+    assert Decimal(oee["unknown_time_s"]) == sum(Decimal(i["duration_s"]) for i in offline)
