@@ -32,18 +32,14 @@ RolesOption = Annotated[list[Role], typer.Option("--role", help=ROLE_HELP)]
 @contextmanager
 def _db() -> Iterator[Session]:
     from kernel.db.migrations import upgrade
-    from kernel.db.models import make_engine
+    from kernel.db.models import session_on
     from kernel.runtime import database
     from kernel.settings import Settings
 
     with database(Settings()) as database_url:
         upgrade(database_url)
-        engine = make_engine(database_url)
-        try:
-            with Session(engine, expire_on_commit=False) as session:
-                yield session
-        finally:
-            engine.dispose()
+        with session_on(database_url, expire_on_commit=False) as session:
+            yield session
 
 
 def _refused(action):

@@ -277,11 +277,10 @@ def import_(
     (same item, location and lot) is skipped, never booked twice. Migrates the schema first.
     """
     from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.orm import Session
 
     from kernel.db.migrations import upgrade
     from inventory.rules.importing import KINDS
-    from kernel.db.models import make_engine
+    from kernel.db.models import session_on
     from kernel.runtime import database
     from kernel.rules.refusals import Conflict
     from inventory.services.importing import import_file
@@ -291,15 +290,12 @@ def import_(
         settings = settings.model_copy(update={"database_url": database_url})
     with database(settings) as url:
         upgrade(url)
-        engine = make_engine(url)
         try:
-            with Session(engine) as session:
+            with session_on(url) as session:
                 report = import_file(session, file)
         except (Conflict, SQLAlchemyError) as error:
             typer.echo(f"{file.name}: nothing was imported: {getattr(error, 'orig', None) or error}", err=True)
             raise typer.Exit(1) from None
-        finally:
-            engine.dispose()
     if not report.ok:
         typer.echo(f"{report.file}: nothing was imported; {len(report.errors)} problem(s):", err=True)
         for error in report.errors:
@@ -329,9 +325,8 @@ def plan(
     A refusal (a BOM cycle, an item without lead time, too many buckets) is printed with exit code 1."""
     from datetime import UTC
 
-    from sqlalchemy.orm import Session
 
-    from kernel.db.models import make_engine
+    from kernel.db.models import session_on
     from kernel.rules.refusals import Refused
     from kernel.runtime import database
     from planning.services.plans import live_plan
@@ -341,15 +336,12 @@ def plan(
         settings = settings.model_copy(update={"database_url": database_url})
     now = datetime.now(UTC)
     with database(settings) as url:
-        engine = make_engine(url)
         try:
-            with Session(engine) as session:
+            with session_on(url) as session:
                 result = live_plan(session, start.date() if start else now.date(), bucket, buckets, now).plan  # type: ignore[arg-type]
         except Refused as error:
             typer.echo(f"no plan: {error}", err=True)
             raise typer.Exit(1) from None
-        finally:
-            engine.dispose()
     typer.echo(f"planned orders ({len(result.planned_orders)}):")
     for order in result.planned_orders:
         late = " (release past due)" if order.release_past_due else ""

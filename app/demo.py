@@ -24,11 +24,10 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sqlalchemy.orm import Session
 
 from core.queries import dead_letter_count, live_states, pending_quarantine, recorded_totals
 from kernel.auth import Role, create_key
-from kernel.db.models import make_engine
+from kernel.db.models import session_on
 from mes.services import alerts
 from mes.services.workorders import running_orders
 from app import demo_orders
@@ -75,19 +74,10 @@ def _live_table(run: PlantRun, recorded: dict, states: dict, orders: dict, dead:
 
 
 def _snapshot(database_url: str) -> tuple[dict, dict, dict, int, int, list]:
-    with psycopg.connect(database_url) as conn, _session(database_url) as session:
+    with psycopg.connect(database_url) as conn, session_on(database_url) as session:
         return (recorded_totals(conn), live_states(conn), running_orders(session), dead_letter_count(conn),
                 pending_quarantine(conn), alerts.newest_open(session))
 
-
-@contextmanager
-def _session(database_url: str) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _reckoning(comparison: dict) -> Table:
@@ -220,7 +210,7 @@ async def _unless(event: asyncio.Event, work: Coroutine) -> bool:
 
 
 def _alert_history(database_url: str) -> list[dict]:
-    with _session(database_url) as session:
+    with session_on(database_url) as session:
         return alerts.history(session)
 
 

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from inventory.api.costing import TariffIn
 from inventory.api.masterdata import BomLineIn, ItemIn, LocationIn, WorkCentreIn
 from inventory.api.stock import ReceiptIn
 from mes.api.workorders import WorkOrderIn
 from inventory.models import EnergyTariff, EnergyTariffPeriod, Item, WorkCentre
-from kernel.db.models import Machine, make_engine
+from kernel.db.models import Machine, session_on
 from inventory.services import masterdata, stock, valuation
 from mes.services import workorders
 from mes.rules.alerts import AlertRule
@@ -30,8 +29,7 @@ def seed(database_url: str, path: Path = DEMO_ORDERS) -> None:
     The file is validated with the API's request models: the demo enters data exactly as a user would.
     """
     data = yaml.safe_load(path.read_text())
-    engine = make_engine(database_url)
-    with Session(engine, expire_on_commit=False) as session:
+    with session_on(database_url, expire_on_commit=False) as session:
         for item in data["items"]:
             fields = ItemIn.model_validate(item).model_dump()
             masterdata.create(session, Item, fields["item_id"], "item", **fields)
@@ -60,34 +58,29 @@ def seed(database_url: str, path: Path = DEMO_ORDERS) -> None:
             work_order = workorders.create_work_order(session, **fields)
             workorders.act(session, work_order.work_order_id, "release")
             workorders.act(session, work_order.work_order_id, "start", machine_id=machine_id, actor="demo")
-    engine.dispose()
 
 
 def reckoning(database_url: str) -> dict:
     """Per work order what was made and what it cost; per component what backflush consumed against
     what the counts and the released BOMs say it must have (computed here from the attributions,
     not from the moves)."""
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            valuation.drain(session, running_cost)
-            orders = session.execute(text(
-                """SELECT w.work_order_id, w.quantity, coalesce(sum(a.good), 0), coalesce(sum(a.scrap), 0),
-                          (SELECT coalesce(sum(quantity), 0) FROM stock_on_hand s
-                            WHERE s.item_id = w.item_id AND s.lot = 'FG-' || w.work_order_id)
-                   FROM work_orders w LEFT JOIN production_attributions a USING (work_order_id)
-                   GROUP BY w.work_order_id ORDER BY w.work_order_id""")).all()
-            expected = session.execute(text(
-                """SELECT c.component_item, sum(made.units * c.quantity_per_unit)
-                   FROM work_order_components c
-                   JOIN (SELECT work_order_id, sum(good + scrap) AS units FROM production_attributions
-                         WHERE work_order_id IS NOT NULL GROUP BY 1) AS made USING (work_order_id)
-                   GROUP BY 1""")).all()
-            consumed = dict(session.execute(text(
-                "SELECT item_id, sum(quantity) FROM stock_moves WHERE reason = 'backflush' GROUP BY 1")).all())
-            costs = {number: work_order_cost(session, number).cost for number, *_ in orders}
-    finally:
-        engine.dispose()
+    with session_on(database_url) as session:
+        valuation.drain(session, running_cost)
+        orders = session.execute(text(
+            """SELECT w.work_order_id, w.quantity, coalesce(sum(a.good), 0), coalesce(sum(a.scrap), 0),
+                      (SELECT coalesce(sum(quantity), 0) FROM stock_on_hand s
+                        WHERE s.item_id = w.item_id AND s.lot = 'FG-' || w.work_order_id)
+               FROM work_orders w LEFT JOIN production_attributions a USING (work_order_id)
+               GROUP BY w.work_order_id ORDER BY w.work_order_id""")).all()
+        expected = session.execute(text(
+            """SELECT c.component_item, sum(made.units * c.quantity_per_unit)
+               FROM work_order_components c
+               JOIN (SELECT work_order_id, sum(good + scrap) AS units FROM production_attributions
+                     WHERE work_order_id IS NOT NULL GROUP BY 1) AS made USING (work_order_id)
+               GROUP BY 1""")).all()
+        consumed = dict(session.execute(text(
+            "SELECT item_id, sum(quantity) FROM stock_moves WHERE reason = 'backflush' GROUP BY 1")).all())
+        costs = {number: work_order_cost(session, number).cost for number, *_ in orders}
     return {
         "work_orders": {
             number: {"good": int(good), "scrap": int(scrap), "percent_complete": str(Decimal(100 * good) / quantity),

@@ -29,17 +29,12 @@ BeforeId = Annotated[int | None, typer.Option("--before-id", help="page on: the 
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    from kernel.db.models import make_engine
+    from kernel.db.models import session_on
     from kernel.runtime import database
     from kernel.settings import Settings
 
-    with database(Settings()) as database_url:
-        engine = make_engine(database_url)
-        try:
-            with Session(engine) as session:
-                yield session
-        finally:
-            engine.dispose()
+    with database(Settings()) as database_url, session_on(database_url) as session:
+        yield session
 
 
 def _print(rows: list[dict]) -> None:

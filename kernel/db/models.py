@@ -5,11 +5,13 @@ them (it writes with COPY)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from sqlalchemy import Numeric, String, create_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from kernel.db.migrations import sqlalchemy_url
 
@@ -36,3 +38,15 @@ def make_engine(database_url: str, *, pre_ping: bool = True) -> Engine:
     round trip); a caller that retries on a lost connection anyway (the ingest) does without. Errors never
     carry the statement's parameters (they may be anything a request or a PLC sent)."""
     return create_engine(sqlalchemy_url(database_url), pool_pre_ping=pre_ping, hide_parameters=True)
+
+
+@contextmanager
+def session_on(database_url: str, **options: object) -> Iterator[Session]:
+    """One Session on an engine of its own, disposed afterwards: for a command or a one-off job that
+    needs the database once. `options`: those of `Session` (e.g. expire_on_commit=False)."""
+    engine = make_engine(database_url)
+    try:
+        with Session(engine, **options) as session:
+            yield session
+    finally:
+        engine.dispose()
