@@ -52,7 +52,7 @@ lock: ## write requirements.lock from pyproject.toml (all extras, hashes); LOCK_
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	test -x $(VENV)/bin/uv || $(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra embedded --universal --python-version 3.11 \
-		--generate-hashes --custom-compile-command 'make lock' --quiet --output-file $(LOCK) $(LOCK_ARGS)
+		--generate-hashes --no-strip-extras --custom-compile-command 'make lock' --quiet --output-file $(LOCK) $(LOCK_ARGS)
 
 clean: ## remove runtime data, caches and build output (keeps .venv)
 	rm -rf var build .pytest_cache .hypothesis .mypy_cache tests/timescale/node_modules .venv-fuzz .schemathesis
