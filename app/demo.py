@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from kernel.auth import Role, create_key
 from kernel.db.models import session_on
 from mes.services import alerts
 from mes.services.workorders import running_orders
-from app import demo_orders
+from app import demo_orders, demo_plan
 from app.api import create_app
 from dashboards.api.board import end_event_streams
 from kernel.signals import COUNTERS, MachineState
@@ -113,6 +113,37 @@ def _order_tables(orders: dict) -> Group:
     return Group(made, used)
 
 
+def _plan_tables(plan: dict | None) -> Group | str:
+    """Per sales-order line its promise; per item its projection when the plan was made and after production."""
+    if plan is None:
+        return "[yellow]No plan: the demo's data were kept from an earlier run (--keep-data), so none was seeded.[/]"
+    firmed = ", ".join(f"{entry['work_order_id'] or entry['purchase_order_id']} {entry['quantity']} {entry['item_id']}"
+                       for entry in plan["firmed"])
+    promised = Table(title=f"Sales orders, each promised before it was entered (plan run {plan['run_id']})",
+                     caption=f"firmed, pegged to {', '.join(plan['firm'])}: {firmed or 'nothing to firm'}")
+    for column in ("sales order", "item", "quantity", "due", "promised", "by"):
+        promised.add_column(column, justify="right" if column == "quantity" else "left")
+    for line in plan["promises"]:
+        late = line["promised"] is None or line["promised"] > line["due"]
+        promised.add_row(f"{line['so_id']}/{line['line']}", line["item_id"], line["quantity"], line["due"],
+                         f"[yellow]{line['promised'] or 'cannot'}[/]" if late else line["promised"], line["source"])
+    projected = Table(title="Plan per item, before → after production (the machines' counts move it)",
+                      caption="a good unit adds to on hand what it takes from its work order's remaining quantity, so a made "
+                              "item's projection holds; scrap consumes components its order still needs, so theirs falls")
+    for column in ("item", "on hand", "projected end of today", "projected end of horizon"):
+        projected.add_column(column, justify="left" if column == "item" else "right")
+    for item, entry in plan["items"].items():
+        before, after = entry["before"], entry["after"] or {}
+        projected.add_row(item, *(_moved(before[key], after.get(key)) for key in ("on_hand", "projected_first", "projected_last")))
+    return Group(promised, projected)
+
+
+def _moved(before: str, after: str | None) -> str:
+    if after is None or Decimal(after) == Decimal(before):
+        return before
+    return f"{before} → [bold]{after}[/]"
+
+
 def _alert_table(alerts: list[dict]) -> Table | str:
     """The alerts of the run: each raised while its condition held, cleared once it no longer did."""
     if not alerts:
@@ -163,13 +194,17 @@ async def _run(plant: Plant, settings: Settings, duration_s: float, live: bool, 
                        edge_options={"flush_ms": settings.edge_flush_ms, "heartbeat_s": settings.edge_heartbeat_s})
         console.print(f"[bold]Starting[/] simulators, broker, core and edge agent for {len(plant.machines)} machines …")
         async with run:
+            planned = None
             if fresh:
                 await asyncio.to_thread(demo_orders.seed, database_url)
+                console.print("[bold]Planning[/]: promising and entering the sales orders, making a plan, firming part of it …")
+                planned = await asyncio.to_thread(demo_plan.seed, database_url, datetime.now(UTC))
             with _served_board(database_url, board_port):
-                return await _produce(run, database_url, duration_s, live, interrupts)
+                return await _produce(run, database_url, duration_s, live, interrupts, planned)
 
 
-async def _produce(run: PlantRun, database_url: str, duration_s: float, live: bool, interrupts: _Interrupts) -> dict:
+async def _produce(run: PlantRun, database_url: str, duration_s: float, live: bool, interrupts: _Interrupts,
+                   planned: dict | None) -> dict:
     run.start_production()
     console.print(f"[bold]Producing[/] for {duration_s:g} s (Ctrl-C ends production early, with the reckoning) …")
     progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
@@ -191,8 +226,9 @@ async def _produce(run: PlantRun, database_url: str, duration_s: float, live: bo
         console.print("[bold]Stopping production[/]; waiting for the last counts to be committed …")
     if not await _unless(interrupts.again, run.drain()):  # production stopped all the same: drain's first step
         console.print("[yellow]Not waiting for the last counts: the reckoning shows what was committed so far.[/]")
+    plan = None if planned is None else await asyncio.to_thread(demo_plan.reckoning, database_url, planned, datetime.now(UTC))
     return {"machines": run.comparison(), **await asyncio.to_thread(demo_orders.reckoning, database_url),
-            "alerts": await asyncio.to_thread(_alert_history, database_url)}
+            "alerts": await asyncio.to_thread(_alert_history, database_url), "planning": plan}
 
 
 async def _unless(event: asyncio.Event, work: Coroutine) -> bool:
@@ -285,6 +321,7 @@ def run_demo(settings: Settings, duration_s: float, summary_json: Path | None, *
     summary = asyncio.run(_run(plant, settings, duration_s, live, fresh, board_port, interrupts))
     console.print(_reckoning(summary["machines"]))
     console.print(_order_tables(summary))
+    console.print(_plan_tables(summary["planning"]))
     console.print(_alert_table(summary["alerts"]))
     ok = exact(summary["machines"]) and demo_orders.exact(summary)
     console.print("[bold green]Every count is exact: machines, work orders, components.[/]" if ok

@@ -207,6 +207,16 @@ def consume_forecasts(horizon: Horizon, orders: Sequence[Demand], forecasts: Seq
     return remaining
 
 
+def work_order_components_date(status: str, receipt: date, remaining: Decimal, lead_time: LeadTime | None, item: str,
+                               today: date) -> date:
+    """When an open work order's remaining component needs are due: a running or paused order consumes them as it
+    counts, so now; one not started (planned or released) at its start, its receipt offset by the item's lead time
+    for what remains (now when the item has none). Never before today."""
+    if status in ("running", "paused") or lead_time is None:
+        return today
+    return max(release_date(receipt, remaining, lead_time, item), today)
+
+
 def work_order_receipt_date(status: str, due: date, projected_finish: date | None, today: date) -> date:
     """When an open work order's remaining good quantity is expected: a running order at its projected
     finish from the live counts (its due date while it has no rate yet); a released order not yet running

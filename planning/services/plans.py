@@ -9,7 +9,8 @@ Read from the other domains (planning sits above mes and inventory in the layers
 - open sales-order lines (open or partially shipped): ordered − shipped, by the order's due date (UTC day);
 - released, running and paused work orders: quantity − good counted so far, at the projected finish of a
   running order (from its live rate) or its due date (`work_order_receipt_date`); their component needs are
-  the BOM snapshot's quantity per unit × that remaining quantity, needed today. A work order still `planned`
+  the BOM snapshot's quantity per unit × that remaining quantity, needed now by a running or paused order and at
+  its start (receipt − lead time, `work_order_components_date`) by one not started yet. A work order still `planned`
   (a firmed planned order, not yet released) is expected at its due date, its components exploded from the BOM
   in force today (it has no snapshot yet);
 - the shift calendar: a centre's available time = its machines × the calendar's planned production time
@@ -53,7 +54,8 @@ from planning.rules.horizon import BucketSize, Horizon
 from planning.rules.lead_times import LeadTime, ManufactureLeadTime, purchase_lead_time
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.mrp import (BucketRecord, Demand, Forecast, ItemPolicy, ItemRecord, Peg, Plan, PlanException, PlanInput,
-                                PlannedOrder, Supply, plan, work_order_receipt_date)
+                                PlannedOrder, Supply, plan, work_order_components_date,
+                                work_order_receipt_date)
 
 OPEN_PURCHASE = ("draft", "submitted", "approved", "partially_received")
 OPEN_SALES = ("open", "partially_shipped")
@@ -122,7 +124,7 @@ def live_plan(session: Session, start: date, bucket: BucketSize, buckets: int, n
     routings = {row.item_id: row for row in session.scalars(select(RoutingRow))}
     available = _available_seconds(session, horizon)
     policies = _policies(session, boms, routings, available, horizon)
-    demands, receipts, loads = _orders(session, today, now, routings, boms)
+    demands, receipts, loads = _orders(session, today, now, routings, boms, policies)
     forecasts = [Forecast(f"forecast:{row.id}", row.item_id, row.bucket_start, row.quantity)
                  for row in session.scalars(select(PlanningForecast))]
     with as_conflict():
@@ -336,8 +338,8 @@ def _run_rate(routing: RoutingRow | None, available: dict[str, list[Decimal]], h
     return routing.ideal_cycle_s, per_day if per_day > 0 else Decimal(86400)
 
 
-def _orders(session: Session, today: date, now: datetime, routings: dict[str, RoutingRow], boms: dict[str, list[BomLine]]
-            ) -> tuple[list[Demand], list[Supply], list[tuple[str, date, Decimal]]]:
+def _orders(session: Session, today: date, now: datetime, routings: dict[str, RoutingRow], boms: dict[str, list[BomLine]],
+            policies: dict[str, ItemPolicy]) -> tuple[list[Demand], list[Supply], list[tuple[str, date, Decimal]]]:
     """Open sales-order lines and work orders' component needs; open purchase orders, work orders and transfers;
     the load of released work orders on their centres (today, rough-cut)."""
     demands: list[Demand] = []
@@ -366,13 +368,15 @@ def _orders(session: Session, today: date, now: datetime, routings: dict[str, Ro
         if remaining == 0:
             continue
         finish = progress.projected_finish.astimezone(UTC).date() if progress.projected_finish is not None else None
-        receipts.append(Supply(work.work_order_id, work.item_id,
-                               work_order_receipt_date(work.status, work.due or today, finish, today), remaining, "work_order"))
+        receipt = work_order_receipt_date(work.status, work.due or today, finish, today)
+        receipts.append(Supply(work.work_order_id, work.item_id, receipt, remaining, "work_order"))
         with as_conflict():
             per_unit = ({component.component_item: component.quantity_per_unit for component in work.components}
                         if work.status != "planned" else explode(work.item_id, boms, today))
+            needed = work_order_components_date(work.status, receipt, remaining, policies[work.item_id].lead_time,
+                                                work.item_id, today)
         for component, quantity_per_unit in per_unit.items():
-            demands.append(Demand(f"{work.work_order_id}/{component}", component, today, quantity_per_unit * remaining,
+            demands.append(Demand(f"{work.work_order_id}/{component}", component, needed, quantity_per_unit * remaining,
                                   "work_order", work.work_order_id))
         routing = routings.get(work.item_id)
         if routing is not None:

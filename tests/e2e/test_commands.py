@@ -33,15 +33,28 @@ def test_demo_prints_and_writes_recorded_equal_to_ground_truth(database_url, mqt
         assert entry["recorded"] == entry["ground_truth"]
         assert set(entry["recorded"]) == {"good", "scrap", "energy_wh"}
         assert entry["recorded"]["good"] > 0
-    assert set(document["work_orders"]) == {"WO-1001", "WO-1002", "WO-1003", "WO-1004"}
+    assert set(document["work_orders"]) == {"WO-1001", "WO-1002", "WO-1003", "WO-1004", "WO-3001"}  # WO-3001: firmed, idle
     made = sum(order["good"] for order in document["work_orders"].values())
     assert made == sum(entry["recorded"]["good"] for entry in machines.values()), "every unit attributed to its order"
-    for order in document["work_orders"].values():
+    for number, order in document["work_orders"].items():
         assert Decimal(order["finished_goods_on_hand"]) == order["good"]
-        assert Decimal(order["cost"]) > 0 and Decimal(order["unit_cost"]) > 0, "material, energy and machine time costed"
+        if number != "WO-3001":
+            assert Decimal(order["cost"]) > 0 and Decimal(order["unit_cost"]) > 0, "material, energy and machine time costed"
     assert {"steel", "screw", "pin", "tube", "wire", "carton", "insert"} == set(document["components"])
     for entry in document["components"].values():
         assert Decimal(entry["consumed"]) == Decimal(entry["expected"]) > 0
+    planning = document["planning"]
+    assert [(line["so_id"], line["item_id"]) for line in planning["promises"]] == [
+        ("SO-2001", "kit"), ("SO-2002", "frame"), ("SO-2002", "bracket"), ("SO-2003", "hinge")]
+    assert all(line["promised"] >= str(datetime.now(UTC).date()) and line["source"] for line in planning["promises"])
+    firmed = {entry["item_id"]: entry for entry in planning["firmed"]}
+    assert firmed["kit"]["work_order_id"] in document["work_orders"], "the make order pegged to SO-2001 is a work order"
+    assert {"carton", "insert"} <= {item for item, entry in firmed.items() if entry["purchase_order_id"]}
+    made_by = {"WO-1001": "bracket", "WO-1002": "hinge", "WO-1003": "frame", "WO-1004": "kit"}
+    for number, item in made_by.items():  # what the machines made during the run is on hand in the plan after it
+        moved = planning["items"][item]
+        assert Decimal(moved["after"]["on_hand"]) - Decimal(moved["before"]["on_hand"]) == document["work_orders"][number]["good"]
+    assert "promised before it was entered" in result.stdout and "Plan per item" in result.stdout
     for alert in document["alerts"]:  # a short run may raise none; each one raised is accounted for
         assert alert["status"] in ("active", "acknowledged", "cleared")
         assert (alert["cleared_at"] is not None) == (alert["status"] == "cleared")

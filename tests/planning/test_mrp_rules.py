@@ -13,7 +13,7 @@ from planning.rules.lead_times import ManufactureLeadTime, PurchaseLeadTime
 from planning.rules.levels import low_level_codes
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.mrp import (Demand, Forecast, ItemPolicy, Peg, PlanInput, Supply, consume_forecasts, plan,
-                                work_order_receipt_date)
+                                work_order_components_date, work_order_receipt_date)
 
 D = Decimal
 MONDAY = date(2027, 1, 4)
@@ -230,6 +230,18 @@ def test_a_work_orders_receipt_date():
     assert work_order_receipt_date("running", day(5), None, MONDAY) == day(5)
     assert work_order_receipt_date("released", day(5), day(2), MONDAY) == day(5)
     assert work_order_receipt_date("paused", day(-3), None, MONDAY) == MONDAY
+
+
+def test_a_work_orders_components_are_needed_when_it_starts():
+    """Running or paused: now, as it consumes them. Released or planned, due day 5: 100 units at 36 s on a centre
+    with 8 h a day take 3600 / 28800 s → 1 day, plus 2 fixed: needed from day 2; due tomorrow, they are needed now
+    (never before today); an item without a lead time: now."""
+    three_days = ManufactureLeadTime(2, D(36), D(28800))
+    assert work_order_components_date("running", day(5), D(100), three_days, "kit", MONDAY) == MONDAY
+    assert work_order_components_date("paused", day(5), D(100), three_days, "kit", MONDAY) == MONDAY
+    assert work_order_components_date("released", day(5), D(100), three_days, "kit", MONDAY) == day(2)
+    assert work_order_components_date("planned", day(1), D(100), three_days, "kit", MONDAY) == MONDAY
+    assert work_order_components_date("released", day(5), D(100), None, "kit", MONDAY) == MONDAY
 
 
 @given(st.lists(st.tuples(st.integers(-2, 50), st.integers(1, 40)), max_size=8),

@@ -170,7 +170,8 @@ def test_the_plan_command_prints_the_planned_orders_and_exceptions(api, database
 
 def test_firming_planned_orders_makes_a_work_order_and_a_draft_purchase_order_the_plan_then_counts(api):
     """planned:TABLE:1 → WO-9 (planned, due week 2): the next plan has it as TABLE's receipt, pegged to SO-1, and its
-    components (from today's BOM: 10 TOP, 40 SCREW) needed now. planned:SCREW:1 → a draft PO-9 from acme."""
+    components (from today's BOM: 10 TOP, 40 SCREW) needed when it starts, its due date less TABLE's 7 days: week 1,
+    where the planned order released them. planned:SCREW:1 → a draft PO-9 from acme."""
     ok(api.post("/suppliers", json={"supplier_id": "acme", "name": "ACME"}), 201)
     firmed = ok(api.post(f"/planning/planned-orders/planned:TABLE:1/firm?{WEEKS}",
                          json={"document_id": "WO-9", "actor": "pat"}), 201)
@@ -180,7 +181,7 @@ def test_firming_planned_orders_makes_a_work_order_and_a_draft_purchase_order_th
     assert [float(b["scheduled_receipts"]) for b in table] == [0, 0, 10, 0]
     assert [p["supply"] for p in ok(api.get(f"/planning/runs/live/pegging/SO-1/1?{WEEKS}"))["down"] if p["depth"] == 0] == ["WO-9"]
     top = ok(api.get(f"/planning/runs/live/records/TOP?{WEEKS}"))["buckets"]
-    assert float(top[0]["gross_requirements"]) == 10
+    assert [float(b["gross_requirements"]) for b in top] == [0, 10, 0, 0]
     refused(api.post(f"/planning/planned-orders/planned:SCREW:1/firm?{WEEKS}", json={"document_id": "PO-9", "actor": "pat"}),
             422, "supplier")
     ok(api.post(f"/planning/planned-orders/planned:SCREW:1/firm?{WEEKS}",
