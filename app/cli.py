@@ -245,6 +245,24 @@ def mqtt_acl(
     typer.echo(dynsec_script(loaded) if dynsec else mosquitto_acl(plant_grants(loaded)), nl=False)
 
 
+@mqtt_app.command("passwd")
+def mqtt_passwd(plant: PlantOption = None) -> None:
+    """Print a Mosquitto password file for the plant's own broker: the core's and every edge's user, each with the
+    password its `password_env` / `password_file` names, hashed as `mosquitto_passwd` does (PBKDF2-SHA512).
+
+    The passwords themselves are never printed. Write it where the broker's `password_file` points, beside the
+    ACL file of `mes mqtt acl`, and reload the broker (docs/deploy.md)."""
+    from kernel.mqtt_access import mosquitto_password_file
+    from kernel.plant import load_plant
+
+    loaded = load_plant(_settings(plant, log_to_console=False).plant)
+    try:
+        typer.echo(mosquitto_password_file(loaded), nl=False)
+    except ValueError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="an .xlsx / .xlsm workbook, or a .csv file named after its kind (items.csv)",

@@ -121,12 +121,30 @@ def plant_grants(plant: Plant) -> dict[str, tuple[Grant, ...]]:
             **{identity.login: edge_grants(plant, identity.id) for identity in plant.edge_identities()}}
 
 
-def plant_users(plant: Plant) -> tuple[BrokerUser, ...]:
-    """The core's and every edge's broker user, with its password (generated when the file names no source)."""
+def _configured_passwords(plant: Plant) -> dict[str, str | None]:
+    """Each broker username of the plant with the password its source names (None: no source)."""
     sources = {plant.mqtt.core.username: (plant.mqtt.core, "the core"),
                **{identity.login: (identity, f"edge {identity.id}") for identity in plant.edge_identities()}}
-    return tuple(BrokerUser(username, read_password(*sources[username]) or secrets.token_urlsafe(18), grants)
-                 for username, grants in plant_grants(plant).items())
+    return {username: read_password(*sources[username]) for username in plant_grants(plant)}
+
+
+def plant_users(plant: Plant) -> tuple[BrokerUser, ...]:
+    """The core's and every edge's broker user, with its password (generated when the file names no source)."""
+    grants = plant_grants(plant)
+    return tuple(BrokerUser(username, password or secrets.token_urlsafe(18), grants[username])
+                 for username, password in _configured_passwords(plant).items())
+
+
+def mosquitto_password_file(plant: Plant) -> str:
+    """A Mosquitto password file (`password_file`) for the plant's own broker: every identity's password from its
+    source. An identity without one is an error naming it: a made-up password would lock that process out."""
+    passwords = _configured_passwords(plant)
+    missing = sorted(username for username, password in passwords.items() if password is None)
+    if missing:
+        raise ValueError(f"no password source for the broker user(s) {', '.join(missing)}: give each a password_env or "
+                         "password_file in the plant file's mqtt section (docs/security.md)")
+    return "".join(f"{mosquitto_password_line(username, password)}\n" for username, password in passwords.items()
+                   if password is not None)
 
 
 def mosquitto_password_line(username: str, password: str, salt: bytes | None = None) -> str:

@@ -1,4 +1,9 @@
-"""Configuration: defaults, then an optional YAML file (`--config` or MES_CONFIG), then MES_* variables."""
+"""Configuration: defaults, then an optional YAML file (`--config` or MES_CONFIG), then secret files (a directory
+named by MES_SECRETS_DIR, one file per setting: `mes_database_url` holds MES_DATABASE_URL), then MES_* variables.
+
+The secret files let a container or a service manager hand over a URL with its password without putting it in
+the environment of every process (`docker compose` mounts its secrets in /run/secrets, systemd's
+LoadCredential= in $CREDENTIALS_DIRECTORY)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict,
+                               YamlConfigSettingsSource)
 
 from kernel.plant import DEMO_PLANT
 
@@ -100,8 +106,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = os.environ.get("MES_CONFIG")
+        config_file, secrets_dir = os.environ.get("MES_CONFIG"), os.environ.get("MES_SECRETS_DIR")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if secrets_dir:
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
         return tuple(sources)

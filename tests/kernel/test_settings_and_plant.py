@@ -16,6 +16,21 @@ def test_a_config_file_sets_values_and_environment_variables_win(tmp_path: Path,
     assert (settings.mqtt_url, settings.batch_max_messages, settings.log_format) == ("mqtt://broker.plant:1883", 900, "json")
 
 
+def test_secret_files_set_values_over_the_config_file_and_environment_variables_win(tmp_path: Path, monkeypatch):
+    """A container's /run/secrets or systemd's credentials directory: one file per setting, its content the value."""
+    secrets_dir, config = tmp_path / "secrets", tmp_path / "mes.yaml"
+    secrets_dir.mkdir()
+    (secrets_dir / "mes_database_url").write_text("postgresql://mes:from-secret@db/mes\n")
+    (secrets_dir / "mes_mqtt_url").write_text("mqtt://from-secret:1883")
+    config.write_text("database_url: postgresql://mes@from-file/mes\nmqtt_url: mqtt://from-file:1883\n")
+    monkeypatch.setenv("MES_SECRETS_DIR", str(secrets_dir))
+    monkeypatch.setenv("MES_CONFIG", str(config))
+    monkeypatch.setenv("MES_MQTT_URL", "mqtt://from-env:1883")
+    settings = Settings()
+    assert settings.database_url == "postgresql://mes:from-secret@db/mes"
+    assert settings.mqtt_url == "mqtt://from-env:1883"
+
+
 def test_an_unknown_setting_in_the_file_is_an_error(tmp_path: Path, monkeypatch):
     config = tmp_path / "mes.yaml"
     config.write_text("databse_url: postgresql://typo\n")

@@ -328,11 +328,16 @@ def test_mes_edge_connects_as_the_identity_the_plant_file_names(tmp_path, plant,
         assert json.loads(core.messages[0][1])["machines"] == ["m1"], "it reads the machines assigned to it, only"
 
 
-def test_the_printed_dynamic_security_script_gives_a_production_mosquitto_the_same_grants(tmp_path, plant):
-    """`mes mqtt acl --dynsec` run against a Mosquitto with the dynamic security plugin, as docs/security.md says."""
+@pytest.mark.parametrize("grants", ["dynsec", "files"])
+def test_the_printed_grants_give_a_production_mosquitto_the_same_grants(tmp_path, plant, grants):
+    """As docs/security.md and docs/deploy.md say: `mes mqtt acl --dynsec` run against a Mosquitto with the dynamic
+    security plugin, or `mes mqtt acl` and `mes mqtt passwd` written where a plain Mosquitto's `acl_file` and
+    `password_file` point."""
     plugin = next(iter(sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))), None)
-    if find_mosquitto() is None or plugin is None or shutil.which("mosquitto_ctrl") is None:
-        pytest.skip("mosquitto with its dynamic security plugin is not installed")
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed")
+    if grants == "dynsec" and (plugin is None or shutil.which("mosquitto_ctrl") is None):
+        pytest.skip("mosquitto's dynamic security plugin is not installed")
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir()
     identities = {"core": {"password_file": str(secrets_dir / "core")},
@@ -342,25 +347,37 @@ def test_the_printed_dynamic_security_script_gives_a_production_mosquitto_the_sa
     document = {**PLANT, "mqtt": identities}
     plant_file = tmp_path / "plant.yaml"
     plant_file.write_text(yaml.safe_dump(document))
-    subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(tmp_path / "dynsec.json"), "admin", "admin-password"],
-                   check=True, capture_output=True)
+
+    def mes_mqtt(*arguments: str) -> str:
+        return subprocess.run([sys.executable, "-m", "app", "mqtt", *arguments, "--plant", str(plant_file)],
+                              check=True, capture_output=True, text=True).stdout
+
     port = free_port()
+    if grants == "dynsec":
+        subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(tmp_path / "dynsec.json"), "admin", "admin-password"],
+                       check=True, capture_output=True)
+        access = [f"plugin {plugin}", f"plugin_opt_config_file {tmp_path / 'dynsec.json'}"]
+    else:
+        (tmp_path / "mosquitto.acl").write_text(mes_mqtt("acl"))
+        (tmp_path / "mosquitto.passwd").write_text(mes_mqtt("passwd"))
+        assert "password" not in (tmp_path / "mosquitto.passwd").read_text(), "hashes only"
+        access = [f"acl_file {tmp_path / 'mosquitto.acl'}", f"password_file {tmp_path / 'mosquitto.passwd'}"]
     (tmp_path / "mosquitto.conf").write_text("\n".join([
-        f"listener {port} 127.0.0.1", "per_listener_settings false", "allow_anonymous false", f"plugin {plugin}",
-        f"plugin_opt_config_file {tmp_path / 'dynsec.json'}", f"user {pwd.getpwuid(os.geteuid()).pw_name}", ""]))
+        f"listener {port} 127.0.0.1", "per_listener_settings false", "allow_anonymous false", *access,
+        f"user {pwd.getpwuid(os.geteuid()).pw_name}", ""]))
     broker = subprocess.Popen([find_mosquitto(), "-c", str(tmp_path / "mosquitto.conf")], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: port_accepts("127.0.0.1", port), 10, "mosquitto listening")
-        script = subprocess.run([sys.executable, "-m", "app", "mqtt", "acl", "--dynsec", "--plant", str(plant_file)],
-                                check=True, capture_output=True, text=True).stdout
-        subprocess.run(["sh", "-c", script, "sh", "-h", "127.0.0.1", "-p", str(port), "-u", "admin", "-P", "admin-password"],
-                       check=True, capture_output=True, timeout=60)
+        if grants == "dynsec":
+            subprocess.run(["sh", "-c", mes_mqtt("acl", "--dynsec"), "sh", "-h", "127.0.0.1", "-p", str(port), "-u", "admin",
+                            "-P", "admin-password"], check=True, capture_output=True, timeout=60)
 
         def target(username: str) -> MqttTarget:
             return MqttTarget("127.0.0.1", port, username, (secrets_dir / ("core" if username == CORE else username)).read_text().strip())
 
         assert connection_result(MqttTarget("127.0.0.1", port)) != "Success", "anonymous"
+        assert connection_result(MqttTarget("127.0.0.1", port, "edge-1", "edge-2-password")) != "Success", "a wrong password"
         core = Received(target(CORE), "mes/v1/+/+/+/+/data", STATUS_SUBSCRIPTION)
         m1, m2 = data_topic("sec", "a", "l", "m1"), data_topic("sec", "a", "l", "m2")
         publish(target("edge-2"), m1, data("edge-2", 1, "m1", 10))
@@ -374,6 +391,14 @@ def test_the_printed_dynamic_security_script_gives_a_production_mosquitto_the_sa
     finally:
         broker.terminate()
         broker.wait(timeout=10)
+
+
+def test_the_password_file_needs_a_password_source_for_every_identity(tmp_path):
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(yaml.safe_dump({**PLANT, "mqtt": {"edges": [{"id": "edge-1", "password_env": "NOPE_UNSET"}]}}))
+    result = subprocess.run([sys.executable, "-m", "app", "mqtt", "passwd", "--plant", str(plant_file)],
+                            capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "NOPE_UNSET"})
+    assert result.returncode != 0 and "NOPE_UNSET" in result.stderr, result.stderr
 
 
 @pytest.mark.slow
