@@ -8,6 +8,8 @@ first whole hour H = S + 30 min, and the ingest's rows (states, messages, produc
             hour, 110 eight minutes before T0 (good + scrap)
   press-02  running, last heard 10 minutes before T0: offline
   line-2    never heard of: unknown
+Connections: press-01's edge reports a wrong node (bad_config); press-02's was ok when its edge, edge-9,
+went offline (unreachable since then); welder-01's was never reported.
 """
 
 from __future__ import annotations
@@ -114,6 +116,12 @@ def _seed(url: str, t0: datetime) -> Plant:
         ingest.made("press-01", t0 - 8 * MINUTE, 100, 10, "WO-1")
         conn.execute("""INSERT INTO oee_hourly VALUES ('press-01', %s, 3600, 0, 0, 3000, 600, 600, 0, 1, 0, 275, 1100, 1000, 100, %s)""",
                      (hour, t0))
+        conn.execute("""INSERT INTO machine_connections VALUES
+                        ('press-01', 'bad_config', 'ns=2;s=press-01.scrap: BadNodeIdUnknown', %s, '{"bad_status": 3}',
+                         'edge-1', 1, %s, %s),
+                        ('press-02', 'ok', '', %s, '{}', 'edge-9', 3, %s, %s)""",
+                     (t0 - 6 * MINUTE, t0 - MINUTE, t0 - MINUTE, start, t0 - 20 * MINUTE, t0 - 20 * MINUTE))
+        conn.execute("INSERT INTO edge_status VALUES ('edge-9', false, 3, '{}', %s)", (t0 - 11 * MINUTE,))
         conn.execute("""INSERT INTO alerts (kind, subject, severity, status, raised_at, detail) VALUES
                         ('machine_down', 'press-01', 'critical', 'active', %s, 'fault for 4 min'),
                         ('stock_shortage', 'steel at line-1-side', 'warning', 'active', %s, 'short 5 kg')""",
@@ -243,6 +251,21 @@ def test_board_data_has_plant_lines_and_machine_tiles(api, plant):
     assert welder["figures"]["oee"] == {"oee": None, "availability": None, "performance": None, "quality": None}
     assert (data["figures"]["good"], data["figures"]["scrap"]) == (1300, 130)
     assert [alert["subject"] for alert in data["alerts"]] == ["press-01", "steel at line-1-side"]
+
+
+def test_each_tile_carries_its_machines_connection_as_machines_shows_it(api, plant):
+    tiles = {tile["machine_id"]: tile for line in ok(api.get("/board/data"))["lines"] for tile in line["machines"]}
+    wrong_node = tiles["press-01"]["connection"]
+    assert (wrong_node["status"], wrong_node["detail"], wrong_node["edge_online"]) == (
+        "bad_config", "ns=2;s=press-01.scrap: BadNodeIdUnknown", True)
+    assert wrong_node["unusable"] == {"bad_status": 3} and wrong_node["edge_id"] == "edge-1"
+    edge_offline = tiles["press-02"]["connection"]
+    assert (edge_offline["status"], edge_offline["reported_status"], edge_offline["edge_online"]) == ("unreachable", "ok", False)
+    assert edge_offline["detail"] == "edge edge-9 offline; it last reported ok"
+    assert edge_offline["since"] == (plant.t0 - 11 * MINUTE).isoformat().replace("+00:00", "Z"), "since the edge went offline"
+    assert tiles["welder-01"]["connection"] is None, "never reported"
+    machines = {machine["machine_id"]: machine["connection"] for machine in ok(api.get("/machines"))}
+    assert {machine: machines[machine] for machine in tiles} == {machine: tile["connection"] for machine, tile in tiles.items()}
 
 
 def test_board_serves_the_page_and_its_assets(api):
