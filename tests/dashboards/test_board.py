@@ -15,10 +15,13 @@ went offline (unreachable since then); welder-01's was never reported.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -266,6 +269,24 @@ def test_each_tile_carries_its_machines_connection_as_machines_shows_it(api, pla
     assert tiles["welder-01"]["connection"] is None, "never reported"
     machines = {machine["machine_id"]: machine["connection"] for machine in ok(api.get("/machines"))}
     assert {machine: machines[machine] for machine in tiles} == {machine: tile["connection"] for machine, tile in tiles.items()}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no `node` on PATH: the page's tiles are rendered by Node")
+def test_the_page_shows_the_connection_as_a_badge_beside_the_state_and_the_detail_when_not_ok(api, tmp_path):
+    snapshot = tmp_path / "board.json"
+    snapshot.write_text(api.get("/board/data").text)
+    rendered = subprocess.run(["node", str(Path(__file__).parent / "render_tiles.js"), str(snapshot)], capture_output=True,
+                              text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    shown = json.loads(rendered.stdout)
+    wrong_node = shown["press-01"]
+    assert {key: wrong_node[key] for key in ("attribute", "badge", "badge_class", "title")} == {
+        "attribute": "bad_config", "badge": "PLC bad config", "badge_class": "connection conn-bad_config",
+        "title": "bad_config: ns=2;s=press-01.scrap: BadNodeIdUnknown"}
+    assert wrong_node["detail"].startswith("ns=2;s=press-01.scrap: BadNodeIdUnknown (since "), "the detail on the tile too"
+    assert (shown["press-02"]["badge"], shown["press-02"]["attribute"]) == ("PLC unreachable", "unreachable")
+    assert shown["press-02"]["detail"].startswith("edge edge-9 offline; it last reported ok")
+    assert shown["welder-01"] == {"attribute": "", "badge": None, "title": None, "badge_class": None, "detail": None}
 
 
 def test_board_serves_the_page_and_its_assets(api):

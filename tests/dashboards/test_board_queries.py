@@ -117,7 +117,7 @@ def test_the_machines_panel_shows_each_connection_as_machines_does(connection, d
     sql = expand(panel["targets"][0]["rawSql"], time_from=now - RANGE, time_to=now, variables=chosen_variables(connection, plant, now))
     cursor = connection.execute(sql)
     names = [column.name for column in cursor.description]
-    shown_by_panel = {row["machine"]: (row["connection"], row["connection detail"]) for row in (dict(zip(names, r)) for r in cursor)}
+    shown_by_panel = {row["machine"]: (row["connection"], row["connection detail"]) for row in (dict(zip(names, r, strict=True)) for r in cursor)}
     engine = make_engine(demo_database)
     with Session(engine) as session:
         shown = {machine: (c.status, c.detail) for machine, c in machine_connections(session).items()}
