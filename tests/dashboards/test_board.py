@@ -269,6 +269,7 @@ def test_each_tile_carries_its_machines_connection_as_machines_shows_it(api, pla
     assert tiles["welder-01"]["connection"] is None, "never reported"
     machines = {machine["machine_id"]: machine["connection"] for machine in ok(api.get("/machines"))}
     assert {machine: machines[machine] for machine in tiles} == {machine: tile["connection"] for machine, tile in tiles.items()}
+    assert ok(api.patch("/machines/press-01", json={"work_centre_id": None}))["connection"] == wrong_node
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="no `node` on PATH: the page's tiles are rendered by Node")
