@@ -9,13 +9,15 @@ What a batch decides, in order: which messages count (sequencing); each counter'
 rule); the state changes; the PLC's own order switches, which open and close its dispatch windows and
 move the orders' statuses; which work order each counted unit belongs to (attribution); the backflush
 of the attributed units (consumption, finished goods, holds); the orders that reached their quantity
-and auto-complete; and whether the hourly rollups must be redone from the past.
+and auto-complete; and whether the hourly rollups must be redone from the past. Beside the data, each
+machine's connection as the edge statuses report it, a report never replaced by an older one.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,6 +35,7 @@ from core.ingest.rows import (
     EdgeStatusEvent,
     EdgeStatusRow,
     IngestedMessage,
+    MachineConnectionRow,
     MachineLiveRow,
     ProductionInterval,
     SampleRow,
@@ -40,6 +43,7 @@ from core.ingest.rows import (
     WorkOrderEventRow,
 )
 from core.rules.assignment import data_refusal, status_refusal
+from core.rules.connections import Report, supersedes
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.placement import DEFAULT_MAX_AHEAD, place
 from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, needs_lookup
@@ -148,9 +152,10 @@ class IngestState:
     cursors: dict[str, EdgeCursor] = field(default_factory=dict)
     counters: dict[tuple[str, str], CounterPoint] = field(default_factory=dict)
     live: dict[str, LiveCodes] = field(default_factory=dict)
+    connections: dict[str, MachineConnectionRow] = field(default_factory=dict)  # each machine's, as last reported
 
     def copy(self) -> IngestState:
-        return IngestState(dict(self.cursors), dict(self.counters), dict(self.live))
+        return IngestState(dict(self.cursors), dict(self.counters), dict(self.live), dict(self.connections))
 
 
 @dataclass
@@ -173,6 +178,7 @@ class BatchPlan:
     changed_cursors: set[str] = field(default_factory=set)
     changed_counters: set[tuple[str, str]] = field(default_factory=set)
     changed_live: set[str] = field(default_factory=set)
+    changed_connections: set[str] = field(default_factory=set)
     rollups_since: datetime | None = None  # the rollups must be redone from here (data about the past)
     duplicates: int = 0
     heard: set[str] = field(default_factory=set)  # edges whose data messages the batch judged
@@ -206,8 +212,32 @@ class BatchPlan:
     def edge_status_rows(self) -> list[EdgeStatusRow]:
         return [EdgeStatusRow(edge, *status) for edge, status in self.edge_status.items()]
 
+    def connection_rows(self) -> list[MachineConnectionRow]:
+        return [self.state.connections[machine] for machine in sorted(self.changed_connections)]
+
+    def take_connection(self, reported: MachineConnectionRow) -> None:
+        """A machine's connection as a status reported it, unless what is known is newer (core.rules.connections)."""
+        known = self.state.connections.get(reported.machine_id)
+        if supersedes(_report(reported), _report(known) if known is not None else None):
+            self.state.connections[reported.machine_id] = reported
+            self.changed_connections.add(reported.machine_id)
+
     def quarantined_events(self) -> int:
         return sum(1 for event in self.events if event.quarantined)
+
+
+def _report(row: MachineConnectionRow) -> Report:
+    return Report(row.edge_id, row.epoch, row.reported_at, row.received_at)
+
+
+def _connection_rows(status: EdgeStatus, received_at: datetime, registry: Mapping[str, MachineInfo]) -> list[MachineConnectionRow]:
+    """The machines' connections a status reports; those of machines the registry does not know have no
+    row to go to (their data messages are dead letters, which say so)."""
+    reported_at = status.ts if status.ts is not None and status.ts.tzinfo is not None else None
+    return [MachineConnectionRow(machine, connection.status, connection.detail, connection.since,
+                                 json.dumps(connection.unusable, sort_keys=True), status.edge_id, status.epoch,
+                                 reported_at, received_at)
+            for machine, connection in sorted(status.connections.items()) if machine in registry]
 
 
 def _live_fields(live: LiveCodes) -> tuple:
@@ -258,7 +288,8 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo], limits: IngestLi
             return _Refused(_validation_reason(error), edge_id)
         if status.edge_id != edge_id:
             return _Refused(f"edge_id {status.edge_id!r} does not match the topic", edge_id)
-        refusal = status_refusal({m: info.edge_id for m, info in registry.items()}, edge_id, status.machines)
+        refusal = status_refusal({m: info.edge_id for m, info in registry.items()}, edge_id,
+                                 [*status.machines, *status.connections])
         return _Refused(refusal, edge_id) if refusal else status
     if path is None:
         return _Refused("not a data or status topic")
@@ -287,6 +318,7 @@ class ParsedBatch:
     data: list[_Parsed] = field(default_factory=list)
     edge_status: dict[str, EdgeStatusNow] = field(default_factory=dict)
     status_events: list[EdgeStatusEvent] = field(default_factory=list)
+    connections: list[MachineConnectionRow] = field(default_factory=list)  # every status's, in arrival order
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
 
     def reported_orders(self) -> set[str]:
@@ -321,6 +353,7 @@ def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo], lim
         elif isinstance(result, EdgeStatus):
             parsed.edge_status[result.edge_id] = EdgeStatusNow(result.online, result.epoch, result.machines, incoming.received_at)
             parsed.status_events.append(EdgeStatusEvent(result.edge_id, *parsed.edge_status[result.edge_id]))
+            parsed.connections.extend(_connection_rows(result, incoming.received_at, registry))
         else:
             parsed.data.append(result)
     parsed.data = _in_planning_order(parsed.data)
@@ -400,6 +433,8 @@ class _Planner:
         self.max_clock_ahead = max_clock_ahead
         self.plan = BatchPlan(state=state.copy(), dead_letters=list(parsed.dead_letters), edge_status=dict(parsed.edge_status),
                               status_events=list(parsed.status_events))
+        for reported in parsed.connections:
+            self.plan.take_connection(reported)
         self.ingested_now: dict[tuple[str, int, int], Ingested] = {}
         # copied: the PLC's own order switches open and close windows as the batch goes
         self.windows = {machine: list(machine_windows) for machine, machine_windows in context.windows.items()}

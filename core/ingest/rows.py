@@ -131,6 +131,21 @@ class EdgeStatusRow(NamedTuple):
     changed_at: datetime
 
 
+class MachineConnectionRow(NamedTuple):
+    """`machine_connections`: a machine's connection as an edge last reported it (`EdgeStatus.connections`),
+    `unusable` its counts of readings that could not be used per reason, as JSON."""
+
+    machine_id: str
+    status: str
+    detail: str
+    since: datetime | None
+    unusable: str
+    edge_id: str
+    epoch: int | None
+    reported_at: datetime | None
+    received_at: datetime
+
+
 class CounterStateRow(NamedTuple):
     """`counter_state`: the last raw value the core accepted per machine and counter."""
 

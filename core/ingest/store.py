@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from core.ingest.plan import BatchContext, BatchPlan, IngestState, LiveCodes, MachineInfo, ParsedBatch, WorkOrderFacts
+from core.ingest.rows import MachineConnectionRow
 from core.rules.counters import CounterPoint
 from core.rules.sequencing import EdgeCursor, Ingested
 from inventory.services.backflush import stock_for, write_backflush
@@ -55,6 +56,9 @@ def load_registry(connection: Connection) -> dict[str, MachineInfo]:
                 "SELECT machine_id, site, area, line, edge_id FROM machines"))}
 
 
+_CONNECTION_COLUMNS = [f"{column}::text" if column == "unusable" else column for column in MachineConnectionRow._fields]
+
+
 def load_state(connection: Connection) -> IngestState:
     return IngestState(
         cursors={edge: EdgeCursor(epoch, seq) for edge, epoch, seq in connection.execute(text(
@@ -66,6 +70,8 @@ def load_state(connection: Connection) -> IngestState:
               for row in connection.execute(text(
                   """SELECT machine_id, state_code, state_ts, fault_code, fault_ts, last_seen, plc_order, plc_order_ts
                      FROM machine_live"""))},
+        connections={row.machine_id: MachineConnectionRow(*row) for row in connection.execute(text(
+            f"SELECT {', '.join(_CONNECTION_COLUMNS)} FROM machine_connections"))},
     )
 
 
@@ -146,6 +152,14 @@ _STAGING = {
                            machines = CASE WHEN cardinality(EXCLUDED.machines) > 0 THEN EXCLUDED.machines
                                            ELSE edge_status.machines END,
                            changed_at = EXCLUDED.changed_at"""),
+    # the plan writes only a newer report (core.rules.connections)
+    "machine_connections": ("(machine_id text, status text, detail text, since timestamptz, unusable jsonb, edge_id text, "
+                            "epoch bigint, reported_at timestamptz, received_at timestamptz)",
+                            """INSERT INTO machine_connections SELECT * FROM staging_machine_connections
+                               ON CONFLICT (machine_id) DO UPDATE SET status = EXCLUDED.status, detail = EXCLUDED.detail,
+                                   since = EXCLUDED.since, unusable = EXCLUDED.unusable, edge_id = EXCLUDED.edge_id,
+                                   epoch = EXCLUDED.epoch, reported_at = EXCLUDED.reported_at,
+                                   received_at = EXCLUDED.received_at"""),
 }
 
 
@@ -175,6 +189,7 @@ def write_plan(connection: Connection, plan: BatchPlan) -> None:
     _upsert(connection, "edge_cursors", plan.cursor_rows())
     _upsert(connection, "machine_live", plan.live_rows())
     _upsert(connection, "edge_status", plan.edge_status_rows())
+    _upsert(connection, "machine_connections", plan.connection_rows())
     if plan.rollups_since is not None:
         mark_changed(connection.exec_driver_sql, plan.rollups_since)
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from kernel.http import Db
+from mes.api.masterdata import ConnectionOut, connection_out
 from mes.rules.oee import Oee
 from dashboards.rules.board import Figures
 from dashboards.services import board as service
@@ -87,6 +88,8 @@ class TileOut(BaseModel):
     figures: FiguresOut
     work_order: WorkOrderOut | None
     alerts: list[AlertOut]
+    connection: ConnectionOut | None = Field(default=None, description="how its edge reaches the machine, as on "
+                                             "/machines; null: no edge has reported it yet")
 
 
 class LineOut(BaseModel):
@@ -151,7 +154,8 @@ def _tile(tile: service.Tile) -> TileOut:
     return TileOut(machine_id=tile.machine_id, line=tile.line, figures=_figures(tile.figures), work_order=_work_order(tile.work_order),
                    state=StateOut(name=tile.state, category=tile.category.value, colour=f"state-{colour}",
                                   fault_code=tile.fault_code, since=tile.since),
-                   alerts=[AlertOut(**alert._asdict()) for alert in tile.alerts])
+                   alerts=[AlertOut(**alert._asdict()) for alert in tile.alerts],
+                   connection=connection_out(tile.connection))
 
 
 def board_out(board: service.Board) -> BoardOut:

@@ -102,6 +102,20 @@ ORDER BY a.raised_at DESC"""
                                                             "custom.cellOptions": {"type": "color-text"}})])
 
 
+# A machine's connection as `mes.rules.connections.shown_connection` decides it, from `machine_connections`
+# (alias c) and its reporting edge's `edge_status` (alias e): unreachable while that edge is offline for the
+# run that made the report or a later one, else what the edge reported.
+_EDGE_OFFLINE = "(e.online = false AND (e.epoch IS NULL OR c.epoch IS NULL OR e.epoch >= c.epoch))"
+CONNECTION_COLOURS = {"ok": "green", "stale": "orange", "bad_config": "red", "unreachable": "text"}
+
+
+def _connection_columns() -> str:
+    return f"""CASE WHEN {_EDGE_OFFLINE} THEN 'unreachable' ELSE c.status END AS connection,
+       CASE WHEN {_EDGE_OFFLINE} THEN 'edge ' || c.edge_id || ' offline; it last reported ' || c.status
+                                      || CASE WHEN c.detail <> '' THEN ': ' || c.detail ELSE '' END
+            ELSE c.detail END AS "connection detail\""""
+
+
 def _percent_gauge(column: str) -> dict:
     return override("byName", column, {"unit": "percent", "max": 100, "min": 0,
                                        "custom.cellOptions": {"type": "gauge", "mode": "basic"}})
@@ -248,16 +262,23 @@ ORDER BY m.line""", ["line", "good", "scrap", "availability", "performance", "qu
                   overrides=[override("byRegexp", "availability|performance|quality|oee", {"unit": "percentunit", "decimals": 1})])
     state_mapping = {"type": "value", "options": {str(code): {"text": name, "color": colour, "index": index}
                                                   for index, (code, (name, colour)) in enumerate(STATES.items())}}
+    connection_mapping = {"type": "value", "options": {status: {"text": status.replace("_", " "), "color": colour, "index": index}
+                                                       for index, (status, colour) in enumerate(CONNECTION_COLOURS.items())}}
     machines = table("Machines now", f"""WITH {_running_orders(_PLANT_MACHINES)},
 {_made()}
 SELECT m.line, m.machine_id AS machine, l.state_code AS state, nullif(l.fault_code, 0) AS fault, l.last_seen AS "last seen",
+       {_connection_columns()},
        r.work_order_id AS "work order", 100.0 * coalesce(made.good, 0) / w.quantity AS "% complete"
 FROM machines m LEFT JOIN machine_live l USING (machine_id)
+LEFT JOIN machine_connections c USING (machine_id) LEFT JOIN edge_status e ON e.edge_id = c.edge_id
 LEFT JOIN running r USING (machine_id) LEFT JOIN work_orders w USING (work_order_id) LEFT JOIN made USING (work_order_id)
 WHERE {_PLANT_MACHINES}
-ORDER BY m.line, m.machine_id""", ["line", "machine", "state", "fault", "last seen", "work order", "% complete"],
+ORDER BY m.line, m.machine_id""", ["line", "machine", "state", "fault", "last seen", "connection", "connection detail",
+                                    "work order", "% complete"],
                      overrides=[override("byName", "state", {"mappings": [state_mapping],
                                                              "custom.cellOptions": {"type": "color-background"}}),
+                                override("byName", "connection", {"mappings": [connection_mapping],
+                                                                  "custom.cellOptions": {"type": "color-text"}}),
                                 _percent_gauge("% complete")])
     good_per_line = timeseries("Good per hour by line", f"""SELECT p.bucket AS "time", m.line, sum(p.good) AS good
 FROM production_hourly p JOIN machines m USING (machine_id)

@@ -22,6 +22,9 @@ sums) is `dashboards.rules.board`:
   * work order  the order the machine runs now (`mes.services.workorders.running_orders`: the PLC's own before
                 the API's) with `mes.services.workorders.live_progress` (% complete; projected finish at
                 the rate of its last 10 minutes).
+  * connection  how its edge reaches the machine (`mes.services.connections`, the rules of
+                `mes.rules.connections`): what the edge reported last, unreachable while the edge is offline;
+                None before any edge reported it.
   * alerts      the newest open alerts (`mes.services.alerts.newest_open`); a machine's are those of the
                 machine kinds whose subject is the machine.
 Lines and the plant add their machines' counts, rates and OEE totals (`combine`) and measure the sums.
@@ -39,12 +42,14 @@ from sqlalchemy.orm import Session
 from dashboards.rules.board import RATE_WINDOW, Figures, Period, board_period, live_spans, recent_rate
 from mes.rules.states import UNKNOWN, Category, StateInterval
 from mes.rules.alerts import MACHINE_KINDS
+from mes.rules.connections import ShownConnection
 from mes.rules.oee import OeeTotals
 from mes.rules.workorders import Progress
 from mes.services.downtime import Derivation, derive, load_calendar
 from mes.services.oee import oee
 from mes.services.rollups import rolled_up_totals
 from mes.services.alerts import newest_open
+from mes.services.connections import machine_connections
 from mes.services.review_waiting import waiting
 from mes.services.workorders import live_progress, running_orders
 
@@ -78,6 +83,7 @@ class Tile:
     figures: Figures
     work_order: RunningOrder | None
     alerts: list[OpenAlert]
+    connection: ShownConnection | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,7 @@ def snapshot(session: Session, now: datetime | None = None) -> Board:
     recent = _recent(session, now)
     totals = _oee_totals(session, [m.machine_id for m in machines], period.start, now, derivation)
     orders = running_orders(session)
+    connections = machine_connections(session)
     alerts = [OpenAlert(*row) for row in newest_open(session, ALERTS_SHOWN)]
     open_count = session.execute(text("SELECT count(*) FROM alerts WHERE status <> 'cleared'")).scalar_one()
 
@@ -133,7 +140,8 @@ def snapshot(session: Session, now: datetime | None = None) -> Board:
         lines.setdefault((machine.area, machine.line), []).append(Tile(
             machine.machine_id, machine.line, *_state(current), figures,
             _running_order(session, orders.get(machine.machine_id), now),
-            [alert for alert in alerts if alert.subject == machine.machine_id and alert.kind in _MACHINE_KINDS]))
+            [alert for alert in alerts if alert.subject == machine.machine_id and alert.kind in _MACHINE_KINDS],
+            connections.get(machine.machine_id)))
     built = [Line(line, area, Figures.summed(tile.figures for tile in tiles), tiles) for (area, line), tiles in lines.items()]
     found = waiting(session)
     oldest = min([ts for ts in (found["oldest_dead_letter"], found["oldest_quarantined_step"]) if ts is not None], default=None)

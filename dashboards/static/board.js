@@ -53,17 +53,34 @@ function renderAlert(alert) {
     el("span", { textContent: alert.detail }));
 }
 
+// How the edge reaches the machine: a badge beside its state (the detail on hover), and the detail in a line
+// of its own when it is not ok, so that a TV nobody hovers over says which node or register is wrong.
+function renderConnection(connection) {
+  if (!connection) return null;
+  const title = connection.detail ? `${connection.status}: ${connection.detail}` : connection.status;
+  return el("span", { class: `connection conn-${connection.status}`, title, textContent: `PLC ${connection.status.replace("_", " ")}` });
+}
+
+function connectionLine(connection) {
+  if (!connection || connection.status === "ok" || !connection.detail) return null;
+  const since = connection.since ? ` (since ${clock(connection.since)})` : "";
+  return el("div", { class: `connection-detail conn-${connection.status}`, textContent: `${connection.detail}${since}` });
+}
+
 function renderTile(tile) {
-  const { figures, state } = tile;
+  const { figures, state, connection } = tile;
   const oee = figures.oee;
   const stateText = state.fault_code ? `${state.name} #${state.fault_code}` : state.name;
   return el("article", {
     class: `tile ${state.colour}`, "data-machine": tile.machine_id, "data-good": figures.good, "data-scrap": figures.scrap,
-    "data-state": state.name,
+    "data-state": state.name, "data-connection": connection ? connection.status : "",
   },
     el("div", { class: "tile-head" },
-      el("h3", { textContent: tile.machine_id }), el("span", { class: "state-name", textContent: stateText.replace("_", " ") })),
+      el("h3", { textContent: tile.machine_id }),
+      el("span", { class: "badges" }, renderConnection(connection),
+        el("span", { class: "state-name", textContent: stateText.replace("_", " ") }))),
     state.since ? el("div", { class: "since", textContent: `since ${clock(state.since)}` }) : null,
+    connectionLine(connection),
     el("div", { class: "counts" },
       figure("good", number(figures.good), "good"), figure("scrap", number(figures.scrap), "scrap"),
       figure("per hour", figures.rate_per_hour === null ? "—" : number(figures.rate_per_hour), "rate")),

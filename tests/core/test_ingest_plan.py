@@ -282,3 +282,31 @@ def test_a_batch_names_the_earliest_instant_it_changes_for_the_rollups():
     result = plan([incoming(1, [(60, "good", 103)]), incoming(2, [(30, "state", 1)])], state)
     assert result.earliest_change() == at(30), "a state change as well as production"
     assert plan([incoming(1, [(0, "good", 7)])]).earliest_change() is None, "a baseline changes nothing"
+
+
+def _status(edge: str, received: float, connections: dict, *, epoch: int = 1, stamp: float | None = None,
+            machines: tuple[str, ...] = ("m1",)) -> Incoming:
+    body = {"v": 1, "edge_id": edge, "online": True, "epoch": epoch, "machines": list(machines), "connections": connections}
+    if stamp is not None:
+        body["ts"] = at(stamp).isoformat()
+    return Incoming(f"mes/v1/edge/{edge}/status", json.dumps(body).encode(), at(received))
+
+
+def test_each_machines_connection_is_kept_as_its_edges_newest_status_reports_it():
+    wrong = {"m1": {"status": "bad_config", "detail": "ns=2;i=9: BadNodeIdUnknown", "since": at(1).isoformat(),
+                    "unusable": {"bad_config": 2}}, "ghost": {"status": "ok"}}
+    late = {"m1": {"status": "ok"}}
+    result = plan([_status("e1", 5, wrong, stamp=3), _status("e1", 6, late, stamp=2)])
+    (row,) = result.connection_rows()  # a machine the registry does not know has no row to go to
+    assert row == ("m1", "bad_config", "ns=2;i=9: BadNodeIdUnknown", at(1), '{"bad_config": 2}', "e1", 1, at(3), at(5))
+    assert result.state.connections["m1"] == row, "the state the next batch starts from"
+    later = plan([_status("e1", 7, late, stamp=4)], state=result.state)
+    assert [row.status for row in later.connection_rows()] == ["ok"]
+    again = plan([_status("e1", 8, late, stamp=1)], state=later.state)
+    assert again.connection_rows() == [] and again.state.connections["m1"].status == "ok"
+
+
+def test_a_status_reporting_the_connection_of_another_edges_machine_is_refused():
+    registry = {"m1": MachineInfo("s", "a", "l", {}, edge_id="e1")}
+    parsed = parse_batch([_status("e2", 5, {"m1": {"status": "ok"}}, machines=())], registry)
+    assert parsed.connections == [] and "edge not assigned" in parsed.dead_letters[0].reason

@@ -8,15 +8,20 @@ first whole hour H = S + 30 min, and the ingest's rows (states, messages, produc
             hour, 110 eight minutes before T0 (good + scrap)
   press-02  running, last heard 10 minutes before T0: offline
   line-2    never heard of: unknown
+Connections: press-01's edge reports a wrong node (bad_config); press-02's was ok when its edge, edge-9,
+went offline (unreachable since then); welder-01's was never reported.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -114,6 +119,12 @@ def _seed(url: str, t0: datetime) -> Plant:
         ingest.made("press-01", t0 - 8 * MINUTE, 100, 10, "WO-1")
         conn.execute("""INSERT INTO oee_hourly VALUES ('press-01', %s, 3600, 0, 0, 3000, 600, 600, 0, 1, 0, 275, 1100, 1000, 100, %s)""",
                      (hour, t0))
+        conn.execute("""INSERT INTO machine_connections VALUES
+                        ('press-01', 'bad_config', 'ns=2;s=press-01.scrap: BadNodeIdUnknown', %s, '{"bad_status": 3}',
+                         'edge-1', 1, %s, %s),
+                        ('press-02', 'ok', '', %s, '{}', 'edge-9', 3, %s, %s)""",
+                     (t0 - 6 * MINUTE, t0 - MINUTE, t0 - MINUTE, start, t0 - 20 * MINUTE, t0 - 20 * MINUTE))
+        conn.execute("INSERT INTO edge_status VALUES ('edge-9', false, 3, '{}', %s)", (t0 - 11 * MINUTE,))
         conn.execute("""INSERT INTO alerts (kind, subject, severity, status, raised_at, detail) VALUES
                         ('machine_down', 'press-01', 'critical', 'active', %s, 'fault for 4 min'),
                         ('stock_shortage', 'steel at line-1-side', 'warning', 'active', %s, 'short 5 kg')""",
@@ -243,6 +254,40 @@ def test_board_data_has_plant_lines_and_machine_tiles(api, plant):
     assert welder["figures"]["oee"] == {"oee": None, "availability": None, "performance": None, "quality": None}
     assert (data["figures"]["good"], data["figures"]["scrap"]) == (1300, 130)
     assert [alert["subject"] for alert in data["alerts"]] == ["press-01", "steel at line-1-side"]
+
+
+def test_each_tile_carries_its_machines_connection_as_machines_shows_it(api, plant):
+    tiles = {tile["machine_id"]: tile for line in ok(api.get("/board/data"))["lines"] for tile in line["machines"]}
+    wrong_node = tiles["press-01"]["connection"]
+    assert (wrong_node["status"], wrong_node["detail"], wrong_node["edge_online"]) == (
+        "bad_config", "ns=2;s=press-01.scrap: BadNodeIdUnknown", True)
+    assert wrong_node["unusable"] == {"bad_status": 3} and wrong_node["edge_id"] == "edge-1"
+    edge_offline = tiles["press-02"]["connection"]
+    assert (edge_offline["status"], edge_offline["reported_status"], edge_offline["edge_online"]) == ("unreachable", "ok", False)
+    assert edge_offline["detail"] == "edge edge-9 offline; it last reported ok"
+    assert edge_offline["since"] == (plant.t0 - 11 * MINUTE).isoformat().replace("+00:00", "Z"), "since the edge went offline"
+    assert tiles["welder-01"]["connection"] is None, "never reported"
+    machines = {machine["machine_id"]: machine["connection"] for machine in ok(api.get("/machines"))}
+    assert {machine: machines[machine] for machine in tiles} == {machine: tile["connection"] for machine, tile in tiles.items()}
+    assert ok(api.patch("/machines/press-01", json={"work_centre_id": None}))["connection"] == wrong_node
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no `node` on PATH: the page's tiles are rendered by Node")
+def test_the_page_shows_the_connection_as_a_badge_beside_the_state_and_the_detail_when_not_ok(api, tmp_path):
+    snapshot = tmp_path / "board.json"
+    snapshot.write_text(api.get("/board/data").text)
+    rendered = subprocess.run(["node", str(Path(__file__).parent / "render_tiles.js"), str(snapshot)], capture_output=True,
+                              text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    shown = json.loads(rendered.stdout)
+    wrong_node = shown["press-01"]
+    assert {key: wrong_node[key] for key in ("attribute", "badge", "badge_class", "title")} == {
+        "attribute": "bad_config", "badge": "PLC bad config", "badge_class": "connection conn-bad_config",
+        "title": "bad_config: ns=2;s=press-01.scrap: BadNodeIdUnknown"}
+    assert wrong_node["detail"].startswith("ns=2;s=press-01.scrap: BadNodeIdUnknown (since "), "the detail on the tile too"
+    assert (shown["press-02"]["badge"], shown["press-02"]["attribute"]) == ("PLC unreachable", "unreachable")
+    assert shown["press-02"]["detail"].startswith("edge edge-9 offline; it last reported ok")
+    assert shown["welder-01"] == {"attribute": "", "badge": None, "title": None, "badge_class": None, "detail": None}
 
 
 def test_board_serves_the_page_and_its_assets(api):

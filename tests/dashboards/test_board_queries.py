@@ -28,6 +28,7 @@ from kernel.db.models import make_engine
 from kernel.plant import DEMO_PLANT
 from kernel.signals import MachineState
 from mes.rules.oee import OeeTotals, measure
+from mes.services.connections import machine_connections
 from mes.services.rollups import refresh
 from tests.e2e.conftest import plant_on_free_ports, write_plant
 
@@ -107,6 +108,22 @@ def test_the_output_panel_shows_what_was_recorded(connection):
     good, scrap, _ = connection.execute(sql).fetchone()
     recorded = recorded_totals(connection).values()
     assert (good, scrap) == (sum(m["good"] for m in recorded), sum(m["scrap"] for m in recorded)) != (0, 0)
+
+
+def test_the_machines_panel_shows_each_connection_as_machines_does(connection, demo_database):
+    plant = next(board for board in BOARDS if board["uid"] == "mes-plant")
+    panel = next(panel for _, panel in panels_of(plant) if panel["title"] == "Machines now")
+    now = datetime.now(UTC)
+    sql = expand(panel["targets"][0]["rawSql"], time_from=now - RANGE, time_to=now, variables=chosen_variables(connection, plant, now))
+    cursor = connection.execute(sql)
+    names = [column.name for column in cursor.description]
+    shown_by_panel = {row["machine"]: (row["connection"], row["connection detail"]) for row in (dict(zip(names, r, strict=True)) for r in cursor)}
+    engine = make_engine(demo_database)
+    with Session(engine) as session:
+        shown = {machine: (c.status, c.detail) for machine, c in machine_connections(session).items()}
+    engine.dispose()
+    assert shown, "the demo's edge reported its machines' connections"
+    assert shown_by_panel == {machine: shown.get(machine, (None, None)) for machine in shown_by_panel}
 
 
 def test_the_oee_panel_agrees_with_the_oee_rule(connection):
