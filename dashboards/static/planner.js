@@ -5,7 +5,7 @@
 const PLANNER_POLL_MS = 30000;
 const PLANNER_STALE_AFTER_MS = 90000;
 
-const planner = { snapshot: null, receivedAt: 0, atp: null, poller: null };
+const planner = { snapshot: null, receivedAt: 0, atp: null, poller: null, problem: null };
 window.planner = planner; // what is on screen, for people and tests to inspect
 
 const text = (value) => (value === null || value === undefined ? "—" : String(value));
@@ -53,6 +53,7 @@ function render(snapshot) {
   document.getElementById("updated").textContent = `updated ${new Date(snapshot.generated_at).toLocaleTimeString("en-GB", { hour12: false })}`;
   planner.snapshot = snapshot;
   planner.receivedAt = Date.now();
+  planner.problem = null;
   showFreshness();
 }
 
@@ -60,8 +61,14 @@ function showFreshness() {
   const age = planner.receivedAt ? Date.now() - planner.receivedAt : 0;
   const stale = planner.receivedAt > 0 && age > PLANNER_STALE_AFTER_MS;
   const banner = document.getElementById("stale");
-  banner.hidden = !stale;
-  banner.textContent = stale ? `No update for ${Math.round(age / 1000)} s: the lists below may be out of date.` : "";
+  banner.hidden = !stale && planner.problem === null;
+  banner.textContent = planner.problem || (stale ? `No update for ${Math.round(age / 1000)} s: the lists below may be out of date.` : "");
+}
+
+// A plan the server cannot make (a BOM cycle, an item without lead time: 409 naming it) is said, not hidden.
+function showProblem(body) {
+  planner.problem = `The plan cannot be made: ${typeof body.detail === "string" ? body.detail : "the server refused"}`;
+  showFreshness();
 }
 
 async function refused(response) {
@@ -77,6 +84,7 @@ async function poll() {
     const response = await fetch("/board/planner/data", { cache: "no-store", headers: authorized() });
     if (await refused(response)) return;
     if (response.ok) render(await response.json());
+    else showProblem(await response.json());
   } catch (error) {
     // the stale warning tells people; the next poll tries again
   }

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import NamedTuple
@@ -112,7 +112,7 @@ def line_deliveries(lines: Iterable[SalesLine], shipments: Iterable[Shipment], a
         if done is None and line.quantity == 0:
             done = line.due  # nothing to ship: delivered by definition, on its due instant
         found.append(LineDelivery(*line, done, _judged(done, line.due, as_of),
-                                  None if line.promised is None else _judged(done, _end_of_day(line.promised, tz), as_of)))
+                                  None if line.promised is None else _judged_by_day(done, line.promised, as_of, tz)))
     return found
 
 
@@ -122,8 +122,10 @@ def _judged(completed: datetime | None, deadline: datetime, as_of: datetime) -> 
     return False if as_of > deadline else None
 
 
-def _end_of_day(day: date, tz: tzinfo) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(0), tz) - timedelta(microseconds=1)
+def _judged_by_day(completed: datetime | None, day: date, as_of: datetime, tz: tzinfo) -> bool | None:
+    if completed is not None:
+        return completed.astimezone(tz).date() <= day
+    return False if as_of.astimezone(tz).date() > day else None
 
 
 class OnTime(NamedTuple):

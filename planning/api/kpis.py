@@ -30,7 +30,12 @@ def kpi_report(name: Annotated[KpiName, Path(description="which KPI")], db: Db, 
     require_zoned(start=start, end=end, as_of=as_of)
     now = datetime.now(UTC)
     end = end or now
-    start = start or end - DEFAULT_PERIOD
+    try:
+        start = start or end - DEFAULT_PERIOD
+        for moment in (start, end, as_of or now):
+            moment.astimezone(UTC)
+    except OverflowError:
+        raise Invalid("start, end and as_of must lie within the years 1 to 9999 in UTC") from None
     if end <= start:
         raise Invalid(f"the period ends ({end.isoformat()}) before it starts ({start.isoformat()})")
     parameters = kpis.KpiParameters(start, end, as_of or now, time_zone(tz), bucket)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
@@ -64,7 +64,6 @@ def judged_buckets(forecasts: Iterable[ForecastQuantity], demand: Iterable[Actua
     """Forecast and actual demand per item and ended bucket, by item then bucket start."""
     if bucket_days < 1:
         raise ValueError(f"a bucket lasts at least one day, not {bucket_days}")
-    length = timedelta(days=bucket_days)
     forecast: dict[str, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     with localcontext(EXACT):
         for row in forecasts:
@@ -75,10 +74,10 @@ def judged_buckets(forecasts: Iterable[ForecastQuantity], demand: Iterable[Actua
             quantity = non_negative_quantity(need.quantity, f"demand of {need.item}")
             item_starts = starts.get(need.item, [])
             index = bisect_right(item_starts, need.due) - 1
-            if index >= 0 and need.due < item_starts[index] + length:
+            if index >= 0 and (need.due - item_starts[index]).days < bucket_days:  # differences never overflow
                 actual[(need.item, item_starts[index])] += quantity
     return [BucketAccuracy(item, start, forecast[item][start], actual.get((item, start), ZERO))
-            for item in sorted(starts) for start in starts[item] if start + length <= today]
+            for item in sorted(starts) for start in starts[item] if (today - start).days >= bucket_days]
 
 
 def item_accuracy(buckets: Iterable[BucketAccuracy]) -> list[ItemAccuracy]:

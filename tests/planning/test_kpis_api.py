@@ -43,6 +43,11 @@ def purchase(api, po_id: str, supplier: str, due) -> None:
 
 @pytest.fixture
 def api(api):
+    seed(api)
+    return api
+
+
+def seed(api) -> None:
     for item, kind in (("steel", "buy"), ("widget", "make"), ("screw", "buy")):
         ok(api.post("/items", json={"item_id": item, "name": item.title(), "kind": kind, "uom": "pcs"}), 201)
     ok(api.post("/items/widget/bom", json={"component_item": "screw", "quantity_per": "2"}), 201)
@@ -64,7 +69,6 @@ def api(api):
     sales_order(api, "SO-5", NOW + timedelta(days=3), "widget", "10")
     ok(api.post("/planning/forecasts", json={"item_id": "steel", "bucket_start": str(TODAY - timedelta(days=14)),
                                              "quantity": "10"}), 201)
-    return api
 
 
 def rows(api, name: str, **query) -> list[dict]:
@@ -133,3 +137,7 @@ def test_the_planner_page_data_for_a_read_only_key(api, api_as):
     page = api_as().get("/board/planner")
     assert page.status_code == 200 and "Planner" in page.text
     assert api_as().get("/board/planner.js").status_code == 200
+
+
+def test_an_instant_beyond_the_calendar_in_utc_is_refused(api):
+    refused(api.get("/planning/kpis/on-time-delivery", params={"start": "0001-01-01T00:00:00+05:00"}), 422, "years 1 to 9999")
