@@ -29,7 +29,7 @@ from app import accounts
 from app.hygiene import JsonTooLarge, refuse_malformed_text
 from app.permissions import PUBLIC, authorize
 
-from dashboards.api import board
+from dashboards.api import board, planner
 from inventory.api import costing as inventory_costing
 from inventory.api import masterdata as inventory_masterdata
 from inventory.api import purchasing, reports, sales, stock, transfers
@@ -42,12 +42,13 @@ from mes.api import masterdata as production_masterdata
 from kernel.settings import Settings
 from mes.rules.webhooks import networks
 from mes.services.costing import running_cost
+from planning.api import kpis as planning_kpis
 from planning.api import plans
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
 ROUTERS = (inventory_masterdata.router, production_masterdata.router, stock.router, purchasing.router, sales.router,
            transfers.router, inventory_costing.router, work_order_costing.router, reports.router, alerts.router,
-           downtime.router, notifications.router, board.router, review.router, plans.router, accounts.router,
+           downtime.router, notifications.router, board.router, planner.router, review.router, plans.router, planning_kpis.router, accounts.router,
            workorders.router)
 
 

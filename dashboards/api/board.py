@@ -1,5 +1,6 @@
 """The built-in live board: `/board` (the page, plain HTML/JS/CSS from dashboards/static/), `/board/data` (one
-snapshot as JSON) and `/board/events` (server-sent events: a snapshot at once, then every few seconds).
+snapshot as JSON) and `/board/events` (server-sent events: a snapshot at once, then every few seconds);
+`/board/planner` is the planner page, its data in `dashboards.api.planner`.
 
 What each figure means: `dashboards.services.board`. Counts are integers; rates, ratios and percentages are
 decimal strings (percent to 0.1, rates to whole units per hour, half-even), never floats.
@@ -31,7 +32,8 @@ from dashboards.services import board as service
 router = APIRouter(tags=["board"])
 
 PAGE = Path(__file__).resolve().parent.parent / "static"
-_ASSETS = {"board.js": "text/javascript", "board.css": "text/css"}
+_ASSETS = {"board.js": "text/javascript", "planner.js": "text/javascript", "common.js": "text/javascript",
+           "board.css": "text/css"}
 _NO_CACHE = {"Cache-Control": "no-cache"}  # a new release shows at the next reload of a TV left on for weeks
 # What a state looks like on the board: the CSS class of its colour.
 _COLOUR = {"running": "running", "fault": "fault", "idle": "waiting", "blocked": "waiting", "starved": "waiting",
@@ -169,6 +171,12 @@ def board_out(board: service.Board) -> BoardOut:
 @router.get("/board", include_in_schema=False)
 def page() -> FileResponse:
     return FileResponse(PAGE / "index.html", media_type="text/html", headers=_NO_CACHE)
+
+
+@router.get("/board/planner", include_in_schema=False)
+def planner_page() -> FileResponse:
+    """The planner page (its data: `dashboards.api.planner`); before `/board/{asset}`, which would take the path."""
+    return FileResponse(PAGE / "planner.html", media_type="text/html", headers=_NO_CACHE)
 
 
 @router.get("/board/data", response_model=BoardOut)

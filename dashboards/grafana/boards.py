@@ -340,9 +340,117 @@ WHERE NOT e.resolved
 ORDER BY e.ts DESC""", ["since", "kind", "work order", "item", "location", "quantity", "reason"],
                       description="Open backflush exceptions: consumed from the unknown lot, or blocked and the order held.")
     panels = [orders, completion, components, finished, shortages,
-              _open_alerts("Stock alerts", f"a.kind IN {STOCK_ALERT_KINDS}", width=12)]
-    return dashboard(PLANNER_UID, "Open MES · Planner", "Work-order completion, finished goods, critical components, shortages.",
-                     panels, time_from="now-7d", refresh="1m")
+              _open_alerts("Stock alerts", f"a.kind IN {STOCK_ALERT_KINDS}", width=12),
+              *_latest_plan_run(), *_plan_kpis()]
+    return dashboard(PLANNER_UID, "Open MES · Planner", "Work-order completion, finished goods, critical components, shortages, "
+                     "the latest plan run, delivery and forecast KPIs.", panels, time_from="now-7d", refresh="1m")
+
+
+# The latest stored plan run (`POST /planning/runs` writes planning_runs and its rows, migration 0010): what the
+# plan was when it ran, not the live plan the built-in planner page computes.
+_LATEST_RUN = "latest AS (SELECT run_id, today FROM planning_runs ORDER BY run_id DESC LIMIT 1)"
+_SHORTAGE_DAYS = 7  # as the built-in page and `GET /planning/shortages`
+
+
+def _latest_plan_run() -> list[dict]:
+    summary = stat("Latest plan run", f"""WITH {_LATEST_RUN}
+SELECT (SELECT count(*) FROM planning_planned_orders p JOIN latest USING (run_id)) AS "planned orders",
+       (SELECT count(*) FROM planning_exceptions e JOIN latest USING (run_id) WHERE e.kind = 'demand_late') AS "late demands",
+       (SELECT count(*) FROM planning_exceptions e JOIN latest USING (run_id) WHERE e.kind = 'below_safety_stock')
+         AS "buckets below safety stock"
+""", width=8, description="Counts of the newest stored run (POST /planning/runs); 0 before any run.")
+    to_release = table("Planned orders to release (latest run)", f"""WITH {_LATEST_RUN}
+SELECT p.planned_order_id AS "planned order", p.item_id AS item, p.kind, p.quantity, p.release, p.receipt,
+       p.release_past_due AS "past due"
+FROM planning_planned_orders p JOIN latest USING (run_id)
+WHERE p.release < latest.today + {_SHORTAGE_DAYS}
+ORDER BY p.release, p.planned_order_id""", ["planned order", "item", "kind", "quantity", "release", "receipt", "past due"],
+                       width=16, description=f"Planned orders of the newest run to release within {_SHORTAGE_DAYS} days of its "
+                                             "day, past due included: the ones to firm.")
+    shortages = table("Shortages of the next 7 days (latest run)", f"""WITH {_LATEST_RUN}
+SELECT e.item_id AS item, e.kind, e.reference, e.on_date AS "on", e.to_date AS "covered on", e.quantity,
+       coalesce((SELECT g.demand_of_order FROM planning_pegs g WHERE g.run_id = e.run_id AND g.demand = e.reference
+                 AND g.demand_of_order IS NOT NULL LIMIT 1), CASE WHEN e.kind = 'demand_late' THEN e.reference END) AS "order hit"
+FROM planning_exceptions e JOIN latest USING (run_id)
+WHERE e.kind IN ('demand_late', 'below_safety_stock') AND e.on_date < latest.today + {_SHORTAGE_DAYS}
+ORDER BY e.on_date, e.item_id, e.id""", ["item", "kind", "reference", "on", "covered on", "quantity", "order hit"], width=24,
+                      description="Late demands (with the order a component need belongs to) and buckets below safety stock "
+                                  f"within {_SHORTAGE_DAYS} days of the newest run's day.")
+    return [summary, to_release, shortages]
+
+
+def _plan_kpis() -> list[dict]:
+    """The KPIs of `planning.services.kpis` over the board's range, with the formulas of `inventory.rules.performance`
+    and `planning.rules.forecast_accuracy` (days in UTC; unrounded, the rules round to 0.01)."""
+    on_time = stat("On-time delivery", """WITH lines AS (
+    SELECT l.so_id, l.item_id, o.due,
+           sum(l.quantity) OVER (PARTITION BY l.so_id, l.item_id ORDER BY l.line COLLATE "C") AS needed
+    FROM sales_order_lines l JOIN sales_orders o USING (so_id)
+    WHERE o.status <> 'cancelled' AND $__timeFilter(o.due)),
+shipped AS (
+    SELECT split_part(substr(m.source_ref, 4), '/', 1) AS so_id, m.item_id, m.ts,
+           sum(m.quantity) OVER (PARTITION BY split_part(substr(m.source_ref, 4), '/', 1), m.item_id
+                                 ORDER BY m.ts, m.id) AS shipped
+    FROM stock_moves m WHERE m.reason = 'shipment' AND m.source_ref LIKE 'so:%'),
+judged AS (
+    SELECT l.due, (SELECT min(s.ts) FROM shipped s WHERE s.so_id = l.so_id AND s.item_id = l.item_id AND s.shipped >= l.needed)
+             AS completed_at
+    FROM lines l)
+SELECT 100.0 * count(*) FILTER (WHERE completed_at <= due)
+       / NULLIF(count(*) FILTER (WHERE completed_at IS NOT NULL OR due < now()), 0) AS "on time vs due"
+FROM judged""", unit="percent", decimals=1, width=6,
+                   description="Sales-order lines due in the range, shipped complete by their due instant, of those judged "
+                               "(complete, or due and not complete). Promise dates are not stored yet.")
+    suppliers = table("Supplier scores", """WITH received AS (
+    SELECT po.supplier_id, m.quantity * coalesce(m.unit_cost, 0) AS value, po.due, (m.ts AT TIME ZONE 'UTC')::date AS day
+    FROM stock_moves m JOIN purchase_orders po ON po.po_id = split_part(substr(m.source_ref, 4), '/', 1)
+    WHERE m.reason = 'goods receipt' AND m.source_ref LIKE 'po:%' AND m.from_location IS NULL AND $__timeFilter(m.ts)),
+returned AS (
+    SELECT po.supplier_id, m.quantity * coalesce((SELECT min(l.unit_cost) FROM purchase_order_lines l
+                                                  WHERE l.po_id = po.po_id AND l.item_id = m.item_id), 0) AS value
+    FROM stock_moves m JOIN purchase_orders po ON po.po_id = split_part(substr(m.source_ref, 4), '/', 1)
+    WHERE m.reason LIKE 'return to supplier:%' AND m.source_ref LIKE 'po:%' AND m.to_location IS NULL AND $__timeFilter(m.ts)),
+sums AS (
+    SELECT supplier_id, sum(value) AS received, sum(value) FILTER (WHERE due IS NOT NULL) AS judged,
+           coalesce(sum(value) FILTER (WHERE day <= due), 0) AS in_time
+    FROM received GROUP BY 1),
+scored AS (
+    SELECT s.supplier_id, 100 * s.in_time / NULLIF(s.judged, 0) AS on_time,
+           CASE WHEN s.received > 0 THEN least(greatest(100 - 100 * coalesce(b.returned, 0) / s.received, 0), 100) END AS quality
+    FROM sums s LEFT JOIN (SELECT supplier_id, sum(value) AS returned FROM returned GROUP BY 1) AS b USING (supplier_id))
+SELECT supplier_id AS supplier, on_time AS "on time %", quality AS "quality %",
+       CASE WHEN on_time IS NULL THEN quality ELSE on_time * quality / 100 END AS score
+FROM scored
+ORDER BY 4 DESC NULLS LAST, 1""", ["supplier", "on time %", "quality %", "score"], width=9,
+                      description="Per supplier, of its receipts in the range: value received by the due day, value not "
+                                  "returned, score = on time × quality / 100 (inventory.rules.performance).")
+    forecasts = table("Forecast accuracy", """WITH forecast AS (
+    SELECT item_id, bucket_start, sum(quantity) AS quantity FROM planning_forecasts GROUP BY 1, 2),
+placed AS (
+    SELECT l.item_id, l.quantity, (o.due AT TIME ZONE 'UTC')::date AS due,
+           (SELECT max(f.bucket_start) FROM forecast f WHERE f.item_id = l.item_id
+              AND f.bucket_start <= (o.due AT TIME ZONE 'UTC')::date) AS bucket_start
+    FROM sales_order_lines l JOIN sales_orders o USING (so_id) WHERE o.status <> 'cancelled'),
+actual AS (
+    SELECT item_id, bucket_start, sum(quantity) AS quantity FROM placed
+    WHERE bucket_start IS NOT NULL AND due < bucket_start + 7 GROUP BY 1, 2),
+judged AS (
+    SELECT f.item_id, f.quantity AS forecast, coalesce(a.quantity, 0) AS actual
+    FROM forecast f LEFT JOIN actual a USING (item_id, bucket_start)
+    WHERE f.bucket_start >= ($__timeFrom()::timestamptz AT TIME ZONE 'UTC')::date
+      AND f.bucket_start < ($__timeTo()::timestamptz AT TIME ZONE 'UTC')::date
+      AND f.bucket_start + 7 <= (now() AT TIME ZONE 'UTC')::date)
+SELECT item_id AS item, sum(forecast) AS forecast, sum(actual) AS actual,
+       CASE WHEN sum(actual) = 0 THEN CASE WHEN sum(forecast) = 0 THEN 100 ELSE 0 END
+            ELSE greatest(0, 100 - 100 * sum(abs(forecast - actual)) / sum(actual)) END AS "accuracy %",
+       100 * (sum(forecast) - sum(actual)) / NULLIF(sum(actual), 0) AS "bias %"
+FROM judged
+GROUP BY item_id
+ORDER BY 4, 1""", ["item", "forecast", "actual", "accuracy %", "bias %"], width=9,
+                      description="Weekly forecasts whose week starts in the range and has ended, against the sales-order "
+                                  "lines due in that week: accuracy = 1 − Σ|f − a| / Σa, bias = (Σf − Σa) / Σa "
+                                  "(planning.rules.forecast_accuracy).")
+    return [on_time, suppliers, forecasts]
 
 
 # -- inventory ------------------------------------------------------------------------------------------

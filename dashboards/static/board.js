@@ -2,29 +2,15 @@
 // key goes in a header), or of /board/data polled when the events fail. Plain JS, no build step. Every string
 // from the server goes in as text, never as HTML.
 //
-// The data needs a read-only key (`mes keys create hall-tv --role viewer`): opened once as
-// /board#key=<token> (a fragment never reaches the server or its logs), or typed into the form the page shows
-// when it has none; kept in this browser's localStorage and sent as `Authorization: Bearer <token>`.
+// The data needs a read-only key (common.js: `keptKey`, `askForKey`).
 "use strict";
 
 const POLL_MS = 2000;
 const STALE_AFTER_MS = 10000;
 const RETRY_EVENTS_MS = 30000;
-const KEY_STORE = "mes.board.key";
 
 const board = { snapshot: null, receivedAt: 0, link: "connecting", poller: null };
 window.board = board; // the snapshot on screen, for people and tests to inspect
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === "class") node.className = value;
-    else if (name.startsWith("data-")) node.setAttribute(name, value);
-    else node[name] = value;
-  }
-  node.append(...children.filter((child) => child !== null && child !== undefined));
-  return node;
-}
 
 const clock = (iso) => new Date(iso).toLocaleTimeString("en-GB", { hour12: false });
 const hourMinute = (iso) => new Date(iso).toLocaleTimeString("en-GB", { hour12: false, hour: "2-digit", minute: "2-digit" });
@@ -139,40 +125,12 @@ function showFreshness() {
   document.body.classList.toggle("stale", stale);
 }
 
-function keptKey() {
-  const given = /(?:^#|&)key=([^&]+)/.exec(window.location.hash);
-  if (given) {
-    localStorage.setItem(KEY_STORE, decodeURIComponent(given[1]));
-    history.replaceState(null, "", window.location.pathname + window.location.search); // off the screen and history
-  }
-  return localStorage.getItem(KEY_STORE);
-}
-
-function authorized() {
-  const key = keptKey();
-  return key ? { Authorization: `Bearer ${key}` } : {};
-}
-
-// No key, or one the server refuses (revoked, mistyped): ask for one; the board starts once it is given.
-function askForKey(refused) {
-  if (refused) localStorage.removeItem(KEY_STORE);
-  const form = document.getElementById("key-form");
-  document.getElementById("key-refused").hidden = !refused;
-  form.hidden = false;
-  form.onsubmit = (event) => {
-    event.preventDefault();
-    localStorage.setItem(KEY_STORE, document.getElementById("key").value.trim());
-    form.hidden = true;
-    start();
-  };
-}
-
 async function poll() {
   try {
     const response = await fetch("/board/data", { cache: "no-store", headers: authorized() });
     if (response.status === 401 || response.status === 403) {
       stopPolling();
-      askForKey(true);
+      askForKey(true, start);
     } else if (response.ok) render(await response.json());
   } catch (error) {
     // the stale warning tells people; the next poll tries again
@@ -206,7 +164,7 @@ async function listen() {
   try {
     const response = await fetch("/board/events", { cache: "no-store", headers: authorized() });
     if (response.status === 401 || response.status === 403) {
-      askForKey(true);
+      askForKey(true, start);
       return;
     }
     if (!response.ok || !response.body) throw new Error(`events answered ${response.status}`);
@@ -235,7 +193,7 @@ let freshnessShown = false;
 
 function start() {
   if (!keptKey()) {
-    askForKey(false);
+    askForKey(false, start);
     return;
   }
   if (!freshnessShown) setInterval(showFreshness, 1000);

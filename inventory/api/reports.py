@@ -46,19 +46,15 @@ By = Annotated[str, Query(description="turnover per item_id, location_id, both (
 Bounds = Annotated[str, Query(description="aging: inclusive upper ends of the age buckets in days, rising")]
 SupplierId = Annotated[str | None, Query(description="purchase price trend: this supplier's receipts only")]
 Tz = Annotated[str, Query(description="purchase price trend: time zone of the calendar months (IANA name)")]
+Format = Annotated[Literal["json", "csv", "xlsx"], Query(description="json, or a csv / xlsx download")]
+RESPONSES = {200: {"content": {CSV_MEDIA_TYPE: {}, XLSX_MEDIA_TYPE: {}}, "description": "the report"}}
 
 
 def _parameters(start: datetime | None, end: datetime | None, as_of: datetime | None, days: int, by: str, bounds: str,
                 supplier_id: str | None, tz: str) -> service.ReportParameters:
     """The request's parameters checked, or 422 naming the one that is wrong."""
-    for name, moment in (("start", start), ("end", end), ("as_of", as_of)):
-        if moment is not None and moment.utcoffset() is None:
-            raise Invalid(f"{name} needs a time zone: {moment.isoformat()} could be any of 24 instants "
-                                     "(add Z or an offset such as +01:00)")
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f"tz {tz!r} is not a time zone name such as UTC or Europe/Berlin") from None
+    require_zoned(start=start, end=end, as_of=as_of)
+    zone = time_zone(tz)
     try:
         age_bounds = tuple(int(bound) for bound in bounds.split(","))
     except ValueError:
@@ -66,6 +62,21 @@ def _parameters(start: datetime | None, end: datetime | None, as_of: datetime | 
     grouping = tuple(column.strip() for column in by.split(",") if column.strip() and column.strip() != "plant")
     return service.ReportParameters.defaults(datetime.now(UTC), start, end, as_of, days=days, by=grouping,
                                              bounds=age_bounds, supplier_id=supplier_id, tz=zone)
+
+
+def require_zoned(**moments: datetime | None) -> None:
+    """422 for a moment given without a time zone."""
+    for name, moment in moments.items():
+        if moment is not None and moment.utcoffset() is None:
+            raise Invalid(f"{name} needs a time zone: {moment.isoformat()} could be any of 24 instants "
+                          "(add Z or an offset such as +01:00)")
+
+
+def time_zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"tz {tz!r} is not a time zone name such as UTC or Europe/Berlin") from None
 
 
 def _run(call):
@@ -83,16 +94,19 @@ def workbook(db: ValuedDb, start: Start = None, end: End = None, as_of: AsOf = N
     return _download(to_excel_bytes(sheets), WORKBOOK_FILENAME, XLSX_MEDIA_TYPE)
 
 
-@router.get("/reports/{name}", response_model=ReportOut,
-            responses={200: {"content": {CSV_MEDIA_TYPE: {}, XLSX_MEDIA_TYPE: {}}, "description": "the report"}})
+@router.get("/reports/{name}", response_model=ReportOut, responses=RESPONSES)
 def one_report(name: Annotated[ReportName, Path(description="which report")], db: ValuedDb,
-               format: Annotated[Literal["json", "csv", "xlsx"], Query(description="json, or a csv / xlsx download")] = "json",
+               format: Format = "json",
                start: Start = None, end: End = None, as_of: AsOf = None, days: Days = 30, by: By = "item_id",
                bounds: Bounds = "30,60,90,180", supplier_id: SupplierId = None, tz: Tz = "UTC"):
     """Turnover, days of supply, aging buckets, value by location, purchase price trend or margin per shipped
     order; how each is defined: `inventory.rules.reports` and `inventory.services.reports`."""
     parameters = _parameters(start, end, as_of, days, by, bounds, supplier_id, tz)
-    frame = _run(lambda: service.report(db, name, parameters))
+    return report_response(name, _run(lambda: service.report(db, name, parameters)), format)
+
+
+def report_response(name: str, frame: pd.DataFrame, format: Format) -> Response:
+    """A report's frame as JSON (`ReportOut`), or as a CSV or Excel download named after the report."""
     if format == "csv":
         return _download(to_csv_bytes(frame), f"{name}.csv", CSV_MEDIA_TYPE)
     if format == "xlsx":

@@ -9,7 +9,8 @@ condition found again gives the same pair and can be de-duplicated: subject is a
   out would order them twice). Below safety stock, suggest buying
         max(safety stock + reorder quantity − position, minimum order), rounded up to the order multiple,
   which brings the position back to at least safety stock + reorder quantity. At exactly safety stock,
-  nothing is suggested.
+  nothing is suggested. The suggestion names the suppliers that have had the item on an order, best
+  score first (`inventory.rules.performance`: on time × quality of their recent receipts).
 - Slow-moving: an item with stock (Σ on hand > 0) and no demand issue for at least N days (default 90).
   A demand issue is a shipment or a backflush consumption (`DEMAND_REASONS`); a stocktake loss, a
   write-off or a return to supplier shows no demand. An item never issued counts from its first
@@ -98,10 +99,12 @@ def suggested_purchase(level: SafetyStockLevel, position: Decimal | int) -> Deci
 
 
 def safety_stock_alerts(levels: Iterable[SafetyStockLevel], available: Mapping[str, Decimal], on_order: Mapping[str, Decimal],
-                        in_transit: Mapping[str, Decimal] | None = None) -> list[StockAlert]:
-    """A purchase suggestion for each item whose position is below its safety stock."""
+                        in_transit: Mapping[str, Decimal] | None = None,
+                        suppliers: Mapping[str, Sequence[str]] | None = None) -> list[StockAlert]:
+    """A purchase suggestion for each item whose position is below its safety stock; `suppliers`: per item, the
+    suppliers to buy from, ranked (best first)."""
     alerts = []
-    in_transit = in_transit or {}
+    in_transit, suppliers = in_transit or {}, suppliers or {}
     for level in levels:
         item = level.item
         parts = {what: exact_quantity(quantities.get(item, 0), f"{what.replace('_', ' ')} of {item}")
@@ -115,7 +118,8 @@ def safety_stock_alerts(levels: Iterable[SafetyStockLevel], available: Mapping[s
         alerts.append(StockAlert(
             StockAlertKind.SAFETY_STOCK, item,
             f"{item}: {position} available, on order and in transit is below the safety stock of {safety}; "
-            f"suggest buying {suggested}",
+            f"suggest buying {suggested}" + (f" from {', '.join(suppliers[item])} (best score first)"
+                                             if suppliers.get(item) else ""),
             {**parts, "position": position, "safety_stock": safety, "suggested_quantity": suggested}))
     return _by_subject(alerts)
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from inventory.rules.backflush import BackflushException
 from inventory.rules.operations import OrderLine, SalesOrderStatus
+from inventory.services.performance import ranked_suppliers
 from inventory.rules.stock_alerts import (
     DEMAND_REASONS,
     ItemActivity,
@@ -165,7 +166,7 @@ def _inventory_findings(session: Session, now: datetime) -> dict[AlertKind, list
         """SELECT ts, source_ref, work_order_id, item_id, location_id, quantity, kind, reason FROM backflush_exceptions
            WHERE NOT resolved""")]
     findings: dict[AlertKind, list[StockAlert]] = defaultdict(list)
-    for found in [*safety_stock_alerts(levels, available, on_order, in_transit), *slow_moving_alerts(activity, now),
+    for found in [*safety_stock_alerts(levels, available, on_order, in_transit, ranked_suppliers(session, now)), *slow_moving_alerts(activity, now),
                   *overdue_sales_order_alerts(orders, now), *expiring_lot_alerts(lots, now),
                   *backflush_shortage_alerts(shortages)]:
         findings[AlertKind(found.kind)].append(found)

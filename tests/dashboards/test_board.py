@@ -293,10 +293,10 @@ def test_the_page_shows_the_connection_as_a_badge_beside_the_state_and_the_detai
 def test_board_serves_the_page_and_its_assets(api):
     page = api.get("/board")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "/board/board.js" in page.text and "/board/board.css" in page.text
-    script, style = api.get("/board/board.js"), api.get("/board/board.css")
-    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
-    assert "/board/events" in script.text and "/board/data" in script.text and "Authorization" in script.text
+    assert "/board/common.js" in page.text and "/board/board.js" in page.text and "/board/board.css" in page.text
+    shared, script, style = api.get("/board/common.js"), api.get("/board/board.js"), api.get("/board/board.css")
+    assert script.status_code == shared.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert "/board/events" in script.text and "/board/data" in script.text and "Authorization" in shared.text
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     assert api.get("/board/index.html").status_code == 404
 

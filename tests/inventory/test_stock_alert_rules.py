@@ -55,6 +55,14 @@ def test_purchase_suggestions_reach_safety_stock_plus_reorder_quantity_in_whole_
     assert [alert.subject for alert in alerts] == sorted(suggested)
 
 
+def test_a_suggestion_names_the_items_suppliers_in_the_order_given():
+    """The suppliers come ranked (`inventory.rules.performance.rank_suppliers`); an item without any is named alone."""
+    alerts = safety_stock_alerts([SafetyStockLevel("FLOUR", D(10)), SafetyStockLevel("SALT", D(1))], {}, {},
+                                 suppliers={"FLOUR": ["mill-b", "mill-a"]})
+    assert [alert.detail.split("; ")[1] for alert in alerts] == ["suggest buying 10 from mill-b, mill-a (best score first)",
+                                                               "suggest buying 1"]
+
+
 def test_order_multiples_need_not_be_whole():
     assert suggested_purchase(SafetyStockLevel("HOPS", D(3), order_multiple=D("0.5")), D("0.7")) == D("2.5")  # 2.3 → 2.5
 
