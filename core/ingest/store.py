@@ -13,9 +13,11 @@ from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from core.ingest.plan import BatchContext, BatchPlan, IngestState, LiveCodes, MachineInfo, ParsedBatch, WorkOrderFacts
-from core.ingest.rows import MachineConnectionRow
+from core.ingest.rows import MachineConnectionRow, ProductionInterval
+from core.rules.hourly import hourly_totals
 from core.rules.counters import CounterPoint
 from core.rules.sequencing import EdgeCursor, Ingested
 from inventory.services.backflush import stock_for, write_backflush
@@ -137,6 +139,13 @@ _STAGING = {
     "counter_state": ("(machine_id text, counter text, value bigint, ts timestamptz)",
                       """INSERT INTO counter_state (machine_id, counter, value, ts) SELECT * FROM staging_counter_state
                          ON CONFLICT (machine_id, counter) DO UPDATE SET value = EXCLUDED.value, ts = EXCLUDED.ts"""),
+    # added to what is stored: the table always equals production_intervals summed (core.rules.hourly)
+    "production_hourly": ("(bucket timestamptz, machine_id text, good bigint, scrap bigint, energy_wh bigint, intervals bigint)",
+                          """INSERT INTO production_hourly SELECT * FROM staging_production_hourly
+                             ON CONFLICT (machine_id, bucket) DO UPDATE SET good = production_hourly.good + EXCLUDED.good,
+                                 scrap = production_hourly.scrap + EXCLUDED.scrap,
+                                 energy_wh = production_hourly.energy_wh + EXCLUDED.energy_wh,
+                                 intervals = production_hourly.intervals + EXCLUDED.intervals"""),
     "edge_cursors": ("(edge_id text, epoch bigint, seq bigint)",
                      """INSERT INTO edge_cursors (edge_id, epoch, seq) SELECT * FROM staging_edge_cursors
                         ON CONFLICT (edge_id) DO UPDATE SET epoch = EXCLUDED.epoch, seq = EXCLUDED.seq, updated_at = now()"""),
@@ -163,7 +172,7 @@ _STAGING = {
 }
 
 
-def _upsert(connection: Connection, table: str, rows: list) -> None:
+def _upsert(connection: Connection | Session, table: str, rows: list) -> None:
     if not rows:
         return
     definition, upsert = _STAGING[table]
@@ -172,11 +181,17 @@ def _upsert(connection: Connection, table: str, rows: list) -> None:
     connection.execute(text(upsert))
 
 
+def write_intervals(connection: Connection | Session, intervals: list[ProductionInterval]) -> None:
+    """Production intervals and, in the same transaction, the hours they add to (`production_hourly`)."""
+    copy_rows(connection, "production_intervals", intervals)
+    _upsert(connection, "production_hourly", hourly_totals(intervals))
+
+
 def write_plan(connection: Connection, plan: BatchPlan) -> None:
     """Every row of the plan, in the caller's transaction."""
     copy_rows(connection, "ingested_messages", plan.messages)
     copy_rows(connection, "samples", plan.samples)
-    copy_rows(connection, "production_intervals", plan.intervals)
+    write_intervals(connection, plan.intervals)
     _write_dispatches(connection, plan)
     copy_rows(connection, "production_attributions", plan.attributions)
     if plan.backflush is not None:

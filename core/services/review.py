@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.ingest.rows import ProductionInterval
-from core.ingest.store import load_dispatch_windows
+from core.ingest.store import load_dispatch_windows, write_intervals
 from core.rules.review import ACCEPTED, PENDING, REJECTED, REVIEW_ORIGIN, QuarantinedStep, accepted_units, decidable
 from inventory.services.backflush import backflush_attributed, write_backflush
 from kernel.db.copy import copy_rows
@@ -78,8 +78,8 @@ def decide_step(session: Session, step_id: int, *, accept: bool, by: str, reason
 def _count(session: Session, step: QuarantinedStep) -> None:
     units = accepted_units(step)
     origin = (REVIEW_ORIGIN, step.id, 1)
-    copy_rows(session, "production_intervals", [ProductionInterval(units.machine_id, units.ts, units.ts, units.good,
-                                                                   units.scrap, units.energy_wh, *origin)])
+    write_intervals(session, [ProductionInterval(units.machine_id, units.ts, units.ts, units.good, units.scrap,
+                                                 units.energy_wh, *origin)])
     windows = load_dispatch_windows(session.connection(), units.ts).get(units.machine_id, [])
     attributions = [AttributionRow(*origin, *attribution)
                     for attribution in attribute([CountStep(*units)], windows)]

@@ -18,9 +18,8 @@ Decisions, stated:
     redoes (samples an edge kept through an outage, a backlog the broker kept while the core was down)
     and every reason given to a stop. A new
     fault→reason mapping changes all history: recompute with `mes db rollups --since …`.
-  * On TimescaleDB `production_hourly` is a continuous aggregate whose policy looks back 3 days; data that
-    arrives later would never be materialized. A round that takes a mark therefore also refreshes it from
-    the marked hour on (`REFRESH_PRODUCTION_HOURLY`, outside a transaction as TimescaleDB requires).
+  * `production_hourly` needs no refresh: whoever writes production intervals adds their hours in the same
+    transaction (`core.ingest.store.write_intervals`, migration 0018).
   * One refresher at a time across cores: a transaction-scoped advisory lock; a core that does not get
     it skips the round and leaves the mark for the next.
 """
@@ -33,7 +32,6 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from mes.rules.states import StateInterval, unplanned_stops
@@ -145,21 +143,6 @@ def catch_up_since(session: Session, lookback: timedelta, now: datetime) -> date
     return min(now - lookback, last or first or now)
 
 
-# The statement, with the check that there is a continuous aggregate to refresh (a view on plain PostgreSQL).
-REFRESH_PRODUCTION_HOURLY = "CALL refresh_continuous_aggregate('production_hourly', %(since)s, NULL)"
-_IS_CONTINUOUS = """SELECT to_regclass('timescaledb_information.continuous_aggregates') IS NOT NULL
-                    AND EXISTS (SELECT FROM pg_matviews WHERE matviewname = 'production_hourly')"""
-
-
-def refresh_production_hourly(engine: Engine, since: datetime) -> bool:
-    """Materialize `production_hourly` from `since`'s hour on, where it is a continuous aggregate."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        if not connection.execute(text(_IS_CONTINUOUS)).scalar():
-            return False
-        connection.exec_driver_sql(REFRESH_PRODUCTION_HOURLY, {"since": since.replace(minute=0, second=0, microsecond=0)})
-    return True
-
-
 class Rollups:
     """The core's rollup job, run in a process of its own (`kernel.jobs`): deriving every machine's states
     is CPU work that, in a thread of the core, held the ingest's GIL (docs/benchmarks.md: p99 latency ×2.5
@@ -183,11 +166,9 @@ class Rollups:
                 return
             start = min(self._since(session, derivation.now), mark.since if mark else derivation.now)
             hours = refresh(session, start, derivation=derivation)
-            session.commit()
             if mark is not None:
-                refresh_production_hourly(self.engine, mark.since)
                 session.execute(text(CLEAR_MARK), {"version": mark.version})
-                session.commit()
+            session.commit()
         if not self._caught_up or start < derivation.now - self.lookback:
             log.info("rollups refreshed", since=start.isoformat(), hours=hours)
         self._caught_up = True

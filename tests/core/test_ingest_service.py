@@ -154,3 +154,28 @@ def test_a_blocking_location_holds_the_order_until_stock_arrives_and_the_hold_is
         refs = conn.execute("SELECT DISTINCT source_ref FROM stock_moves WHERE reason = 'backflush'").fetchall()
         assert len(refs) == 1
     engine.dispose()
+
+
+HOURLY_FROM_INTERVALS = """SELECT mes_bucket(INTERVAL '1 hour', end_ts), machine_id, sum(good), sum(scrap), sum(energy_wh), count(*)
+                           FROM production_intervals GROUP BY 1, 2 ORDER BY 1, 2"""
+
+
+def test_production_hourly_equals_the_intervals_summed_after_every_commit_late_data_included(database_url, tmp_path):
+    """Batches that span hours, then a message whose samples are days older than the others (a backlog): the
+    table the boards read is the intervals summed per hour after each commit, with no refresh in between."""
+    prepared(database_url, tmp_path)
+    service = IngestService(database_url)
+    hour = 3600
+    batches = [[incoming(1, [(0, "good", 100), (0, "scrap", 5), (0, "energy_wh", 1000)], received=1),
+                incoming(2, [(hour - 1, "good", 130), (hour - 1, "scrap", 6), (hour - 1, "energy_wh", 1300)], received=hour),
+                incoming(3, [(hour, "good", 131)], received=hour + 1)],
+               [incoming(4, [(2 * hour + 5, "good", 170), (2 * hour + 9, "scrap", 9)], received=2 * hour + 10)],
+               [incoming(5, [(2 * hour + 10, "good", 171)], received=2 * hour + 10 + 5 * 86_400)]]
+    with psycopg.connect(database_url) as conn:
+        for messages in batches:
+            service.ingest(messages)
+            assert conn.execute("SELECT * FROM production_hourly ORDER BY 1, 2").fetchall() == \
+                conn.execute(HOURLY_FROM_INTERVALS).fetchall()
+        assert [row[2:5] for row in conn.execute("SELECT * FROM production_hourly ORDER BY 1").fetchall()] == [
+            (30, 1, 300), (1, 0, 0), (40, 3, 0)]
+    service.close()
