@@ -15,13 +15,13 @@ import { counter, saveState, savedState } from "./peer_state.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const secured = config.security != null;
-const serverCertificateManager = new OPCUACertificateManager({
-  rootFolder: config.pki, automaticallyAcceptUnknownCertificate: true,
-});
+// both certificate stores in the test's folder (node-opcua's default for users' is one in $HOME, shared)
+const certificates = (folder) => new OPCUACertificateManager({ rootFolder: folder, automaticallyAcceptUnknownCertificate: true });
 const server = new OPCUAServer({
   port: config.port,
   resourcePath: "/peer",
-  serverCertificateManager,
+  serverCertificateManager: certificates(config.pki),
+  userCertificateManager: certificates(`${config.pki}/users`),
   securityModes: secured ? [MessageSecurityMode.SignAndEncrypt] : [MessageSecurityMode.None],
   securityPolicies: secured ? [SecurityPolicy.Basic256Sha256] : [SecurityPolicy.None],
   allowAnonymous: !secured,
