@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 
@@ -29,6 +30,23 @@ from kernel.plant import Plant
 from simulators.plant import SimulatedPlant
 
 log = get_logger("app.plantrun")
+
+
+class PlcServers(Protocol):
+    """The PLCs a plant run reads: our simulators (SimulatedPlant), or servers we did not write
+    (tests/support/peers.py) that keep a ground truth the same way."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def start_production(self) -> None: ...
+    def stop_production(self) -> None: ...
+    def raise_if_failed(self) -> None: ...
+
+    def counters(self) -> dict[str, dict[str, int | str]]:
+        """Per machine, the value each counter it serves shows now, as the core records it."""
+
+    def ground_truth(self) -> dict[str, dict]:
+        """Per machine, what it produced: every counter of kernel.signals.COUNTERS (and more if it likes)."""
 
 
 class ThreadCore:
@@ -79,8 +97,11 @@ class MesProcess:
         return cls(["core"], {"MES_DATABASE_URL": database_url, "MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file)}, log_file)
 
     @classmethod
-    def edge(cls, mqtt_url: str, plant_file: Path, state_dir: Path, log_file: Path) -> MesProcess:
-        return cls(["edge", "--state-dir", str(state_dir)], {"MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file)}, log_file)
+    def edge(cls, mqtt_url: str, plant_file: Path, state_dir: Path, log_file: Path,
+             env: dict[str, str] | None = None) -> MesProcess:
+        """`env`: more variables, e.g. the one a plant file's `password_env` names."""
+        return cls(["edge", "--state-dir", str(state_dir)],
+                   {"MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file), **(env or {})}, log_file)
 
     def start(self) -> None:
         self._ended_on_purpose = False
@@ -115,10 +136,12 @@ class PlantRun:
     def __init__(self, plant: Plant, database_url: str, mqtt_url: str, state_dir: Path, *,
                  core: ThreadCore | MesProcess | None = None, edge_process: MesProcess | None = None,
                  edge_options: dict | None = None, simulator_options: dict | None = None,
-                 edge_mqtt_urls: dict[str, str] | None = None, unread: Iterable[tuple[str, str]] = ()):
+                 edge_mqtt_urls: dict[str, str] | None = None, servers: PlcServers | None = None,
+                 unread: Iterable[tuple[str, str]] = ()):
         """One edge agent per edge the plant file assigns machines to, each with its broker URL from
         `edge_mqtt_urls` (default `mqtt_url`) and `edge_options` (for EdgeAgent). They run in this process,
         but for the plant's default edge (`plant.edge_id`, `self.edge`) when `edge_process` is given.
+        `servers`: the PLCs, by default our simulators serving the plant (with `simulator_options`).
         `unread`: (machine, counter) pairs the edge cannot read (an edge process given a plant file with a
         wrong node or register), which the waits for baselines and final values leave out."""
         self.plant = plant
@@ -127,7 +150,7 @@ class PlantRun:
         self.edge_mqtt_urls = edge_mqtt_urls or {}
         self.state_dir = Path(state_dir)
         self.core = core or ThreadCore(database_url, mqtt_url)
-        self.simulated = SimulatedPlant(plant, **(simulator_options or {}))
+        self.simulated = servers if servers is not None else SimulatedPlant(plant, **(simulator_options or {}))
         self.edge_options = edge_options or {}
         self.edge_process = edge_process
         self.edge: EdgeAgent | None = None
@@ -174,7 +197,7 @@ class PlantRun:
     async def drain(self, timeout_s: float = 60) -> None:
         """Stop production and wait until the core has committed the counters' final values."""
         self.simulated.stop_production()
-        await self.wait_for(self._final_values_committed, timeout_s, "final counter values committed")
+        await self.wait_for(self.final_values_committed, timeout_s, "final counter values committed")
 
     async def stop(self) -> None:
         await self.stop_edge()
@@ -210,6 +233,8 @@ class PlantRun:
         while not await asyncio.to_thread(condition):
             self.simulated.raise_if_failed()
             self.core.raise_if_failed()
+            if self.edge_process is not None:
+                self.edge_process.raise_if_failed()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for: {what}")
             await asyncio.sleep(0.25)
@@ -218,17 +243,19 @@ class PlantRun:
         with psycopg.connect(self.database_url) as conn:
             return counter_values(conn)
 
-    def _read_counters(self) -> list[tuple[str, str]]:
-        return [(m.id, c) for m in self.plant.machines for c in COUNTERS if (m.id, c) not in self.unread]
+    def _served_counters(self) -> dict[str, dict[str, int | str]]:
+        """What the servers show of each counter a machine serves (a machine may serve only some) and the edge reads."""
+        return {machine: {c: v for c, v in values.items() if c in COUNTERS and (machine, c) not in self.unread}
+                for machine, values in self.simulated.counters().items()}
 
     def _baselines_committed(self) -> bool:
         committed = self._committed_counters()
-        return all(c in committed.get(m, {}) for m, c in self._read_counters())
+        return all(set(shown) <= set(committed.get(m, {})) for m, shown in self._served_counters().items())
 
-    def _final_values_committed(self) -> bool:
+    def final_values_committed(self) -> bool:
+        """The core has committed the value every served counter shows now."""
         committed = self._committed_counters()
-        shown = self.simulated.counters()
-        return all(committed.get(m, {}).get(c) == shown[m][c] for m, c in self._read_counters())
+        return all(committed.get(m, {}).get(c) == v for m, shown in self._served_counters().items() for c, v in shown.items())
 
 
 def exact(comparison: dict) -> bool:

@@ -7,18 +7,16 @@ of PostgreSQL 17 with the timescaledb extension, and the checks query timescaled
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from kernel.db.migrations import offline_sql
+from tests.support.node import NpmInstallFailed, node_with_packages
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "run_sql.mjs"
-PGLITE_PACKAGE = HERE / "node_modules" / "@unni-craftsman" / "pglite" / "package.json"
-MIN_NODE_MAJOR = 20
 
 CHECKS = """
 -- statement
@@ -32,19 +30,10 @@ ORDER BY proc_name, hypertable_name;
 """
 
 def node_runner_or_skip() -> None:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed to run TimescaleDB in PGlite (install Node.js 20+)")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
-        pytest.skip(f"PGlite with TimescaleDB needs Node.js {MIN_NODE_MAJOR}+, found {version}")
-    if PGLITE_PACKAGE.exists():
-        return
-    installed = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=300
-    )
-    if installed.returncode != 0:
-        pytest.skip(f"npm ci failed in {HERE} (offline?):\n{installed.stderr[-2000:]}")
+    try:
+        node_with_packages(HERE, "TimescaleDB in PGlite")
+    except NpmInstallFailed as failed:
+        pytest.skip(f"{failed} (offline?)")
 
 
 def run_sql(tmp_path: Path, schema_sql: str, checks_sql: str) -> list[list[dict]]:
