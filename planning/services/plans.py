@@ -10,7 +10,7 @@ Read from the other domains (planning sits above mes and inventory in the layers
 - released, running and paused work orders: quantity − good counted so far, at the projected finish of a
   running order (from its live rate) or its due date (`work_order_receipt_date`); their component needs are
   the BOM snapshot's quantity per unit × that remaining quantity, needed today. A work order still `planned`
-  (a firmed planned order, not yet released) is expected at its due date, its components exploded from the BOM
+  (entered by hand, not yet released) is expected at its due date, its components exploded from the BOM
   in force today (it has no snapshot yet);
 - the shift calendar: a centre's available time = its machines × the calendar's planned production time
   (24 h a day without shifts). Its average per day over the horizon turns a made item's ideal cycle time
