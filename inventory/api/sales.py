@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from inventory.rules.operations import SalesOrderStatus, ShipmentLine
 from kernel.auth import Caller
@@ -49,6 +49,15 @@ class SalesOrderIn(In):
     actor: NamedInBody = None
 
     unique_line_ids = unique_lines("sales order")
+
+    @field_validator("due")
+    @classmethod
+    def within_the_calendar(cls, due: datetime) -> datetime:
+        try:
+            due.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the due time falls after 9999-12-31 in UTC, beyond the calendar") from None
+        return due
 
 
 class ShipmentLineIn(In):

@@ -27,6 +27,7 @@ from planning.services.plans import live_plan, shortages
 log = get_logger("planning.alerts")
 
 DEFAULT_DAYS = 7
+LISTED = 5  # late demands named in an alert's detail; the shortages route lists them all
 HORIZON_DAYS = 28  # planned over four weeks of days, as GET /planning/shortages: later orders place demand in the window
 
 
@@ -36,7 +37,9 @@ def shortage_facts(found: list[dict]) -> list[Fact]:
     for entry in found:
         item = entry["item_id"]
         late = [f"{d['quantity']} for {d['demand_id']} due {d['due']} (covered {d['covered_on'] or 'not in the horizon'})"
-                for d in entry["late_demands"]]
+                for d in entry["late_demands"][:LISTED]]
+        if len(entry["late_demands"]) > LISTED:
+            late.append(f"{len(entry['late_demands']) - LISTED} more late")
         below = [f"{b['short_of_safety_stock']} below safety stock from {b['start']}" for b in entry["below_safety_stock"][:1]]
         hits = f"; hits {', '.join(entry['orders_hit'])}" if entry["orders_hit"] else ""
         orders = entry["planned_orders"]

@@ -107,6 +107,13 @@ def test_bad_input_is_refused_naming_the_problem_and_writes_nothing(api, databas
         assert conn.execute("SELECT count(*) FROM planning_forecasts").fetchone() == (0,)
         conn.execute("DELETE FROM item_planning WHERE item_id = 'TOP'")
     refused(api.get(f"/planning/runs/live/records/TOP?{WEEKS}"), 409, "item 'TOP' has no lead time")
+    order = {"so_id": "SO-3", "customer_id": "globex", "due": "9999-12-31T23:00:00-05:00",
+             "lines": [{"line": "1", "item_id": "TABLE", "quantity": "1", "unit_price": "9"}]}
+    refused(api.post("/sales-orders", json=order), 422, "beyond the calendar")  # in UTC it is year 10000
+    entered = ok(api.post("/sales-orders", json={**order, "due": f"{TODAY}T12:00:00Z"}), 201)
+    promise = entered["lines"][0]["promise"]
+    assert (promise["demand_id"], promise["date"], promise["source"]) == ("SO-3/1", None, "none"), "entered, promised nothing"
+    assert promise["reasons"][0].startswith("item 'TOP' has no lead time")
 
 
 def test_a_forecast_adds_to_the_independent_demand(api):
