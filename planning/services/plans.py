@@ -221,10 +221,10 @@ def firm_many(session: Session, live: LivePlan, planned_order_ids: Sequence[str]
 
 def pegged_to_sales_order(session: Session, live: LivePlan, so_id: str) -> list[str]:
     """The planned orders below the sales order's lines, on every level, top level first."""
-    order = get(session, SalesOrder, so_id, "sales order")
+    sales_order = get(session, SalesOrder, so_id, "sales order")
     planned = {order.id for order in live.plan.planned_orders}
     order_of = orders_of(live.plan.demands)
-    found = {step.peg.supply: None for line in order.lines
+    found = {step.peg.supply: None for line in sales_order.lines
              for step in pegged_down(sales_demand_id(so_id, line.line), live.plan.pegs, order_of)
              if step.peg.supply in planned}
     return list(found)
