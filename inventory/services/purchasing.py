@@ -160,6 +160,13 @@ def add_draft_purchase_order(session: Session, po_id: str, supplier_id: str, cre
 
 def submit_purchase_order(session: Session, po_id: str, actor: str | None = None) -> dict:
     """To the approvers; straight to approved when its value needs no approval."""
+    add_submission(session, po_id, actor)
+    session.commit()
+    return purchase_order_view(session, po_id)
+
+
+def add_submission(session: Session, po_id: str, actor: str | None = None) -> None:
+    """`submit_purchase_order` in the caller's unit of work, for the caller to commit with the rest of its step."""
     order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     policy = _approval_policy(session)
     with as_conflict():
@@ -173,8 +180,6 @@ def submit_purchase_order(session: Session, po_id: str, actor: str | None = None
             approved = transition(submitted, PurchaseOrderAction.APPROVE)
         change_status(session, DOCUMENT, order, PurchaseOrderAction.APPROVE, approved, None,
                        f"approved at submit: a value of {value} needs no approval")
-    session.commit()
-    return purchase_order_view(session, po_id)
 
 
 def approve_purchase_order(session: Session, po_id: str, approver: str, note: str | None = None) -> dict:

@@ -67,10 +67,14 @@ class InquiryIn(In):
     lines: list[InquiryLineIn] = Field(min_length=1)
 
 
+SUBMIT = "submit the purchase orders too: the approval thresholds decide approved at once or waiting for approvers"
+
+
 class FirmIn(In):
     document_id: Id = Field(description="the new work order's or purchase order's id")
     actor: NamedInBody = None
     supplier_id: Id | None = Field(default=None, description="a bought item's supplier")
+    submit: bool = Field(default=False, description=SUBMIT)
 
 
 class FirmManyIn(In):
@@ -80,6 +84,7 @@ class FirmManyIn(In):
     document_prefix: Id = Field(description="the new orders are <prefix>-1, <prefix>-2, … in the order firmed")
     supplier_id: Id | None = Field(default=None, description="the supplier of a bought item not in `suppliers`")
     suppliers: dict[Id, Id] = Field(default_factory=dict, description="item id → its supplier, for bought items")
+    submit: bool = Field(default=False, description=SUBMIT)
 
     @model_validator(mode="after")
     def one_selection(self) -> "FirmManyIn":
@@ -346,7 +351,8 @@ def firm_many(body: FirmManyIn, db: Db, caller: Caller, start: date | None = Sta
     if not chosen:
         raise Conflict(f"no planned order is pegged to sales order {body.sales_order_id!r}")
     documents = [f"{body.document_prefix}-{number}" for number in range(1, len(chosen) + 1)]
-    return plans.firm_many(db, live, chosen, documents, caller.name, body.suppliers, body.supplier_id, datetime.now(UTC))
+    return plans.firm_many(db, live, chosen, documents, caller.name, body.suppliers, body.supplier_id, datetime.now(UTC),
+                           body.submit)
 
 
 @router.post("/planning/planned-orders/{planned_order_id}/firm", status_code=201, response_model=FirmOut)
@@ -355,4 +361,5 @@ def firm(planned_order_id: str, body: FirmIn, db: Db, caller: Caller, start: dat
     """The planned order (of the plan read with the same start, bucket and buckets) as a released work order (BOM
     snapshot taken) or a draft purchase order, pegged where the planned order was at the next read."""
     live = _live(db, start, bucket, buckets)
-    return plans.firm(db, live, planned_order_id, body.document_id, caller.name, body.supplier_id, datetime.now(UTC))
+    return plans.firm(db, live, planned_order_id, body.document_id, caller.name, body.supplier_id, datetime.now(UTC),
+                      body.submit)

@@ -38,7 +38,7 @@ from inventory.models import Item, PurchaseOrder, SalesOrder
 from inventory.models import Routing as RoutingRow
 from inventory.rules.bom import BomLine, explode
 from inventory.rules.operations import TRANSIT_PREFIX
-from inventory.services.purchasing import PurchaseLine, add_draft_purchase_order
+from inventory.services.purchasing import PurchaseLine, add_draft_purchase_order, add_submission
 from kernel.db.models import Machine
 from kernel.db.unit_of_work import get
 from kernel.rules.refusals import Conflict, Invalid, NotFound, Refused, as_conflict, as_invalid
@@ -195,25 +195,28 @@ def promise_sales_lines(session: Session, so_id: str, due: datetime, lines: Sequ
 
 
 def firm(session: Session, live: LivePlan, planned_order_id: str, document_id: str, actor: str,
-         supplier_id: str | None, now: datetime) -> dict:
+         supplier_id: str | None, now: datetime, submit: bool = False) -> dict:
     """A planned order made firm in one commit (`firm_many` of one)."""
-    (firmed,) = firm_many(session, live, [planned_order_id], [document_id], actor, {}, supplier_id, now)
+    (firmed,) = firm_many(session, live, [planned_order_id], [document_id], actor, {}, supplier_id, now, submit)
     return firmed
 
 
 def firm_many(session: Session, live: LivePlan, planned_order_ids: Sequence[str], document_ids: Sequence[str],
-              actor: str, suppliers: Mapping[str, str], supplier_id: str | None, now: datetime) -> list[dict]:
+              actor: str, suppliers: Mapping[str, str], supplier_id: str | None, now: datetime,
+              submit: bool = False) -> list[dict]:
     """Planned orders made firm in one commit, each under its document id, or none of them. A make order becomes a
     work order released at once (due on the planned receipt, its BOM snapshot taken, as releasing it by hand
     does); a buy order a draft purchase order from the item's supplier in `suppliers`, else `supplier_id`, at the
-    item's standard cost, which then goes through the approval thresholds like any other."""
+    item's standard cost, which goes through the approval thresholds like any other: when submitted, in the same
+    commit with `submit` (approved at once when its value needs no approval), or later by hand."""
     by_id = {order.id: order for order in live.plan.planned_orders}
     missing = [planned for planned in planned_order_ids if planned not in by_id]
     if missing:
         raise NotFound(f"planned order {', '.join(map(repr, missing))} is not in the plan")
     if len(set(planned_order_ids)) != len(planned_order_ids):
         raise Invalid("a planned order is named twice")
-    firmed = [_add_firmed(session, by_id[planned], document_id, actor, suppliers.get(by_id[planned].item, supplier_id), now)
+    firmed = [_add_firmed(session, by_id[planned], document_id, actor, suppliers.get(by_id[planned].item, supplier_id), now,
+                          submit)
               for planned, document_id in zip(planned_order_ids, document_ids, strict=True)]
     session.commit()
     return firmed
@@ -231,7 +234,7 @@ def pegged_to_sales_order(session: Session, live: LivePlan, so_id: str) -> list[
 
 
 def _add_firmed(session: Session, order: PlannedOrder, document_id: str, actor: str, supplier_id: str | None,
-                now: datetime) -> dict:
+                now: datetime, submit: bool) -> dict:
     if order.kind == "make":
         if order.quantity != order.quantity.to_integral_value():
             raise Conflict(f"{order.id} plans {order.quantity}: a work order makes whole units (give the item "
@@ -245,6 +248,8 @@ def _add_firmed(session: Session, order: PlannedOrder, document_id: str, actor: 
     add_draft_purchase_order(session, document_id, supplier_id, actor,
                              [PurchaseLine("1", order.item, order.quantity, item.standard_cost or Decimal(0))],
                              due=order.receipt)
+    if submit:
+        add_submission(session, document_id, actor)
     return {"planned_order_id": order.id, "work_order_id": None, "purchase_order_id": document_id}
 
 

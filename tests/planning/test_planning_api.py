@@ -7,6 +7,7 @@ Dates are relative to today (the live plan starts today): week buckets from toda
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -241,7 +242,8 @@ def test_entering_a_sales_order_promises_each_line_and_firming_it_in_one_action_
     of week 2), so TABLE is promised by CTP: made (7 days) from TOP (made, 7 days) → in 14 days; SCREW's planned 100
     leave 78 after today's 72, 38 after SO-1's other 40: 20 are available to promise on the day wanted. SO-2 then explodes into planned
     orders on both levels, pegged to its line; firming everything pegged to SO-2 in one action releases the work
-    orders (BOM snapshots) and drafts the purchase order, or, when one of them cannot be made, writes nothing."""
+    orders (BOM snapshots) and drafts the purchase orders, submitted through the approval thresholds, or, when one
+    of them cannot be made, writes nothing."""
     due = datetime.combine(TODAY + timedelta(days=3), datetime.min.time(), UTC) + timedelta(hours=12)
     entered = ok(api.post("/sales-orders", json={"so_id": "SO-2", "customer_id": "globex", "due": due.isoformat(), "lines": [
         {"line": "1", "item_id": "TABLE", "quantity": "5", "unit_price": "99"},
@@ -266,15 +268,20 @@ def test_entering_a_sales_order_promises_each_line_and_firming_it_in_one_action_
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM work_orders").fetchone() == (0,), "a refused firm writes nothing"
     ok(api.post("/suppliers", json={"supplier_id": "acme", "name": "ACME"}), 201)
+    ok(api.patch("/items/SCREW", json={"standard_cost": "0.1"}))
+    with psycopg.connect(database_url) as conn:  # above 5: one approval
+        conn.execute("INSERT INTO approval_thresholds VALUES ('purchase_order', 5, 1)")
     firmed = ok(api.post("/planning/planned-orders/firm", json={"sales_order_id": "SO-2", "document_prefix": "F2",
-                                                                  "suppliers": {"SCREW": "acme"}}), 201)
+                                                                  "suppliers": {"SCREW": "acme"}, "submit": True}), 201)
     assert [(f["planned_order_id"], f["work_order_id"], f["purchase_order_id"]) for f in firmed] == [
         ("planned:TABLE:1", "F2-1", None), ("planned:TOP:1", "F2-2", None), ("planned:SCREW:1", None, "F2-3"),
         ("planned:SCREW:2", None, "F2-4")], "line 1's three levels, then line 2's SCREW"
     for work_order, components in (("F2-1", ["SCREW", "TOP"]), ("F2-2", ["SCREW"])):
         work = ok(api.get(f"/work-orders/{work_order}"))
         assert (work["status"], [c["component_item"] for c in work["components"]]) == ("released", components)
-    assert {ok(api.get(f"/purchase-orders/{po}"))["status"] for po in ("F2-3", "F2-4")} == {"draft"}
+    bought = [ok(api.get(f"/purchase-orders/{po}")) for po in ("F2-3", "F2-4")]
+    assert [(po["status"], Decimal(po["value"]), po["approvals_needed"]) for po in bought] == [("submitted", 10, 1)] * 2, \
+        "100 screws at 0.1 are above the threshold of 5: submitted, waiting for one approver"
     assert [step["supply"] for step in ok(api.get("/planning/runs/live/pegging/SO-2/1"))["down"] if step["depth"] == 0] == [
         "F2-1"], "SO-2's line is now met by its firm order"
     refused(api.post("/planning/planned-orders/firm", json={"planned_order_ids": ["planned:NOPE:1"], "document_prefix": "F3"}),
