@@ -44,6 +44,7 @@ from mes.rules.webhooks import networks
 from mes.services.costing import running_cost
 from planning.api import kpis as planning_kpis
 from planning.api import plans
+from planning.services.plans import promise_sales_lines
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
 ROUTERS = (inventory_masterdata.router, production_masterdata.router, stock.router, purchasing.router, sales.router,
@@ -130,6 +131,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessionmaker(make_engine(database_url), expire_on_commit=False)
     app.state.authenticator = Authenticator(app.state.sessions, oidc_config(settings))
     app.state.production_cost = running_cost  # what inventory values finished-goods receipts at
+    app.state.promise_sales_lines = promise_sales_lines  # what an entered sales order's lines are promised
     app.state.webhook_allow_private = networks(settings.webhook_allow_private)
     app.state.max_period = timedelta(days=settings.api_max_period_days)
     app.openapi = lambda: _documented_security(app)

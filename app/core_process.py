@@ -6,6 +6,7 @@ supervisor (`kernel.jobs`) so that ingest never runs them and they start and sto
 | mes-alerts           | `alert_every_s`   | thread           | machine alerts (`mes.services.alert_engine`)   |
 | mes-inventory-alerts | 30 s              | thread           | inventory alerts (`mes.services.alerts`)       |
 | mes-review-alerts    | 30 s              | thread           | review_waiting (`mes.services.review_waiting`) |
+| planning-shortages   | 60 s              | thread           | planned_shortage (`planning.services.shortage_alerts`) |
 | mes-notifications    | 0.5 s             | thread           | the alert outbox (`mes.services.notifications`) |
 | mes-valuation        | 1 s               | thread           | stock valuation (`inventory.services.valuation`) |
 | mes-rollups          | `rollup_every_s`  | child process    | board rollups (`mes.services.rollups`)         |
@@ -33,10 +34,12 @@ from mes.services.notifications import NotificationSender
 from mes.services.review_waiting import ReviewAlerts
 from mes.rules.webhooks import Network, networks
 from mes.services.rollups import Rollups
+from planning.services.shortage_alerts import ShortageAlerts
 
 _DEFAULTS = Settings.model_fields
 INVENTORY_ALERTS_EVERY_S = 30.0
 REVIEW_ALERTS_EVERY_S = 30.0
+SHORTAGE_ALERTS_EVERY_S = 60.0  # a whole live plan each round
 NOTIFICATIONS_EVERY_S = 0.5
 VALUATION_EVERY_S = 1.0
 
@@ -76,6 +79,7 @@ def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s
     jobs.every("mes-review-alerts", REVIEW_ALERTS_EVERY_S, ReviewAlerts(database_url, review_alert_after_s))
     jobs.every("mes-alerts", alert_every_s, MachineAlerts(database_url, offline_after_s))
     jobs.every("mes-inventory-alerts", INVENTORY_ALERTS_EVERY_S, InventoryAlerts(database_url))
+    jobs.every("planning-shortages", SHORTAGE_ALERTS_EVERY_S, ShortageAlerts(database_url))
     jobs.every("mes-notifications", NOTIFICATIONS_EVERY_S,
                NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications",
                                   allow_private=webhook_allow_private))

@@ -1,9 +1,10 @@
 """The demo's planning (以销定产): sales orders promised and entered, a plan made and partly firmed before
 production; at the end, the promises and the plan as the machines' counts moved it.
 
-Everything goes through the services and the API's request models, as a planner would enter it: each line is
-first an inquiry (`POST /planning/promise`: nothing booked), then the order is entered, so each promise sees the
-orders entered before it."""
+Everything goes through the services and the API's request models, as a planner would enter it: each order is
+promised as `POST /sales-orders` promises it (from the plan without it: nothing booked), then entered, so each
+promise sees the orders entered before it; the planned orders pegged to an order are firmed in one action, as
+`POST /planning/planned-orders/firm` does."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from inventory.services import purchasing, sales
 from kernel.db.models import session_on
 from planning.api.plans import ItemPlanningIn
 from planning.rules.lot_sizing import LotSizing
-from planning.rules.pegging import orders_of, pegged_down
 from planning.services import plans
 
 ACTOR = "demo planner"
@@ -40,18 +40,19 @@ def seed(database_url: str, now: datetime, path: Path = DEMO_ORDERS) -> dict:
             order = SalesOrderIn.model_validate({**{k: v for k, v in entry.items() if k != "due_in_days"},
                                                  "due": datetime.combine(today + timedelta(days=entry["due_in_days"]), time(12), UTC),
                                                  "actor": ACTOR})
-            live = plans.live_plan(session, today, "day", buckets, now)
-            answers = plans.promise(live, [(line.item_id, line.quantity, order.due.date()) for line in order.lines])
+            answers = plans.promise_sales_lines(session, order.so_id, order.due,
+                                                [(line.line, line.item_id, line.quantity) for line in order.lines], now)
             promises += [{"so_id": order.so_id, "line": line.line, "item_id": line.item_id, "quantity": str(line.quantity),
-                          "due": order.due.date().isoformat(), "promised": None if answer.date is None else answer.date.isoformat(),
-                          "source": answer.source}
-                         for line, answer in zip(order.lines, answers, strict=True)]
+                          "due": order.due.date().isoformat(),
+                          "promised": None if answers[line.line]["date"] is None else answers[line.line]["date"].isoformat(),
+                          "source": answers[line.line]["source"]}
+                         for line in order.lines]
             sales.create_sales_order(session, order.so_id, order.customer_id, order.due,
                                      [sales.SalesLine(line.line, line.item_id, line.quantity, line.unit_price) for line in order.lines],
                                      order.tolerance, ACTOR)
         live = plans.live_plan(session, today, "day", buckets, now)
         run = plans.store_run(session, live)
-        firmed = _firm_pegged(session, live, data)
+        firmed = _firm_pegged(session, live, data, now)
         before = projection(plans.live_plan(session, today, "day", buckets, now))
     return {"run_id": run.run_id, "buckets": buckets, "promises": promises, "firm": data["firm"], "firmed": firmed,
             "before": before}
@@ -72,23 +73,19 @@ def _master_data(session: Session, data: dict, today: date) -> None:
         plans.add_forecast(session, forecast["item_id"], today + timedelta(days=forecast["in_days"]), Decimal(forecast["quantity"]))
 
 
-def _firm_pegged(session: Session, live: plans.LivePlan, data: dict) -> list[dict]:
-    """Every planned order pegged, through every level, to the lines of the orders in `firm`, firmed."""
+def _firm_pegged(session: Session, live: plans.LivePlan, data: dict, now: datetime) -> list[dict]:
+    """Every planned order pegged, through every level, to the lines of the orders in `firm`, firmed in one action
+    per order: make orders as released work orders, buy orders as draft purchase orders from the item's supplier."""
     supplier_of = {item: supplier["supplier_id"] for supplier in data["suppliers"] for item in supplier["items"]}
     planned = {order.id: order for order in live.plan.planned_orders}
-    order_of = orders_of(live.plan.demands)
-    pegged: list[str] = []
-    for demand in live.plan.demands:
-        if demand.kind == "sales_order" and demand.id.split("/")[0] in data["firm"]:
-            for step in pegged_down(demand.id, live.plan.pegs, order_of):
-                if step.peg.supply in planned and step.peg.supply not in pegged:
-                    pegged.append(step.peg.supply)
-    firmed = []
-    for number, planned_order_id in enumerate(pegged, start=1):
-        order = planned[planned_order_id]
-        document_id = f"{'WO' if order.kind == 'make' else 'PO'}-{3000 + number}"
-        firmed.append({"item_id": order.item, "kind": order.kind, "quantity": str(order.quantity),
-                       **plans.firm(session, live, planned_order_id, document_id, ACTOR, supplier_of.get(order.item))})
+    firmed: list[dict] = []
+    for so_id in data["firm"]:
+        pegged = plans.pegged_to_sales_order(session, live, so_id)
+        documents = [f"{'WO' if planned[planned_id].kind == 'make' else 'PO'}-{3001 + len(firmed) + number}"
+                     for number, planned_id in enumerate(pegged)]
+        firmed += [{"item_id": planned[entry["planned_order_id"]].item, "kind": planned[entry["planned_order_id"]].kind,
+                    "quantity": str(planned[entry["planned_order_id"]].quantity), **entry}
+                   for entry in plans.firm_many(session, live, pegged, documents, ACTOR, supplier_of, None, now)]
     return firmed
 
 

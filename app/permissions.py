@@ -94,6 +94,7 @@ WRITES: dict[tuple[str, str], frozenset[Role]] = {key: frozenset(roles) for key,
     ("POST", "/planning/forecasts"): (PLANNER,),
     ("POST", "/planning/runs"): (PLANNER,),
     ("POST", "/planning/promise"): (PLANNER,),
+    ("POST", "/planning/planned-orders/firm"): (PLANNER,),
     ("POST", "/planning/planned-orders/{planned_order_id}/firm"): (PLANNER,),
 }.items()}
 

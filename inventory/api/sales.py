@@ -1,11 +1,17 @@
-"""Sales: customers, sales orders, shipments, customer returns."""
+"""Sales: customers, sales orders, shipments, customer returns.
+
+Entering a sales order answers a promise per line. Planning makes it, and planning sits above inventory: the
+application puts planning's `promise_sales_lines` in `app.state.promise_sales_lines` (app/api.py), so inventory
+imports no planning code (as `app.state.production_cost` for valuation).
+"""
 
 # No `from __future__ import annotations`: FastAPI resolves the route annotations at definition time.
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Literal
 
-from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi import APIRouter, Request
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from inventory.rules.operations import SalesOrderStatus, ShipmentLine
 from kernel.auth import Caller
@@ -44,6 +50,15 @@ class SalesOrderIn(In):
 
     unique_line_ids = unique_lines("sales order")
 
+    @field_validator("due")
+    @classmethod
+    def within_the_calendar(cls, due: datetime) -> datetime:
+        try:
+            due.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the due time falls after 9999-12-31 in UTC, beyond the calendar") from None
+        return due
+
 
 class ShipmentLineIn(In):
     line: Id = Field(description="the sales order line shipped against")
@@ -64,6 +79,18 @@ class CustomerReturnIn(ActorIn):
     reason: Reason
 
 
+Day = date  # the promise's field is named `date`
+
+
+class LinePromiseOut(BaseModel):
+    demand_id: str = Field(description="the line's demand in the plan: GET /planning/runs/live/pegging/{demand_id} "
+                                       "walks to the planned and firm orders below it")
+    date: Day | None = Field(description="none: not within the horizon, or no plan (see reasons)")
+    source: Literal["atp", "make", "buy", "none"] = Field(
+        description="atp: available to promise; make or buy: capable to promise beyond it")
+    reasons: list[str]
+
+
 class SalesLineOut(BaseModel):
     line: str
     item_id: str
@@ -71,6 +98,9 @@ class SalesLineOut(BaseModel):
     unit_price: Decimal
     shipped: Decimal
     outstanding: Decimal = Field(description="ordered − shipped, never below 0")
+    promise: LinePromiseOut | None = Field(default=None, description=(
+        "answered when the order is entered (ATP first, CTP beyond, from the plan as it stood without the order; "
+        "nothing booked); none on later reads"))
 
 
 class SalesOrderOut(BaseModel):
@@ -112,9 +142,13 @@ def get_customer(customer_id: str, db: Db):
 
 
 @router.post("/sales-orders", status_code=201, response_model=SalesOrderOut)
-def create_sales_order(body: SalesOrderIn, db: Db, caller: Caller):
+def create_sales_order(body: SalesOrderIn, db: Db, caller: Caller, request: Request):
+    """Entered, with a promise per line (see `promise`)."""
     lines = [sales.SalesLine(line.line, line.item_id, line.quantity, line.unit_price) for line in body.lines]
-    return sales.create_sales_order(db, body.so_id, body.customer_id, body.due, lines, body.tolerance, caller.name)
+    promises = request.app.state.promise_sales_lines(
+        db, body.so_id, body.due, [(line.line, line.item_id, line.quantity) for line in lines], datetime.now(UTC))
+    order = sales.create_sales_order(db, body.so_id, body.customer_id, body.due, lines, body.tolerance, caller.name)
+    return {**order, "lines": [{**line, "promise": promises.get(line["line"])} for line in order["lines"]]}
 
 
 @router.get("/sales-orders", response_model=list[SalesOrderOut])

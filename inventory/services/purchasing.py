@@ -132,6 +132,14 @@ def get_supplier(session: Session, supplier_id: str) -> Supplier:
 def create_purchase_order(session: Session, po_id: str, supplier_id: str, created_by: str, lines: Sequence[PurchaseLine],
                           due: date | None = None, tolerance: Decimal = Decimal(0)) -> dict:
     """A draft order; only 'buy' items."""
+    add_draft_purchase_order(session, po_id, supplier_id, created_by, lines, due, tolerance)
+    session.commit()
+    return purchase_order_view(session, po_id)
+
+
+def add_draft_purchase_order(session: Session, po_id: str, supplier_id: str, created_by: str, lines: Sequence[PurchaseLine],
+                             due: date | None = None, tolerance: Decimal = Decimal(0)) -> None:
+    """`create_purchase_order` in the caller's unit of work, for the caller to commit with the rest of its step."""
     if session.get(PurchaseOrder, po_id) is not None:
         raise Conflict(f"purchase order {po_id!r} already exists")
     get(session, Supplier, supplier_id, "supplier")
@@ -148,12 +156,17 @@ def create_purchase_order(session: Session, po_id: str, supplier_id: str, create
     session.add_all(PurchaseOrderLine(po_id=po_id, line=line.line, item_id=line.item_id, quantity=line.quantity,
                                       unit_cost=line.unit_cost, received=Decimal(0)) for line in lines)
     add_event(session, DOCUMENT, po_id, "create", None, PurchaseOrderStatus.DRAFT.value, created_by, f"value {value}")
-    session.commit()
-    return purchase_order_view(session, po_id)
 
 
 def submit_purchase_order(session: Session, po_id: str, actor: str | None = None) -> dict:
     """To the approvers; straight to approved when its value needs no approval."""
+    add_submission(session, po_id, actor)
+    session.commit()
+    return purchase_order_view(session, po_id)
+
+
+def add_submission(session: Session, po_id: str, actor: str | None = None) -> None:
+    """`submit_purchase_order` in the caller's unit of work, for the caller to commit with the rest of its step."""
     order = locked(session, PurchaseOrder, po_id, DOCUMENT)
     policy = _approval_policy(session)
     with as_conflict():
@@ -167,8 +180,6 @@ def submit_purchase_order(session: Session, po_id: str, actor: str | None = None
             approved = transition(submitted, PurchaseOrderAction.APPROVE)
         change_status(session, DOCUMENT, order, PurchaseOrderAction.APPROVE, approved, None,
                        f"approved at submit: a value of {value} needs no approval")
-    session.commit()
-    return purchase_order_view(session, po_id)
 
 
 def approve_purchase_order(session: Session, po_id: str, approver: str, note: str | None = None) -> dict:

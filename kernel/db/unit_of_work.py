@@ -24,11 +24,17 @@ def get(session: Session, model: type[Row], key: Any, what: str) -> Row:
 
 def create(session: Session, model: type[Row], key: Any, what: str, **fields: Any) -> Row:
     """A new row, committed; Conflict when one with this key exists."""
+    row = add_new(session, model, key, what, **fields)
+    session.commit()
+    return row
+
+
+def add_new(session: Session, model: type[Row], key: Any, what: str, **fields: Any) -> Row:
+    """A new row in the unit of work, for the caller to commit with the rest; Conflict when one with this key exists."""
     if session.get(model, key) is not None:
         raise Conflict(f"{what} {key!r} already exists")
     row = model(**fields)
     session.add(row)
-    session.commit()
     return row
 
 

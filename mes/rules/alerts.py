@@ -18,6 +18,9 @@ Rules. An `AlertRule` has a kind, a severity and a scope (the plant, one line or
   "stock shortage" and "shortages from backflush" are read as one kind, stock_shortage.
 - review_waiting: passthrough as well; its one subject, "review", holds while a dead letter or a
   quarantined counter step has waited for a decision longer than the plant allows (`review_overdue`).
+- planned_shortage: passthrough as well; the planning side reports each item the live plan finds short
+  within the next days (a demand reached late, or below safety stock), with the planned orders to release:
+  the time-phased counterpart of safety_stock's purchase suggestion (`planning.services.shortage_alerts`).
 A rule of a kind applies to a machine if its scope is that machine, else its line, else the plant: the
 most specific rule wins and replaces the others, it does not add to them. A disabled rule still wins,
 which is how one machine is exempted from a line's rule. A scope has at most one rule per kind, so
@@ -93,6 +96,8 @@ class AlertKind(str, Enum):
     LOT_EXPIRED = "lot_expired"
     # Passthrough too: what the ingest set aside for review has waited longer than the plant allows.
     REVIEW_WAITING = "review_waiting"
+    # Passthrough too: the live plan's shortages of the next days, with its purchase suggestion (planning).
+    PLANNED_SHORTAGE = "planned_shortage"
 
 
 class AlertStatus(str, Enum):

@@ -24,7 +24,7 @@ from mes.rules.attribution import AttributionRow, DispatchWindow, overlaps
 from mes.rules.workorders import Progress, WorkOrderStatus, classify_scrap, progress, scrap_by_reason, transition
 from kernel.rules.refusals import Conflict, NotFound, as_conflict
 from inventory.services.masterdata import exploded
-from kernel.db.unit_of_work import create, get
+from kernel.db.unit_of_work import add_new, create, get
 
 RUNS_ON_A_MACHINE = ("start", "resume")
 # The live rate is the good units of this recent stretch of the order's run time.
@@ -38,11 +38,31 @@ def create_work_order(session: Session, work_order_id: str, item_id: str, quanti
                   quantity=quantity, due=due, over_tolerance=over_tolerance, auto_complete=auto_complete)
 
 
+def add_released_work_order(session: Session, work_order_id: str, item_id: str, quantity: int, *, due: date | None,
+                            actor: str | None, now: datetime) -> WorkOrder:
+    """A new work order released at once (its BOM snapshot taken, as `act` releases one), in the caller's unit of
+    work: the caller commits it with the rest of its step (planning firms several orders in one commit)."""
+    get(session, Item, item_id, "item")
+    work_order = add_new(session, WorkOrder, work_order_id, "work order", work_order_id=work_order_id, item_id=item_id,
+                         quantity=quantity, due=due, status=WorkOrderStatus.PLANNED.value)
+    session.flush()
+    _apply_action(session, work_order, "release", None, actor, now)
+    return work_order
+
+
 def act(session: Session, work_order_id: str, action: str, *, machine_id: str | None = None, actor: str | None = None,
         now: datetime | None = None) -> WorkOrder:
     """Apply a lifecycle action (release, start, pause, resume, complete, close) in one transaction."""
     now = now or datetime.now(UTC)
     work_order = get(session, WorkOrder, work_order_id, "work order")
+    _apply_action(session, work_order, action, machine_id, actor, now)
+    session.commit()
+    return work_order
+
+
+def _apply_action(session: Session, work_order: WorkOrder, action: str, machine_id: str | None, actor: str | None,
+           now: datetime) -> None:
+    work_order_id = work_order.work_order_id
     if action in RUNS_ON_A_MACHINE:
         if machine_id is None:
             raise Conflict(f"{action} needs the machine the work order runs on (machine_id)")
@@ -57,8 +77,6 @@ def act(session: Session, work_order_id: str, action: str, *, machine_id: str | 
         session.add(Dispatch(machine_id=machine_id, work_order_id=work_order_id, source="api", start_ts=now))
     else:
         _end_dispatch(session, work_order_id, now)
-    session.commit()
-    return work_order
 
 
 def running_on(session: Session, machine_id: str) -> Dispatch | None:

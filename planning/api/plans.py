@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from kernel.http import Db, Id, In, Person, Quantity
-from kernel.rules.refusals import NotFound, as_invalid
+from kernel.auth import Caller
+from kernel.http import Db, Id, In, NamedInBody, Quantity
+from kernel.rules.refusals import Conflict, NotFound, as_invalid
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.pegging import pegged_down, pegged_up
 from planning.services import plans
@@ -66,10 +67,30 @@ class InquiryIn(In):
     lines: list[InquiryLineIn] = Field(min_length=1)
 
 
+SUBMIT = "submit the purchase orders too: the approval thresholds decide approved at once or waiting for approvers"
+
+
 class FirmIn(In):
     document_id: Id = Field(description="the new work order's or purchase order's id")
-    actor: Person
+    actor: NamedInBody = None
     supplier_id: Id | None = Field(default=None, description="a bought item's supplier")
+    submit: bool = Field(default=False, description=SUBMIT)
+
+
+class FirmManyIn(In):
+    sales_order_id: Id | None = Field(default=None, description="every planned order pegged to this sales order's lines")
+    planned_order_ids: list[str] | None = Field(default=None, min_length=1, max_length=1000,
+                                                description="or these planned orders")
+    document_prefix: Id = Field(description="the new orders are <prefix>-1, <prefix>-2, … in the order firmed")
+    supplier_id: Id | None = Field(default=None, description="the supplier of a bought item not in `suppliers`")
+    suppliers: dict[Id, Id] = Field(default_factory=dict, description="item id → its supplier, for bought items")
+    submit: bool = Field(default=False, description=SUBMIT)
+
+    @model_validator(mode="after")
+    def one_selection(self) -> "FirmManyIn":
+        if (self.sales_order_id is None) == (self.planned_order_ids is None):
+            raise ValueError("name either sales_order_id or planned_order_ids")
+        return self
 
 
 class BucketOut(BaseModel):
@@ -171,6 +192,16 @@ class LateDemandOut(BaseModel):
     due: date
     covered_on: date | None
     quantity: Decimal
+    order_id: str | None = Field(description="the work order or planned order this is a component need of")
+    sales_order_lines: list[str] = Field(description="the sales-order lines (demand ids) it delays, through the pegging")
+
+
+class ShortPlannedOrderOut(BaseModel):
+    id: str
+    kind: Literal["make", "buy"]
+    quantity: Decimal
+    release: date
+    receipt: date
 
 
 class ShortBucketOut(BaseModel):
@@ -182,6 +213,8 @@ class ShortageOut(BaseModel):
     item_id: str
     late_demands: list[LateDemandOut]
     below_safety_stock: list[ShortBucketOut]
+    orders_hit: list[str] = Field(description="the work and planned orders and sales-order lines its late demands hit")
+    planned_orders: list[ShortPlannedOrderOut] = Field(description="the item's planned orders to release in the window")
 
 
 class RunIn(In):
@@ -307,10 +340,26 @@ def promise(body: InquiryIn, db: Db, start: date | None = Start, bucket: str = B
                        "reasons": list(a.reasons)} for a in answers]}
 
 
-@router.post("/planning/planned-orders/{planned_order_id}/firm", status_code=201, response_model=FirmOut)
-def firm(planned_order_id: str, body: FirmIn, db: Db, start: date | None = Start, bucket: str = Bucket,
-         buckets: int = Buckets):
-    """The planned order (of the plan read with the same start, bucket and buckets) as a work order or a draft
-    purchase order, pegged where the planned order was at the next read."""
+@router.post("/planning/planned-orders/firm", status_code=201, response_model=list[FirmOut])
+def firm_many(body: FirmManyIn, db: Db, caller: Caller, start: date | None = Start, bucket: str = Bucket,
+              buckets: int = Buckets):
+    """Planned orders (every one pegged to a sales order, or those listed) made firm in one action and one commit,
+    or none: make orders as released work orders (BOM snapshot taken), buy orders as draft purchase orders."""
     live = _live(db, start, bucket, buckets)
-    return plans.firm(db, live, planned_order_id, body.document_id, body.actor, body.supplier_id)
+    chosen = (plans.pegged_to_sales_order(db, live, body.sales_order_id) if body.sales_order_id is not None
+              else body.planned_order_ids or [])
+    if not chosen:
+        raise Conflict(f"no planned order is pegged to sales order {body.sales_order_id!r}")
+    documents = [f"{body.document_prefix}-{number}" for number in range(1, len(chosen) + 1)]
+    return plans.firm_many(db, live, chosen, documents, caller.name, body.suppliers, body.supplier_id, datetime.now(UTC),
+                           body.submit)
+
+
+@router.post("/planning/planned-orders/{planned_order_id}/firm", status_code=201, response_model=FirmOut)
+def firm(planned_order_id: str, body: FirmIn, db: Db, caller: Caller, start: date | None = Start, bucket: str = Bucket,
+         buckets: int = Buckets):
+    """The planned order (of the plan read with the same start, bucket and buckets) as a released work order (BOM
+    snapshot taken) or a draft purchase order, pegged where the planned order was at the next read."""
+    live = _live(db, start, bucket, buckets)
+    return plans.firm(db, live, planned_order_id, body.document_id, caller.name, body.supplier_id, datetime.now(UTC),
+                      body.submit)

@@ -11,7 +11,7 @@ Read from the other domains (planning sits above mes and inventory in the layers
   running order (from its live rate) or its due date (`work_order_receipt_date`); their component needs are
   the BOM snapshot's quantity per unit × that remaining quantity, needed now by a running or paused order and at
   its start (receipt − lead time, `work_order_components_date`) by one not started yet. A work order still `planned`
-  (a firmed planned order, not yet released) is expected at its due date, its components exploded from the BOM
+  (entered by hand, not yet released) is expected at its due date, its components exploded from the BOM
   in force today (it has no snapshot yet);
 - the shift calendar: a centre's available time = its machines × the calendar's planned production time
   (24 h a day without shifts). Its average per day over the horizon turns a made item's ideal cycle time
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -38,19 +39,19 @@ from inventory.models import Item, PurchaseOrder, SalesOrder
 from inventory.models import Routing as RoutingRow
 from inventory.rules.bom import BomLine, explode
 from inventory.rules.operations import TRANSIT_PREFIX
-from inventory.services.purchasing import PurchaseLine, create_purchase_order
+from inventory.services.purchasing import PurchaseLine, add_draft_purchase_order, add_submission
 from kernel.db.models import Machine
 from kernel.db.unit_of_work import get
-from kernel.rules.refusals import Conflict, Invalid, NotFound, as_conflict, as_invalid
+from kernel.rules.refusals import Conflict, Invalid, NotFound, Refused, as_conflict, as_invalid
 from mes.models import WorkOrder
 from mes.rules.shifts import planned_windows
 from mes.services.downtime import load_calendar
-from mes.services.workorders import create_work_order, live_progress
+from mes.services.workorders import add_released_work_order, live_progress
 from planning.models import ItemPlanning, PlanningForecast
 from planning.rules.atp import AtpBucket, plan_atp
-from planning.rules.pegging import orders_of
+from planning.rules.pegging import orders_of, pegged_down, pegged_up
 from planning.rules.ctp import CtpContext, Promise, Routing, capable_to_promise, rough_cut_free_time
-from planning.rules.horizon import BucketSize, Horizon
+from planning.rules.horizon import MAX_BUCKETS, BucketSize, Horizon
 from planning.rules.lead_times import LeadTime, ManufactureLeadTime, purchase_lead_time
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.mrp import (BucketRecord, Demand, Forecast, ItemPolicy, ItemRecord, Peg, Plan, PlanException, PlanInput,
@@ -60,6 +61,7 @@ from planning.rules.mrp import (BucketRecord, Demand, Forecast, ItemPolicy, Item
 OPEN_PURCHASE = ("draft", "submitted", "approved", "partially_received")
 OPEN_SALES = ("open", "partially_shipped")
 OPEN_WORK = ("planned", "released", "running", "paused")
+PROMISE_REACH_DAYS = 28  # how far past its due day an entered order's promise may land
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,42 +172,120 @@ def promise(live: LivePlan, lines: list[tuple[str, Decimal, date]]) -> list[Prom
         return [capable_to_promise(live.ctp, item, quantity, wanted) for item, quantity, wanted in lines]
 
 
+def sales_demand_id(so_id: str, line: str) -> str:
+    """A sales-order line's demand in the plan, as the pegging routes take it."""
+    return f"{so_id}/{line}"
+
+
+def promise_sales_lines(session: Session, so_id: str, due: datetime, lines: Sequence[tuple[str, str, Decimal]],
+                        now: datetime) -> dict[str, dict]:
+    """Per line (line id, item, quantity) of a sales order being entered: its promise (ATP first, CTP beyond) from the
+    plan as it stands without the order, in day buckets from today to `PROMISE_REACH_DAYS` past the due day, and
+    the line's demand id. Nothing is written. A plan that cannot be made (a BOM cycle, a missing lead time) or an
+    item it does not know promises nothing, with that reason: the order is entered all the same."""
+    today = now.astimezone(UTC).date()
+    wanted = due.astimezone(UTC).date()
+    buckets = min(MAX_BUCKETS, max((wanted - today).days, 0) + PROMISE_REACH_DAYS)
+    try:
+        answers = promise(live_plan(session, today, "day", buckets, now),
+                          [(item, quantity, wanted) for _, item, quantity in lines])
+    except Refused as refusal:
+        answers = [Promise(item, quantity, None, "none", (str(refusal),)) for _, item, quantity in lines]
+    return {line: {"demand_id": sales_demand_id(so_id, line), "date": answer.date, "source": answer.source,
+                   "reasons": list(answer.reasons)}
+            for (line, _, _), answer in zip(lines, answers, strict=True)}
+
+
 def firm(session: Session, live: LivePlan, planned_order_id: str, document_id: str, actor: str,
-         supplier_id: str | None) -> dict:
-    """A planned order made firm in one commit: a make order becomes a work order (status planned, due on the
-    planned receipt; releasing it snapshots its BOM), a buy order a draft purchase order from `supplier_id` at
-    the item's standard cost, which then goes through the approval thresholds like any other."""
-    order = next((order for order in live.plan.planned_orders if order.id == planned_order_id), None)
-    if order is None:
-        raise NotFound(f"planned order {planned_order_id!r} is not in the plan")
+         supplier_id: str | None, now: datetime, submit: bool = False) -> dict:
+    """A planned order made firm in one commit (`firm_many` of one)."""
+    (firmed,) = firm_many(session, live, [planned_order_id], [document_id], actor, {}, supplier_id, now, submit)
+    return firmed
+
+
+def firm_many(session: Session, live: LivePlan, planned_order_ids: Sequence[str], document_ids: Sequence[str],
+              actor: str, suppliers: Mapping[str, str], supplier_id: str | None, now: datetime,
+              submit: bool = False) -> list[dict]:
+    """Planned orders made firm in one commit, each under its document id, or none of them. A make order becomes a
+    work order released at once (due on the planned receipt, its BOM snapshot taken, as releasing it by hand
+    does); a buy order a draft purchase order from the item's supplier in `suppliers`, else `supplier_id`, at the
+    item's standard cost, which goes through the approval thresholds like any other: when submitted, in the same
+    commit with `submit` (approved at once when its value needs no approval), or later by hand."""
+    by_id = {order.id: order for order in live.plan.planned_orders}
+    missing = [planned for planned in planned_order_ids if planned not in by_id]
+    if missing:
+        raise NotFound(f"planned order {', '.join(map(repr, missing))} is not in the plan")
+    if len(set(planned_order_ids)) != len(planned_order_ids):
+        raise Invalid("a planned order is named twice")
+    firmed = [_add_firmed(session, by_id[planned], document_id, actor, suppliers.get(by_id[planned].item, supplier_id), now,
+                          submit)
+              for planned, document_id in zip(planned_order_ids, document_ids, strict=True)]
+    session.commit()
+    return firmed
+
+
+def pegged_to_sales_order(session: Session, live: LivePlan, so_id: str) -> list[str]:
+    """The planned orders below the sales order's lines, on every level, top level first."""
+    sales_order = get(session, SalesOrder, so_id, "sales order")
+    planned = {order.id for order in live.plan.planned_orders}
+    order_of = orders_of(live.plan.demands)
+    found = {step.peg.supply: None for line in sales_order.lines
+             for step in pegged_down(sales_demand_id(so_id, line.line), live.plan.pegs, order_of)
+             if step.peg.supply in planned}
+    return list(found)
+
+
+def _add_firmed(session: Session, order: PlannedOrder, document_id: str, actor: str, supplier_id: str | None,
+                now: datetime, submit: bool) -> dict:
     if order.kind == "make":
         if order.quantity != order.quantity.to_integral_value():
-            raise Conflict(f"{planned_order_id} plans {order.quantity}: a work order makes whole units (give the item "
+            raise Conflict(f"{order.id} plans {order.quantity}: a work order makes whole units (give the item "
                            "a lot multiple of 1)")
-        work = create_work_order(session, document_id, order.item, int(order.quantity), due=order.receipt)
-        return {"planned_order_id": planned_order_id, "work_order_id": work.work_order_id, "purchase_order_id": None}
+        add_released_work_order(session, document_id, order.item, int(order.quantity), due=order.receipt, actor=actor,
+                                now=now)
+        return {"planned_order_id": order.id, "work_order_id": document_id, "purchase_order_id": None}
     if supplier_id is None:
-        raise Invalid(f"{planned_order_id} is bought: name the supplier (supplier_id)")
+        raise Invalid(f"{order.id} is bought: name the supplier (supplier_id)")
     item = get(session, Item, order.item, "item")
-    create_purchase_order(session, document_id, supplier_id, actor,
-                          [PurchaseLine("1", order.item, order.quantity, item.standard_cost or Decimal(0))], due=order.receipt)
-    return {"planned_order_id": planned_order_id, "work_order_id": None, "purchase_order_id": document_id}
+    add_draft_purchase_order(session, document_id, supplier_id, actor,
+                             [PurchaseLine("1", order.item, order.quantity, item.standard_cost or Decimal(0))],
+                             due=order.receipt)
+    if submit:
+        add_submission(session, document_id, actor)
+    return {"planned_order_id": order.id, "work_order_id": None, "purchase_order_id": document_id}
 
 
 def shortages(live: LivePlan, today: date, days: int) -> list[dict]:
-    """Per item, the demands due within `days` from today that their supply reaches late, and the buckets of
-    that window projected below safety stock."""
+    """Per item, the demands due within `days` from today that their supply reaches late, each with the orders it
+    hits (the work or planned order whose component need it is, and the sales-order lines that order serves,
+    through the pegging), the buckets of that window projected below safety stock, and the item's planned orders
+    to release within it (what to buy or make now)."""
     until = today + timedelta(days=days)
+    plan = live.plan
+    order_of = orders_of(plan.demands)
+    sales_lines = {demand.id for demand in plan.demands if demand.kind == "sales_order"}
     found: dict[str, dict] = {}
-    for exception in live.plan.exceptions:
+    for exception in plan.exceptions:
         if exception.kind not in ("demand_late", "below_safety_stock") or exception.on >= until:
             continue
-        entry = found.setdefault(exception.item, {"item_id": exception.item, "late_demands": [], "below_safety_stock": []})
+        entry = found.setdefault(exception.item, {"item_id": exception.item, "late_demands": [], "below_safety_stock": [],
+                                                  "orders_hit": [], "planned_orders": []})
         if exception.kind == "demand_late":
+            order = order_of.get(exception.reference)
+            served = ({exception.reference} if exception.reference in sales_lines else
+                      {step.peg.demand for step in pegged_up(order, plan.pegs, order_of) if step.peg.demand in sales_lines}
+                      if order is not None else set())
             entry["late_demands"].append({"demand_id": exception.reference, "due": exception.on,
-                                          "covered_on": exception.to, "quantity": exception.quantity})
+                                          "covered_on": exception.to, "quantity": exception.quantity,
+                                          "order_id": order, "sales_order_lines": sorted(served)})
+            entry["orders_hit"] = sorted({*entry["orders_hit"], *([order] if order else []), *served})
         else:
             entry["below_safety_stock"].append({"start": exception.on, "short_of_safety_stock": exception.quantity})
+    for order in plan.planned_orders:
+        if order.item in found and order.release < until:
+            found[order.item]["planned_orders"].append(
+                {"id": order.id, "kind": order.kind, "quantity": order.quantity, "release": order.release,
+                 "receipt": order.receipt})
     return [found[item] for item in sorted(found)]
 
 
@@ -349,7 +429,7 @@ def _orders(session: Session, today: date, now: datetime, routings: dict[str, Ro
         for line in order.lines:
             outstanding = line.quantity - line.shipped
             if outstanding > 0:
-                demands.append(Demand(f"{order.so_id}/{line.line}", line.item_id, order.due.astimezone(UTC).date(),
+                demands.append(Demand(sales_demand_id(order.so_id, line.line), line.item_id, order.due.astimezone(UTC).date(),
                                       outstanding, "sales_order"))
     for purchase in session.scalars(select(PurchaseOrder).where(PurchaseOrder.status.in_(OPEN_PURCHASE))):
         for po_line in purchase.lines:
