@@ -129,12 +129,15 @@ def _machine_states() -> dict:
     # instant before standing in for that state: exact unless two such instants in a row swap the same
     # two states, where the second shows unknown (exact needs recursion over every change). The last
     # change before the range gives the state at its start.
-    sql = """WITH shown AS (
+    # Each machine's first instant is found first, so the rows shown are one index range per machine, however
+    # long the history before the range.
+    sql = """WITH since AS (
+    SELECT m.machine_id, coalesce((SELECT max(p.ts) FROM machine_states p
+                                   WHERE p.machine_id = m.machine_id AND p.ts <= $__timeFrom()), '-infinity') AS ts
+    FROM machines m WHERE """ + _LINE_MACHINES + """),
+shown AS (
     SELECT s.machine_id, s.ts, s.state_code
-    FROM machine_states s JOIN machines m USING (machine_id)
-    WHERE """ + _LINE_MACHINES + """ AND s.ts <= $__timeTo()
-      AND s.ts >= coalesce((SELECT max(p.ts) FROM machine_states p
-                            WHERE p.machine_id = s.machine_id AND p.ts <= $__timeFrom()), '-infinity')),
+    FROM since JOIN machine_states s ON s.machine_id = since.machine_id AND s.ts >= since.ts AND s.ts <= $__timeTo()),
 instants AS (
     SELECT machine_id, ts, array_agg(DISTINCT state_code) AS codes FROM shown GROUP BY machine_id, ts),
 ordered AS (

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 
 from kernel.logs import configure_logging
 from kernel.settings import Settings
-from tests.bench import backflush, ingest, latency
+from tests.bench import backflush, boards, ingest, latency
 from tests.bench.infra import services
 from tests.bench.report import LATENCY_TARGET_S, Results, machine_description, summary_tables, write_markdown
 
@@ -37,10 +37,14 @@ baseline measured in the same run on the same machine, and written to docs/bench
               ingest alone (no work orders) and every machine on a released work order with a 2-level
               BOM and stocked line-side lots, so each count is attributed, backflushed and booked in
               the stock ledger. Reported: production deltas/s of both and their ratio.
+  4. boards   the Grafana line board's queries and the built-in board's snapshot over two databases with the
+              same last hours and a small vs a large history (1M vs 10M rows of samples by default).
+              Target: the large no more than 1.5 x slower.
 
 Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
 (the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
-named bench_*). The default run takes about 3-5 minutes; --quick about one.
+named bench_*). The default run takes about 10-12 minutes (the boards' 10M-row history alone about 4); --quick
+about two.
 """
 
 EPILOG = """\
@@ -70,7 +74,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (~1 min): ingest 50 machines x 3,000 messages, one batch "
                              "size; latency K=100 for 10 s; backflush 2,000 messages. Explicit options below still win.")
-    parser.add_argument("--only", choices=("ingest", "latency", "backflush"), help="run one benchmark only")
+    parser.add_argument("--only", choices=("ingest", "latency", "backflush", "boards"), help="run one benchmark only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (default: docs/benchmarks.md)")
     parser.add_argument("--no-write", action="store_true", help="print the summary only; leave the report alone")
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -92,6 +96,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     group.add_argument("--backflush-messages", type=int,
                        help="data messages per run, run twice: ingest alone and with backflush (default 10000)")
 
+    group = parser.add_argument_group("boards over history (benchmark 4)")
+    group.add_argument("--boards-small", type=int, help="rows of samples in the small history (default 1000000)")
+    group.add_argument("--boards-large", type=int, help="rows of samples in the large history (default 10000000)")
+    group.add_argument("--boards-repeat", type=int, default=7, help="timed runs per query; the median counts (default 7)")
+
     group = parser.add_argument_group("end-to-end latency (benchmark 2)")
     group.add_argument("--latency-machines", type=int_list,
                        help="K values to try, largest first; stops at the first K that is sustained with p99 < 1 s "
@@ -111,6 +120,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "machines": 50 if quick else 200,
         "messages": 3000 if quick else 20000,
         "backflush_messages": 2000 if quick else 10000,
+        "boards_small": 100_000 if quick else 1_000_000,
+        "boards_large": 1_000_000 if quick else 10_000_000,
         "seconds_per_message": 4,
         "batch_sizes": [500] if quick else [500, 200, 1000],
         "latency_machines": [100] if quick else [1000, 750, 500, 250, 100],
@@ -185,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
             plant = ingest.bench_plant(args.machines, publishers=args.publishers)
             workload = ingest.build_workload(plant, args.backflush_messages, args.seconds_per_message, args.publishers)
             results.backflush = backflush.run_backflush(svc, plant, workload, args.batch_sizes[0], progress)
+        if args.only in (None, "boards"):
+            results.boards = boards.run_boards(svc.fresh_database, args.boards_small, args.boards_large, args.boards_repeat,
+                                               progress)
     results.elapsed_s = time.monotonic() - began
     for table in summary_tables(results):
         console.print(table)
