@@ -16,7 +16,10 @@ const page = {
   history: { replaceState() {} }, setInterval() {}, setTimeout() {},
 };
 vm.createContext(page);
-vm.runInContext(fs.readFileSync(`${__dirname}/../../dashboards/static/board.js`, "utf8"), page);  // asks for a key: no fetch
+// the page's scripts in the order index.html loads them; board.js then asks for a key: no fetch
+for (const script of ["common.js", "board.js"]) {
+  vm.runInContext(fs.readFileSync(`${__dirname}/../../dashboards/static/${script}`, "utf8"), page);
+}
 const renderTile = vm.runInContext("renderTile", page);
 
 const find = (node, cssClass) => {
