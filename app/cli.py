@@ -129,7 +129,11 @@ def simulate(
     from simulators.service import run_simulator
 
     settings = _settings(plant)
-    _run_until_signal(lambda: run_simulator(load_plant(settings.plant), duration, opcua_restart_every_s=opcua_restart_every))
+    try:
+        _run_until_signal(lambda: run_simulator(load_plant(settings.plant), duration, opcua_restart_every_s=opcua_restart_every))
+    except LookupError as error:  # an OPC UA user's password that cannot be read: what to fix, not a traceback
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

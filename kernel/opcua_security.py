@@ -55,4 +55,7 @@ def password(security: OpcUaSecurity) -> str:
         return value
     if security.password_file is None:
         raise LookupError("the OPC UA security names no password_env or password_file")
-    return security.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    try:
+        return security.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as error:
+        raise LookupError(f"the OPC UA password file {security.password_file} cannot be read: {error.strerror}") from None

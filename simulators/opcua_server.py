@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import socket
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -212,8 +213,7 @@ class OpcUaPlcServer:
             return
         assert self._certificate is not None
         certificate_file, key_file = self._certificate
-        own = await own_certificate(certificate_file, key_file, APPLICATION_URI, urlsplit(self._endpoint).hostname or "localhost",
-                                    server=True)
+        own = await own_certificate(certificate_file, key_file, APPLICATION_URI, socket.gethostname(), server=True)
         if own.created:
             log.warning("opcua.server_certificate_created", endpoint=self._endpoint, certificate=str(certificate_file),
                         thumbprint=own.thumbprint, hint="list it in the edge's trusted_server_certificates to pin it")

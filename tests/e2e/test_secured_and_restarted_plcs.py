@@ -34,10 +34,16 @@ S7_NAMESPACE = "urn:test:s7-1500"
 
 def plant_document(tmp_path: Path, edge_id: str) -> dict:
     """Two OPC UA endpoints: the plant's (NoSecurity, UInt32 counters) and an S7-like one that asks for
-    SignAndEncrypt and a user, with signed INT counters under numeric NodeIds and a Double kWh meter.
-    Its URL carries the credentials too, which must be as absent from the logs as the password."""
+    SignAndEncrypt and a user, with signed INT and DINT counters (both wrap early) under numeric NodeIds,
+    a Double kWh meter and a UInt64 Wh meter. Its URL carries the credentials too, which must be as
+    absent from the logs as the password."""
     secured = f"opc.tcp://edge:{SECRET}@127.0.0.1:{free_port()}/s7/"
     certificates = tmp_path / "opcua"
+    security = {"policy": "Basic256Sha256", "mode": "SignAndEncrypt", "certificate": str(certificates / "edge-cert.der"),
+                "private_key": str(certificates / "edge-key.pem"),
+                # the simulator makes this file on its first run, before the edge connects
+                "trusted_server_certificates": [str(certificates / "server-cert.der")],
+                "user": "edge", "password_env": PASSWORD_ENV}
     return {
         "site": "secured-works",
         "edge_id": edge_id,
@@ -53,12 +59,16 @@ def plant_document(tmp_path: Path, edge_id: str) -> dict:
                            "scrap": {"node": 1002, "type": "int16"},
                            "energy_wh": {"node": f"nsu={S7_NAMESPACE};s=Energy.kWh", "type": "float64", "scale": 1000},
                            "state": "state", "fault": "fault"},
-                 "security": {"policy": "Basic256Sha256", "mode": "SignAndEncrypt",
-                              "certificate": str(certificates / "edge-cert.der"),
-                              "private_key": str(certificates / "edge-key.pem"),
-                              # the simulator makes this file on its first run, before the edge connects
-                              "trusted_server_certificates": [str(certificates / "server-cert.der")],
-                              "user": "edge", "password_env": PASSWORD_ENV}}},
+                 "security": security}},
+            {"id": "s7-dint", "protocol": "opcua", "ideal_cycle_s": "0.3", "counter_width": 32, "counter_start": 2**31 - 6,
+             "simulation": {"scrap_rate": "0.1", "energy_wh_per_cycle": 2, "idle_power_w": 300, "seed": 13,
+                            "server_certificate": str(certificates / "server-cert.der"),
+                            "server_private_key": str(certificates / "server-key.pem")},
+             "source": {
+                 "protocol": "opcua", "endpoint": secured, "namespace": S7_NAMESPACE,
+                 "nodes": {"good": {"node": 2001, "type": "int32"}, "scrap": {"node": 2002, "type": "int32"},
+                           "energy_wh": {"node": f"nsu={S7_NAMESPACE};i=2003", "type": "uint64"}},
+                 "security": security}},
             {"id": "plain-32", "protocol": "opcua", "ideal_cycle_s": "0.2", "counter_width": 32, "counter_start": 2**32 - 8,
              "simulation": {"scrap_rate": "0.05", "energy_wh_per_cycle": 3, "idle_power_w": 400, "mtbf_s": 8, "mttr_s": 2,
                             "seed": 12}},
@@ -89,11 +99,11 @@ class EdgeStatuses:
         with self._lock:
             self.received.append((time.monotonic(), json.loads(message.payload)))
 
-    def of(self, machine_id: str, since: float = 0.0) -> list[str]:
-        """The machine's status in each online status message that arrived from `since` on."""
+    def of(self, machine_id: str, since: float = 0.0, until: float = float("inf")) -> list[str]:
+        """The machine's status in each online status message that arrived between `since` and `until`."""
         with self._lock:
             return [payload["connections"][machine_id]["status"] for at, payload in self.received
-                    if at >= since and payload.get("online") and machine_id in payload.get("connections", {})]
+                    if since <= at <= until and payload.get("online") and machine_id in payload.get("connections", {})]
 
     def close(self) -> None:
         self.client.disconnect()
@@ -122,8 +132,9 @@ def test_a_sign_and_encrypt_server_with_a_user_counts_exactly_and_no_log_line_ca
     restarted: list[float] = []
 
     async def during(plant_run: PlantRun) -> None:
-        await plant_run.wait_for(lambda: committed(plant_run.database_url, "s7-secured").get("good", 0) >= 32768, 60,
-                                 "the Int16 counters past their wrap (32767 -> -32768)")
+        await plant_run.wait_for(lambda: committed(plant_run.database_url, "s7-secured").get("good", 0) >= 2**15
+                                 and committed(plant_run.database_url, "s7-dint").get("good", 0) >= 2**31, 60,
+                                 "the Int16 and Int32 counters past their wrap (32767 -> -32768, 2^31-1 -> -2^31)")
         server = plant_run.simulated.opcua_server(secured)
         await plant_run.simulated.restart_opcua(secured, down_s=1)
         back = time.monotonic()
@@ -164,16 +175,18 @@ def test_an_opcua_restart_that_moves_the_namespace_index_resumes_counting_and_ne
         simulated = plant_run.simulated
         for round_ in range(2):  # the index moves twice: 2 -> 3 -> 4
             await plant_run.wait_for(lambda: statuses.of("plain-32")[-1:] == ["ok"], 60, "plain-32 ok")
+            stopped = time.monotonic()
             await simulated.stop_opcua()
             await plant_run.wait_for(lambda: statuses.of("plain-32")[-1:] == ["unreachable"], 60,
                                      "the edge's status to show plain-32 unreachable")
-            gone = time.monotonic()
             before = committed(plant_run.database_url, "plain-32")["good"]
             await asyncio.sleep(1)  # production goes on unseen
             simulated.opcua.move_namespaces()
             await simulated.start_opcua()
             back = time.monotonic()
-            meanwhile = statuses.of("plain-32", since=gone)
+            # from the edge's noticing (an `ok` published before it did is no claim about the outage) to the return
+            since_stop = statuses.of("plain-32", since=stopped, until=back)
+            meanwhile = since_stop[since_stop.index("unreachable"):]
             await plant_run.wait_for(lambda before=before: committed(plant_run.database_url, "plain-32")["good"] != before, 60,
                                      "counting to resume after the namespace moved")
             outages.append({"round": round_ + 1, "resumed_after_s": round(time.monotonic() - back, 1),
