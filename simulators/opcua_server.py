@@ -147,7 +147,7 @@ class OpcUaPlcServer:
         if self._security.policy != "None" and self._certificate is None:
             raise ValueError(f"the simulated OPC UA server of {', '.join(m.id for m in self._machines)} offers policy "
                              f"{self._security.policy}: give those machines `simulation: {{server_certificate: <file>, "
-                             "server_private_key: <file>}}` (created there on the first run)")
+                             "server_private_key: <file>}` (created there on the first run)")
         self._endpoint = without_credentials(endpoint)
         self._server_name = server_name
         self._server: Server | None = None
@@ -184,7 +184,7 @@ class OpcUaPlcServer:
         """Serve the machines with these values (a restart: what they show now)."""
         if not self._machines or self._server is not None:
             return
-        # The simulator serves NoSecurity on purpose; asyncua's server would warn about it at every start.
+        # A plant without OPC UA security is served so on purpose; asyncua's server would warn about it at every start.
         logging.getLogger("asyncua.server.server").setLevel(logging.ERROR)
         security = self._security
         server = Server(user_manager=_OneUser(security.user, password(security)) if security.user else None)
