@@ -116,16 +116,24 @@ def demo(
 def simulate(
     plant: PlantOption = None,
     duration: Annotated[float | None, typer.Option(help="seconds to run (default: until Ctrl-C)")] = None,
+    opcua_restart_every: Annotated[float | None, typer.Option(
+        help="restart every OPC UA server this often (seconds), each time with its namespaces at a higher index, "
+             "as a PLC whose project gained a library; production goes on meanwhile", min=1)] = None,
 ) -> None:
     """Serve the plant's simulated PLCs (OPC UA and Modbus TCP servers) and produce.
 
+    OPC UA security is what the machines' `source.security` asks of the edge (docs/plant-file.md).
     Ctrl-C or SIGTERM stops it; exit code 0.
     """
     from kernel.plant import load_plant
     from simulators.service import run_simulator
 
     settings = _settings(plant)
-    _run_until_signal(lambda: run_simulator(load_plant(settings.plant), duration))
+    try:
+        _run_until_signal(lambda: run_simulator(load_plant(settings.plant), duration, opcua_restart_every_s=opcua_restart_every))
+    except LookupError as error:  # an OPC UA user's password that cannot be read: what to fix, not a traceback
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

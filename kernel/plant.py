@@ -265,6 +265,16 @@ class Simulation(_Strict):
     mttr_s: Decimal = Field(default=Decimal(20), gt=0)
     plc_reset_probability: Decimal = Field(default=Decimal(0), ge=0, le=1, description="chance a repair ends in a counter reset")
     seed: int | None = None
+    # The simulated OPC UA server's own certificate (DER) and key (PEM), created there on its first run,
+    # for an endpoint whose `security` has a policy. Machines of one endpoint give the same (or none).
+    server_certificate: Path | None = None
+    server_private_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _certificate_with_key(self) -> Simulation:
+        if (self.server_certificate is None) != (self.server_private_key is None):
+            raise ValueError("simulation: server_certificate and server_private_key go together")
+        return self
 
 
 class MachineSpec(_Strict):

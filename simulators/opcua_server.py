@@ -1,7 +1,15 @@
-"""One OPC UA server standing in for every OPC UA PLC of a plant.
+"""One OPC UA server standing in for the OPC UA PLCs of one endpoint.
 
 Address space: Objects / <area> / <line> / <machine> / <signal>, where each signal is a variable
 with the NodeId `machine.source.nodes[signal]` names (a namespace it names is registered).
+
+Security is what the machines' `source.security` asks of the edge: a policy and mode is the only
+endpoint offered (with the server's own certificate from `simulation.server_certificate`, created
+on its first run), and a `user` is the only identity admitted, with the password the edge reads
+(the same environment variable or file). Without either, the server offers NoSecurity to anyone.
+
+A restart (`stop`, then `start`) may move the namespaces: `namespaces_ahead` are registered before
+the plant's, as on a PLC whose project gained a library; `move_namespaces` adds one.
 
 Every write is stamped with the instant of the publish (SourceTimestamp = ServerTimestamp), which
 clients take as the time of the value. The server keeps each machine's state changes as published
@@ -10,20 +18,28 @@ clients take as the time of the value. The server keeps each machine's state cha
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
+import socket
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 from asyncua import Server, ua
 from asyncua.common.node import Node
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 from kernel.logs import get_logger
 from kernel.opcua import node_id as opcua_node_id
+from kernel.opcua_security import own_certificate, password
 from kernel.signals import COUNTERS, ORDER
-from kernel.plant import Machine, OpcUaSource
+from kernel.plant import Machine, OpcUaSecurity, OpcUaSource
 
 log = get_logger(__name__)
 
@@ -41,6 +57,13 @@ class PublishedState(NamedTuple):
 
 # Where the machines' objects go when a machine's source names no namespace of its own.
 DEFAULT_NAMESPACE = "urn:open-mes:simulated"
+# What a restart registers ahead of the plant's namespaces (`move_namespaces`), numbered from 1.
+LIBRARY_NAMESPACE = "urn:open-mes:simulated:library-{}"
+APPLICATION_URI = "urn:open-mes:simulated-plc"
+SECURITY_POLICIES = {
+    (policy, mode): ua.SecurityPolicyType[f"{policy.replace('_', '')}_{mode}"]
+    for policy in ("Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss") for mode in ("Sign", "SignAndEncrypt")
+}
 VARIANT_TYPES = {
     "uint16": ua.VariantType.UInt16, "int16": ua.VariantType.Int16, "uint32": ua.VariantType.UInt32,
     "int32": ua.VariantType.Int32, "uint64": ua.VariantType.UInt64, "int64": ua.VariantType.Int64,
@@ -79,23 +102,77 @@ def _opcua_source(machine: Machine) -> OpcUaSource:
     return machine.source
 
 
+def without_credentials(endpoint: str) -> str:
+    """The endpoint URL without a `user:password@` part: where a server listens."""
+    parts = urlsplit(endpoint)
+    if parts.hostname is None or "@" not in parts.netloc:
+        return endpoint
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return urlunsplit(parts._replace(netloc=host if parts.port is None else f"{host}:{parts.port}"))
+
+
+class _OneUser(UserManager):
+    """Admits the plant file's user with its password and nobody else."""
+
+    def __init__(self, user: str, secret: str) -> None:
+        self._user, self._secret = user, secret.encode()
+
+    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
+                 certificate: Any = None) -> User | None:
+        if username != self._user or password is None:
+            return None
+        given = password.encode() if isinstance(password, str) else bytes(password)
+        return User(role=UserRole.User, name=username) if hmac.compare_digest(given, self._secret) else None
+
+
+def _shared(machines: Sequence[Machine], what: str, values: set[Any]) -> Any:
+    if len(values) > 1:
+        raise ValueError(f"the machines of one OPC UA endpoint ({', '.join(m.id for m in machines)}) must share {what}")
+    return values.pop() if values else None
+
+
 class OpcUaPlcServer:
     def __init__(self, machines: Sequence[Machine], endpoint: str, server_name: str = "open-mes simulated plant") -> None:
         # how far the simulated PLCs' clock is off: their SourceTimestamps, as a PLC whose clock was stepped
         self.clock_offset = timedelta(0)
+        # registered before the plant's namespaces at the next start, which gives those higher indexes
+        self.namespaces_ahead: tuple[str, ...] = ()
         self._machines = list(machines)
-        for machine in self._machines:
-            _opcua_source(machine)
-        self._endpoint = endpoint
+        self._security: OpcUaSecurity = _shared(
+            self._machines, "one `security` setting", {_opcua_source(machine).security for machine in self._machines}
+        ) or OpcUaSecurity()
+        given = {(m.simulation.server_certificate, m.simulation.server_private_key) for m in self._machines}
+        self._certificate: tuple[Path, Path] | None = _shared(
+            self._machines, "one simulation.server_certificate and server_private_key", given - {(None, None)})
+        if self._security.policy != "None" and self._certificate is None:
+            raise ValueError(f"the simulated OPC UA server of {', '.join(m.id for m in self._machines)} offers policy "
+                             f"{self._security.policy}: give those machines `simulation: {{server_certificate: <file>, "
+                             "server_private_key: <file>}` (created there on the first run)")
+        self._endpoint = without_credentials(endpoint)
         self._server_name = server_name
         self._server: Server | None = None
+        # Publishes, starts and stops one at a time: an older value must never overwrite a newer one.
+        self._lock = asyncio.Lock()
         self._variables: dict[str, dict[str, tuple[ua.NodeId, ua.VariantType, Decimal]]] = {}
         self._shown: dict[str, dict[str, int | str]] = {}
         self._published_states: dict[str, deque[PublishedState]] = {}
 
     @property
     def endpoint(self) -> str:
+        """Where the server listens (the machines' endpoint without credentials)."""
         return self._endpoint
+
+    @property
+    def machine_ids(self) -> tuple[str, ...]:
+        return tuple(machine.id for machine in self._machines)
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def move_namespaces(self) -> None:
+        """At the next start, one more namespace ahead of the plant's: each of them one index higher."""
+        self.namespaces_ahead += (LIBRARY_NAMESPACE.format(len(self.namespaces_ahead) + 1),)
 
     def published_states(self, machine_id: str) -> list[PublishedState]:
         """Each change of the machine's state or fault code as published, oldest first."""
@@ -104,16 +181,50 @@ class OpcUaPlcServer:
         return list(self._published_states.get(machine_id, ()))
 
     async def start(self, values: dict[str, dict[str, int | str]]) -> None:
-        if not self._machines:
+        """Serve the machines with these values (a restart: what they show now)."""
+        if not self._machines or self._server is not None:
             return
-        # The simulator serves NoSecurity on purpose; asyncua's server would warn about it at every start.
+        # A plant without OPC UA security is served so on purpose; asyncua's server would warn about it at every start.
         logging.getLogger("asyncua.server.server").setLevel(logging.ERROR)
-        server = Server()
+        security = self._security
+        server = Server(user_manager=_OneUser(security.user, password(security)) if security.user else None)
         await server.init()
         server.set_endpoint(self._endpoint)
         server.set_server_name(self._server_name)
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await server.set_application_uri(APPLICATION_URI)
+        await self._secure(server)
+        for namespace in self.namespaces_ahead:
+            await server.register_namespace(namespace)
+        variables = await self._add_machines(server, values)
+        await server.start()
+        async with self._lock:
+            self._server, self._variables, self._shown = server, variables, {}
+            await self._publish(values)
+        log.info("opc ua server listening", endpoint=self._endpoint, machines=len(self._machines),
+                 security=f"{security.policy} {security.mode}", user=security.user,
+                 namespaces_ahead=len(self.namespaces_ahead))
+
+    async def _secure(self, server: Server) -> None:
+        security = self._security
+        if security.user is not None:
+            server.set_identity_tokens([ua.UserNameIdentityToken])
+        if security.policy == "None":
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            return
+        assert self._certificate is not None
+        certificate_file, key_file = self._certificate
+        own = await own_certificate(certificate_file, key_file, APPLICATION_URI, socket.gethostname(), server=True)
+        if own.created:
+            log.warning("opcua.server_certificate_created", endpoint=self._endpoint, certificate=str(certificate_file),
+                        thumbprint=own.thumbprint, hint="list it in the edge's trusted_server_certificates to pin it")
+        server.set_security_policy([SECURITY_POLICIES[(security.policy, security.mode)]])
+        await server.load_certificate(certificate_file)
+        await server.load_private_key(key_file)
+
+    async def _add_machines(self, server: Server, values: dict[str, dict[str, int | str]]
+                            ) -> dict[str, dict[str, tuple[ua.NodeId, ua.VariantType, Decimal]]]:
         folders: dict[tuple[str, ...], Node] = {}
+        every_variable = {}
         for machine in self._machines:
             source = _opcua_source(machine)
             namespace = await server.register_namespace(source.namespace or DEFAULT_NAMESPACE)
@@ -124,7 +235,7 @@ class OpcUaPlcServer:
                     folders[path] = await parent.add_folder(namespace, path[-1])
                 parent = folders[path]
             machine_object = await parent.add_object(namespace, machine.id)
-            variables = self._variables[machine.id] = {}
+            variables = every_variable[machine.id] = {}
             namespaces = await server.get_namespace_array()
             for signal in source.nodes:
                 address = source.address(signal)
@@ -137,13 +248,14 @@ class OpcUaPlcServer:
                 await machine_object.add_variable(node_id, ua.QualifiedName(signal, namespace),
                                                   ua.Variant(shown_value(initial, kind, source.nodes[signal].scale), kind))
                 variables[signal] = (node_id, kind, source.nodes[signal].scale)
-        await server.start()
-        self._server = server
-        await self.publish(values)
-        log.info("opc ua server listening", endpoint=self._endpoint, machines=len(self._machines))
+        return every_variable
 
     async def publish(self, values: dict[str, dict[str, int | str]]) -> None:
         """Write the signals of each machine that changed since the last publish."""
+        async with self._lock:
+            await self._publish(values)
+
+    async def _publish(self, values: dict[str, dict[str, int | str]]) -> None:
         if self._server is None:
             return
         now = datetime.now(UTC)
@@ -152,7 +264,6 @@ class OpcUaPlcServer:
             if variables is None:
                 continue
             shown = self._shown.setdefault(machine_id, {})
-            codes_before = (shown.get("state"), shown.get("fault"))
             for signal, value in signals.items():
                 if signal not in variables or shown.get(signal) == value:
                     continue
@@ -161,11 +272,15 @@ class OpcUaPlcServer:
                                           SourceTimestamp=now + self.clock_offset, ServerTimestamp=now)
                 await self._server.write_attribute_value(node_id, data_value)
                 shown[signal] = value
-            if (shown.get("state"), shown.get("fault")) != codes_before:
-                published = self._published_states.setdefault(machine_id, deque(maxlen=PUBLISHED_STATES_KEPT))
-                published.append(PublishedState(now, shown.get("state"), shown.get("fault")))
+            published = self._published_states.setdefault(machine_id, deque(maxlen=PUBLISHED_STATES_KEPT))
+            codes = (shown.get("state"), shown.get("fault"))
+            # compared with the last one published, not with what this server showed: a restarted
+            # server shows the same state anew, which is no change
+            if codes != ((published[-1].state, published[-1].fault) if published else (None, None)):
+                published.append(PublishedState(now, *codes))  # type: ignore[arg-type]
 
     async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
+        async with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            await server.stop()

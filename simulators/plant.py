@@ -9,10 +9,10 @@ from decimal import Decimal
 from fractions import Fraction
 
 from kernel.logs import get_logger
-from kernel.plant import Plant
+from kernel.plant import Machine, OpcUaSource, Plant
 from simulators.model import DEFAULT_RESET_HOLD_S, MachineModel, seconds_from_microseconds
 from simulators.modbus_server import ModbusPlcServer
-from simulators.opcua_server import OpcUaPlcServer, PublishedState
+from simulators.opcua_server import OpcUaPlcServer, PublishedState, without_credentials
 
 log = get_logger(__name__)
 
@@ -55,7 +55,6 @@ class SimulatedPlant:
         self,
         plant: Plant,
         *,
-        opcua_endpoint: str | None = None,
         modbus_port: int | None = None,
         tick_ms: int = 50,
         reset_hold_s: Decimal | int = DEFAULT_RESET_HOLD_S,
@@ -68,13 +67,27 @@ class SimulatedPlant:
         self._clock = PlantClock(plant.clock.acceleration)
         self._advanced_us = 0
         endpoints = plant.endpoints
-        self.opcua = OpcUaPlcServer([m for m in plant.machines if m.protocol == "opcua"], opcua_endpoint or endpoints.opcua)
+        # One OPC UA server per endpoint the machines name; the plant's own one even when none does.
+        by_endpoint: dict[str, list[Machine]] = {without_credentials(endpoints.opcua): []}
+        for machine in plant.machines:
+            if isinstance(machine.source, OpcUaSource):
+                by_endpoint.setdefault(without_credentials(machine.source.endpoint), []).append(machine)
+        self.opcua_servers = {endpoint: OpcUaPlcServer(machines, endpoint) for endpoint, machines in by_endpoint.items()}
         self.modbus = ModbusPlcServer(
             [m for m in plant.machines if m.protocol == "modbus"],
             endpoints.modbus_host,
             endpoints.modbus_port if modbus_port is None else modbus_port,
         )
         self._ticker: asyncio.Task[None] | None = None
+
+    @property
+    def opcua(self) -> OpcUaPlcServer:
+        """The OPC UA server at the plant's `endpoints.opcua`."""
+        return self.opcua_server()
+
+    def opcua_server(self, endpoint: str | None = None) -> OpcUaPlcServer:
+        """The OPC UA server at `endpoint` (default: the plant's `endpoints.opcua`)."""
+        return self.opcua_servers[without_credentials(endpoint or self.plant.endpoints.opcua)]
 
     @property
     def producing(self) -> bool:
@@ -97,16 +110,20 @@ class SimulatedPlant:
     def published_states(self, machine_id: str) -> list[PublishedState]:
         """An OPC UA machine's state changes with the SourceTimestamp they were published with, oldest
         first: what its state intervals must be. (Over Modbus the edge stamps its reads itself.)"""
-        return self.opcua.published_states(machine_id)
+        for server in self.opcua_servers.values():
+            if machine_id in server.machine_ids:
+                return server.published_states(machine_id)
+        raise ValueError(f"machine {machine_id} is not served over OPC UA")
 
     async def start(self) -> None:
         """Servers up with every counter at its start value, machines IDLE, nothing produced yet."""
         values = self.counters()
-        await self.opcua.start(values)
         try:
+            for server in self.opcua_servers.values():
+                await server.start(values)
             await self.modbus.start(values)
         except BaseException:
-            await self.opcua.stop()
+            await self._stop_servers()
             raise
         self._ticker = asyncio.create_task(self._tick_forever(), name="simulated-plant-ticker")
 
@@ -132,8 +149,31 @@ class SimulatedPlant:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
         finally:
-            await self.modbus.stop()
-            await self.opcua.stop()
+            await self._stop_servers()
+
+    async def _stop_servers(self) -> None:
+        await self.modbus.stop()
+        for server in self.opcua_servers.values():
+            await server.stop()
+
+    async def stop_opcua(self, endpoint: str | None = None) -> None:
+        """Take an OPC UA server away (default: the plant's); its machines go on producing unseen."""
+        await self.opcua_server(endpoint).stop()
+
+    async def start_opcua(self, endpoint: str | None = None) -> None:
+        """Bring an OPC UA server back, with what its machines show now (and the namespaces it has
+        ahead of the plant's: see OpcUaPlcServer.move_namespaces)."""
+        await self.opcua_server(endpoint).start(self.counters())
+
+    async def restart_opcua(self, endpoint: str | None = None, *, down_s: float = 0, move_namespaces: bool = True) -> None:
+        """Stop an OPC UA server, wait `down_s`, start it again; by default with its namespaces one
+        index higher, as a PLC whose project gained a library comes back."""
+        server = self.opcua_server(endpoint)
+        await server.stop()
+        await asyncio.sleep(down_s)
+        if move_namespaces:
+            server.move_namespaces()
+        await self.start_opcua(endpoint)
 
     def raise_if_failed(self) -> None:
         """Surface an error that ended the ticker (servers would otherwise go quietly stale)."""
@@ -143,7 +183,8 @@ class SimulatedPlant:
     async def publish(self) -> None:
         """Push what the models show now to both servers (only changed values are written)."""
         values = self.counters()
-        await self.opcua.publish(values)
+        for server in self.opcua_servers.values():
+            await server.publish(values)
         await self.modbus.publish(values)
 
     async def __aenter__(self) -> SimulatedPlant:

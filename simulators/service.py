@@ -13,6 +13,10 @@ from simulators.plant import SimulatedPlant
 
 log = get_logger(__name__)
 
+# How long a restarted OPC UA server stays away (`opcua_restart_every_s`): long enough for a reader
+# to see the connection go.
+OPCUA_RESTART_DOWN_S = 2.0
+
 
 def log_machines(simulated: SimulatedPlant, event: str) -> None:
     counters = simulated.counters()
@@ -39,19 +43,25 @@ async def run_simulator(
     *,
     report_every_s: float = 10.0,
     simulated: SimulatedPlant | None = None,
+    opcua_restart_every_s: float | None = None,
 ) -> dict[str, dict]:
     """Start the plant and produce until `duration_s` wall seconds (None = until cancelled).
 
-    `on_tick` is called about once a second with the running plant (e.g. for a live table). Returns
-    the ground truth; on cancellation the final ground truth is logged and the cancellation goes on.
+    `on_tick` is called about once a second with the running plant (e.g. for a live table).
+    `opcua_restart_every_s` restarts every OPC UA server that often, each time with its namespaces
+    one index higher (production goes on meanwhile). Returns the ground truth; on cancellation the
+    final ground truth is logged and the cancellation goes on.
     """
     simulated = simulated or SimulatedPlant(plant)
     await simulated.start()
     try:
         simulated.start_production()
         started = time.monotonic()
-        last_report = started
+        last_report = last_restart = started
         while duration_s is None or time.monotonic() - started < duration_s:
+            if opcua_restart_every_s is not None and time.monotonic() - last_restart >= opcua_restart_every_s:
+                await restart_opcua_servers(simulated)
+                last_restart = time.monotonic()
             left = None if duration_s is None else duration_s - (time.monotonic() - started)
             await asyncio.sleep(1.0 if left is None else max(0.0, min(1.0, left)))
             simulated.raise_if_failed()
@@ -69,3 +79,11 @@ async def run_simulator(
         raise
     finally:
         await simulated.stop()
+
+
+async def restart_opcua_servers(simulated: SimulatedPlant) -> None:
+    for endpoint, server in simulated.opcua_servers.items():
+        if server.machine_ids:
+            log.info("opc ua server restarting", endpoint=endpoint, down_s=OPCUA_RESTART_DOWN_S,
+                     namespaces_ahead=len(server.namespaces_ahead) + 1)
+            await simulated.restart_opcua(endpoint, down_s=OPCUA_RESTART_DOWN_S)

@@ -4,8 +4,6 @@ the environment or a file at every connect. No secret is ever logged."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -14,9 +12,9 @@ from asyncua import Client, ua
 from asyncua.crypto import security_policies
 from asyncua.common.utils import ServiceError
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from kernel.logs import get_logger
+from kernel.opcua_security import load_certificate, own_certificate, password, thumbprint
 from kernel.plant import OpcUaSecurity
 
 log = get_logger(__name__)
@@ -29,16 +27,6 @@ POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
 MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
 # The application URI the edge's certificate names; a PLC that pins it sees the same after a restart.
 APPLICATION_URI = f"urn:{socket.gethostname()}:open-mes:edge"
-
-
-def thumbprint(certificate: x509.Certificate) -> str:
-    """SHA-1 of the DER form, as OPC UA tools (and PLC web pages) show a certificate's thumbprint."""
-    return hashlib.sha1(certificate.public_bytes(Encoding.DER)).hexdigest().upper()  # noqa: S324 - the standard's choice
-
-
-def load_certificate(path: Path) -> x509.Certificate:
-    data = path.read_bytes()
-    return x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_certificate(data)
 
 
 def trusted_thumbprints(locations: tuple[Path, ...]) -> set[str]:
@@ -57,16 +45,6 @@ def trusted_thumbprints(locations: tuple[Path, ...]) -> set[str]:
     return thumbprints
 
 
-def password(security: OpcUaSecurity) -> str:
-    if security.password_env is not None:
-        value = os.environ.get(security.password_env)
-        if value is None:
-            raise LookupError(f"the OPC UA password variable {security.password_env} is not set")
-        return value
-    assert security.password_file is not None
-    return security.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-
-
 async def secure(client: Client, security: OpcUaSecurity, endpoint: str) -> None:
     """Set the client up as `security` says; call before connect."""
     if security.user is not None:
@@ -75,13 +53,11 @@ async def secure(client: Client, security: OpcUaSecurity, endpoint: str) -> None
     if security.policy == "None":
         return
     certificate_file, key_file = Path(security.certificate), Path(security.private_key)  # type: ignore[arg-type]
-    before = thumbprint(load_certificate(certificate_file)) if certificate_file.is_file() else None
     client.application_uri = APPLICATION_URI
-    await client.setup_self_signed_certificate(key_file, certificate_file)
-    own = thumbprint(load_certificate(certificate_file))
-    if own != before:
+    own = await own_certificate(certificate_file, key_file, APPLICATION_URI, socket.gethostname(), server=False)
+    if own.created:
         log.warning("opcua.client_certificate_created", endpoint=endpoint, certificate=str(certificate_file),
-                    thumbprint=own, hint="trust this certificate on the server")
+                    thumbprint=own.thumbprint, hint="trust this certificate on the server")
     trusted = trusted_thumbprints(security.trusted_server_certificates)
 
     async def validate(certificate: x509.Certificate, _application: Any) -> None:

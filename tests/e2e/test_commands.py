@@ -75,6 +75,34 @@ def test_simulate_serves_the_plant_for_a_duration_and_logs_the_ground_truth(tmp_
     assert all(entry["good"] + entry["scrap"] > 0 for entry in finals)
 
 
+def test_simulate_can_restart_its_opcua_servers_with_the_namespaces_moved(tmp_path):
+    plant_file = write_plant(plant_on_free_ports(DEMO_PLANT), tmp_path, source=DEMO_PLANT)
+    result = mes("simulate", "--plant", str(plant_file), "--duration", "4", "--opcua-restart-every", "1",
+                 env={"MES_LOG_FORMAT": "json"})
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    listening = [line["namespaces_ahead"] for line in lines if line["event"] == "opc ua server listening"]
+    assert listening[:2] == [0, 1], listening  # the restarted server has one namespace ahead of the plant's
+    assert {entry["machine"] for entry in lines if entry["event"] == "final ground truth"} >= {"press-01", "packer-01"}
+
+
+def test_simulate_says_which_opcua_password_it_cannot_read(tmp_path):
+    import yaml
+
+    plant = {"site": "s", "endpoints": {"opcua": "opc.tcp://127.0.0.1:1/p/"}, "areas": [{"id": "a", "lines": [{"id": "l", "machines": [
+        {"id": "m", "protocol": "opcua", "ideal_cycle_s": 1,
+         "simulation": {"server_certificate": str(tmp_path / "c.der"), "server_private_key": str(tmp_path / "k.pem")},
+         "source": {"protocol": "opcua", "namespace": "urn:m", "nodes": {"good": 1},
+                    "security": {"policy": "Basic256Sha256", "mode": "SignAndEncrypt", "certificate": "e.der",
+                                 "private_key": "e.pem", "user": "u", "password_env": "MES_TEST_UNSET_PASSWORD"}}}]}]}]}
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(yaml.safe_dump(plant))
+    result = mes("simulate", "--plant", str(plant_file), "--duration", "1")
+    assert result.returncode == 2, result.stderr
+    assert "Error: the OPC UA password variable MES_TEST_UNSET_PASSWORD is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_db_sql_prints_the_schema_for_review():
     plain, timescale = mes("db", "sql"), mes("db", "sql", "--timescale")
     assert plain.returncode == timescale.returncode == 0

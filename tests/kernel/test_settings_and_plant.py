@@ -48,6 +48,12 @@ def test_the_demo_plant_resolves_every_machine_with_a_source_and_counter_specs()
     assert all(spec.width == m.counter_width for m in plant.machines for c, spec in m.counters.items() if c != "energy_wh")
     assert {m.id: m.counters["energy_wh"].width for m in plant.machines} == {
         "press-01": 64, "press-02": 64, "welder-01": 32, "packer-01": 32}
+    # The demo meets real-PLC types: signed INT counters (which wrap early in a run) and kWh meters.
+    press = plant.machine("press-01").source
+    assert {press.nodes[c].type for c in ("good", "scrap")} == {"int16"} and plant.machine("press-01").counter_start > 2**15 - 60
+    assert press.nodes["energy_wh"].type == "float64" and press.nodes["energy_wh"].scale == 1000
+    meter = plant.machine("press-02").source.registers["energy_wh"]
+    assert (meter.table, meter.type, meter.scale) == ("input", "float32", 1000)
 
 
 def test_plant_errors_name_the_problem():

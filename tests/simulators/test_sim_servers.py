@@ -7,13 +7,17 @@ from decimal import Decimal
 
 import pytest
 from asyncua import Client, ua
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from pymodbus.client import AsyncModbusTcpClient
 
 from edge.sources.modbus import decode_register
 from kernel.signals import COUNTERS, ORDER, SIGNALS, MachineState
+from kernel.embedded.broker import free_port
 from kernel.opcua import node_id
+from kernel.opcua_security import load_certificate, own_certificate, thumbprint
 from kernel.plant import Machine, ModbusRegister, ModbusSource, OpcUaSource
 from simulators.modbus_server import contiguous_runs, register_addresses, register_words
+from simulators.opcua_server import OpcUaPlcServer, without_credentials
 from simulators.plant import SimulatedPlant
 from simulators.service import run_simulator
 from sim_helpers import eventually, plant_with
@@ -233,3 +237,123 @@ def test_a_poller_over_modbus_counts_exactly_through_natural_failures_and_plc_re
             assert totals == {counter: truth[counter] for counter in COUNTERS}
 
     asyncio.run(scenario())
+
+
+SECRET = "sim-Pa55word-for-one-user"
+
+
+def secured_plant(tmp_path, **security):
+    """One machine on an OPC UA endpoint of its own that asks for Basic256Sha256 SignAndEncrypt and a user."""
+    port = free_port()
+    spec = {"id": "secured", "protocol": "opcua", "ideal_cycle_s": "0.1", "counter_width": 16,
+            "simulation": {**NO_FAILURES, "server_certificate": str(tmp_path / "server" / "cert.der"),
+                           "server_private_key": str(tmp_path / "server" / "key.pem")},
+            "source": {"protocol": "opcua", "endpoint": f"opc.tcp://127.0.0.1:{port}/secured/",
+                       "namespace": "urn:test:secured",
+                       "nodes": {"good": {"node": 1001, "type": "int16"}, "state": "secured.state"},
+                       "security": {"policy": "Basic256Sha256", "mode": "SignAndEncrypt",
+                                    "certificate": str(tmp_path / "edge" / "cert.der"),
+                                    "private_key": str(tmp_path / "edge" / "key.pem"), "user": "edge", **security}}}
+    return plant_with([MACHINES[0], spec])
+
+
+async def _secured_client(endpoint: str, tmp_path, *, user: str | None = "edge", password: str = SECRET,
+                          encrypted: bool = True) -> Client:
+    client = Client(endpoint)
+    if user is not None:
+        client.set_user(user)
+        client.set_password(password)
+    if encrypted:
+        await own_certificate(tmp_path / "client.der", tmp_path / "client.pem", client.application_uri, "localhost", server=False)
+        await client.set_security(SecurityPolicyBasic256Sha256, str(tmp_path / "client.der"), str(tmp_path / "client.pem"),
+                                  mode=ua.MessageSecurityMode.SignAndEncrypt)
+    return client
+
+
+def test_a_secured_endpoint_admits_only_its_user_over_sign_and_encrypt_with_a_certificate_made_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIM_TEST_OPCUA_PASSWORD", SECRET)
+    plant = secured_plant(tmp_path, password_env="SIM_TEST_OPCUA_PASSWORD")
+    machine = plant.machine("secured")
+    endpoint = machine.source.endpoint
+
+    async def refused(**how) -> str:
+        client = await _secured_client(endpoint, tmp_path, **how)
+        try:
+            await client.connect()
+        except Exception as error:  # noqa: BLE001 - what asyncua raises differs by where the refusal comes
+            return f"{type(error).__name__}: {error}"
+        await client.disconnect()
+        raise AssertionError(f"connected with {how}")
+
+    async def scenario() -> None:
+        async with SimulatedPlant(plant, modbus_port=0) as simulated:
+            assert simulated.opcua_server(endpoint) is not simulated.opcua  # an endpoint of its own
+            certificate = tmp_path / "server" / "cert.der"
+            assert certificate.is_file()  # created on the first run
+            thumbprint_before = thumbprint(load_certificate(certificate))
+
+            assert "BadUserAccessDenied" in await refused(password="wrong")
+            assert "BadIdentityTokenRejected" in await refused(user=None)  # no anonymous session
+            assert "No matching endpoints" in await refused(encrypted=False)  # NoSecurity is not offered
+            client = await _secured_client(endpoint, tmp_path)
+            async with client:
+                namespace = await client.get_namespace_index("urn:test:secured")
+                good = await client.get_node(ua.NodeId(1001, namespace)).read_data_value()
+                assert good.Value.VariantType == ua.VariantType.Int16
+
+            await simulated.restart_opcua(endpoint, move_namespaces=False)
+            assert thumbprint(load_certificate(certificate)) == thumbprint_before  # kept across restarts
+            async with await _secured_client(endpoint, tmp_path) as client:
+                assert await client.get_namespace_index("urn:test:secured") == namespace
+
+    asyncio.run(scenario())
+
+
+def test_the_password_may_come_from_a_file_and_a_policy_needs_a_server_certificate(tmp_path):
+    secret_file = tmp_path / "password"
+    secret_file.write_text(SECRET + "\n")
+    plant = secured_plant(tmp_path, password_file=str(secret_file))
+
+    async def scenario() -> None:
+        async with SimulatedPlant(plant, modbus_port=0) as simulated:
+            async with await _secured_client(plant.machine("secured").source.endpoint, tmp_path) as client:
+                assert await client.get_namespace_index("urn:test:secured")
+            assert simulated.opcua_server(plant.machine("secured").source.endpoint).running
+
+    asyncio.run(scenario())
+    spec = plant.machine("secured").model_copy(update={"simulation": plant.machine("opc-16").simulation})
+    with pytest.raises(ValueError, match="server_certificate"):
+        OpcUaPlcServer([spec], spec.source.endpoint)
+
+
+def test_a_restart_moves_the_namespaces_and_serves_what_the_machines_show_now():
+    async def scenario() -> None:
+        plant = plant_with(MACHINES[:1], acceleration=5)
+        machine = plant.machines[0]
+        async with SimulatedPlant(plant, modbus_port=0, tick_ms=20) as simulated:
+            async with Client(simulated.opcua.endpoint) as client:
+                index_before = await client.get_namespace_index(plant.endpoints.opcua_namespace)
+            simulated.start_production()
+            await simulated.stop_opcua()
+            assert not simulated.opcua.running
+            await eventually(lambda: simulated.ground_truth()[machine.id]["good"] >= 5, what="production while the server is away")
+            simulated.opcua.move_namespaces()
+            await simulated.start_opcua()
+            simulated.stop_production()
+            shown = simulated.counters()[machine.id]
+            async with Client(simulated.opcua.endpoint) as client, Readers(simulated) as readers:
+                assert await client.get_namespace_index(plant.endpoints.opcua_namespace) == index_before + 1
+                await eventually(lambda: _equal(readers.read(machine), shown), what="the restarted server's values")
+            await simulated.restart_opcua()  # once more: one more index
+            async with Client(simulated.opcua.endpoint) as client:
+                assert await client.get_namespace_index(plant.endpoints.opcua_namespace) == index_before + 2
+            states = [(s.state, s.fault) for s in simulated.published_states(machine.id)]
+            assert all(a != b for a, b in zip(states, states[1:], strict=False)), "a restart is no state change"
+
+    asyncio.run(scenario())
+
+
+def test_the_endpoint_without_credentials_is_where_a_server_listens():
+    assert without_credentials("opc.tcp://edge:pw@127.0.0.1:4840/plc/") == "opc.tcp://127.0.0.1:4840/plc/"
+    assert without_credentials("opc.tcp://127.0.0.1:4840/plc/") == "opc.tcp://127.0.0.1:4840/plc/"
+    assert without_credentials("opc.tcp://u:p@[::1]:4840/") == "opc.tcp://[::1]:4840/"
