@@ -48,7 +48,9 @@ def seed(database_url: str, now: datetime, path: Path = DEMO_ORDERS) -> dict:
                           "source": answers[line.line]["source"]}
                          for line in order.lines]
             sales.create_sales_order(session, order.so_id, order.customer_id, order.due,
-                                     [sales.SalesLine(line.line, line.item_id, line.quantity, line.unit_price) for line in order.lines],
+                                     [sales.SalesLine(line.line, line.item_id, line.quantity, line.unit_price,
+                                                      answers[line.line]["date"], answers[line.line]["source"])
+                                      for line in order.lines],
                                      order.tolerance, ACTOR)
         live = plans.live_plan(session, today, "day", buckets, now)
         run = plans.store_run(session, live)

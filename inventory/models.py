@@ -142,6 +142,8 @@ class SalesOrderLine(Base):
     quantity: Mapped[Decimal]
     unit_price: Mapped[Decimal]
     shipped: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    promised: Mapped[date | None] = mapped_column(default=None)  # the day promised when the order was entered
+    promise_source: Mapped[str | None] = mapped_column(default=None)
 
 
 class Transfer(Base):

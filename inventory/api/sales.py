@@ -100,7 +100,10 @@ class SalesLineOut(BaseModel):
     outstanding: Decimal = Field(description="ordered − shipped, never below 0")
     promise: LinePromiseOut | None = Field(default=None, description=(
         "answered when the order is entered (ATP first, CTP beyond, from the plan as it stood without the order; "
-        "nothing booked); none on later reads"))
+        "nothing booked); none on later reads, which carry what was kept of it in `promised`"))
+    promised: Day | None = Field(default=None, description="the day promised when the order was entered (none: no "
+                                 "date could be promised, or the order was entered before promises were kept)")
+    promise_source: Literal["atp", "make", "buy", "none"] | None = Field(default=None, description="what the promise rested on")
 
 
 class SalesOrderOut(BaseModel):
@@ -144,9 +147,10 @@ def get_customer(customer_id: str, db: Db):
 @router.post("/sales-orders", status_code=201, response_model=SalesOrderOut)
 def create_sales_order(body: SalesOrderIn, db: Db, caller: Caller, request: Request):
     """Entered, with a promise per line (see `promise`)."""
-    lines = [sales.SalesLine(line.line, line.item_id, line.quantity, line.unit_price) for line in body.lines]
     promises = request.app.state.promise_sales_lines(
-        db, body.so_id, body.due, [(line.line, line.item_id, line.quantity) for line in lines], datetime.now(UTC))
+        db, body.so_id, body.due, [(line.line, line.item_id, line.quantity) for line in body.lines], datetime.now(UTC))
+    lines = [sales.SalesLine(line.line, line.item_id, line.quantity, line.unit_price, promises[line.line]["date"],
+                             promises[line.line]["source"]) for line in body.lines]
     order = sales.create_sales_order(db, body.so_id, body.customer_id, body.due, lines, body.tolerance, caller.name)
     return {**order, "lines": [{**line, "promise": promises.get(line["line"])} for line in order["lines"]]}
 

@@ -2,10 +2,9 @@
 
 Read, each in one statement:
 - sales-order lines of orders not cancelled whose due instant falls in the period, and the order's shipments
-  (moves with reason 'shipment', source_ref `so:<so_id>/shipment:<n>`) up to `as_of`. A line's promise date:
-  none is stored yet (`POST /planning/promise` books nothing), so every line is judged against its due instant
-  only and the promise columns stay empty; once sales-order lines keep a promise, `_LINES` selects it and
-  nothing else changes;
+  (moves with reason 'shipment', source_ref `so:<so_id>/shipment:<n>`) up to `as_of`. A line's promise date is
+  the one `POST /sales-orders` answered and kept (`sales_order_lines.promised`, migration 0017); a line without
+  one (no date could be promised, or entered before promises were kept) is judged against its due instant only;
 - receipts from suppliers (reason 'goods receipt', source_ref `po:<po_id>/receipt:<n>`) in the period, valued at
   the move's unit cost, with their order's supplier and due day; returns to suppliers (reason 'return to
   supplier: …', source_ref `po:<po_id>/return:<n>`) in the period, valued at the order line's unit cost of that
@@ -27,7 +26,7 @@ from inventory.rules.performance import (LineDelivery, SalesLine, Shipment, Supp
 RANKING_WINDOW = timedelta(days=180)  # the receipts and returns a purchase suggestion ranks suppliers by
 
 _LINES = text("""
-    SELECT l.so_id, l.line, l.item_id, l.quantity, o.due, CAST(NULL AS date) AS promised
+    SELECT l.so_id, l.line, l.item_id, l.quantity, o.due, l.promised
     FROM sales_order_lines l JOIN sales_orders o USING (so_id)
     WHERE o.status <> 'cancelled' AND o.due >= :start AND o.due < :end""")
 _SHIPMENTS = text("""

@@ -36,7 +36,7 @@ Decisions, stated:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
@@ -79,6 +79,8 @@ class SalesLine(NamedTuple):
     item_id: str
     quantity: Decimal
     unit_price: Decimal
+    promised: date | None = None  # the day promised at entry, and by what (atp, make, buy, none)
+    promise_source: str | None = None
 
 
 # --- customers ---------------------------------------------------------------------------------
@@ -111,7 +113,8 @@ def create_sales_order(session: Session, so_id: str, customer_id: str, due: date
                            tolerance=tolerance))
     session.flush()
     session.add_all(SalesOrderLine(so_id=so_id, line=line.line, item_id=line.item_id, quantity=line.quantity,
-                                   unit_price=line.unit_price, shipped=Decimal(0)) for line in lines)
+                                   unit_price=line.unit_price, shipped=Decimal(0), promised=line.promised,
+                                   promise_source=line.promise_source) for line in lines)
     add_event(session, DOCUMENT, so_id, "create", None, SalesOrderStatus.OPEN.value, actor, f"value {_value(lines)}")
     session.commit()
     return sales_order_view(session, so_id)
@@ -193,7 +196,8 @@ def sales_order_events(session: Session, so_id: str) -> list[DocumentEvent]:
 
 def _view(order: SalesOrder) -> dict:
     lines = [{"line": line.line, "item_id": line.item_id, "quantity": line.quantity, "unit_price": line.unit_price,
-              "shipped": line.shipped, "outstanding": max(line.quantity - line.shipped, Decimal(0))}
+              "shipped": line.shipped, "outstanding": max(line.quantity - line.shipped, Decimal(0)),
+              "promised": line.promised, "promise_source": line.promise_source}
              for line in order.lines]
     return {"so_id": order.so_id, "customer_id": order.customer_id, "status": order.status, "due": order.due,
             "created_at": order.created_at, "tolerance": order.tolerance, "value": _value(order.lines), "lines": lines}

@@ -75,12 +75,18 @@ def rows(api, name: str, **query) -> list[dict]:
     return ok(api.get(f"/planning/kpis/{name}", params=query))["rows"]
 
 
-def test_on_time_delivery_against_the_due_instant(api):
+def test_on_time_delivery_against_the_due_instant_and_the_promise_kept_at_entry(api):
     month = NOW.strftime("%Y-%m")
     found = rows(api, "on-time-delivery", start=(NOW - timedelta(days=13)).isoformat(), end=(NOW + timedelta(days=2)).isoformat())
     assert sum(row["lines"] for row in found) == 4  # SO-0, SO-1, SO-2, SO-4 (SO-4 not judged: due tomorrow, not shipped)
     assert sum(row["judged_vs_due"] for row in found) == 3 and sum(row["on_time_vs_due"] for row in found) == 1
-    assert all(row["judged_vs_promise"] == 0 and row["on_time_vs_promise_pct"] is None for row in found)
+    # the promises kept at entry: SO-0 and SO-1 today (ATP: wanted in the past), SO-2 tomorrow, SO-4 in 2 days (bought);
+    # SO-1 and SO-2 shipped today are on time against them, SO-0 and SO-4 are not judged until their promised day ends
+    promised = {so_id: ok(api.get(f"/sales-orders/{so_id}"))["lines"][0] for so_id in ("SO-0", "SO-1", "SO-2", "SO-4")}
+    assert {so_id: (line["promised"], line["promise_source"]) for so_id, line in promised.items()} == {
+        "SO-0": (str(TODAY), "atp"), "SO-1": (str(TODAY), "atp"), "SO-2": (str(TODAY + timedelta(days=1)), "atp"),
+        "SO-4": (str(TODAY + timedelta(days=2)), "buy")}
+    assert sum(row["judged_vs_promise"] for row in found) == 2 and sum(row["on_time_vs_promise"] for row in found) == 2
     if all(row["period"] == month for row in found):  # every due instant in this month: one row
         assert found[0]["on_time_vs_due_pct"] == "33.33"
 

@@ -10,7 +10,7 @@ per machine and hour on both engines. Filled here from the intervals already sto
 from kernel.db.migrations.ddl import run
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
