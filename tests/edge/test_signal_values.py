@@ -187,7 +187,7 @@ def test_the_examples_of_the_plant_file_guide_parse():
 
     guide = (Path(__file__).resolve().parents[2] / "docs" / "plant-file.md").read_text()
     machines = [yaml.safe_load(block)[0] for block in re.findall(r"```yaml\n(- id:.*?)```", guide, re.DOTALL)]
-    assert len(machines) == 4
+    assert len(machines) == 5  # S7-1500, Codesys, energy meter, Modbus PLC; a simulated secured server
     plant = parse_plant({"site": "s", "areas": [{"id": "a", "lines": [{"id": "l", "machines": machines}]}]})
     s7 = plant.machine("press-01")
     assert s7.counters["good"].width == 16 and s7.counters["energy_wh"].max_rate_per_s == 125
