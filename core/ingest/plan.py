@@ -42,7 +42,7 @@ from core.ingest.rows import (
 from core.rules.assignment import data_refusal, status_refusal
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.placement import DEFAULT_MAX_AHEAD, place
-from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, needs_lookup
+from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested, needs_lookup
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
 from inventory.rules.lots import LotBalance
 from kernel.payload import DataMessage, EdgeAck, EdgeStatus, parse_data_topic, parse_status_topic
@@ -353,11 +353,14 @@ def plan_batch(
     context: BatchContext | None = None,
     now: datetime | None = None,
     limits: IngestLimits = IngestLimits(),
+    reingest: bool = False,
 ) -> BatchPlan:
     """Everything the batch writes. The store's loads arrive in `context`; without one, the short forms
     `already_ingested` (positions, their content unknown), `windows` and `order_statuses` (each order's
     status, nothing else known of it) make it, for callers without a database. `now` decides whether the
-    batch wrote about the past (for the rollups); without it, nothing is marked."""
+    batch wrote about the past (for the rollups); without it, nothing is marked. `reingest`: the batch is
+    dead letters a person takes in again (core.services.review): only their keys judge them
+    (`judge_reingested`), the edges' cursors neither judge nor follow them, and no edge is acknowledged."""
     if context is None:
         context = BatchContext(dict.fromkeys(already_ingested or (), Ingested(None)), windows or {},
                                {order: WorkOrderFacts(status, 0, False) for order, status in (order_statuses or {}).items()})
@@ -366,15 +369,19 @@ def plan_batch(
         message = item.message
         key = (message.edge_id, message.epoch, message.seq)
         digest = item.digest
-        verdict, reason = judge_message(
-            planner.plan.state.cursors.get(message.edge_id),
-            EdgeCursor(message.epoch, message.seq),
-            planner.ingested_now.get(key) or context.already_ingested.get(key),
-            digest,
-            limits.sequence,
-            EdgeCursor(message.prev.epoch, message.prev.seq) if message.prev is not None else None,
-        )
-        planner.plan.heard.add(message.edge_id)
+        earlier = planner.ingested_now.get(key) or context.already_ingested.get(key)
+        if reingest:
+            verdict, reason = judge_reingested(earlier, digest)
+        else:
+            verdict, reason = judge_message(
+                planner.plan.state.cursors.get(message.edge_id),
+                EdgeCursor(message.epoch, message.seq),
+                earlier,
+                digest,
+                limits.sequence,
+                EdgeCursor(message.prev.epoch, message.prev.seq) if message.prev is not None else None,
+            )
+            planner.plan.heard.add(message.edge_id)
         if verdict is Verdict.DUPLICATE:
             planner.plan.duplicates += 1
         elif verdict is Verdict.HOLD:
@@ -384,12 +391,18 @@ def plan_batch(
                                                               item.incoming.payload, reason, edge_id=message.edge_id,
                                                               machine_id=message.machine))
         else:
-            planner.ingest(message, item.incoming.received_at, registry[message.machine], digest)
-    planner.backflush()
-    planner.auto_complete()
-    earliest = planner.plan.earliest_change()
-    planner.plan.rollups_since = late_since(earliest, now) if earliest is not None and now is not None else None
-    return planner.plan
+            planner.ingest(message, item.incoming.received_at, registry[message.machine], digest, moves_cursor=not reingest)
+    return planner.finish(now)
+
+
+def plan_counted(origin: tuple[str, int, int], units: CountStep, context: BatchContext, state: IngestState,
+                 now: datetime) -> BatchPlan:
+    """Units counted outside any message — an accepted quarantined step (core.services.review) — planned as a
+    message's are, by the same planner: one interval under `origin`, attributed to the window that holds
+    its instant, backflushed, the orders it brings to their quantity auto-completed, the rollups marked."""
+    planner = _Planner(context, state, ParsedBatch(), DEFAULT_MAX_AHEAD)
+    planner.count(origin, units.machine_id, units.ts, units.ts, [units])
+    return planner.finish(now)
 
 
 class _Planner:
@@ -406,19 +419,20 @@ class _Planner:
         self.statuses = {order: facts.status for order, facts in context.work_orders.items()}
         self._opened: dict[str, int] = {}  # machine -> index in plan.dispatches_opened of its open PLC window
 
-    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo, digest: bytes) -> None:
+    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo, digest: bytes, *,
+               moves_cursor: bool = True) -> None:
         """One accepted message. Its samples are taken in the order the edge read them: that order, not
         their timestamps, decides what each counter value means (core.rules.counters); each timestamp is
         only placed in time (core.rules.placement), so a PLC clock that steps neither freezes nor drops
         a unit."""
         plan = self.plan
         self.ingested_now[message.edge_id, message.epoch, message.seq] = Ingested(digest)
-        plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
-        plan.changed_cursors.add(message.edge_id)
+        if moves_cursor:
+            plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
+            plan.changed_cursors.add(message.edge_id)
         machine_id = message.machine
         windows = self.windows.setdefault(machine_id, [])
         origin = (message.edge_id, message.epoch, message.seq)
-        deltas = dict.fromkeys(COUNTERS, 0)
         steps: dict[datetime, dict[str, int]] = {}  # counted units by placed instant, for attribution
         start_ts: datetime | None = None
         end_ts: datetime | None = None
@@ -433,7 +447,7 @@ class _Planner:
 
         for sample in message.samples:
             key = (machine_id, sample.signal)
-            last = plan.state.counters.get(key) if sample.signal in deltas else None
+            last = plan.state.counters.get(key) if sample.signal in COUNTERS else None
             placed = place(sample.ts, received_at, self._placed_before(live, sample.signal, last), self.max_clock_ahead)
             ts = placed.ts
             if placed.ahead is not None:
@@ -444,7 +458,7 @@ class _Planner:
                 live = self._apply_order(live, windows, machine_id, sample.value, ts)
                 continue
             plan.samples.append(SampleRow(machine_id, ts, sample.signal, sample.value, *origin))
-            if sample.signal in deltas:
+            if sample.signal in COUNTERS:
                 spec = info.counters[sample.signal]
                 elapsed = ts - last.ts if last is not None else timedelta(0)
                 if heard_gap is not None:
@@ -454,7 +468,6 @@ class _Planner:
                     plan.state.counters[key] = step.point
                     plan.changed_counters.add(key)
                 if step.delta:
-                    deltas[sample.signal] += step.delta
                     at_ts = steps.setdefault(ts, dict.fromkeys(COUNTERS, 0))
                     at_ts[sample.signal] += step.delta
                     start_ts = min(start_ts or last.ts, last.ts)
@@ -475,11 +488,26 @@ class _Planner:
         if live != live_before:
             plan.state.live[machine_id] = live
             plan.changed_live.add(machine_id)
-        if start_ts is not None:
-            plan.intervals.append(ProductionInterval(machine_id, start_ts, end_ts, deltas["good"], deltas["scrap"],
-                                                     deltas["energy_wh"], *origin))
-            counted = [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()]
-            plan.attributions.extend(AttributionRow(*origin, *attribution) for attribution in attribute(counted, windows))
+        if start_ts is not None and end_ts is not None:
+            self.count(origin, machine_id, start_ts, end_ts,
+                       [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()])
+
+    def count(self, origin: tuple[str, int, int], machine_id: str, start_ts: datetime, end_ts: datetime,
+              steps: list[CountStep]) -> None:
+        """One production interval of counted units under `origin`, each step attributed to the window holding it."""
+        totals = {counter: sum(getattr(step, counter) for step in steps) for counter in COUNTERS}
+        self.plan.intervals.append(ProductionInterval(machine_id, start_ts, end_ts, totals["good"], totals["scrap"],
+                                                      totals["energy_wh"], *origin))
+        windows = self.windows.setdefault(machine_id, [])
+        self.plan.attributions.extend(AttributionRow(*origin, *attribution) for attribution in attribute(steps, windows))
+
+    def finish(self, now: datetime | None) -> BatchPlan:
+        """What follows from everything counted: backflush, auto-complete, the rollup mark."""
+        self.backflush()
+        self.auto_complete()
+        earliest = self.plan.earliest_change()
+        self.plan.rollups_since = late_since(earliest, now) if earliest is not None and now is not None else None
+        return self.plan
 
     @staticmethod
     def _placed_before(live: LiveCodes, signal: str, last: CounterPoint | None) -> datetime | None:

@@ -94,8 +94,9 @@ class IngestService:
                 self.registry = store.load_registry(connection)
             parsed = parse_batch(batch, self.registry, self.limits)
         with self.engine.begin() as connection:
-            context = store.load_context(connection, parsed, self.state)
-            plan = plan_batch(parsed, self.state, self.registry, context=context, now=datetime.now(UTC),
+            state = store.with_machines_locked(connection, self.state, parsed.machines())
+            context = store.load_context(connection, parsed, state)
+            plan = plan_batch(parsed, state, self.registry, context=context, now=datetime.now(UTC),
                               limits=self.limits)
             store.write_plan(connection, plan)
         self.state = plan.state

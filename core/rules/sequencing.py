@@ -86,6 +86,17 @@ def judge_message(cursor: EdgeCursor | None, position: EdgeCursor, earlier: Inge
                             f"was ingested; {NEW_EPOCH_ADVICE}")
 
 
+def judge_reingested(earlier: Ingested | None, digest: bytes | None) -> tuple[Verdict, str]:
+    """A dead letter taken in again after review (core.rules.review decided it may be): its position was
+    of record as a dead letter, never ingested, so the cursor does not judge it and it does not move the
+    cursor; the key alone keeps it from counting twice."""
+    if earlier is None:
+        return Verdict.ACCEPT, ""
+    if earlier.digest is None or digest is None or earlier.digest == digest:
+        return Verdict.DUPLICATE, ""
+    return Verdict.REJECT, "conflicting duplicate: its position was ingested with other content, which stands"
+
+
 def _ahead(cursor: EdgeCursor, position: EdgeCursor, plausible: Plausible) -> tuple[Verdict, str]:
     if position.epoch - cursor.epoch > plausible.max_epoch_gap:
         return Verdict.REJECT, (f"epoch too far ahead: epoch {position.epoch} is more than {plausible.max_epoch_gap} "
