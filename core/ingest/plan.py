@@ -14,7 +14,6 @@ and auto-complete; and whether the hourly rollups must be redone from the past.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -220,6 +219,9 @@ class _Parsed:
     message: DataMessage
     # The order it is planned in: an edge's epoch may only grow in arrival order (see parse_batch).
     epoch_floor: int = 0
+    # Why it cannot count (its machine unknown, of another edge …), though it names its place in its edge's
+    # sequence: it is a dead letter that takes that place, so what the edge publishes after it is not held.
+    refusal: _Refused | None = None
 
     @property
     def digest(self) -> bytes:
@@ -267,7 +269,9 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo], limits: IngestLi
     except ValidationError as error:
         return _Refused(_validation_reason(error), None, machine_id)
     site, area, line, machine_id = path
-    refused = functools.partial(_Refused, edge_id=message.edge_id, machine_id=machine_id)
+    def refused(reason: str) -> _Parsed:
+        return _Parsed(incoming, message, refusal=_Refused(reason, message.edge_id, machine_id))
+
     if len(message.samples) > limits.max_samples:
         return refused(f"too many samples: {len(message.samples)}, more than MES_MAX_SAMPLES={limits.max_samples}; "
                        "split them over several messages")
@@ -289,18 +293,26 @@ class ParsedBatch:
     status_events: list[EdgeStatusEvent] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
 
+    def counted(self) -> list[_Parsed]:
+        """The data messages that can count (the others only take their place in the sequence)."""
+        return [p for p in self.data if p.refusal is None]
+
+    def refusals(self) -> list[str]:
+        """Why each message of the batch that will be a dead letter whatever its place is one."""
+        return [row.reason for row in self.dead_letters] + [p.refusal.reason for p in self.data if p.refusal]
+
     def reported_orders(self) -> set[str]:
         """Order ids the PLCs report in this batch: work orders the plan must know."""
-        return {s.value for p in self.data for s in p.message.samples if s.signal == ORDER and s.value}
+        return {s.value for p in self.counted() for s in p.message.samples if s.signal == ORDER and s.value}
 
     def machines(self) -> set[str]:
         """The machines whose data is in this batch."""
-        return {p.message.machine for p in self.data}
+        return {p.message.machine for p in self.counted()}
 
     def earliest_sample(self) -> datetime | None:
         """How far back the dispatch windows must reach to attribute this batch: no sample is placed
         before its timestamp or its receipt, whichever is earlier (core.rules.placement)."""
-        return min((min(p.incoming.received_at, *(s.ts for s in p.message.samples)) for p in self.data), default=None)
+        return min((min(p.incoming.received_at, *(s.ts for s in p.message.samples)) for p in self.counted()), default=None)
 
     def positions_to_look_up(self, cursors: dict[str, EdgeCursor]) -> set[tuple[str, int, int]]:
         """Positions that may have been ingested by an earlier batch: the only ones the database must answer."""
@@ -386,6 +398,14 @@ def plan_batch(
             planner.plan.duplicates += 1
         elif verdict is Verdict.HOLD:
             planner.plan.held[message.edge_id] = planner.plan.held.get(message.edge_id, 0) + 1
+        elif item.refusal is not None:
+            # a dead letter whatever its place; accepted there, its place is of record and the cursor passes it
+            planner.plan.dead_letters.append(DeadLetterRow.of(item.incoming.received_at, item.incoming.topic,
+                                                              item.incoming.payload, item.refusal.reason,
+                                                              edge_id=item.refusal.edge_id,
+                                                              machine_id=item.refusal.machine_id))
+            if verdict is Verdict.ACCEPT and not reingest:
+                planner.passes(message)
         elif verdict is Verdict.REJECT:
             planner.plan.dead_letters.append(DeadLetterRow.of(item.incoming.received_at, item.incoming.topic,
                                                               item.incoming.payload, reason, edge_id=message.edge_id,
@@ -428,8 +448,7 @@ class _Planner:
         plan = self.plan
         self.ingested_now[message.edge_id, message.epoch, message.seq] = Ingested(digest)
         if moves_cursor:
-            plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
-            plan.changed_cursors.add(message.edge_id)
+            self.passes(message)
         machine_id = message.machine
         windows = self.windows.setdefault(machine_id, [])
         origin = (message.edge_id, message.epoch, message.seq)
@@ -508,6 +527,11 @@ class _Planner:
         earliest = self.plan.earliest_change()
         self.plan.rollups_since = late_since(earliest, now) if earliest is not None and now is not None else None
         return self.plan
+
+    def passes(self, message: DataMessage) -> None:
+        """The edge's cursor moves to the message's position."""
+        self.plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
+        self.plan.changed_cursors.add(message.edge_id)
 
     @staticmethod
     def _placed_before(live: LiveCodes, signal: str, last: CounterPoint | None) -> datetime | None:

@@ -88,7 +88,7 @@ class IngestService:
 
     def _ingest_once(self, batch: list[Incoming]) -> BatchPlan:
         parsed = parse_batch(batch, self.registry, self.limits)
-        if any(row.reason.startswith(UNKNOWN_MACHINE) for row in parsed.dead_letters):
+        if any(reason.startswith(UNKNOWN_MACHINE) for reason in parsed.refusals()):
             # a machine registered since start-up is not unknown: look again before refusing
             with self.engine.connect() as connection:
                 self.registry = store.load_registry(connection)

@@ -1,7 +1,8 @@
 """Which MQTT messages to ingest: each `(edge_id, epoch, seq)` exactly once, in order per edge.
 
 An edge numbers its messages: `epoch` grows at each edge start, `seq` within an epoch. The core keeps
-a cursor per edge, the highest (epoch, seq) it has ingested. A message above the cursor is new, if it is
+a cursor per edge, the highest (epoch, seq) it has ingested — or dead-lettered in its place because of its
+machine (core.ingest.plan: a dead letter of record there, so what follows it is not held for it). A message above the cursor is new, if it is
 where the edge can plausibly be: one far beyond (a seq more than `max_seq_gap` ahead, an epoch more than
 `max_epoch_gap` ahead, a new epoch not starting near seq 1) is rejected, not adopted as the cursor,
 since adopting it would turn every later real message into a regression (and 2^63−1 leaves no room

@@ -167,8 +167,7 @@ def reingest(session: Session, *, ids: list[int] | None = None, machine_id: str 
         received[row.id] = Incoming(row.topic, payload, row.received_at)
         parsed = parse_batch([received[row.id]], registry, limits)
         message = parsed.data[0].message if parsed.data else None
-        refusal = (parsed.dead_letters[0].reason if parsed.dead_letters else
-                   "an edge status, not a data message" if message is None else None)
+        refusal = next(iter(parsed.refusals()), "an edge status, not a data message" if message is None else None)
         letters.append(DeadLetter(row.id, row.review, row.received_at, row.size is not None and row.size > len(payload),
                                   refusal, message.machine if message else row.machine_id,
                                   Position(message.edge_id, message.epoch, message.seq) if message else None))
