@@ -41,7 +41,7 @@ from core.ingest.rows import (
 from core.rules.assignment import data_refusal, status_refusal
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.placement import DEFAULT_MAX_AHEAD, place
-from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested, needs_lookup
+from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
 from inventory.rules.lots import LotBalance
 from kernel.payload import DataMessage, EdgeAck, EdgeStatus, parse_data_topic, parse_status_topic
@@ -147,9 +147,14 @@ class IngestState:
     cursors: dict[str, EdgeCursor] = field(default_factory=dict)
     counters: dict[tuple[str, str], CounterPoint] = field(default_factory=dict)
     live: dict[str, LiveCodes] = field(default_factory=dict)
+    # Per edge, the furthest position of record as a dead letter refused for its machine, where it would
+    # have been ingested: a message that follows it is not held for it. Never a cursor (a forged dead
+    # letter must not turn an edge's real messages into regressions); kept in memory only: after a
+    # restart one resend brings it again.
+    dead_lettered: dict[str, EdgeCursor] = field(default_factory=dict)
 
     def copy(self) -> IngestState:
-        return IngestState(dict(self.cursors), dict(self.counters), dict(self.live))
+        return IngestState(dict(self.cursors), dict(self.counters), dict(self.live), dict(self.dead_lettered))
 
 
 @dataclass
@@ -220,7 +225,7 @@ class _Parsed:
     # The order it is planned in: an edge's epoch may only grow in arrival order (see parse_batch).
     epoch_floor: int = 0
     # Why it cannot count (its machine unknown, of another edge …), though it names its place in its edge's
-    # sequence: it is a dead letter that takes that place, so what the edge publishes after it is not held.
+    # sequence: it is a dead letter judged in that place, so what the edge publishes after it is not held.
     refusal: _Refused | None = None
 
     @property
@@ -315,12 +320,15 @@ class ParsedBatch:
         return min((min(p.incoming.received_at, *(s.ts for s in p.message.samples)) for p in self.counted()), default=None)
 
     def positions_to_look_up(self, cursors: dict[str, EdgeCursor]) -> set[tuple[str, int, int]]:
-        """Positions that may have been ingested by an earlier batch: the only ones the database must answer."""
-        return {
-            (p.message.edge_id, p.message.epoch, p.message.seq)
-            for p in self.data
-            if needs_lookup(cursors.get(p.message.edge_id), EdgeCursor(p.message.epoch, p.message.seq))
-        }
+        """Positions the database must say whether it ingested: every message's (a re-ingested dead letter
+        may lie beyond its edge's cursor), and each message's predecessor beyond the cursor (one the core
+        has is not waited for)."""
+        positions = {(p.message.edge_id, p.message.epoch, p.message.seq) for p in self.data}
+        for p in self.data:
+            cursor, prev = cursors.get(p.message.edge_id), p.message.prev
+            if prev is not None and (cursor is None or EdgeCursor(prev.epoch, prev.seq) > cursor):
+                positions.add((p.message.edge_id, prev.epoch, prev.seq))
+        return positions
 
 
 def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo], limits: IngestLimits = IngestLimits()) -> ParsedBatch:
@@ -381,7 +389,7 @@ def plan_batch(
         message = item.message
         key = (message.edge_id, message.epoch, message.seq)
         digest = item.digest
-        earlier = planner.ingested_now.get(key) or context.already_ingested.get(key)
+        earlier = planner.ingested(key)
         if reingest:
             verdict, reason = judge_reingested(earlier, digest)
         else:
@@ -392,6 +400,8 @@ def plan_batch(
                 digest,
                 limits.sequence,
                 EdgeCursor(message.prev.epoch, message.prev.seq) if message.prev is not None else None,
+                planner.plan.state.dead_lettered.get(message.edge_id),
+                message.prev is not None and planner.was_ingested((message.edge_id, message.prev.epoch, message.prev.seq)),
             )
             planner.plan.heard.add(message.edge_id)
         if verdict is Verdict.DUPLICATE:
@@ -399,19 +409,20 @@ def plan_batch(
         elif verdict is Verdict.HOLD:
             planner.plan.held[message.edge_id] = planner.plan.held.get(message.edge_id, 0) + 1
         elif item.refusal is not None:
-            # a dead letter whatever its place; accepted there, its place is of record and the cursor passes it
+            # a dead letter whatever its place; where it would have been ingested, what follows it is not held for it
             planner.plan.dead_letters.append(DeadLetterRow.of(item.incoming.received_at, item.incoming.topic,
                                                               item.incoming.payload, item.refusal.reason,
                                                               edge_id=item.refusal.edge_id,
                                                               machine_id=item.refusal.machine_id))
             if verdict is Verdict.ACCEPT and not reingest:
-                planner.passes(message)
+                planner.plan.state.dead_lettered[message.edge_id] = EdgeCursor(message.epoch, message.seq)
         elif verdict is Verdict.REJECT:
             planner.plan.dead_letters.append(DeadLetterRow.of(item.incoming.received_at, item.incoming.topic,
                                                               item.incoming.payload, reason, edge_id=message.edge_id,
                                                               machine_id=message.machine))
         else:
             planner.ingest(message, item.incoming.received_at, registry[message.machine], digest, moves_cursor=not reingest)
+    planner.plan.dead_letters.sort(key=lambda row: row.received_at)  # in the order they came, however refused
     return planner.finish(now)
 
 
@@ -439,6 +450,13 @@ class _Planner:
         self.statuses = {order: facts.status for order, facts in context.work_orders.items()}
         self._opened: dict[str, int] = {}  # machine -> index in plan.dispatches_opened of its open PLC window
 
+    def ingested(self, key: tuple[str, int, int]) -> Ingested | None:
+        """The position's ingestion, in this batch or before."""
+        return self.ingested_now.get(key) or self.context.already_ingested.get(key)
+
+    def was_ingested(self, key: tuple[str, int, int]) -> bool:
+        return self.ingested(key) is not None
+
     def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo, digest: bytes, *,
                moves_cursor: bool = True) -> None:
         """One accepted message. Its samples are taken in the order the edge read them: that order, not
@@ -448,7 +466,8 @@ class _Planner:
         plan = self.plan
         self.ingested_now[message.edge_id, message.epoch, message.seq] = Ingested(digest)
         if moves_cursor:
-            self.passes(message)
+            plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
+            plan.changed_cursors.add(message.edge_id)
         machine_id = message.machine
         windows = self.windows.setdefault(machine_id, [])
         origin = (message.edge_id, message.epoch, message.seq)
@@ -527,11 +546,6 @@ class _Planner:
         earliest = self.plan.earliest_change()
         self.plan.rollups_since = late_since(earliest, now) if earliest is not None and now is not None else None
         return self.plan
-
-    def passes(self, message: DataMessage) -> None:
-        """The edge's cursor moves to the message's position."""
-        self.plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
-        self.plan.changed_cursors.add(message.edge_id)
 
     @staticmethod
     def _placed_before(live: LiveCodes, signal: str, last: CounterPoint | None) -> datetime | None:

@@ -141,7 +141,7 @@ class CounterStateRow(NamedTuple):
 
 
 class EdgeCursorRow(NamedTuple):
-    """`edge_cursors`: the highest (epoch, seq) ingested per edge (or dead-lettered in its place for its machine)."""
+    """`edge_cursors`: the highest (epoch, seq) ingested per edge."""
 
     edge_id: str
     epoch: int

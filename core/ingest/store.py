@@ -20,7 +20,7 @@ from core.rules.sequencing import EdgeCursor, Ingested
 from inventory.services.backflush import stock_for, write_backflush
 from kernel.db.copy import copy_rows
 from kernel.logs import get_logger
-from kernel.plant import CounterSpec, Plant
+from kernel.plant import CounterSpec, Machine, Plant
 from mes.rules.attribution import DispatchWindow, overlaps
 from mes.services.rollup_marks import mark_changed
 
@@ -36,13 +36,19 @@ def register_machines(connection: Connection, plant: Plant) -> None:
                line = EXCLUDED.line, protocol = EXCLUDED.protocol, ideal_cycle_s = EXCLUDED.ideal_cycle_s,
                edge_id = EXCLUDED.edge_id"""),
         [{"id": m.id, "site": m.site, "area": m.area, "line": m.line, "protocol": m.protocol, "cycle": m.ideal_cycle_s,
-          "edge": m.edge_id} for m in plant.machines])
+          "edge": m.edge_id} for m in _in_lock_order(plant)])
     connection.execute(text(
         """INSERT INTO machine_counters (machine_id, counter, width_bits, max_rate_per_s) VALUES (:id, :counter, :width, :rate)
            ON CONFLICT (machine_id, counter) DO UPDATE SET width_bits = EXCLUDED.width_bits,
                max_rate_per_s = EXCLUDED.max_rate_per_s"""),
         [{"id": m.id, "counter": name, "width": spec.width, "rate": spec.max_rate_per_s}
-         for m in plant.machines for name, spec in m.counters.items()])
+         for m in _in_lock_order(plant) for name, spec in m.counters.items()])
+
+
+def _in_lock_order(plant: Plant) -> list[Machine]:
+    """The machines by id: the order the ingest locks their rows in (`with_machines_locked`), so a
+    registration beside a running core never deadlocks with it."""
+    return sorted(plant.machines, key=lambda machine: machine.id)
 
 
 def load_registry(connection: Connection) -> dict[str, MachineInfo]:

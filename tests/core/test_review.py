@@ -141,6 +141,10 @@ def test_the_review_commands_list_and_decide(database_url, tmp_path):
     assert json.loads(rejected.stdout)["review"] == "rejected"
     again = mes("accept", str(pending["id"]), "--by", "Ada", "--reason", "second thoughts")
     assert again.returncode == 1 and "rejected already" in again.stderr
+    missing = mes("reingest", "999999", "--by", "Ada", "--reason", "plant file fixed")
+    assert missing.returncode == 1 and "no dead letter 999999" in missing.stderr
+    none_waiting = mes("reingest", "--machine", "m1", "--by", "Ada", "--reason", "plant file fixed")
+    assert json.loads(none_waiting.stdout) == {"reingested": [], "refused": {}}
 
 
 def test_the_review_waiting_alert_holds_while_something_waits_too_long_and_the_board_counts_it(database_url, tmp_path):
