@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 MESSAGES = 100_000
 OUTAGE_S = 60
 # The bound docs/mqtt.md states for the core process's resident memory (Limits). Measured here (Dec 2026):
-# 95–108 MiB before the outage, a peak of 120–122 MiB during it and 123–124 MiB in all (two runs), with the
+# 95–108 MiB before the outage, a peak of 120–125 MiB during it and 123–127 MiB in all (three runs), with the
 # defaults (5,000 deliveries held); before the core held a bounded queue it grew 92 → 220 MB with the count.
 RSS_BOUND_MIB = 192
 
