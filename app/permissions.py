@@ -89,6 +89,8 @@ WRITES: dict[tuple[str, str], frozenset[Role]] = {key: frozenset(roles) for key,
     ("POST", "/review/quarantine/{step_id}/accept"): (SUPERVISOR,),
     ("POST", "/review/quarantine/{step_id}/reject"): (SUPERVISOR,),
     ("POST", "/review/dead-letters/{letter_id}/dismiss"): (SUPERVISOR,),
+    ("POST", "/review/dead-letters/{letter_id}/reingest"): (SUPERVISOR,),
+    ("POST", "/review/dead-letters/reingest"): (SUPERVISOR,),
     # planning
     ("PUT", "/items/{item_id}/planning"): (PLANNER,),
     ("POST", "/planning/forecasts"): (PLANNER,),

@@ -15,6 +15,7 @@ review_app = typer.Typer(
     "a reading beyond the counter's width) and **dead letters** (messages it could not use, with the reason).\n\n"
     "`mes review waiting` says how much waits; `mes review quarantine` and `mes review dead-letters` list it (newest "
     "first, JSON lines); `mes review accept ID` counts a quarantined climb once (attributed, backflushed, costed), "
+    "`mes review reingest ID` (or `--machine M`) takes dead letters in again once the plant file is fixed, "
     "`mes review reject ID` and `mes review dismiss ID` set things aside for good. Every decision records who and why. "
     "The same over HTTP: /review/... (docs/mqtt.md, section Review).",
     no_args_is_help=True,
@@ -115,3 +116,22 @@ def dismiss(letter_id: Annotated[int, typer.Argument(help="the dead letter's id"
     from core.services import review
 
     _decide(lambda session: review.dismiss_dead_letter(session, letter_id, by=by, reason=reason))
+
+
+@review_app.command("reingest")
+def reingest(
+    by: By, reason: Why,
+    letter_id: Annotated[int | None, typer.Argument(help="the dead letter's id")] = None,
+    machine: Annotated[str | None, typer.Option("--machine", help="every pending dead letter of this machine, in order")] = None,
+) -> None:
+    """Take dead letters in again once the plant file knows their machine: counted once, in (epoch, seq) order,
+    unless their units could count twice (refused, with why)."""
+    from core.services import review
+
+    if (letter_id is None) == (machine is None):
+        typer.echo("give a dead letter's id or --machine, not both", err=True)
+        raise typer.Exit(2)
+    if letter_id is not None:
+        _decide(lambda session: review.reingest_dead_letter(session, letter_id, by=by, reason=reason))
+    else:
+        _decide(lambda session: review.reingest(session, machine_id=machine, by=by, reason=reason))

@@ -106,6 +106,40 @@ def dismiss(letter_id: int, body: DecisionIn, db: Db, caller: Caller):
     return review.dismiss_dead_letter(db, letter_id, by=caller.name, reason=body.reason)
 
 
+class ReingestIn(In):
+    machine_id: Id
+    reason: Reason
+
+
+class RefusedLetter(BaseModel):
+    id: int
+    reason: str
+
+
+class ReingestOut(BaseModel):
+    reingested: list[int]
+    refused: list[RefusedLetter]
+
+
+@router.post("/review/dead-letters/{letter_id}/reingest", response_model=DeadLetterOut)
+def reingest(letter_id: int, body: DecisionIn, db: Db, caller: Caller):
+    """Take a dead letter in again once the plant file knows its machine: counted, attributed, backflushed and
+    costed once, through the ingest's own plan. 409 with why when it cannot be without counting units twice
+    (its machine's count moved past it, its position was ingested since, its payload was cut), or when the
+    plant file still refuses it."""
+    return review.reingest_dead_letter(db, letter_id, by=caller.name, reason=body.reason)
+
+
+@router.post("/review/dead-letters/reingest", response_model=ReingestOut)
+def reingest_machine(body: ReingestIn, db: Db, caller: Caller):
+    """Take every pending dead letter of a machine in again, in (epoch, seq) order, in one unit of work: the way
+    a machine the plant file did not know gets every unit between its dead letters counted once. Those that
+    cannot be stay pending, each with why."""
+    outcome = review.reingest(db, machine_id=body.machine_id, by=caller.name, reason=body.reason)
+    return ReingestOut(reingested=outcome["reingested"],
+                       refused=[RefusedLetter(id=letter, reason=why) for letter, why in sorted(outcome["refused"].items())])
+
+
 @router.get("/review/waiting", response_model=WaitingOut)
 def waiting(db: Db):
     """How much waits for review and since when (the board shows it; an alert fires when it waits too long)."""

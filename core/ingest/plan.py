@@ -15,7 +15,6 @@ machine's connection as the edge statuses report it, a report never replaced by 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -46,7 +45,7 @@ from core.rules.assignment import data_refusal, status_refusal
 from core.rules.connections import Report, supersedes
 from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
 from core.rules.placement import DEFAULT_MAX_AHEAD, place
-from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, needs_lookup
+from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
 from inventory.rules.lots import LotBalance
 from kernel.payload import DataMessage, EdgeAck, EdgeStatus, parse_data_topic, parse_status_topic
@@ -153,9 +152,15 @@ class IngestState:
     counters: dict[tuple[str, str], CounterPoint] = field(default_factory=dict)
     live: dict[str, LiveCodes] = field(default_factory=dict)
     connections: dict[str, MachineConnectionRow] = field(default_factory=dict)  # each machine's, as last reported
+    # Per edge, the furthest position of record as a dead letter refused for its machine, where it would
+    # have been ingested: a message that follows it is not held for it. Never a cursor (a forged dead
+    # letter must not turn an edge's real messages into regressions); kept in memory only: after a
+    # restart one resend brings it again.
+    dead_lettered: dict[str, EdgeCursor] = field(default_factory=dict)
 
     def copy(self) -> IngestState:
-        return IngestState(dict(self.cursors), dict(self.counters), dict(self.live), dict(self.connections))
+        return IngestState(dict(self.cursors), dict(self.counters), dict(self.live), dict(self.connections),
+                           dict(self.dead_lettered))
 
 
 @dataclass
@@ -250,6 +255,9 @@ class _Parsed:
     message: DataMessage
     # The order it is planned in: an edge's epoch may only grow in arrival order (see parse_batch).
     epoch_floor: int = 0
+    # Why it cannot count (its machine unknown, of another edge …), though it names its place in its edge's
+    # sequence: it is a dead letter judged in that place, so what the edge publishes after it is not held.
+    refusal: _Refused | None = None
 
     @property
     def digest(self) -> bytes:
@@ -298,7 +306,9 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo], limits: IngestLi
     except ValidationError as error:
         return _Refused(_validation_reason(error), None, machine_id)
     site, area, line, machine_id = path
-    refused = functools.partial(_Refused, edge_id=message.edge_id, machine_id=machine_id)
+    def refused(reason: str) -> _Parsed:
+        return _Parsed(incoming, message, refusal=_Refused(reason, message.edge_id, machine_id))
+
     if len(message.samples) > limits.max_samples:
         return refused(f"too many samples: {len(message.samples)}, more than MES_MAX_SAMPLES={limits.max_samples}; "
                        "split them over several messages")
@@ -321,26 +331,37 @@ class ParsedBatch:
     connections: list[MachineConnectionRow] = field(default_factory=list)  # every status's, in arrival order
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
 
+    def counted(self) -> list[_Parsed]:
+        """The data messages that can count (the others only take their place in the sequence)."""
+        return [p for p in self.data if p.refusal is None]
+
+    def refusals(self) -> list[str]:
+        """Why each message of the batch that will be a dead letter whatever its place is one."""
+        return [row.reason for row in self.dead_letters] + [p.refusal.reason for p in self.data if p.refusal]
+
     def reported_orders(self) -> set[str]:
         """Order ids the PLCs report in this batch: work orders the plan must know."""
-        return {s.value for p in self.data for s in p.message.samples if s.signal == ORDER and s.value}
+        return {s.value for p in self.counted() for s in p.message.samples if s.signal == ORDER and s.value}
 
     def machines(self) -> set[str]:
         """The machines whose data is in this batch."""
-        return {p.message.machine for p in self.data}
+        return {p.message.machine for p in self.counted()}
 
     def earliest_sample(self) -> datetime | None:
         """How far back the dispatch windows must reach to attribute this batch: no sample is placed
         before its timestamp or its receipt, whichever is earlier (core.rules.placement)."""
-        return min((min(p.incoming.received_at, *(s.ts for s in p.message.samples)) for p in self.data), default=None)
+        return min((min(p.incoming.received_at, *(s.ts for s in p.message.samples)) for p in self.counted()), default=None)
 
     def positions_to_look_up(self, cursors: dict[str, EdgeCursor]) -> set[tuple[str, int, int]]:
-        """Positions that may have been ingested by an earlier batch: the only ones the database must answer."""
-        return {
-            (p.message.edge_id, p.message.epoch, p.message.seq)
-            for p in self.data
-            if needs_lookup(cursors.get(p.message.edge_id), EdgeCursor(p.message.epoch, p.message.seq))
-        }
+        """Positions the database must say whether it ingested: every message's (a re-ingested dead letter
+        may lie beyond its edge's cursor), and each message's predecessor beyond the cursor (one the core
+        has is not waited for)."""
+        positions = {(p.message.edge_id, p.message.epoch, p.message.seq) for p in self.data}
+        for p in self.data:
+            cursor, prev = cursors.get(p.message.edge_id), p.message.prev
+            if prev is not None and (cursor is None or EdgeCursor(prev.epoch, prev.seq) > cursor):
+                positions.add((p.message.edge_id, prev.epoch, prev.seq))
+        return positions
 
 
 def parse_batch(batch: Iterable[Incoming], registry: dict[str, MachineInfo], limits: IngestLimits = IngestLimits()) -> ParsedBatch:
@@ -386,11 +407,14 @@ def plan_batch(
     context: BatchContext | None = None,
     now: datetime | None = None,
     limits: IngestLimits = IngestLimits(),
+    reingest: bool = False,
 ) -> BatchPlan:
     """Everything the batch writes. The store's loads arrive in `context`; without one, the short forms
     `already_ingested` (positions, their content unknown), `windows` and `order_statuses` (each order's
     status, nothing else known of it) make it, for callers without a database. `now` decides whether the
-    batch wrote about the past (for the rollups); without it, nothing is marked."""
+    batch wrote about the past (for the rollups); without it, nothing is marked. `reingest`: the batch is
+    dead letters a person takes in again (core.services.review): only their keys judge them
+    (`judge_reingested`), the edges' cursors neither judge nor follow them, and no edge is acknowledged."""
     if context is None:
         context = BatchContext(dict.fromkeys(already_ingested or (), Ingested(None)), windows or {},
                                {order: WorkOrderFacts(status, 0, False) for order, status in (order_statuses or {}).items()})
@@ -399,30 +423,51 @@ def plan_batch(
         message = item.message
         key = (message.edge_id, message.epoch, message.seq)
         digest = item.digest
-        verdict, reason = judge_message(
-            planner.plan.state.cursors.get(message.edge_id),
-            EdgeCursor(message.epoch, message.seq),
-            planner.ingested_now.get(key) or context.already_ingested.get(key),
-            digest,
-            limits.sequence,
-            EdgeCursor(message.prev.epoch, message.prev.seq) if message.prev is not None else None,
-        )
-        planner.plan.heard.add(message.edge_id)
+        earlier = planner.ingested(key)
+        if reingest:
+            verdict, reason = judge_reingested(earlier, digest)
+        else:
+            verdict, reason = judge_message(
+                planner.plan.state.cursors.get(message.edge_id),
+                EdgeCursor(message.epoch, message.seq),
+                earlier,
+                digest,
+                limits.sequence,
+                EdgeCursor(message.prev.epoch, message.prev.seq) if message.prev is not None else None,
+                planner.plan.state.dead_lettered.get(message.edge_id),
+                message.prev is not None and planner.was_ingested((message.edge_id, message.prev.epoch, message.prev.seq)),
+            )
+            planner.plan.heard.add(message.edge_id)
         if verdict is Verdict.DUPLICATE:
             planner.plan.duplicates += 1
         elif verdict is Verdict.HOLD:
             planner.plan.held[message.edge_id] = planner.plan.held.get(message.edge_id, 0) + 1
+        elif item.refusal is not None:
+            # a dead letter whatever its place; where it would have been ingested, what follows it is not held for it
+            planner.plan.dead_letters.append(DeadLetterRow.of(item.incoming.received_at, item.incoming.topic,
+                                                              item.incoming.payload, item.refusal.reason,
+                                                              edge_id=item.refusal.edge_id,
+                                                              machine_id=item.refusal.machine_id))
+            if verdict is Verdict.ACCEPT and not reingest:
+                planner.plan.state.dead_lettered[message.edge_id] = EdgeCursor(message.epoch, message.seq)
         elif verdict is Verdict.REJECT:
             planner.plan.dead_letters.append(DeadLetterRow.of(item.incoming.received_at, item.incoming.topic,
                                                               item.incoming.payload, reason, edge_id=message.edge_id,
                                                               machine_id=message.machine))
         else:
-            planner.ingest(message, item.incoming.received_at, registry[message.machine], digest)
-    planner.backflush()
-    planner.auto_complete()
-    earliest = planner.plan.earliest_change()
-    planner.plan.rollups_since = late_since(earliest, now) if earliest is not None and now is not None else None
-    return planner.plan
+            planner.ingest(message, item.incoming.received_at, registry[message.machine], digest, moves_cursor=not reingest)
+    planner.plan.dead_letters.sort(key=lambda row: row.received_at)  # in the order they came, however refused
+    return planner.finish(now)
+
+
+def plan_counted(origin: tuple[str, int, int], units: CountStep, context: BatchContext, state: IngestState,
+                 now: datetime) -> BatchPlan:
+    """Units counted outside any message — an accepted quarantined step (core.services.review) — planned as a
+    message's are, by the same planner: one interval under `origin`, attributed to the window that holds
+    its instant, backflushed, the orders it brings to their quantity auto-completed, the rollups marked."""
+    planner = _Planner(context, state, ParsedBatch(), DEFAULT_MAX_AHEAD)
+    planner.count(origin, units.machine_id, units.ts, units.ts, [units])
+    return planner.finish(now)
 
 
 class _Planner:
@@ -441,19 +486,27 @@ class _Planner:
         self.statuses = {order: facts.status for order, facts in context.work_orders.items()}
         self._opened: dict[str, int] = {}  # machine -> index in plan.dispatches_opened of its open PLC window
 
-    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo, digest: bytes) -> None:
+    def ingested(self, key: tuple[str, int, int]) -> Ingested | None:
+        """The position's ingestion, in this batch or before."""
+        return self.ingested_now.get(key) or self.context.already_ingested.get(key)
+
+    def was_ingested(self, key: tuple[str, int, int]) -> bool:
+        return self.ingested(key) is not None
+
+    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo, digest: bytes, *,
+               moves_cursor: bool = True) -> None:
         """One accepted message. Its samples are taken in the order the edge read them: that order, not
         their timestamps, decides what each counter value means (core.rules.counters); each timestamp is
         only placed in time (core.rules.placement), so a PLC clock that steps neither freezes nor drops
         a unit."""
         plan = self.plan
         self.ingested_now[message.edge_id, message.epoch, message.seq] = Ingested(digest)
-        plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
-        plan.changed_cursors.add(message.edge_id)
+        if moves_cursor:
+            plan.state.cursors[message.edge_id] = EdgeCursor(message.epoch, message.seq)
+            plan.changed_cursors.add(message.edge_id)
         machine_id = message.machine
         windows = self.windows.setdefault(machine_id, [])
         origin = (message.edge_id, message.epoch, message.seq)
-        deltas = dict.fromkeys(COUNTERS, 0)
         steps: dict[datetime, dict[str, int]] = {}  # counted units by placed instant, for attribution
         start_ts: datetime | None = None
         end_ts: datetime | None = None
@@ -468,7 +521,7 @@ class _Planner:
 
         for sample in message.samples:
             key = (machine_id, sample.signal)
-            last = plan.state.counters.get(key) if sample.signal in deltas else None
+            last = plan.state.counters.get(key) if sample.signal in COUNTERS else None
             placed = place(sample.ts, received_at, self._placed_before(live, sample.signal, last), self.max_clock_ahead)
             ts = placed.ts
             if placed.ahead is not None:
@@ -479,7 +532,7 @@ class _Planner:
                 live = self._apply_order(live, windows, machine_id, sample.value, ts)
                 continue
             plan.samples.append(SampleRow(machine_id, ts, sample.signal, sample.value, *origin))
-            if sample.signal in deltas:
+            if sample.signal in COUNTERS:
                 spec = info.counters[sample.signal]
                 elapsed = ts - last.ts if last is not None else timedelta(0)
                 if heard_gap is not None:
@@ -489,7 +542,6 @@ class _Planner:
                     plan.state.counters[key] = step.point
                     plan.changed_counters.add(key)
                 if step.delta:
-                    deltas[sample.signal] += step.delta
                     at_ts = steps.setdefault(ts, dict.fromkeys(COUNTERS, 0))
                     at_ts[sample.signal] += step.delta
                     start_ts = min(start_ts or last.ts, last.ts)
@@ -510,11 +562,26 @@ class _Planner:
         if live != live_before:
             plan.state.live[machine_id] = live
             plan.changed_live.add(machine_id)
-        if start_ts is not None:
-            plan.intervals.append(ProductionInterval(machine_id, start_ts, end_ts, deltas["good"], deltas["scrap"],
-                                                     deltas["energy_wh"], *origin))
-            counted = [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()]
-            plan.attributions.extend(AttributionRow(*origin, *attribution) for attribution in attribute(counted, windows))
+        if start_ts is not None and end_ts is not None:
+            self.count(origin, machine_id, start_ts, end_ts,
+                       [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()])
+
+    def count(self, origin: tuple[str, int, int], machine_id: str, start_ts: datetime, end_ts: datetime,
+              steps: list[CountStep]) -> None:
+        """One production interval of counted units under `origin`, each step attributed to the window holding it."""
+        totals = {counter: sum(getattr(step, counter) for step in steps) for counter in COUNTERS}
+        self.plan.intervals.append(ProductionInterval(machine_id, start_ts, end_ts, totals["good"], totals["scrap"],
+                                                      totals["energy_wh"], *origin))
+        windows = self.windows.setdefault(machine_id, [])
+        self.plan.attributions.extend(AttributionRow(*origin, *attribution) for attribution in attribute(steps, windows))
+
+    def finish(self, now: datetime | None) -> BatchPlan:
+        """What follows from everything counted: backflush, auto-complete, the rollup mark."""
+        self.backflush()
+        self.auto_complete()
+        earliest = self.plan.earliest_change()
+        self.plan.rollups_since = late_since(earliest, now) if earliest is not None and now is not None else None
+        return self.plan
 
     @staticmethod
     def _placed_before(live: LiveCodes, signal: str, last: CounterPoint | None) -> datetime | None:

@@ -88,14 +88,15 @@ class IngestService:
 
     def _ingest_once(self, batch: list[Incoming]) -> BatchPlan:
         parsed = parse_batch(batch, self.registry, self.limits)
-        if any(row.reason.startswith(UNKNOWN_MACHINE) for row in parsed.dead_letters):
+        if any(reason.startswith(UNKNOWN_MACHINE) for reason in parsed.refusals()):
             # a machine registered since start-up is not unknown: look again before refusing
             with self.engine.connect() as connection:
                 self.registry = store.load_registry(connection)
             parsed = parse_batch(batch, self.registry, self.limits)
         with self.engine.begin() as connection:
-            context = store.load_context(connection, parsed, self.state)
-            plan = plan_batch(parsed, self.state, self.registry, context=context, now=datetime.now(UTC),
+            state = store.with_machines_locked(connection, self.state, parsed.machines())
+            context = store.load_context(connection, parsed, state)
+            plan = plan_batch(parsed, state, self.registry, context=context, now=datetime.now(UTC),
                               limits=self.limits)
             store.write_plan(connection, plan)
         self.state = plan.state

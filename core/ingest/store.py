@@ -23,7 +23,7 @@ from core.rules.sequencing import EdgeCursor, Ingested
 from inventory.services.backflush import stock_for, write_backflush
 from kernel.db.copy import copy_rows
 from kernel.logs import get_logger
-from kernel.plant import CounterSpec, Plant
+from kernel.plant import CounterSpec, Machine, Plant
 from mes.rules.attribution import DispatchWindow, overlaps
 from mes.services.rollup_marks import mark_changed
 
@@ -39,13 +39,19 @@ def register_machines(connection: Connection, plant: Plant) -> None:
                line = EXCLUDED.line, protocol = EXCLUDED.protocol, ideal_cycle_s = EXCLUDED.ideal_cycle_s,
                edge_id = EXCLUDED.edge_id"""),
         [{"id": m.id, "site": m.site, "area": m.area, "line": m.line, "protocol": m.protocol, "cycle": m.ideal_cycle_s,
-          "edge": m.edge_id} for m in plant.machines])
+          "edge": m.edge_id} for m in _in_lock_order(plant)])
     connection.execute(text(
         """INSERT INTO machine_counters (machine_id, counter, width_bits, max_rate_per_s) VALUES (:id, :counter, :width, :rate)
            ON CONFLICT (machine_id, counter) DO UPDATE SET width_bits = EXCLUDED.width_bits,
                max_rate_per_s = EXCLUDED.max_rate_per_s"""),
         [{"id": m.id, "counter": name, "width": spec.width, "rate": spec.max_rate_per_s}
-         for m in plant.machines for name, spec in m.counters.items()])
+         for m in _in_lock_order(plant) for name, spec in m.counters.items()])
+
+
+def _in_lock_order(plant: Plant) -> list[Machine]:
+    """The machines by id: the order the ingest locks their rows in (`with_machines_locked`), so a
+    registration beside a running core never deadlocks with it."""
+    return sorted(plant.machines, key=lambda machine: machine.id)
 
 
 def load_registry(connection: Connection) -> dict[str, MachineInfo]:
@@ -77,17 +83,46 @@ def load_state(connection: Connection) -> IngestState:
     )
 
 
+def with_machines_locked(connection: Connection, state: IngestState, machines: set[str]) -> IngestState:
+    """`state` with the counter points and live codes of `machines` as the database has them, the machines'
+    rows locked until the caller commits. The ingest and a re-ingested dead letter (core.services.review)
+    both write these rows; whichever comes second starts from what the first committed, so the core's
+    cache never counts from a point another writer has moved on."""
+    fresh = state.copy()
+    if not machines:
+        return fresh
+    ordered = sorted(machines)
+    connection.execute(text("SELECT 1 FROM machines WHERE machine_id = ANY(:machines) ORDER BY machine_id FOR NO KEY UPDATE"),
+                       {"machines": ordered})
+    for machine, counter, value, ts in connection.execute(text(
+            "SELECT machine_id, counter, value, ts FROM counter_state WHERE machine_id = ANY(:machines)"),
+            {"machines": ordered}):
+        fresh.counters[machine, counter] = CounterPoint(value, ts)
+    for row in connection.execute(text(
+            """SELECT machine_id, state_code, state_ts, fault_code, fault_ts, last_seen, plc_order, plc_order_ts
+               FROM machine_live WHERE machine_id = ANY(:machines)"""), {"machines": ordered}):
+        fresh.live[row.machine_id] = LiveCodes(row.state_code, row.state_ts, row.fault_code, row.fault_ts, row.last_seen,
+                                               row.plc_order, row.plc_order_ts)
+    return fresh
+
+
 def load_context(connection: Connection, parsed: ParsedBatch, state: IngestState) -> BatchContext:
     """What `plan_batch` needs for `parsed`, read in the caller's (write) transaction."""
-    windows = load_dispatch_windows(connection, parsed.earliest_sample())
-    machines = parsed.machines()
+    return load_context_for(connection, parsed.machines(), parsed.earliest_sample(), parsed.reported_orders(),
+                            parsed.positions_to_look_up(state.cursors))
+
+
+def load_context_for(connection: Connection, machines: set[str], since: datetime | None, reported_orders: set[str],
+                     positions: set[tuple[str, int, int]]) -> BatchContext:
+    """What a plan needs to count on `machines` from `since` on, where PLCs report `reported_orders`, and
+    which of `positions` were ingested."""
+    windows = load_dispatch_windows(connection, since)
     # the orders the batch can count for, start, pause or complete: those dispatched to its machines, and
     # those its PLCs report; their windows on other machines only tell whether they still run there
-    candidates = parsed.reported_orders() | {w.work_order for m in machines for w in windows.get(m, ()) if w.work_order}
+    candidates = reported_orders | {w.work_order for m in machines for w in windows.get(m, ()) if w.work_order}
     work_orders = load_work_orders(connection, candidates)
     needs, places, balances = stock_for(connection, work_orders, machines) if work_orders else ({}, {}, {})
-    return BatchContext(find_ingested(connection, parsed.positions_to_look_up(state.cursors)), windows, work_orders,
-                        needs, places, balances)
+    return BatchContext(find_ingested(connection, positions), windows, work_orders, needs, places, balances)
 
 
 def find_ingested(connection: Connection, positions: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], Ingested]:

@@ -18,6 +18,11 @@ message is held — neither ingested nor dead-lettered — and the edge, which k
 core's acknowledgment passes it, is asked to publish again from the cursor on. Units are then counted in
 the order they were made, and nothing is lost in the gap.
 
+A message the core refuses for its machine (unknown to it, of another edge) is judged in its place all
+the same: where it would have been ingested, it is of record there as a dead letter (`dead_lettered`), and a
+message that follows it is not held. It never moves the cursor: a forged one must not turn the edge's
+real messages into regressions.
+
 Without a cursor (an edge never heard, or a database started afresh beside running edges) every
 position is plausible.
 """
@@ -64,26 +69,41 @@ class Ingested(NamedTuple):
 
 def judge_message(cursor: EdgeCursor | None, position: EdgeCursor, earlier: Ingested | None,
                   digest: bytes | None = None, plausible: Plausible = Plausible(),
-                  follows: EdgeCursor | None = None) -> tuple[Verdict, str]:
-    """`earlier`: the position's ingestion before, if any; `digest`: this message's content digest;
-    `follows`: the message it follows in the edge's publication, when it says."""
-    if cursor is None:
-        return Verdict.ACCEPT, ""
-    if position > cursor:
-        verdict, reason = _ahead(cursor, position, plausible)
-        if verdict is Verdict.ACCEPT and follows is not None and follows > cursor:
-            return Verdict.HOLD, (f"follows epoch {follows.epoch} seq {follows.seq}, not ingested (the last is seq "
-                                  f"{cursor.seq} of epoch {cursor.epoch}): the edge publishes again from there")
-        return verdict, reason
+                  follows: EdgeCursor | None = None, dead_lettered: EdgeCursor | None = None,
+                  follows_ingested: bool = False) -> tuple[Verdict, str]:
+    """`earlier`: the position's ingestion before, if any (a re-ingested dead letter may lie beyond the
+    cursor); `digest`: this message's content digest; `follows`: the message it follows in the edge's
+    publication, when it says, and `follows_ingested` whether that one was ingested; `dead_lettered`: the
+    furthest position beyond the cursor of record as a dead letter refused for its machine."""
     if earlier is not None:
         if earlier.digest is None or digest is None or earlier.digest == digest:
             return Verdict.DUPLICATE, ""
         return Verdict.REJECT, (f"conflicting duplicate: epoch {position.epoch} seq {position.seq} was ingested with "
                                 f"other content, which stands; {NEW_EPOCH_ADVICE}")
+    if cursor is None:
+        return Verdict.ACCEPT, ""
+    if position > cursor:
+        verdict, reason = _ahead(cursor, position, plausible)
+        if (verdict is Verdict.ACCEPT and follows is not None and follows > max(cursor, dead_lettered or cursor)
+                and not follows_ingested):
+            return Verdict.HOLD, (f"follows epoch {follows.epoch} seq {follows.seq}, not ingested (the last is seq "
+                                  f"{cursor.seq} of epoch {cursor.epoch}): the edge publishes again from there")
+        return verdict, reason
     if position.epoch < cursor.epoch:
         return Verdict.REJECT, f"epoch regression: epoch {position.epoch} after epoch {cursor.epoch} was ingested"
     return Verdict.REJECT, (f"seq regression: seq {position.seq} after seq {cursor.seq} of epoch {cursor.epoch} "
                             f"was ingested; {NEW_EPOCH_ADVICE}")
+
+
+def judge_reingested(earlier: Ingested | None, digest: bytes | None) -> tuple[Verdict, str]:
+    """A dead letter taken in again after review (core.rules.review decided it may be): its position was
+    of record as a dead letter, never ingested, so the cursor does not judge it and it does not move the
+    cursor; the key alone keeps it from counting twice."""
+    if earlier is None:
+        return Verdict.ACCEPT, ""
+    if earlier.digest is None or digest is None or earlier.digest == digest:
+        return Verdict.DUPLICATE, ""
+    return Verdict.REJECT, "conflicting duplicate: its position was ingested with other content, which stands"
 
 
 def _ahead(cursor: EdgeCursor, position: EdgeCursor, plausible: Plausible) -> tuple[Verdict, str]:
@@ -96,8 +116,3 @@ def _ahead(cursor: EdgeCursor, position: EdgeCursor, plausible: Plausible) -> tu
         return Verdict.REJECT, (f"seq too far ahead: seq {position.seq} is more than {plausible.max_seq_gap} after "
                                 f"{where}; {NEW_EPOCH_ADVICE}")
     return Verdict.ACCEPT, ""
-
-
-def needs_lookup(cursor: EdgeCursor | None, position: EdgeCursor) -> bool:
-    """Only positions at or below the cursor can have been ingested before."""
-    return cursor is not None and position <= cursor

@@ -1,12 +1,14 @@
 """Review: what the ingest set aside for people — dead letters and quarantined counter steps.
 
 Listing filters and pages both (by id, newest first). Deciding a quarantined step (core.rules.review) is
-one unit of work: the step is locked, checked undecided, and on acceptance its units are written as the
-ingest writes a message's — a production interval, its attribution to the work order whose dispatch
-window holds the step's instant, the backflush of what was attributed, a rollup mark — under an origin of
-their own (`review`, step id, 1), so they count once and never collide with a message's. Costing follows
-from the attribution and the stock moves like any other unit. A dead letter is dismissed with a reason.
-Every decision records who, when and why.
+one unit of work: the step is locked, checked undecided, and on acceptance its units are planned by the
+ingest's own planner (`plan_counted`) — a production interval, its attribution to the work order whose
+dispatch window holds the step's instant, the backflush of what was attributed, the auto-complete of an
+order it brings to its quantity, a rollup mark — under an origin of their own (`review`, step id, 1), so
+they count once and never collide with a message's. Costing follows from the attribution and the stock
+moves like any other unit. A dead letter is dismissed with a reason, or taken in again once the plant
+file is fixed, through the ingest's plan, when core.rules.review `reingestable` says its units cannot
+count twice. Every decision records who, when and why.
 """
 
 from __future__ import annotations
@@ -16,14 +18,25 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.ingest.rows import ProductionInterval
-from core.ingest.store import load_dispatch_windows, write_intervals
-from core.rules.review import ACCEPTED, PENDING, REJECTED, REVIEW_ORIGIN, QuarantinedStep, accepted_units, decidable
-from inventory.services.backflush import backflush_attributed, write_backflush
-from kernel.db.copy import copy_rows
+from core.ingest import store
+from core.ingest.plan import Incoming, IngestLimits, IngestState, parse_batch, plan_batch, plan_counted
+from core.rules.review import (
+    ACCEPTED,
+    DISMISSED,
+    PENDING,
+    REINGESTED,
+    REJECTED,
+    REVIEW_ORIGIN,
+    Counted,
+    DeadLetter,
+    Position,
+    QuarantinedStep,
+    accepted_units,
+    decidable,
+    reingestable,
+)
 from kernel.rules.refusals import Conflict, NotFound
-from mes.rules.attribution import AttributionRow, CountStep, attribute
-from mes.services.rollup_marks import mark_changed
+from mes.rules.attribution import CountStep
 
 PAGE = 100
 
@@ -65,29 +78,23 @@ def decide_step(session: Session, step_id: int, *, accept: bool, by: str, reason
         raise NotFound(f"no quarantined counter step {step_id}")
     step = QuarantinedStep(**row._mapping)
     decidable(step, accept)
+    now = now or datetime.now(UTC)
     if accept:
-        _count(session, step)
+        _count(session, step, now)
     session.execute(text(
         """UPDATE counter_events SET review = :review, reviewed_by = :by, reviewed_at = :now, review_reason = :reason
            WHERE id = :id"""),
-        {"id": step_id, "review": ACCEPTED if accept else REJECTED, "by": by, "now": now or datetime.now(UTC), "reason": reason})
+        {"id": step_id, "review": ACCEPTED if accept else REJECTED, "by": by, "now": now, "reason": reason})
     session.commit()
     return quarantined_steps(session, review=None, before_id=step_id + 1, limit=1)[0]
 
 
-def _count(session: Session, step: QuarantinedStep) -> None:
-    units = accepted_units(step)
-    origin = (REVIEW_ORIGIN, step.id, 1)
-    write_intervals(session, [ProductionInterval(units.machine_id, units.ts, units.ts, units.good, units.scrap,
-                                                 units.energy_wh, *origin)])
-    windows = load_dispatch_windows(session.connection(), units.ts).get(units.machine_id, [])
-    attributions = [AttributionRow(*origin, *attribution)
-                    for attribution in attribute([CountStep(*units)], windows)]
-    copy_rows(session, "production_attributions", attributions)
-    backflush = backflush_attributed(session, attributions)
-    if backflush is not None:
-        write_backflush(session, backflush)
-    mark_changed(session.connection().exec_driver_sql, units.ts)
+def _count(session: Session, step: QuarantinedStep, now: datetime) -> None:
+    """The step's units, planned and written as a message's are (core.ingest.plan.plan_counted)."""
+    units = CountStep(*accepted_units(step))
+    connection = session.connection()
+    context = store.load_context_for(connection, {units.machine_id}, units.ts, set(), set())
+    store.write_plan(connection, plan_counted((REVIEW_ORIGIN, step.id, 1), units, context, IngestState(), now))
 
 
 def dead_letters(session: Session, *, review: str | None = PENDING, reason: str | None = None, edge_id: str | None = None,
@@ -116,8 +123,77 @@ def dismiss_dead_letter(session: Session, letter_id: int, *, by: str, reason: st
         raise NotFound(f"no dead letter {letter_id}")
     if review != PENDING:
         raise Conflict(f"dead letter {letter_id} was {review} already")
-    session.execute(text(
-        """UPDATE dead_letters SET review = 'dismissed', reviewed_by = :by, reviewed_at = :now, review_reason = :reason
-           WHERE id = :id"""), {"id": letter_id, "by": by, "now": now or datetime.now(UTC), "reason": reason})
+    _decided(session, [letter_id], DISMISSED, by, reason, now or datetime.now(UTC))
     session.commit()
     return dead_letters(session, review=None, before_id=letter_id + 1, limit=1)[0]
+
+
+def _decided(session: Session, letter_ids: list[int], review: str, by: str, reason: str, now: datetime) -> None:
+    session.execute(text(
+        """UPDATE dead_letters SET review = :review, reviewed_by = :by, reviewed_at = :now, review_reason = :reason
+           WHERE id = ANY(:ids)"""), {"ids": letter_ids, "review": review, "by": by, "now": now, "reason": reason})
+
+
+def reingest_dead_letter(session: Session, letter_id: int, *, by: str, reason: str, now: datetime | None = None,
+                         limits: IngestLimits = IngestLimits()) -> dict:
+    """Take one dead letter in again (core.rules.review `reingestable`); Conflict says why not."""
+    outcome = reingest(session, ids=[letter_id], by=by, reason=reason, now=now, limits=limits)
+    if letter_id in outcome["refused"]:
+        raise Conflict(outcome["refused"][letter_id])
+    return dead_letters(session, review=None, before_id=letter_id + 1, limit=1)[0]
+
+
+def reingest(session: Session, *, ids: list[int] | None = None, machine_id: str | None = None, by: str, reason: str,
+             now: datetime | None = None, limits: IngestLimits = IngestLimits()) -> dict:
+    """Take dead letters in again — those of `ids`, or every pending one of `machine_id` — once the plant file
+    knows their machine: in one unit of work, through the ingest's own plan (`plan_batch(reingest=True)`:
+    keyed by (edge, epoch, seq), counted from the machine's last counted value, attributed, backflushed,
+    auto-completed, costed from what that writes), in (epoch, seq) order, each letter marked re-ingested with
+    who, when and why. Those the rule refuses stay pending, with why in the answer."""
+    now = now or datetime.now(UTC)
+    connection = session.connection()
+    rows = session.execute(text(
+        """SELECT id, received_at, topic, payload, size, review, machine_id FROM dead_letters
+           WHERE id = ANY(:ids) OR (machine_id = :machine AND review = 'pending') ORDER BY id FOR UPDATE"""),
+        {"ids": ids or [], "machine": machine_id}).all()
+    if ids and len(rows) < len(ids):
+        missing = sorted(set(ids) - {row.id for row in rows})
+        raise NotFound(f"no dead letter {', '.join(map(str, missing))}")
+    registry = store.load_registry(connection)
+    letters: list[DeadLetter] = []
+    received: dict[int, Incoming] = {}
+    for row in rows:
+        payload = bytes(row.payload)
+        received[row.id] = Incoming(row.topic, payload, row.received_at)
+        parsed = parse_batch([received[row.id]], registry, limits)
+        message = parsed.data[0].message if parsed.data else None
+        refusal = next(iter(parsed.refusals()), "an edge status, not a data message" if message is None else None)
+        letters.append(DeadLetter(row.id, row.review, row.received_at, row.size is not None and row.size > len(payload),
+                                  refusal, message.machine if message else row.machine_id,
+                                  Position(message.edge_id, message.epoch, message.seq) if message else None))
+    machines = {letter.machine_id for letter in letters if letter.machine_id and letter.refusal is None}
+    state = store.with_machines_locked(connection, IngestState(), machines)
+    positions = {letter.position for letter in letters if letter.position is not None}
+    ingested = {Position(*key) for key in store.find_ingested(connection, {tuple(p) for p in positions})}
+    decision = reingestable(letters, ingested, _counted(session, machines, state))
+    if decision.taken:
+        parsed = parse_batch([received[letter.id] for letter in decision.taken], registry, limits)
+        context = store.load_context_for(connection, parsed.machines(), parsed.earliest_sample(), parsed.reported_orders(),
+                                         {tuple(letter.position) for letter in decision.taken if letter.position})
+        plan = plan_batch(parsed, state, registry, context=context, now=now, limits=limits, reingest=True)
+        store.write_plan(connection, plan)
+        _decided(session, [letter.id for letter in decision.taken], REINGESTED, by, reason, now)
+    session.commit()
+    return {"reingested": [letter.id for letter in decision.taken], "refused": decision.refused}
+
+
+def _counted(session: Session, machines: set[str], state: IngestState) -> dict[str, list[Counted]]:
+    """Per machine ever counted, its newest counted message on each edge."""
+    heard = sorted(machine for machine in machines if machine in state.live)
+    counted: dict[str, list[Counted]] = {}
+    for row in session.execute(text(
+            """SELECT DISTINCT ON (machine_id, edge_id) machine_id, edge_id, epoch, seq, received_at FROM ingested_messages
+               WHERE machine_id = ANY(:machines) ORDER BY machine_id, edge_id, epoch DESC, seq DESC"""),
+            {"machines": heard}) if heard else ():
+        counted.setdefault(row.machine_id, []).append(Counted(row.edge_id, row.epoch, row.seq, row.received_at))
+    return counted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from core.ingest.plan import IngestState, Incoming, MachineInfo, parse_batch, plan_batch
 from core.rules.assignment import EDGE_NOT_ASSIGNED, data_refusal, status_refusal
 from core.rules.counters import CounterPoint
@@ -42,3 +44,23 @@ def test_a_status_announcing_another_edges_machine_is_dead_lettered_and_changes_
     parsed = parse_batch([fake, own], REGISTRY)
     assert [row.reason.split(":")[0] for row in parsed.dead_letters] == [EDGE_NOT_ASSIGNED]
     assert [(event.edge_id, event.online) for event in parsed.status_events] == [("e2", True)]
+
+
+def test_a_machine_the_plant_file_does_not_know_never_holds_up_its_edges_other_machines():
+    """A real edge names the message it published before (`prev`). One of a machine the core does not know is
+    a dead letter judged in its place in the edge's sequence, so the next message, which follows it, is
+    ingested — not set aside for a resend that would only bring the same dead letter again."""
+    def message(seq: int, machine: str, value: int):
+        body = {"v": 1, "edge_id": "e1", "epoch": 1, "seq": seq, "machine": machine,
+                "samples": [{"ts": at(seq).isoformat(), "signal": "good", "value": value}]}
+        if seq > 1:
+            body["prev"] = {"epoch": 1, "seq": seq - 1}
+        return Incoming(f"mes/v1/s/a/l/{machine}/data", json.dumps(body).encode(), at(100 + seq))
+
+    state = plan_batch(parse_batch([message(1, "m1", 10)], REGISTRY), IngestState(), REGISTRY, set()).state
+    result = plan_batch(parse_batch([message(2, "ghost", 5), message(3, "m1", 12), message(4, "ghost", 6)], REGISTRY),
+                        state, REGISTRY, set())
+    assert result.held == {}
+    assert [row.reason.split(":")[0] for row in result.dead_letters] == ["unknown machine 'ghost'"] * 2
+    assert [(row.seq, row.good) for row in result.intervals] == [(3, 2)]
+    assert result.state.cursors["e1"].seq == 3, "a dead letter never moves the cursor"

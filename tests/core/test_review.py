@@ -57,7 +57,8 @@ def test_a_quarantined_jump_accepted_through_the_api_changes_the_order_ledger_an
         masterdata.add_bom_line(session, "cap", "resin", Decimal("0.5"))
         masterdata.create_location(session, location_id="l-side", name="Line l", kind="line_side", line="l")
         stock.receive(session, "resin", "R1", "l-side", Decimal(1000), source_ref="GR-1", unit_cost=Decimal("2"))
-        workorders.create_work_order(session, "WO-9", "cap", 10_000)
+        # quantity 1,020: the accepted climb brings it there, which auto-completes it as a counted unit would
+        workorders.create_work_order(session, "WO-9", "cap", 1_020, auto_complete=True)
         workorders.act(session, "WO-9", "release")
         workorders.act(session, "WO-9", "start", machine_id="m1", now=T0 - timedelta(minutes=1))
     engine.dispose()
@@ -71,9 +72,12 @@ def test_a_quarantined_jump_accepted_through_the_api_changes_the_order_ledger_an
             good = conn.execute("SELECT sum(good) FROM production_attributions WHERE work_order_id = 'WO-9'").fetchone()[0]
             resin = conn.execute("SELECT sum(quantity) FROM stock_moves WHERE reason = 'backflush' AND item_id = 'resin'"
                                  ).fetchone()[0]
-        return int(good), resin
+            caps = conn.execute("SELECT sum(quantity) FROM stock_moves WHERE reason = 'production receipt' "
+                                "AND item_id = 'cap'").fetchone()[0]
+            (status,) = conn.execute("SELECT status FROM work_orders WHERE work_order_id = 'WO-9'").fetchone()
+        return int(good), resin, caps, status
 
-    assert made() == (20, Decimal(10))
+    assert made() == (20, Decimal(10), Decimal(20), "running")
     with TestClient(create_app(database_url)) as client:
         api = by(client, REVIEWER, "supervisor")
         refused(by(client, "otto-operator", "operator").post("/review/quarantine/1/accept", json=DECISION), 403, "supervisor")
@@ -86,11 +90,21 @@ def test_a_quarantined_jump_accepted_through_the_api_changes_the_order_ledger_an
         assert (decided["review"], decided["reviewed_by"], decided["review_reason"]) == ("accepted", REVIEWER, DECISION["reason"])
         refused(api.post(f"/review/quarantine/{pending['id']}/accept", json=DECISION), 409, "accepted already")
         refused(api.post(f"/review/quarantine/{pending['id']}/reject", json=DECISION), 409, "accepted already")
-        assert made() == (1_020, Decimal(510)), "counted, attributed and backflushed once"
+        assert made() == (1_020, Decimal(510), Decimal(1_020), "completed"), \
+            "counted, attributed, backflushed and received once; the order reached its quantity and completed"
         assert ok(api.get("/review/quarantine")) == []
         assert ok(api.get("/review/quarantine", params={"review": "accepted"}))[0]["id"] == pending["id"]
         cost_after = ok(api.get("/work-orders/WO-9/cost"))
-        assert cost_after != cost_before
+        # the resin is valued at 2 a kg: 10 kg before, 510 kg after, once
+        assert (Decimal(cost_before["actual"]["material"]), Decimal(cost_after["actual"]["material"])) == (20, 1_020)
+        assert Decimal(cost_after["finished_goods_value"]) == Decimal(cost_after["actual"]["total"]) - Decimal(
+            cost_after["not_absorbed"])
+        refused(api.post(f"/review/quarantine/{pending['id']}/accept", json=DECISION), 409, "accepted already")
+        assert made() == (1_020, Decimal(510), Decimal(1_020), "completed")
+        assert ok(api.get("/work-orders/WO-9/cost"))["actual"]["material"] == cost_after["actual"]["material"]
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT actor FROM work_order_events WHERE action = 'complete'").fetchall() == [
+                ("auto-complete",)]
 
         (letter,) = ok(api.get("/review/dead-letters", params={"reason": "not JSON"}))
         assert letter["payload"] == '{"v": 1, "edge_id": ' and letter["size"] == 20 and not letter["payload_cut"]
@@ -127,6 +141,10 @@ def test_the_review_commands_list_and_decide(database_url, tmp_path):
     assert json.loads(rejected.stdout)["review"] == "rejected"
     again = mes("accept", str(pending["id"]), "--by", "Ada", "--reason", "second thoughts")
     assert again.returncode == 1 and "rejected already" in again.stderr
+    missing = mes("reingest", "999999", "--by", "Ada", "--reason", "plant file fixed")
+    assert missing.returncode == 1 and "no dead letter 999999" in missing.stderr
+    none_waiting = mes("reingest", "--machine", "m1", "--by", "Ada", "--reason", "plant file fixed")
+    assert json.loads(none_waiting.stdout) == {"reingested": [], "refused": {}}
 
 
 def test_the_review_waiting_alert_holds_while_something_waits_too_long_and_the_board_counts_it(database_url, tmp_path):

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, needs_lookup
+from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message
 
 SEEN = Ingested(None)
 DEFAULT_GAP = Plausible().max_epoch_gap
@@ -87,14 +87,24 @@ def test_a_chain_with_lost_messages_ingests_every_message_once_in_order_after_re
     assert ingested == chain
 
 
+def test_a_message_that_follows_a_dead_letter_of_record_in_its_place_is_not_held():
+    cursor = EdgeCursor(3, 10)
+    assert judge_message(cursor, EdgeCursor(3, 12), None, follows=EdgeCursor(3, 11),
+                         dead_lettered=EdgeCursor(3, 11))[0] is Verdict.ACCEPT
+    assert judge_message(cursor, EdgeCursor(3, 13), None, follows=EdgeCursor(3, 12),
+                         dead_lettered=EdgeCursor(3, 11))[0] is Verdict.HOLD, "12 is neither ingested nor of record"
+
+
 def test_without_a_cursor_any_position_is_plausible():
     assert judge_message(None, EdgeCursor(2**63 - 1, 2**63 - 1), None)[0] is Verdict.ACCEPT
 
 
-def test_lookup_is_needed_only_at_or_below_the_cursor():
-    assert not needs_lookup(None, EdgeCursor(1, 1))
-    assert not needs_lookup(EdgeCursor(1, 5), EdgeCursor(1, 6))
-    assert needs_lookup(EdgeCursor(1, 5), EdgeCursor(1, 5))
+def test_a_position_ingested_beyond_the_cursor_is_a_duplicate_and_one_following_it_is_not_held():
+    """A dead letter re-ingested after review lies beyond its edge's cursor (it never moves it)."""
+    cursor = EdgeCursor(1, 5)
+    assert judge_message(cursor, EdgeCursor(1, 7), Ingested(None))[0] is Verdict.DUPLICATE
+    assert judge_message(None, EdgeCursor(1, 7), Ingested(None))[0] is Verdict.DUPLICATE
+    assert judge_message(cursor, EdgeCursor(1, 8), None, follows=EdgeCursor(1, 7), follows_ingested=True)[0] is Verdict.ACCEPT
 
 
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(1, 20)), min_size=1, max_size=80))
