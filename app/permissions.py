@@ -92,6 +92,7 @@ WRITES: dict[tuple[str, str], frozenset[Role]] = {key: frozenset(roles) for key,
     ("PUT", "/items/{item_id}/planning"): (PLANNER,),
     ("POST", "/planning/forecasts"): (PLANNER,),
     ("POST", "/planning/runs"): (PLANNER,),
+    ("POST", "/planning/runs/live/regenerate"): (PLANNER,),
     ("POST", "/planning/promise"): (PLANNER,),
     ("POST", "/planning/planned-orders/{planned_order_id}/firm"): (PLANNER,),
 }.items()}
