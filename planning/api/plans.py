@@ -291,9 +291,7 @@ def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = S
             buckets: int = Buckets):
     """Down: the supplies below a demand, level by level; up: the demands above a supply."""
     live = _view(db, run_id, start, bucket, buckets)
-    known = {d.id for d in live.plan.demands} | {s.id for s in live.plan.supplies} | {
-        name for peg in live.plan.pegs for name in (peg.supply, peg.demand)}
-    if order_or_demand_id not in known:
+    if not live.names(db, order_or_demand_id):
         raise NotFound(f"{order_or_demand_id!r} is neither a demand nor a supply of the plan")
 
     def steps(found):

@@ -20,7 +20,7 @@ every item's lead time depends on, like the shift calendar) needs a full regener
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from inventory.rules.bom import Boms
@@ -53,16 +53,20 @@ def replan_order(dirty: Iterable[str], boms: Boms, codes: Mapping[str, int]) -> 
     return sorted(seen, key=lambda item: (codes.get(item, 0), item))
 
 
-def net_change(previous: Mapping[str, ItemPlan], given: PlanInput, dirty: Collection[str],
-               codes: Mapping[str, int]) -> dict[str, ItemPlan]:
+def net_change(previous: Mapping[str, ItemPlan], given: PlanInput, dirty: Collection[str], codes: Mapping[str, int],
+               placed_above: Mapping[str, Sequence[Demand]] | None = None,
+               parents: Mapping[str, Sequence[str]] | None = None) -> dict[str, ItemPlan]:
     """The parts that change: the dirty items' and those below them whose dependent demand changed.
 
     `previous`: the parts of the plan being brought up to date, at least those of every item in
-    `replan_order(dirty)` and of their parents. `given`: the new input of the dirty items (on hand,
-    demands, forecasts and receipts of those items; the rest is ignored), with the BOMs, the policies of
-    every item replanned, the horizon and today of the previous plan. `codes`: the previous plan's."""
+    `replan_order(dirty)`; `placed_above`: what the other parents of those items placed (each parent's
+    `placed`, at least on those items), when `previous` lacks their parts. `given`: the new input of the dirty
+    items (on hand, demands, forecasts and receipts of those items; the rest is ignored), with the BOMs, the
+    policies of every item replanned, the horizon and today of the previous plan. `codes`: the previous
+    plan's; `parents`: `parents_of(given.boms)`, when the caller keeps it."""
     prepared = prepare(given, codes)
-    parents = parents_of(given.boms)
+    parents = parents_of(given.boms) if parents is None else parents
+    above = placed_above or {}
     changed: dict[str, ItemPlan] = {}
     moved: set[str] = set()  # items whose placed demand changed: their components are replanned
     for item in replan_order(dirty, given.boms, codes):
@@ -75,7 +79,7 @@ def net_change(previous: Mapping[str, ItemPlan], given: PlanInput, dirty: Collec
             on_hand = given.on_hand.get(item, ZERO)
         else:
             own, receipts, on_hand = before.own_demands(), before.receipts(), before.record.on_hand
-        dependent = [demand for parent in item_parents for demand in _placed(parent, changed, previous)
+        dependent = [demand for parent in item_parents for demand in _placed(parent, changed, previous, above)
                      if demand.item == item]
         part = net_item(item, codes.get(item, 0), on_hand, policy_of(item, given, prepared), [*own, *dependent],
                         receipts, given.boms.get(item, ()), given.horizon, given.today)
@@ -89,6 +93,7 @@ def _own_input(item: str, prepared: Prepared) -> tuple[list[Demand], list[Supply
     return prepared.demands_of.get(item, []), prepared.receipts_of.get(item, [])
 
 
-def _placed(parent: str, changed: Mapping[str, ItemPlan], previous: Mapping[str, ItemPlan]) -> tuple[Demand, ...]:
+def _placed(parent: str, changed: Mapping[str, ItemPlan], previous: Mapping[str, ItemPlan],
+            above: Mapping[str, Sequence[Demand]]) -> Sequence[Demand]:
     part = changed.get(parent) or previous.get(parent)
-    return part.placed if part is not None else ()
+    return part.placed if part is not None else above.get(parent, ())

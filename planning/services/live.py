@@ -41,11 +41,10 @@ from kernel.rules.refusals import NotFound, as_conflict
 from planning.rules.atp import AtpBucket, plan_atp
 from planning.rules.horizon import BucketSize, Horizon
 from planning.rules.levels import low_level_codes
-from planning.rules.mrp import ItemPlan, ItemRecord, Plan
+from planning.rules.mrp import Demand, ItemPlan, ItemRecord, Plan
 from planning.rules.net_change import net_change, parents_of, replan_order
 from planning.services import plans
-from planning.services.plan_rows import (delete_items, read_demands, read_placed, read_records, read_supplies,
-                                         write_parts)
+from planning.services.plan_rows import delete_items, read_demands, read_records, read_supplies, write_parts
 
 log = get_logger("planning.live")
 
@@ -74,6 +73,12 @@ class Structure:
     boms: dict[str, list[BomLine]]
     codes: dict[str, int]
     available: dict[str, list[Decimal]]
+    parents: dict[str, list[str]]
+    graph: plans.BomGraph
+
+    @classmethod
+    def of(cls, boms: dict[str, list[BomLine]], codes: dict[str, int], available: dict[str, list[Decimal]]) -> Structure:
+        return cls(boms, codes, available, parents_of(boms), plans.BomGraph.of(boms))
 
 
 _structures: dict[tuple[int, datetime], Structure] = {}
@@ -152,7 +157,7 @@ def _regenerate(session: Session, now: datetime) -> LiveRun:
     write_parts(session, run_id, parts)
     codes = {part.record.item: part.record.low_level_code for part in parts}
     _structures.clear()
-    _structures[(run_id, now)] = Structure(loaded.boms, codes, loaded.available)
+    _structures[(run_id, now)] = Structure.of(loaded.boms, codes, loaded.available)
     log.info("live plan regenerated", items=len(parts), planned_orders=sum(len(p.planned_orders) for p in parts))
     return LiveRun(run_id, horizon, today, now)
 
@@ -162,7 +167,7 @@ def _structure(session: Session, run: LiveRun) -> Structure:
     if key not in _structures:
         boms = plans.load_boms(session)
         _structures.clear()
-        _structures[key] = Structure(boms, low_level_codes(boms), plans.available_seconds(session, run.horizon))
+        _structures[key] = Structure.of(boms, low_level_codes(boms), plans.available_seconds(session, run.horizon))
     return _structures[key]
 
 
@@ -170,15 +175,14 @@ def _net_change(session: Session, run: LiveRun, now: datetime, items: set[str], 
     structure = _structure(session, run)
     dirty = items | _items_of_work_orders(session, run, work_orders, structure.boms)
     candidates = replan_order(dirty, structure.boms, structure.codes)
-    parents = parents_of(structure.boms)
-    around = set(candidates) | {parent for item in candidates for parent in parents.get(item, ())}
-    previous = _stored_parts(session, run.run_id, candidates, around)
+    previous, placed_above = _stored_parts(session, run.run_id, candidates)
     loaded = plans.load_input(session, run.horizon, now, dirty, structure.boms, available=structure.available,
-                              policies_for=candidates)
+                              policies_for=candidates, graph=structure.graph)
     with as_conflict():
-        changed = net_change(previous, loaded.given, dirty, _codes(structure, dirty))
+        changed = net_change(previous, loaded.given, dirty, _codes(structure, dirty), placed_above, structure.parents)
     delete_items(session, run.run_id, list(changed))
-    write_parts(session, run.run_id, list(changed.values()), placers=previous.values())
+    write_parts(session, run.run_id, list(changed.values()), placers=[*previous.values(), *(
+        _placer(item, placed) for item, placed in placed_above.items())])
     session.execute(text("UPDATE planning_runs SET changed_at = :now WHERE run_id = :run"), {"now": now, "run": run.run_id})
 
 
@@ -206,18 +210,22 @@ def _items_of_work_orders(session: Session, run: LiveRun, work_orders: set[str],
     return found
 
 
-def _stored_parts(session: Session, run_id: int, candidates: Collection[str], around: Collection[str]) -> dict[str, ItemPlan]:
+def _stored_parts(session: Session, run_id: int, candidates: Collection[str]
+                  ) -> tuple[dict[str, ItemPlan], dict[str, list[Demand]]]:
     """The stored parts of the candidates as far as net change reads them (on hand, demands, receipts, what
-    they placed), and of their parents what they placed."""
-    records = read_records(session, run_id, around)
-    demands = read_demands(session, run_id, candidates)
+    they placed), and what their other parents placed on them. Every component of a candidate is a candidate,
+    so all of it is in the candidates' own demands."""
+    records = read_records(session, run_id, candidates)
+    demands, placed = read_demands(session, run_id, candidates)
     supplies = read_supplies(session, run_id, candidates)
-    placed = read_placed(session, run_id, around)
-    parts: dict[str, ItemPlan] = {}
-    for item, record in records.items():  # a parent's demands and supplies are not read: only what it placed
-        parts[item] = ItemPlan(record, (), tuple(demands.get(item, ())), tuple(supplies.get(item, ())), (), (),
-                               tuple(placed.get(item, ())))
-    return parts
+    parts = {item: ItemPlan(record, (), tuple(demands.get(item, ())), tuple(supplies.get(item, ())), (), (),
+                            tuple(placed.get(item, ()))) for item, record in records.items()}
+    return parts, {item: found for item, found in placed.items() if item not in parts}
+
+
+def _placer(item: str, placed: list[Demand]) -> ItemPlan:
+    """A parent net change does not replan, as far as writing its components' rows reads it: what it placed."""
+    return ItemPlan(ItemRecord(item, 0, Decimal(0), Decimal(0), ()), (), (), (), (), (), tuple(placed))
 
 
 # --- reading the maintained plan ---------------------------------------------------------------------
@@ -254,7 +262,7 @@ def atp(session: Session, now: datetime, item_id: str) -> list[AtpBucket]:
     found = read_records(session, run.run_id, [item_id]).get(item_id)
     if found is None:
         raise NotFound(f"item {item_id!r} does not exist")
-    demands = read_demands(session, run.run_id, [item_id]).get(item_id, [])
+    demands = read_demands(session, run.run_id, [item_id])[0].get(item_id, [])
     return plan_atp(Plan(run.horizon, {item_id: found}, [], demands, [], [], []), item_id)
 
 

@@ -27,6 +27,9 @@ _CODES = """SELECT item_id, low_level_code FROM planning_records
             WHERE run_id = :run AND bucket_start = (SELECT start FROM planning_runs WHERE run_id = :run)"""
 
 
+_BUCKET_COLUMNS = ("bucket_start", *BucketRecord._fields[1:])
+
+
 class RecordRow(NamedTuple):
     run_id: int
     item_id: str
@@ -141,39 +144,39 @@ def read_records(session: Session, run_id: int, items: Collection[str] | None = 
     where, query = _items_filter(run_id, items)
     buckets: dict[str, list[BucketRecord]] = defaultdict(list)
     heads: dict[str, tuple[int, Decimal, Decimal]] = {}
-    for row in session.execute(text(
-            f"SELECT * FROM planning_records WHERE {where} ORDER BY low_level_code, item_id, bucket_start"), query):
-        heads[row.item_id] = (row.low_level_code, row.on_hand, row.safety_stock)
-        buckets[row.item_id].append(BucketRecord(row.bucket_start, row.gross_requirements, row.scheduled_receipts,
-                                                 row.projected_on_hand, row.net_requirements, row.planned_receipts,
-                                                 row.planned_releases))
+    for item, code, on_hand, safety, *bucket in session.execute(text(
+            f"""SELECT item_id, low_level_code, on_hand, safety_stock, {', '.join(_BUCKET_COLUMNS)}
+                FROM planning_records WHERE {where} ORDER BY low_level_code, item_id, bucket_start"""), query):
+        if item not in heads:
+            heads[item] = (code, on_hand, safety)
+        buckets[item].append(BucketRecord(*bucket))
     return {item: ItemRecord(item, *heads[item], tuple(rows)) for item, rows in buckets.items()}
 
 
-def read_demands(session: Session, run_id: int, items: Collection[str] | None = None) -> dict[str, list[Demand]]:
-    where, query = _items_filter(run_id, items)
+def read_demands(session: Session, run_id: int, items: Collection[str]) -> tuple[dict[str, list[Demand]],
+                                                                               dict[str, list[Demand]]]:
+    """The items' demands, and of these the dependent ones per item that placed them, in the order it did."""
     found: dict[str, list[Demand]] = defaultdict(list)
-    for row in session.execute(text(f"SELECT * FROM planning_demands WHERE {where} ORDER BY item_id, position"), query):
-        found[row.item_id].append(Demand(row.demand_id, row.item_id, row.due, row.quantity, row.kind, row.parent_supply))
-    return found
-
-
-def read_placed(session: Session, run_id: int, placers: Collection[str]) -> dict[str, list[Demand]]:
-    """What these items' planned orders placed on their components, in the order they placed it."""
-    found: dict[str, list[Demand]] = defaultdict(list)
-    for row in session.execute(text(
-            "SELECT * FROM planning_demands WHERE run_id = :run AND placed_by = ANY(:items) ORDER BY placed_by, placed_position"),
-            {"run": run_id, "items": list(placers)}):
-        found[row.placed_by].append(Demand(row.demand_id, row.item_id, row.due, row.quantity, row.kind, row.parent_supply))
-    return found
+    placed: dict[str, list[tuple[int, Demand]]] = defaultdict(list)
+    for demand_id, item, due, quantity, kind, parent_supply, placed_by, placed_position in session.execute(text(
+            """SELECT demand_id, item_id, due, quantity, kind, parent_supply, placed_by, placed_position
+               FROM planning_demands WHERE run_id = :run AND item_id = ANY(:items) ORDER BY item_id, position"""),
+            {"run": run_id, "items": list(items)}):
+        demand = Demand(demand_id, item, due, quantity, kind, parent_supply)
+        found[item].append(demand)
+        if placed_by is not None:
+            placed[placed_by].append((placed_position, demand))
+    return found, {item: [demand for _, demand in sorted(entries, key=lambda entry: entry[0])]
+                   for item, entries in placed.items()}
 
 
 def read_supplies(session: Session, run_id: int, items: Collection[str]) -> dict[str, list[Supply]]:
     found: dict[str, list[Supply]] = defaultdict(list)
-    for row in session.execute(text(
-            "SELECT * FROM planning_supplies WHERE run_id = :run AND item_id = ANY(:items) ORDER BY item_id, position"),
+    for supply_id, item, due, quantity, kind in session.execute(text(
+            """SELECT supply_id, item_id, due, quantity, kind FROM planning_supplies
+               WHERE run_id = :run AND item_id = ANY(:items) ORDER BY item_id, position"""),
             {"run": run_id, "items": list(items)}):
-        found[row.item_id].append(Supply(row.supply_id, row.item_id, row.due, row.quantity, row.kind))
+        found[item].append(Supply(supply_id, item, due, quantity, kind))
     return found
 
 
@@ -202,6 +205,15 @@ def read_pegs(session: Session, run_id: int) -> tuple[list[Peg], dict[str, str]]
         if row.demand_of_order is not None:
             order_of[row.demand] = row.demand_of_order
     return pegs, order_of
+
+
+def has_name(session: Session, run_id: int, name: str) -> bool:
+    """Whether the run has a demand or a supply of that id (or a peg names it: a run kept before 0015)."""
+    return bool(session.execute(text(
+        """SELECT EXISTS (SELECT FROM planning_demands WHERE run_id = :run AND demand_id = :name)
+               OR EXISTS (SELECT FROM planning_supplies WHERE run_id = :run AND supply_id = :name)
+               OR EXISTS (SELECT FROM planning_pegs WHERE run_id = :run AND (supply = :name OR demand = :name))"""),
+        {"run": run_id, "name": name}).scalar())
 
 
 def _items_filter(run_id: int, items: Collection[str] | None) -> tuple[str, dict]:

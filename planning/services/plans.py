@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Select, select, text
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from inventory.models import BomLine as BomRow
 from inventory.models import Item, PurchaseOrder, PurchaseOrderLine, SalesOrder, SalesOrderLine
@@ -55,7 +55,7 @@ from planning.rules.lead_times import LeadTime, ManufactureLeadTime, purchase_le
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.mrp import (Demand, Forecast, ItemPlan, ItemPolicy, Plan, PlanInput, Supply, assemble, plan_parts,
                                 work_order_receipt_date)
-from planning.services.plan_rows import read_exceptions, read_pegs, read_planned_orders, read_records, write_parts
+from planning.services.plan_rows import has_name, read_exceptions, read_pegs, read_planned_orders, read_records, write_parts
 
 OPEN_PURCHASE = ("draft", "submitted", "approved", "partially_received")
 OPEN_SALES = ("open", "partially_shipped")
@@ -76,6 +76,14 @@ class PlanView:
     run_id: str
     plan: Plan
     order_of: dict[str, str]
+    stored: int | None = None  # read from a run's rows (its demands and supplies are not read: `names`)
+
+    def names(self, session: Session, name: str) -> bool:
+        """Whether `name` is a demand or a supply of the plan."""
+        if self.stored is not None:
+            return has_name(session, self.stored, name)
+        return name in {d.id for d in self.plan.demands} | {s.id for s in self.plan.supplies} | {
+            part for peg in self.plan.pegs for part in (peg.supply, peg.demand)}
 
 
 def live_view(live: LivePlan) -> PlanView:
@@ -147,17 +155,17 @@ class LoadedInput:
 
 def load_input(session: Session, horizon: Horizon, now: datetime, items: Collection[str] | None = None,
                boms: dict[str, list[BomLine]] | None = None, *, available: dict[str, list[Decimal]] | None = None,
-               policies_for: Collection[str] | None = None) -> LoadedInput:
+               policies_for: Collection[str] | None = None, graph: BomGraph | None = None) -> LoadedInput:
     """The plan's input as stored now: every item's, or (net change) the on hand, orders and forecasts of
-    `items` alone and the policies of `policies_for` (default: `items`), with every BOM and each work centre's
-    available time (loaded unless given)."""
+    `items` alone and the policies of `policies_for` (default: `items`), with every BOM, each work centre's
+    available time and the BOMs' graph (derived unless given)."""
     today = now.astimezone(UTC).date()
     boms = load_boms(session) if boms is None else boms
     policies_for = items if policies_for is None else policies_for
     routings = {row.item_id: row for row in session.scalars(_only(select(RoutingRow), RoutingRow.item_id, policies_for))}
     available = available_seconds(session, horizon) if available is None else available
     policies = _policies(session, boms, routings, available, horizon, policies_for)
-    demands, receipts, loads = _orders(session, today, now, routings, boms, items)
+    demands, receipts, loads = _orders(session, today, now, routings, boms, items, graph)
     forecasts = [Forecast(f"forecast:{row.id}", row.item_id, row.bucket_start, row.quantity)
                  for row in session.scalars(_only(select(PlanningForecast), PlanningForecast.item_id, items))]
     given = PlanInput(horizon, today, boms, _on_hand(session, items), policies, demands, forecasts, receipts)
@@ -270,7 +278,7 @@ def run_view(session: Session, run_id: int, name: str, horizon: Horizon) -> Plan
     """Every row of a run, as a plan (its demands and supplies are read only where a reader needs them)."""
     pegs, order_of = read_pegs(session, run_id)
     return PlanView(name, Plan(horizon, read_records(session, run_id), read_planned_orders(session, run_id), [], [], pegs,
-                               read_exceptions(session, run_id)), order_of)
+                               read_exceptions(session, run_id)), order_of, run_id)
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -341,7 +349,7 @@ def _run_rate(routing: RoutingRow | None, available: dict[str, list[Decimal]], h
 
 
 def _orders(session: Session, today: date, now: datetime, routings: dict[str, RoutingRow], boms: dict[str, list[BomLine]],
-            items: Collection[str] | None = None) -> tuple[list[Demand], list[Supply], list[tuple[str, date, Decimal]]]:
+            items: Collection[str] | None = None, graph: BomGraph | None = None) -> tuple[list[Demand], list[Supply], list[tuple[str, date, Decimal]]]:
     """Open sales-order lines and work orders' component needs; open purchase orders, work orders and transfers;
     the load of released work orders on their centres (today, rough-cut). With `items`, only theirs: the lines
     of those items, the work orders that make them or need them."""
@@ -349,13 +357,15 @@ def _orders(session: Session, today: date, now: datetime, routings: dict[str, Ro
     receipts: list[Supply] = []
     loads: list[tuple[str, date, Decimal]] = []
     wanted = (lambda item: True) if items is None else set(items).__contains__
-    sales = select(SalesOrder).where(SalesOrder.status.in_(OPEN_SALES))
-    purchases = select(PurchaseOrder).where(PurchaseOrder.status.in_(OPEN_PURCHASE))
-    works = select(WorkOrder).where(WorkOrder.status.in_(OPEN_WORK))
+    # lines and snapshots in one query each, not one per order
+    sales = select(SalesOrder).where(SalesOrder.status.in_(OPEN_SALES)).options(selectinload(SalesOrder.lines))
+    purchases = (select(PurchaseOrder).where(PurchaseOrder.status.in_(OPEN_PURCHASE))
+                 .options(selectinload(PurchaseOrder.lines)))
+    works = select(WorkOrder).where(WorkOrder.status.in_(OPEN_WORK)).options(selectinload(WorkOrder.components))
     if items is not None:
         sales = sales.where(SalesOrder.lines.any(SalesOrderLine.item_id.in_(list(items))))
         purchases = purchases.where(PurchaseOrder.lines.any(PurchaseOrderLine.item_id.in_(list(items))))
-        works = works.where(WorkOrder.item_id.in_(list(items) + _makers_of(items, boms))
+        works = works.where(WorkOrder.item_id.in_(list(items) + (graph or BomGraph.of(boms)).makers_of(items))
                             | WorkOrder.components.any(WorkOrderComponent.component_item.in_(list(items))))
     for order in session.scalars(sales):
         for line in order.lines:
@@ -400,19 +410,29 @@ def _orders(session: Session, today: date, now: datetime, routings: dict[str, Ro
     return demands, receipts, loads
 
 
-def _makers_of(items: Collection[str], boms: dict[str, list[BomLine]]) -> list[str]:
-    """The items whose work orders need `items` from today's BOM (a planned order has no snapshot yet): their
-    parents, and through phantoms the parents' parents."""
-    parents: dict[str, list[tuple[str, bool]]] = defaultdict(list)
-    for parent, lines in boms.items():
-        for line in lines:
-            parents[line.component].append((parent, line.phantom))
-    found: set[str] = set()
-    pending = list(items)
-    while pending:
-        for parent, phantom in parents.get(pending.pop(), ()):
-            if parent not in found:
-                found.add(parent)
-                if phantom:
-                    pending.append(parent)
-    return sorted(found)
+@dataclass(frozen=True, slots=True)
+class BomGraph:
+    """Who uses what, for finding the work orders that need some items (net change); built once per BOMs."""
+
+    parents: dict[str, list[tuple[str, bool]]]  # each component's parents, and whether the line is a phantom one
+
+    @classmethod
+    def of(cls, boms: dict[str, list[BomLine]]) -> BomGraph:
+        parents: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+        for parent, lines in boms.items():
+            for line in lines:
+                parents[line.component].append((parent, line.phantom))
+        return cls(dict(parents))
+
+    def makers_of(self, items: Collection[str]) -> list[str]:
+        """The items whose work orders need `items` from today's BOM (a planned order has no snapshot yet):
+        their parents, and through phantoms the parents' parents."""
+        found: set[str] = set()
+        pending = list(items)
+        while pending:
+            for parent, phantom in self.parents.get(pending.pop(), ()):
+                if parent not in found:
+                    found.add(parent)
+                    if phantom:
+                        pending.append(parent)
+        return sorted(found)

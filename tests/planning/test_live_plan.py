@@ -20,7 +20,7 @@ from planning.rules.lot_sizing import LotSizing
 from planning.services import live, plans
 from tests.core.test_ingest_plan import T0
 from tests.core.test_ingest_service import batch, prepared
-from tests.support.http import ok
+from tests.support.http import ok, refused
 
 D = Decimal
 
@@ -148,6 +148,8 @@ def test_reads_of_live_serve_the_maintained_plan_brought_up_to_date_without_a_pl
     pegs = ok(api.get("/planning/runs/live/pegging/SO-1/1"))
     assert [(step["depth"], step["supply"]) for step in pegs["down"]] == [
         (0, "planned:TABLE:1"), (1, "on_hand:SCREW"), (1, "planned:SCREW:1")]
+    assert ok(api.get("/planning/runs/live/pegging/planned:SCREW:1"))["up"][0]["demand"] == "planned:TABLE:1/SCREW"
+    assert "neither a demand nor a supply" in refused(api.get("/planning/runs/live/pegging/NOPE"), 404)
 
 
 def test_the_live_plan_is_regenerated_on_demand_over_http_and_from_the_command_line(api, api_as, database_url):

@@ -91,6 +91,9 @@ def upgrade() -> None:
     )""")
     for table, events, marks in ITEM_MARKS:
         _mark_trigger(table, events, marks)
+    # net change loads the open orders of a few items
+    for table in ("sales_order_lines", "purchase_order_lines"):
+        run(f"CREATE INDEX {table}_item ON {table} (item_id)")
     for table in REGENERATE_ON:
         _mark_trigger(table, "INSERT OR UPDATE OR DELETE", "SELECT NULL, NULL")
 
@@ -117,6 +120,8 @@ def downgrade() -> None:
     for table in REGENERATE_ON:
         _drop_triggers(table, "INSERT OR UPDATE OR DELETE")
     run("DROP TABLE planning_marks")
+    for table in ("sales_order_lines", "purchase_order_lines"):
+        run(f"DROP INDEX {table}_item")
     for table in ("planning_planned_orders", "planning_exceptions", "planning_pegs"):
         run(f"DROP INDEX {table}_item")
     run("DROP TABLE planning_supplies")
