@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from inventory.rules.bom import BomLine, explode
 from kernel.db.models import make_engine
 from kernel.logs import get_logger
-from kernel.rules.refusals import NotFound, as_conflict
+from kernel.rules.refusals import NotFound, Refused, as_conflict
 from planning.rules.atp import AtpBucket, plan_atp
 from planning.rules.horizon import BucketSize, Horizon
 from planning.rules.levels import low_level_codes
@@ -268,17 +268,30 @@ def atp(session: Session, now: datetime, item_id: str) -> list[AtpBucket]:
 
 class LivePlanner:
     """The core's planner job (a child process, `kernel.jobs`): each round brings the marks into the live plan,
-    and regenerates it when the last regeneration is older than `regenerate_every_s`."""
+    and regenerates it when the last regeneration is older than `regenerate_every_s`.
+
+    A plan the rules refuse (a BOM cycle, an item that needs an order and has no lead time) is logged once, and
+    tried again only when a new mark says something changed: the marks wait, and readers get the refusal."""
 
     def __init__(self, database_url: str, regenerate_every_s: float):
         self.engine = make_engine(database_url)
         self.regenerate_every = timedelta(seconds=regenerate_every_s)
+        self._refused_at_mark: int | None = None  # the last mark when the plan was refused
 
     def round(self) -> None:
         with Session(self.engine) as session:
-            outcome = bring_up_to_date(session, datetime.now(UTC), wait=True, regenerate_every=self.regenerate_every)
-        if outcome == "net_change":
-            log.debug("live plan brought up to date by net change")
+            last_mark = session.execute(text("SELECT coalesce(max(id), 0) FROM planning_marks")).scalar_one()
+            session.rollback()
+            if self._refused_at_mark is not None and last_mark <= self._refused_at_mark:
+                return
+            try:
+                bring_up_to_date(session, datetime.now(UTC), wait=True, regenerate_every=self.regenerate_every)
+            except Refused as refusal:
+                session.rollback()
+                self._refused_at_mark = last_mark
+                log.warning("the live plan is refused; tried again at the next change", reason=str(refusal))
+                return
+        self._refused_at_mark = None
 
     def close(self) -> None:
         self.engine.dispose()

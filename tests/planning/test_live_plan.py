@@ -167,3 +167,24 @@ def test_the_live_plan_is_regenerated_on_demand_over_http_and_from_the_command_l
     assert result.exit_code == 0, result.output
     assert "planned:BOLT:1: buy 5 BOLT" in result.output
     assert regenerated_and_changed(database_url)[0] > first
+
+
+def test_a_refused_plan_waits_for_the_next_change(api, database_url):
+    """BOLT needs an order (safety stock 5) and has no lead time: the planner's round logs the refusal instead
+    of failing, and does not try again until something changes; a read answers 409 naming BOLT. Once BOLT has
+    a lead time, the next round plans it."""
+    ok(api.post("/items", json={"item_id": "BOLT", "name": "Bolt", "kind": "buy", "uom": "pcs"}), 201)
+    ok(api.put("/items/BOLT/planning", json={"safety_stock": "5"}))
+    planner = live.LivePlanner(database_url, regenerate_every_s=3600)
+    try:
+        planner.round()
+        planner.round()
+        assert "BOLT" in refused(api.get("/planning/runs/live/planned-orders"), 409)
+        ok(api.put("/items/BOLT/planning", json={"safety_stock": "5", "lead_time_days": 2}))
+        planner.round()
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM planning_marks").fetchone() == (0,)
+            assert conn.execute("SELECT planned_order_id FROM planning_planned_orders JOIN planning_runs USING (run_id) "
+                                "WHERE live").fetchall() == [("planned:BOLT:1",)]
+    finally:
+        planner.close()
