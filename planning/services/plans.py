@@ -19,6 +19,9 @@ Read from the other domains (planning sits above mes and inventory in the layers
 Planning's own tables (migration 0030): `item_planning` (lead time, safety stock, lot sizing) and
 `planning_forecasts`. An item without a planning row is planned lot-for-lot with the item's safety stock and
 no lead time (so it is refused, naming it, as soon as it needs an order).
+
+`load_input` loads all of it, or (net change, `live.py`) only what some items' plans read; a plan's rows, kept
+as a run or as the maintained live plan, are written and read in `plan_rows.py`.
 """
 
 from __future__ import annotations
@@ -379,11 +382,10 @@ def _orders(session: Session, today: date, now: datetime, routings: dict[str, Ro
             if remaining > 0 and wanted(po_line.item_id):
                 receipts.append(Supply(f"{purchase.po_id}/{po_line.line}", po_line.item_id, purchase.due or today,
                                        remaining, "purchase_order"))
+    only = "" if items is None else "AND item_id = ANY(:items)"
     for transfer_id, item_id, quantity in session.execute(text(
-            "SELECT location_id, item_id, quantity FROM stock_on_hand WHERE location_id LIKE :transit AND quantity > 0"),
-            {"transit": f"{TRANSIT_PREFIX}%"}):
-        if not wanted(item_id):
-            continue
+            f"SELECT location_id, item_id, quantity FROM stock_on_hand WHERE location_id LIKE :transit AND quantity > 0 {only}"),
+            {"transit": f"{TRANSIT_PREFIX}%", "items": list(items or ())}):
         receipts.append(Supply(f"transfer:{transfer_id.removeprefix(TRANSIT_PREFIX)}/{item_id}", item_id, today,
                                quantity, "transfer"))
     for work in session.scalars(works):

@@ -203,6 +203,7 @@ def run_net_change(database_url: str, items: int, completions: int, work_dir: Pa
     given = workload(items)
     end_item = store_workload(database_url, given, today)
     below = len(replan_order({end_item}, given.boms, low_level_codes(given.boms)))
+    del given  # the workload is not the planner's to hold
     engine = make_engine(database_url)
     with Session(engine) as session:
         workorders.create_work_order(session, "WO-BENCH", end_item, completions + 100, due=today + timedelta(days=14))
@@ -214,6 +215,7 @@ def run_net_change(database_url: str, items: int, completions: int, work_dir: Pa
         run = NetChangeRun(items, completions, time.perf_counter() - began, time.process_time() - began_cpu, below=below)
     service = IngestService(database_url)
     service.ingest([incoming(1, [(0, "good", 0)])])  # the counter's baseline
+    live.freeze_what_is_kept()  # as the planner's process does after a regeneration
     with Session(engine) as session:
         live.bring_up_to_date(session, datetime.now(UTC), wait=True)
         backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()  # the pool gives every round this one
