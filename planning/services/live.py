@@ -295,6 +295,7 @@ class LivePlanner:
         self.engine = make_engine(database_url)
         self.regenerate_every = timedelta(seconds=regenerate_every_s)
         self._refused_at_mark: int | None = None  # the last mark when the plan was refused
+        self._seen: LiveRun | None = None
 
     def round(self) -> None:
         kept = set(_structures)
@@ -303,19 +304,31 @@ class LivePlanner:
             freeze_what_is_kept()
 
     def _round(self) -> None:
+        now = datetime.now(UTC)
         with Session(self.engine) as session:
             last_mark = session.execute(text("SELECT coalesce(max(id), 0) FROM planning_marks")).scalar_one()
             session.rollback()
             if self._refused_at_mark is not None and last_mark <= self._refused_at_mark:
                 return
+            if last_mark == 0 and self._nothing_due(now):  # an idle round is that one query
+                return
             try:
-                bring_up_to_date(session, datetime.now(UTC), wait=True, regenerate_every=self.regenerate_every)
+                bring_up_to_date(session, now, wait=True, regenerate_every=self.regenerate_every)
             except Refused as refusal:
                 session.rollback()
                 self._refused_at_mark = last_mark
                 log.warning("the live plan is refused; tried again at the next change", reason=str(refusal))
                 return
+            self._seen = live_run(session)
+            session.rollback()
         self._refused_at_mark = None
+
+    def _nothing_due(self, now: datetime) -> bool:
+        """No regeneration due, by the live run this planner saw last (one regenerated since by someone else
+        only makes the next one come early)."""
+        seen = self._seen
+        return (seen is not None and seen.today == now.astimezone(UTC).date()
+                and now - seen.regenerated_at < self.regenerate_every)
 
     def close(self) -> None:
         self.engine.dispose()

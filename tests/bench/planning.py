@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inventory.rules.bom import BomLine
 from planning.rules.horizon import Horizon
@@ -36,6 +37,9 @@ from planning.rules.levels import low_level_codes
 from planning.rules.mrp import Demand, ItemPolicy, PlanInput, Supply
 from planning.rules.net_change import replan_order
 from planning.services.plans import regenerate
+
+if TYPE_CHECKING:
+    from core.ingest.service import IngestService
 
 LEVELS = 5
 START = date(2027, 1, 4)
@@ -102,6 +106,7 @@ class PlanningResults:
 
 # --- net change through the database ------------------------------------------------------------------------
 
+PLANNER_COMPLETIONS = 50
 MACHINE = "m1"
 LINE_SIDE = "line-side"
 PLANT_YAML = f"""
@@ -120,6 +125,7 @@ class NetChangeRun:
     latencies_s: list[float] = field(default_factory=list)  # ingest commit → the updated row committed
     cpu_s: list[float] = field(default_factory=list)  # CPU per net change: this process's and its database backend's
     below: int = 0  # the work order's item and the items below it: what a completion may replan at most
+    with_planner_s: list[float] = field(default_factory=list)  # ingest commit → the row seen, the planner job running
 
     def percentile(self, values: list[float], share: float) -> float:
         ordered = sorted(values)
@@ -131,7 +137,9 @@ class NetChangeRun:
                 f"({self.regenerate_cpu_s:.2f} s CPU); net change over {self.completions} completions: "
                 f"p50 {statistics.median(lat) * 1000:.0f} ms, p99 {self.percentile(lat, 0.99) * 1000:.0f} ms, "
                 f"max {max(lat) * 1000:.0f} ms; CPU p50 {statistics.median(cpu) * 1000:.0f} ms, "
-                f"p99 {self.percentile(cpu, 0.99) * 1000:.0f} ms; the work order's item has {self.below - 1} items below it")
+                f"p99 {self.percentile(cpu, 0.99) * 1000:.0f} ms; with the planner job p50 "
+                f"{statistics.median(self.with_planner_s) * 1000:.0f} ms, p99 {self.percentile(self.with_planner_s, 0.99) * 1000:.0f} ms; "
+                f"the work order's item has {self.below - 1} items below it")
 
 
 def store_workload(database_url: str, given: PlanInput, today: date) -> str:
@@ -206,7 +214,8 @@ def run_net_change(database_url: str, items: int, completions: int, work_dir: Pa
     del given  # the workload is not the planner's to hold
     engine = make_engine(database_url)
     with Session(engine) as session:
-        workorders.create_work_order(session, "WO-BENCH", end_item, completions + 100, due=today + timedelta(days=14))
+        workorders.create_work_order(session, "WO-BENCH", end_item, completions + PLANNER_COMPLETIONS + 101,
+                                     due=today + timedelta(days=14))
         workorders.act(session, "WO-BENCH", "release")
         workorders.act(session, "WO-BENCH", "start", machine_id=MACHINE, now=T0 - timedelta(minutes=1))
     with Session(engine) as session:
@@ -230,10 +239,46 @@ def run_net_change(database_url: str, items: int, completions: int, work_dir: Pa
         run.cpu_s.append(time.process_time() - began_cpu + process_cpu_s(backend) - began_backend)
     with Session(engine) as session:
         remaining = live.record(session, datetime.now(UTC), end_item)
-        assert remaining is not None and sum(b.scheduled_receipts for b in remaining.buckets) == 100, "every unit is in the plan"
+        assert remaining is not None and sum(b.scheduled_receipts for b in remaining.buckets) == PLANNER_COMPLETIONS + 101, \
+            "every unit is in the plan"
+    run.with_planner_s = _with_the_planner(database_url, service, end_item, completions, PLANNER_COMPLETIONS)
     service.close()
     engine.dispose()
     return run
+
+
+def _with_the_planner(database_url: str, service: IngestService, end_item: str, counted: int, completions: int) -> list[float]:
+    """The core's planner job (its own process, a round every MES_PLAN_EVERY_S) brings the completions in; each
+    latency runs from the ingest's commit until a reader sees the updated row (polled every 10 ms)."""
+    import psycopg
+
+    from kernel.jobs import Jobs
+    from kernel.settings import Settings
+    from planning.services import live
+    from tests.core.test_ingest_plan import incoming
+
+    def to_come(conn: psycopg.Connection) -> Decimal:
+        return conn.execute("""SELECT sum(scheduled_receipts) FROM planning_records JOIN planning_runs USING (run_id)
+                               WHERE live AND item_id = %s""", (end_item,)).fetchone()[0]
+
+    jobs = Jobs()
+    jobs.every_in_process("mes-planner", Settings().plan_every_s, live.LivePlanner, database_url, 3600.0)
+    jobs.start()
+    latencies: list[float] = []
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for number in range(counted + 1, counted + completions + 2):  # the first one warms the planner up
+                expected = to_come(conn) - 1
+                service.ingest([incoming(number + 1, [(number, "good", number)])])
+                committed = time.perf_counter()
+                while to_come(conn) != expected:
+                    assert time.perf_counter() - committed < 60, "the planner did not bring the completion in"
+                    time.sleep(0.01)
+                if number > counted + 1:
+                    latencies.append(time.perf_counter() - committed)
+    finally:
+        jobs.stop()
+    return latencies
 
 
 def main(argv: list[str]) -> None:
