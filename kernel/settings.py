@@ -63,8 +63,8 @@ class Settings(BaseSettings):
 
     # the live plan (docs/planning.md "The live plan"): net change from the marks every change leaves, and a full
     # regeneration on a schedule (a running order's projected finish moves with time, not only with its counts)
-    plan_every_s: float = Field(default=0.05, gt=0, description="how often the core's planner looks for changes to bring into "
-                                "the live plan (an idle round is one query)")
+    plan_every_s: float = Field(default=0.01, gt=0, description="the pause between the core's planner's rounds (each "
+                                "waits for a change's notification first, at most 1 s)")
     plan_regenerate_every_s: float = Field(default=3600.0, gt=0,
                                            description="how often the core's planner regenerates the whole live plan")
 

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from inventory.rules.bom import BomLine, explode
 from kernel.db.models import make_engine
+from kernel.db.notify import Notifications
 from kernel.logs import get_logger
 from kernel.rules.refusals import NotFound, Refused, as_conflict
 from planning.rules.atp import AtpBucket, plan_atp
@@ -52,6 +53,8 @@ log = get_logger("planning.live")
 LIVE_BUCKET: BucketSize = "day"
 LIVE_BUCKETS = 28
 _KEY = "hashtext('mes planning: the live plan')"
+NOTIFIED = "planning_marks"  # the channel the marks' triggers notify (migration 0015)
+WAKE_AFTER_S = 1.0  # an idle planner looks anyway: a notification lost with a connection, a regeneration due
 _WAIT = f"SELECT pg_advisory_xact_lock({_KEY})"
 _TRY = f"SELECT pg_try_advisory_xact_lock({_KEY})"
 
@@ -286,7 +289,9 @@ def freeze_what_is_kept() -> None:
 
 class LivePlanner:
     """The core's planner job (a child process, `kernel.jobs`): each round brings the marks into the live plan,
-    and regenerates it when the last regeneration is older than `regenerate_every_s`.
+    and regenerates it when the last regeneration is older than `regenerate_every_s`. Each round first waits
+    for the marks' notification (every marking transaction sends one at its commit), at most `WAKE_AFTER_S`: a
+    change is brought in as soon as it is committed, and an idle planner costs a query a second.
 
     A plan the rules refuse (a BOM cycle, an item that needs an order and has no lead time) is logged once, and
     tried again only when a new mark says something changed: the marks wait, and readers get the refusal."""
@@ -294,10 +299,17 @@ class LivePlanner:
     def __init__(self, database_url: str, regenerate_every_s: float):
         self.engine = make_engine(database_url)
         self.regenerate_every = timedelta(seconds=regenerate_every_s)
+        self.notifications = Notifications(database_url, NOTIFIED)
+        self._first = True
         self._refused_at_mark: int | None = None  # the last mark when the plan was refused
         self._seen: LiveRun | None = None
 
     def round(self) -> None:
+        if self._first:  # listening before looking: nothing committed in between is missed
+            self.notifications.listen()
+        else:  # a notification sent while the last round ran is taken at once
+            self.notifications.wait(WAKE_AFTER_S)
+        self._first = False
         kept = set(_structures)
         self._round()
         if set(_structures) != kept:
@@ -331,4 +343,5 @@ class LivePlanner:
                 and now - seen.regenerated_at < self.regenerate_every)
 
     def close(self) -> None:
+        self.notifications.close()
         self.engine.dispose()

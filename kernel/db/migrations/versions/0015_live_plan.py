@@ -13,7 +13,8 @@ quantity, due date, component snapshot, dispatches or counted production changed
 to the order's item and components); or neither (item and work order NULL): what every item's plan depends
 on changed (a BOM line, the machines of a work centre, the shift calendar), and the whole plan is
 regenerated. Marks are appended, never updated, so writers never wait for one another or for the planner,
-which deletes the marks it has brought into the plan.
+which deletes the marks it has brought into the plan. Each marking transaction also notifies
+`planning_marks` at its commit (one notification a transaction, whatever it marked): the planner listens.
 """
 
 from kernel.db.migrations.ddl import run
@@ -109,6 +110,7 @@ def _mark_trigger(table: str, events: str, marks: str) -> None:
         BEGIN
             INSERT INTO planning_marks (item_id, work_order_id)
                 {marks.replace('FROM changed', f'FROM {changed}')};
+            PERFORM pg_notify('planning_marks', '');  -- at commit, once a transaction: wakes the planner
             RETURN NULL;
         END $$""")
         run(f"CREATE TRIGGER {name} AFTER {event} ON {table} {transition} FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
