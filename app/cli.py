@@ -343,11 +343,14 @@ def plan(
     buckets: Annotated[int, typer.Option("--buckets", help="how many buckets (at most 366)")] = 12,
     database_url: Annotated[str | None, typer.Option("--database-url", help="postgresql://… (default: MES_DATABASE_URL, "
                                                      "else the embedded PostgreSQL in DATA_DIR)")] = None,
+    regenerate: Annotated[bool, typer.Option("--regenerate", help="regenerate the maintained live plan (today, day "
+                                             "buckets, 28 of them) in full, and print it; --start/--bucket/--buckets do not apply")] = False,
 ) -> None:
     """Print the live plan: planned orders to release and the exception messages (docs/planning.md).
 
     Computed from what is stored now (items' planning parameters, BOMs, stock, open purchase, sales and
-    work orders with their counted good quantity, transfers in transit, forecasts); nothing is written.
+    work orders with their counted good quantity, transfers in transit, forecasts); nothing is written, but
+    with --regenerate, which replaces the maintained live plan the core's planner keeps up to date.
     A refusal (a BOM cycle, an item without lead time, too many buckets) is printed with exit code 1."""
     from datetime import UTC
 
@@ -355,7 +358,8 @@ def plan(
     from kernel.db.models import session_on
     from kernel.rules.refusals import Refused
     from kernel.runtime import database
-    from planning.services.plans import live_plan
+    from planning.services import live
+    from planning.services.plans import live_plan, run_view
 
     settings = _settings(log_to_console=False)
     if database_url:
@@ -364,7 +368,11 @@ def plan(
     with database(settings) as url:
         try:
             with session_on(url) as session:
-                result = live_plan(session, start.date() if start else now.date(), bucket, buckets, now).plan  # type: ignore[arg-type]
+                if regenerate:
+                    run = live.regenerate_live(session, now)
+                    result = run_view(session, run.run_id, "live", run.horizon).plan
+                else:
+                    result = live_plan(session, start.date() if start else now.date(), bucket, buckets, now).plan  # type: ignore[arg-type]
         except Refused as error:
             typer.echo(f"no plan: {error}", err=True)
             raise typer.Exit(1) from None

@@ -10,6 +10,7 @@ supervisor (`kernel.jobs`) so that ingest never runs them and they start and sto
 | mes-notifications    | 0.5 s             | thread           | the alert outbox (`mes.services.notifications`) |
 | mes-valuation        | 1 s               | thread           | stock valuation (`inventory.services.valuation`) |
 | mes-rollups          | `rollup_every_s`  | child process    | board rollups (`mes.services.rollups`)         |
+| mes-planner          | `plan_every_s`    | child process    | the live plan: net change, and a regeneration every `plan_regenerate_every_s` (`planning.services.live`) |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mes.services.notifications import NotificationSender
 from mes.services.review_waiting import ReviewAlerts
 from mes.rules.webhooks import Network, networks
 from mes.services.rollups import Rollups
+from planning.services.live import LivePlanner
 from planning.services.shortage_alerts import ShortageAlerts
 
 _DEFAULTS = Settings.model_fields
@@ -69,12 +71,15 @@ def core_options(settings: Settings) -> dict:
             "alert_every_s": settings.alert_every_s, "offline_after_s": settings.offline_after_s,
             "review_alert_after_s": settings.review_alert_after_s,
             "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours,
+            "plan_every_s": settings.plan_every_s, "plan_regenerate_every_s": settings.plan_regenerate_every_s,
             "webhook_allow_private": networks(settings.webhook_allow_private)}
 
 
 def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s: float, offline_after_s: int,
               rollup_every_s: float, rollup_hours: int, review_alert_after_s: int,
-              webhook_allow_private: tuple[Network, ...] = ()) -> Jobs:
+              webhook_allow_private: tuple[Network, ...] = (),
+              plan_every_s: float = _DEFAULTS["plan_every_s"].default,
+              plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default) -> Jobs:
     jobs = Jobs()
     jobs.every("mes-review-alerts", REVIEW_ALERTS_EVERY_S, ReviewAlerts(database_url, review_alert_after_s))
     jobs.every("mes-alerts", alert_every_s, MachineAlerts(database_url, offline_after_s))
@@ -85,6 +90,8 @@ def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s
                                   allow_private=webhook_allow_private))
     jobs.every("mes-valuation", VALUATION_EVERY_S, ValuationWorker(database_url, running_cost))
     jobs.every_in_process("mes-rollups", rollup_every_s, Rollups, database_url, rollup_hours, rollup_every_s)
+    # CPU work (a regeneration nets every item) that in a thread would hold the ingest's GIL
+    jobs.every_in_process("mes-planner", plan_every_s, LivePlanner, database_url, plan_regenerate_every_s)
     return jobs
 
 
@@ -97,7 +104,9 @@ class CoreProcess:
                  rollup_every_s: float = _DEFAULTS["rollup_every_s"].default,
                  rollup_hours: int = _DEFAULTS["rollup_hours"].default,
                  review_alert_after_s: int = _DEFAULTS["review_alert_after_s"].default,
-                 webhook_allow_private: tuple[Network, ...] = (), **consumer_options):
+                 webhook_allow_private: tuple[Network, ...] = (),
+                 plan_every_s: float = _DEFAULTS["plan_every_s"].default,
+                 plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default, **consumer_options):
         """`client_id`: the core's MQTT client id (default `default_client_id`). `consumer_options`: those of
         `CoreConsumer` (batch sizes, limits, `on_commit`, `status_every_s`)."""
         self.database_url = database_url
@@ -105,7 +114,8 @@ class CoreProcess:
         self.consumer = CoreConsumer(database_url, mqtt_url, client_id=client_id, **consumer_options)
         self.jobs = core_jobs(database_url, mqtt_url, client_id=client_id, alert_every_s=alert_every_s,
                               offline_after_s=offline_after_s, rollup_every_s=rollup_every_s, rollup_hours=rollup_hours,
-                              review_alert_after_s=review_alert_after_s, webhook_allow_private=webhook_allow_private)
+                              review_alert_after_s=review_alert_after_s, webhook_allow_private=webhook_allow_private,
+                              plan_every_s=plan_every_s, plan_regenerate_every_s=plan_regenerate_every_s)
 
     def run(self) -> None:
         """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done.

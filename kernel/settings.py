@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     rollup_every_s: float = Field(default=60.0, gt=0, description="how often the core refreshes the recent hours' rollups")
     rollup_hours: int = Field(default=2, gt=0, description="how many recent hours each refresh recomputes")
 
+    # the live plan (docs/planning.md "The live plan"): net change from the marks every change leaves, and a full
+    # regeneration on a schedule (a running order's projected finish moves with time, not only with its counts)
+    plan_every_s: float = Field(default=0.01, gt=0, description="the pause between the core's planner's rounds (each "
+                                "waits for a change's notification first, at most 1 s)")
+    plan_regenerate_every_s: float = Field(default=3600.0, gt=0,
+                                           description="how often the core's planner regenerates the whole live plan")
+
     # the API's callers (docs/security.md): local users and API keys always; tokens of an identity provider when set
     oidc_issuer: str | None = Field(default=None, description="the identity provider's issuer (the tokens' `iss`)")
     oidc_jwks_url: str | None = Field(default=None, description="where the identity provider publishes its signing keys")

@@ -1,6 +1,7 @@
 """Planning over HTTP: item planning parameters, forecasts, the live plan (run_id `live`), its pegging,
-exceptions and 7-day shortages, ATP, promise inquiries, firming. Reading the live plan computes it from what is
-stored now; `POST /planning/runs` keeps a run to read back as it was."""
+exceptions and 7-day shortages, ATP, promise inquiries, firming. Reading the live plan reads the maintained plan
+(`planning.services.live`: brought up to date by net change first), or computes it at the read for a horizon
+other than the maintained one; `POST /planning/runs` keeps a run to read back as it was."""
 
 # No `from __future__ import annotations`: FastAPI resolves the route annotations at definition time.
 from datetime import UTC, date, datetime
@@ -15,6 +16,7 @@ from kernel.http import Db, Id, In, NamedInBody, Quantity
 from kernel.rules.refusals import Conflict, NotFound, as_invalid
 from planning.rules.lot_sizing import LotSizing
 from planning.rules.pegging import pegged_down, pegged_up
+from planning.services import live as maintained
 from planning.services import plans
 
 router = APIRouter()
@@ -229,8 +231,11 @@ def _live(db: Db, start: date | None, bucket: str, buckets: int):
 
 
 def _view(db: Db, run_id: str, start: date | None, bucket: str, buckets: int):
-    """The live plan (computed now, from the query's horizon) or a stored run (its own horizon)."""
+    """The live plan (the maintained one, or computed now for another horizon) or a stored run (its own horizon)."""
     if run_id == LIVE:
+        now = datetime.now(UTC)
+        if maintained.serves(start, bucket, buckets, now):
+            return maintained.view(db, now)
         return plans.live_view(_live(db, start, bucket, buckets))
     return plans.stored_view(db, run_id)
 
@@ -270,10 +275,25 @@ def run(body: RunIn, db: Db):
             "exceptions": len(view.plan.exceptions)}
 
 
+@router.post("/planning/runs/live/regenerate", response_model=RunOut)
+def regenerate_live(db: Db):
+    """The maintained live plan regenerated in full now (today, day buckets, 28 of them), whatever net change
+    has brought into it: what the planner job also does on its schedule."""
+    now = datetime.now(UTC)
+    run = maintained.regenerate_live(db, now)
+    view = plans.run_view(db, run.run_id, LIVE, run.horizon)
+    return {"run_id": LIVE, "start": run.horizon.start, "bucket": run.horizon.bucket, "buckets": run.horizon.count,
+            "items": len(view.plan.records), "planned_orders": len(view.plan.planned_orders),
+            "exceptions": len(view.plan.exceptions)}
+
+
 @router.get("/planning/runs/{run_id}/records/{item_id}", response_model=RecordOut)
 def record(run_id: str, item_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
-    live = _view(db, run_id, start, bucket, buckets)
-    found = live.plan.records.get(item_id)
+    now = datetime.now(UTC)
+    if run_id == LIVE and maintained.serves(start, bucket, buckets, now):
+        found = maintained.record(db, now, item_id)
+    else:
+        found = _view(db, run_id, start, bucket, buckets).plan.records.get(item_id)
     if found is None:
         raise NotFound(f"item {item_id!r} is not in the plan")
     return {"item_id": found.item, "low_level_code": found.low_level_code, "on_hand": found.on_hand,
@@ -304,9 +324,7 @@ def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = S
             buckets: int = Buckets):
     """Down: the supplies below a demand, level by level; up: the demands above a supply."""
     live = _view(db, run_id, start, bucket, buckets)
-    known = {d.id for d in live.plan.demands} | {s.id for s in live.plan.supplies} | {
-        name for peg in live.plan.pegs for name in (peg.supply, peg.demand)}
-    if order_or_demand_id not in known:
+    if not live.names(db, order_or_demand_id):
         raise NotFound(f"{order_or_demand_id!r} is neither a demand nor a supply of the plan")
 
     def steps(found):
@@ -321,14 +339,17 @@ def pegging(run_id: str, order_or_demand_id: str, db: Db, start: date | None = S
 def shortages(db: Db, days: int = Query(default=7, ge=1, le=366, description="the window from today"),
               bucket: str = Bucket, buckets: int = Buckets):
     """What runs short within `days`, from a plan over the whole horizon (later orders place demand in the window)."""
-    live = _live(db, None, bucket, buckets)
-    return plans.shortages(live, live.ctp.today, days)
+    now = datetime.now(UTC)
+    plan = maintained.view(db, now).plan if maintained.serves(None, bucket, buckets, now) else _live(db, None, bucket, buckets).plan
+    return plans.shortages(plan, now.date(), days)
 
 
 @router.get("/planning/atp/{item_id}", response_model=AtpOut)
 def atp(item_id: str, db: Db, start: date | None = Start, bucket: str = Bucket, buckets: int = Buckets):
-    live = _live(db, start, bucket, buckets)
-    return {"item_id": item_id, "buckets": [b._asdict() for b in plans.atp(live, item_id)]}
+    now = datetime.now(UTC)
+    found = (maintained.atp(db, now, item_id) if maintained.serves(start, bucket, buckets, now)
+             else plans.atp(_live(db, start, bucket, buckets), item_id))
+    return {"item_id": item_id, "buckets": [b._asdict() for b in found]}
 
 
 @router.post("/planning/promise", response_model=PromiseOut)

@@ -225,34 +225,105 @@ def work_order_receipt_date(status: str, due: date, projected_finish: date | Non
     return max(expected, today)
 
 
-def plan(given: PlanInput) -> Plan:
-    """The plan for every item named by the BOMs, demands, forecasts, receipts, on hand and policies."""
+@dataclass(frozen=True, slots=True)
+class ItemPlan:
+    """One item's part of a plan: what netting it gave, and the dependent demand it placed on its components.
+    A plan is its items' parts in low-level-code order (`assemble`); net change replaces some of them."""
+
+    record: ItemRecord
+    planned_orders: tuple[PlannedOrder, ...]
+    demands: tuple[Demand, ...]  # its gross requirements: its own demands, then its parents' dependent demand
+    supplies: tuple[Supply, ...]  # on hand, its scheduled receipts by due date, its planned receipts
+    pegs: tuple[Peg, ...]
+    exceptions: tuple[PlanException, ...]
+    placed: tuple[Demand, ...]  # the dependent demand its planned orders place on its components
+
+    def own_demands(self) -> list[Demand]:
+        """Its demands but its parents' dependent demand: what it was given to plan."""
+        return [demand for demand in self.demands if demand.kind != "dependent"]
+
+    def receipts(self) -> list[Supply]:
+        return [supply for supply in self.supplies if supply.kind not in ("on_hand", "planned")]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A plan's input sorted per item: what `plan` nets, and what net change nets for the items it replans."""
+
+    codes: dict[str, int]
+    phantoms: frozenset[str]
+    demands_of: dict[str, list[Demand]]  # independent: sales-order lines, work orders' needs, consumed forecasts
+    receipts_of: dict[str, list[Supply]]
+
+
+def prepare(given: PlanInput, codes: Mapping[str, int] | None = None) -> Prepared:
+    """Demands and receipts within the horizon, forecasts consumed, per item; the low-level codes (computed
+    unless given) and the phantoms."""
     horizon, today = given.horizon, given.today
     if today >= horizon.end:
         raise ValueError(f"today ({today}) is after the horizon, which ends before {horizon.end}")
     independent = [demand for demand in given.demands if demand.quantity > 0 and horizon.bucket_of(demand.due) is not None]
     forecasts = consume_forecasts(horizon, independent, given.forecasts)
     receipts = [supply for supply in given.receipts if horizon.bucket_of(supply.due) is not None]
-    items = {*given.on_hand, *given.policies, *(d.item for d in independent), *(d.item for d in forecasts),
-             *(r.item for r in receipts)}
-    codes = low_level_codes(given.boms, items)
-    phantoms = {line.component for lines in given.boms.values() for line in lines if line.phantom}
+    if codes is None:
+        items = {*given.on_hand, *given.policies, *(d.item for d in independent), *(d.item for d in forecasts),
+                 *(r.item for r in receipts)}
+        codes = low_level_codes(given.boms, items)
+    phantoms = frozenset(line.component for lines in given.boms.values() for line in lines if line.phantom)
     demands_of: dict[str, list[Demand]] = {}
     for demand in [*independent, *forecasts]:
         demands_of.setdefault(demand.item, []).append(demand)
     receipts_of: dict[str, list[Supply]] = {}
     for receipt in receipts:
         receipts_of.setdefault(receipt.item, []).append(receipt)
+    return Prepared(dict(codes), phantoms, demands_of, receipts_of)
 
-    result = Plan(horizon, {}, [], [], [], [], [])
+
+def policy_of(item: str, given: PlanInput, prepared: Prepared) -> ItemPolicy:
+    return PHANTOM_POLICY if item in prepared.phantoms else given.policies.get(item, ItemPolicy())
+
+
+def plan(given: PlanInput) -> Plan:
+    """The plan for every item named by the BOMs, demands, forecasts, receipts, on hand and policies."""
+    return assemble(given.horizon, plan_parts(given))
+
+
+def plan_parts(given: PlanInput) -> list[ItemPlan]:
+    """`plan`'s items' parts, in the order it nets them (ascending low-level code, then item)."""
+    prepared = prepare(given)
+    codes, demands_of = prepared.codes, prepared.demands_of
+    parts: list[ItemPlan] = []
     for item in sorted(codes, key=lambda item: (codes[item], item)):
-        policy = PHANTOM_POLICY if item in phantoms else given.policies.get(item, ItemPolicy())
-        on_hand = exact_quantity(given.on_hand.get(item, ZERO), f"on hand of {item}")
-        netted = _net_item(item, codes[item], on_hand, policy, demands_of.get(item, []), receipts_of.get(item, []),
-                           given.boms.get(item, ()), horizon, today, result)
-        for demand in netted:
+        part = net_item(item, codes[item], given.on_hand.get(item, ZERO), policy_of(item, given, prepared),
+                        demands_of.get(item, []), prepared.receipts_of.get(item, []), given.boms.get(item, ()),
+                        given.horizon, given.today)
+        parts.append(part)
+        for demand in part.placed:
             demands_of.setdefault(demand.item, []).append(demand)
+    return parts
+
+
+def assemble(horizon: Horizon, parts: Sequence[ItemPlan]) -> Plan:
+    """The plan of these items' parts, in the order given (low-level code, then item, for a whole plan)."""
+    result = Plan(horizon, {}, [], [], [], [], [])
+    for part in parts:
+        result.records[part.record.item] = part.record
+        result.planned_orders.extend(part.planned_orders)
+        result.demands.extend(part.demands)
+        result.supplies.extend(part.supplies)
+        result.pegs.extend(part.pegs)
+        result.exceptions.extend(part.exceptions)
     return result
+
+
+def net_item(item: str, code: int, on_hand: Decimal, policy: ItemPolicy, demands: Sequence[Demand],
+             receipts: Sequence[Supply], bom: Sequence[BomLine], horizon: Horizon, today: date) -> ItemPlan:
+    """One item netted against its demands (its own and its parents' dependent demand) and receipts."""
+    part = Plan(horizon, {}, [], [], [], [], [])
+    placed = _net_item(item, code, exact_quantity(on_hand, f"on hand of {item}"), policy, list(demands), list(receipts),
+                       bom, horizon, today, part)
+    return ItemPlan(part.records[item], tuple(part.planned_orders), tuple(part.demands), tuple(part.supplies),
+                    tuple(part.pegs), tuple(part.exceptions), tuple(placed))
 
 
 def _net_item(item: str, code: int, on_hand: Decimal, policy: ItemPolicy, demands: list[Demand], receipts: list[Supply],

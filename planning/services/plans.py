@@ -20,22 +20,25 @@ Read from the other domains (planning sits above mes and inventory in the layers
 Planning's own tables (migration 0030): `item_planning` (lead time, safety stock, lot sizing) and
 `planning_forecasts`. An item without a planning row is planned lot-for-lot with the item's safety stock and
 no lead time (so it is refused, naming it, as soon as it needs an order).
+
+`load_input` loads all of it, or (net change, `live.py`) only what some items' plans read; a plan's rows, kept
+as a run or as the maintained live plan, are written and read in `plan_rows.py`.
 """
 
 from __future__ import annotations
 
 import gc
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, select, text
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from inventory.models import BomLine as BomRow
-from inventory.models import Item, PurchaseOrder, SalesOrder
+from inventory.models import Item, PurchaseOrder, PurchaseOrderLine, SalesOrder, SalesOrderLine
 from inventory.models import Routing as RoutingRow
 from inventory.rules.bom import BomLine, explode
 from inventory.rules.operations import TRANSIT_PREFIX
@@ -43,7 +46,7 @@ from inventory.services.purchasing import PurchaseLine, add_draft_purchase_order
 from kernel.db.models import Machine
 from kernel.db.unit_of_work import get
 from kernel.rules.refusals import Conflict, Invalid, NotFound, Refused, as_conflict, as_invalid
-from mes.models import WorkOrder
+from mes.models import WorkOrder, WorkOrderComponent
 from mes.rules.shifts import planned_windows
 from mes.services.downtime import load_calendar
 from mes.services.workorders import add_released_work_order, live_progress
@@ -54,9 +57,9 @@ from planning.rules.ctp import CtpContext, Promise, Routing, capable_to_promise,
 from planning.rules.horizon import MAX_BUCKETS, BucketSize, Horizon
 from planning.rules.lead_times import LeadTime, ManufactureLeadTime, purchase_lead_time
 from planning.rules.lot_sizing import LotSizing
-from planning.rules.mrp import (BucketRecord, Demand, Forecast, ItemPolicy, ItemRecord, Peg, Plan, PlanException, PlanInput,
-                                PlannedOrder, Supply, plan, work_order_components_date,
-                                work_order_receipt_date)
+from planning.rules.mrp import (Demand, Forecast, ItemPlan, ItemPolicy, Plan, PlanInput, PlannedOrder, Supply, assemble, plan_parts,
+                                work_order_components_date, work_order_receipt_date)
+from planning.services.plan_rows import has_name, read_exceptions, read_pegs, read_planned_orders, read_records, write_parts
 
 OPEN_PURCHASE = ("draft", "submitted", "approved", "partially_received")
 OPEN_SALES = ("open", "partially_shipped")
@@ -68,6 +71,7 @@ PROMISE_REACH_DAYS = 28  # how far past its due day an entered order's promise m
 class LivePlan:
     plan: Plan
     ctp: CtpContext
+    parts: list[ItemPlan]  # the plan per item, as a run stores it
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,14 @@ class PlanView:
     run_id: str
     plan: Plan
     order_of: dict[str, str]
+    stored: int | None = None  # read from a run's rows (its demands and supplies are not read: `names`)
+
+    def names(self, session: Session, name: str) -> bool:
+        """Whether `name` is a demand or a supply of the plan."""
+        if self.stored is not None:
+            return has_name(session, self.stored, name)
+        return name in {d.id for d in self.plan.demands} | {s.id for s in self.plan.supplies} | {
+            part for peg in self.plan.pegs for part in (peg.supply, peg.demand)}
 
 
 def live_view(live: LivePlan) -> PlanView:
@@ -121,34 +133,83 @@ def live_plan(session: Session, start: date, bucket: BucketSize, buckets: int, n
     """The plan from what is stored now; nothing is written."""
     with as_invalid():
         horizon = Horizon(start, bucket, buckets)
-    today = now.astimezone(UTC).date()
-    boms = _boms(session)
-    routings = {row.item_id: row for row in session.scalars(select(RoutingRow))}
-    available = _available_seconds(session, horizon)
-    policies = _policies(session, boms, routings, available, horizon)
-    demands, receipts, loads = _orders(session, today, now, routings, boms, policies)
-    forecasts = [Forecast(f"forecast:{row.id}", row.item_id, row.bucket_start, row.quantity)
-                 for row in session.scalars(select(PlanningForecast))]
+    loaded = load_input(session, horizon, now)
     with as_conflict():
-        result = regenerate(PlanInput(horizon, today, boms, _on_hand(session), policies, demands, forecasts, receipts))
+        parts = regenerate_parts(loaded.given)
+    result = assemble(horizon, parts)
+    loads = list(loaded.loads)
+    today = loaded.given.today
     for order in result.planned_orders:
-        routing = routings.get(order.item)
+        routing = loaded.routings.get(order.item)
         if routing is not None:
             loads.append((routing.work_centre_id, max(order.release, today), order.quantity * routing.ideal_cycle_s))
-    free = rough_cut_free_time(horizon, available, loads)
-    ctp = CtpContext(result, today, boms, policies,
-                     {item: Routing(row.work_centre_id, row.ideal_cycle_s) for item, row in routings.items()}, free)
-    return LivePlan(result, ctp)
+    free = rough_cut_free_time(horizon, loaded.available, loads)
+    ctp = CtpContext(result, today, loaded.given.boms, loaded.given.policies,
+                     {item: Routing(row.work_centre_id, row.ideal_cycle_s) for item, row in loaded.routings.items()}, free)
+    return LivePlan(result, ctp, parts)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedInput:
+    given: PlanInput
+    boms: dict[str, list[BomLine]]
+    routings: dict[str, RoutingRow]
+    available: dict[str, list[Decimal]]
+    loads: list[tuple[str, date, Decimal]]  # released work orders' load on their centres (rough-cut)
+
+
+def load_input(session: Session, horizon: Horizon, now: datetime, items: Collection[str] | None = None,
+               boms: dict[str, list[BomLine]] | None = None, *, available: dict[str, list[Decimal]] | None = None,
+               policies_for: Collection[str] | None = None, graph: BomGraph | None = None) -> LoadedInput:
+    """The plan's input as stored now: every item's, or (net change) the on hand, orders and forecasts of
+    `items` alone and the policies of `policies_for` (default: `items`), with every BOM, each work centre's
+    available time and the BOMs' graph (derived unless given)."""
+    today = now.astimezone(UTC).date()
+    boms = load_boms(session) if boms is None else boms
+    policies_for = items if policies_for is None else policies_for
+    routings = {row.item_id: row for row in session.scalars(_only(select(RoutingRow), RoutingRow.item_id, policies_for))}
+    available = available_seconds(session, horizon) if available is None else available
+    policies = _policies(session, boms, routings, available, horizon, policies_for)
+    lead_time_of = _lead_times(session, boms, available, horizon, policies)
+    demands, receipts, loads = _orders(session, today, now, routings, boms, lead_time_of, items, graph)
+    forecasts = [Forecast(f"forecast:{row.id}", row.item_id, row.bucket_start, row.quantity)
+                 for row in session.scalars(_only(select(PlanningForecast), PlanningForecast.item_id, items))]
+    given = PlanInput(horizon, today, boms, _on_hand(session, items), policies, demands, forecasts, receipts)
+    return LoadedInput(given, boms, routings, available, loads)
+
+
+def _lead_times(session: Session, boms: dict[str, list[BomLine]], available: dict[str, list[Decimal]], horizon: Horizon,
+                policies: Mapping[str, ItemPolicy]) -> Callable[[str], LeadTime | None]:
+    """Each item's lead time: from the policies loaded, else (net change: the item of a work order that needs an item
+    replanned, outside those replanned) loaded for that item alone, once."""
+    more: dict[str, ItemPolicy] = {}
+
+    def lead_time_of(item: str) -> LeadTime | None:
+        if item not in policies and item not in more:
+            routing = {row.item_id: row for row in session.scalars(select(RoutingRow).where(RoutingRow.item_id == item))}
+            more.update(_policies(session, boms, routing, available, horizon, [item]))
+        policy = policies.get(item) or more.get(item)
+        return None if policy is None else policy.lead_time
+    return lead_time_of
+
+
+def _only(query: Select, column: InstrumentedAttribute, items: Collection[str] | None) -> Select:
+    return query if items is None else query.where(column.in_(list(items)))
 
 
 def regenerate(given: PlanInput) -> Plan:
-    """`plan` with the cycle collector paused: a plan allocates hundreds of thousands of small objects, none of
-    them in a reference cycle, and the collector would rescan the growing heap again and again (nearly half the
+    """A full regeneration: `plan` with the cycle collector paused (`regenerate_parts`)."""
+    return assemble(given.horizon, regenerate_parts(given))
+
+
+def regenerate_parts(given: PlanInput) -> list[ItemPlan]:
+    """`plan_parts` with the cycle collector paused: a plan allocates hundreds of thousands of small objects, none
+    of them in a reference cycle, and the collector would rescan the growing heap again and again (nearly half the
     time of a 10,000-item plan). It runs once, afterwards, as it would have anyway."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return plan(given)
+        return plan_parts(given)
     finally:
         if was_enabled:
             gc.enable()
@@ -255,13 +316,12 @@ def _add_firmed(session: Session, order: PlannedOrder, document_id: str, actor: 
     return {"planned_order_id": order.id, "work_order_id": None, "purchase_order_id": document_id}
 
 
-def shortages(live: LivePlan, today: date, days: int) -> list[dict]:
+def shortages(plan: Plan, today: date, days: int) -> list[dict]:
     """Per item, the demands due within `days` from today that their supply reaches late, each with the orders it
     hits (the work or planned order whose component need it is, and the sales-order lines that order serves,
     through the pegging), the buckets of that window projected below safety stock, and the item's planned orders
     to release within it (what to buy or make now)."""
     until = today + timedelta(days=days)
-    plan = live.plan
     order_of = orders_of(plan.demands)
     sales_lines = {demand.id for demand in plan.demands if demand.kind == "sales_order"}
     found: dict[str, dict] = {}
@@ -294,69 +354,35 @@ def shortages(live: LivePlan, today: date, days: int) -> list[dict]:
 
 def store_run(session: Session, live: LivePlan) -> PlanView:
     """The plan kept as it is now, in one commit."""
-    result, horizon = live.plan, live.plan.horizon
+    horizon = live.plan.horizon
     run_id = session.execute(text(
         "INSERT INTO planning_runs (today, start, bucket, buckets) VALUES (:today, :start, :bucket, :buckets) RETURNING run_id"),
         {"today": live.ctp.today, "start": horizon.start, "bucket": horizon.bucket, "buckets": horizon.count}).scalar_one()
-    records = [{"run_id": run_id, "item_id": record.item, "low_level_code": record.low_level_code, "on_hand": record.on_hand,
-                "safety_stock": record.safety_stock, **bucket._asdict()}
-               for record in result.records.values() for bucket in record.buckets]
-    _insert_many(session, "planning_records", records, rename={"start": "bucket_start"})
-    _insert_many(session, "planning_planned_orders",
-                 [{"run_id": run_id, **order._asdict()} for order in result.planned_orders],
-                 rename={"id": "planned_order_id", "item": "item_id"})
-    _insert_many(session, "planning_exceptions",
-                 [{"run_id": run_id, "kind": e.kind, "item_id": e.item, "reference": e.reference, "on_date": e.on,
-                   "to_date": e.to, "quantity": e.quantity, "message": e.message} for e in result.exceptions])
-    order_of = orders_of(result.demands)
-    _insert_many(session, "planning_pegs",
-                 [{"run_id": run_id, "supply": peg.supply, "demand": peg.demand, "demand_of_order": order_of.get(peg.demand),
-                   "item_id": peg.item, "quantity": peg.quantity} for peg in result.pegs])
+    write_parts(session, run_id, live.parts)
     session.commit()
-    return PlanView(str(run_id), result, order_of)
+    return PlanView(str(run_id), live.plan, orders_of(live.plan.demands))
 
 
 def stored_view(session: Session, run_id: str) -> PlanView:
-    run = session.execute(text("SELECT start, bucket, buckets FROM planning_runs WHERE run_id = :run"),
+    """A kept run, as it was (the maintained live plan's own run is read as `live`)."""
+    run = session.execute(text("SELECT start, bucket, buckets FROM planning_runs WHERE run_id = :run AND NOT live"),
                           {"run": int(run_id)}).one_or_none() if run_id.isdigit() else None
     if run is None:
         raise NotFound(f"plan run {run_id!r} does not exist (the live plan is 'live')")
-    horizon = Horizon(run.start, run.bucket, run.buckets)
-    query = {"run": int(run_id)}
-    buckets: dict[str, list[BucketRecord]] = defaultdict(list)
-    heads: dict[str, tuple[int, Decimal, Decimal]] = {}
-    for row in session.execute(text("SELECT * FROM planning_records WHERE run_id = :run ORDER BY item_id, bucket_start"), query):
-        heads[row.item_id] = (row.low_level_code, row.on_hand, row.safety_stock)
-        buckets[row.item_id].append(BucketRecord(row.bucket_start, row.gross_requirements, row.scheduled_receipts,
-                                                 row.projected_on_hand, row.net_requirements, row.planned_receipts,
-                                                 row.planned_releases))
-    records = {item: ItemRecord(item, *heads[item], tuple(rows)) for item, rows in buckets.items()}
-    orders = [PlannedOrder(row.planned_order_id, row.item_id, row.kind, row.quantity, row.release, row.receipt,
-                           row.release_past_due, row.expected) for row in session.execute(text(
-                               "SELECT * FROM planning_planned_orders WHERE run_id = :run ORDER BY release, planned_order_id"), query)]
-    exceptions = [PlanException(row.kind, row.item_id, row.reference, row.on_date, row.to_date, row.quantity, row.message)
-                  for row in session.execute(text("SELECT * FROM planning_exceptions WHERE run_id = :run ORDER BY id"), query)]
-    pegs, order_of = [], {}
-    for row in session.execute(text("SELECT * FROM planning_pegs WHERE run_id = :run ORDER BY id"), query):
-        pegs.append(Peg(row.supply, row.demand, row.item_id, row.quantity))
-        if row.demand_of_order is not None:
-            order_of[row.demand] = row.demand_of_order
-    return PlanView(run_id, Plan(horizon, records, orders, [], [], pegs, exceptions), order_of)
+    return run_view(session, int(run_id), run_id, Horizon(run.start, run.bucket, run.buckets))
 
 
-def _insert_many(session: Session, table: str, rows: list[dict], rename: dict[str, str] | None = None) -> None:
-    if not rows:
-        return
-    rename = rename or {}
-    columns = {name: rename.get(name, name) for name in rows[0]}
-    session.execute(text(f"INSERT INTO {table} ({', '.join(columns.values())}) "
-                         f"VALUES ({', '.join(':' + name for name in columns)})"), rows)
+def run_view(session: Session, run_id: int, name: str, horizon: Horizon) -> PlanView:
+    """Every row of a run, as a plan (its demands and supplies are read only where a reader needs them)."""
+    pegs, order_of = read_pegs(session, run_id)
+    return PlanView(name, Plan(horizon, read_records(session, run_id), read_planned_orders(session, run_id), [], [], pegs,
+                               read_exceptions(session, run_id)), order_of, run_id)
 
 
 # --- loading ----------------------------------------------------------------------------------
 
 
-def _boms(session: Session) -> dict[str, list[BomLine]]:
+def load_boms(session: Session) -> dict[str, list[BomLine]]:
     boms: dict[str, list[BomLine]] = defaultdict(list)
     for row in session.scalars(select(BomRow).order_by(BomRow.parent_item, BomRow.id)):
         boms[row.parent_item].append(BomLine(row.parent_item, row.component_item, row.quantity_per, row.scrap_factor,
@@ -364,14 +390,15 @@ def _boms(session: Session) -> dict[str, list[BomLine]]:
     return dict(boms)
 
 
-def _on_hand(session: Session) -> dict[str, Decimal]:
+def _on_hand(session: Session, items: Collection[str] | None = None) -> dict[str, Decimal]:
+    only = "" if items is None else "AND item_id = ANY(:items)"
     rows = session.execute(text(
-        "SELECT item_id, sum(quantity) FROM stock_on_hand WHERE location_id NOT LIKE :transit GROUP BY item_id"),
-        {"transit": f"{TRANSIT_PREFIX}%"})
+        f"SELECT item_id, sum(quantity) FROM stock_on_hand WHERE location_id NOT LIKE :transit {only} GROUP BY item_id"),
+        {"transit": f"{TRANSIT_PREFIX}%", "items": list(items or ())})
     return {item: quantity for item, quantity in rows}
 
 
-def _available_seconds(session: Session, horizon: Horizon) -> dict[str, list[Decimal]]:
+def available_seconds(session: Session, horizon: Horizon) -> dict[str, list[Decimal]]:
     """Per work centre and bucket: its machines × the calendar's planned production time."""
     machines: dict[str, int] = defaultdict(int)
     for centre in session.scalars(select(Machine.work_centre_id).where(Machine.work_centre_id.is_not(None))):
@@ -390,11 +417,12 @@ def _available_seconds(session: Session, horizon: Horizon) -> dict[str, list[Dec
 
 
 def _policies(session: Session, boms: dict[str, list[BomLine]], routings: dict[str, RoutingRow],
-              available: dict[str, list[Decimal]], horizon: Horizon) -> dict[str, ItemPolicy]:
-    planning = {row.item_id: row for row in session.scalars(select(ItemPlanning))}
+              available: dict[str, list[Decimal]], horizon: Horizon, items: Collection[str] | None = None
+              ) -> dict[str, ItemPolicy]:
+    planning = {row.item_id: row for row in session.scalars(_only(select(ItemPlanning), ItemPlanning.item_id, items))}
     policies: dict[str, ItemPolicy] = {}
     with as_conflict():
-        for item in session.scalars(select(Item)):
+        for item in session.scalars(_only(select(Item), Item.item_id, items)):
             row = planning.get(item.item_id)
             days = row.lead_time_days if row is not None else None
             lead: LeadTime | None
@@ -419,46 +447,91 @@ def _run_rate(routing: RoutingRow | None, available: dict[str, list[Decimal]], h
 
 
 def _orders(session: Session, today: date, now: datetime, routings: dict[str, RoutingRow], boms: dict[str, list[BomLine]],
-            policies: dict[str, ItemPolicy]) -> tuple[list[Demand], list[Supply], list[tuple[str, date, Decimal]]]:
+            lead_time_of: Callable[[str], LeadTime | None], items: Collection[str] | None = None,
+            graph: BomGraph | None = None) -> tuple[list[Demand], list[Supply], list[tuple[str, date, Decimal]]]:
     """Open sales-order lines and work orders' component needs; open purchase orders, work orders and transfers;
-    the load of released work orders on their centres (today, rough-cut)."""
+    the load of released work orders on their centres (today, rough-cut). With `items`, only theirs: the lines
+    of those items, the work orders that make them or need them."""
     demands: list[Demand] = []
     receipts: list[Supply] = []
     loads: list[tuple[str, date, Decimal]] = []
-    for order in session.scalars(select(SalesOrder).where(SalesOrder.status.in_(OPEN_SALES))):
+    wanted = (lambda item: True) if items is None else set(items).__contains__
+    # lines and snapshots in one query each, not one per order
+    sales = select(SalesOrder).where(SalesOrder.status.in_(OPEN_SALES)).options(selectinload(SalesOrder.lines))
+    purchases = (select(PurchaseOrder).where(PurchaseOrder.status.in_(OPEN_PURCHASE))
+                 .options(selectinload(PurchaseOrder.lines)))
+    works = select(WorkOrder).where(WorkOrder.status.in_(OPEN_WORK)).options(selectinload(WorkOrder.components))
+    if items is not None:
+        sales = sales.where(SalesOrder.lines.any(SalesOrderLine.item_id.in_(list(items))))
+        purchases = purchases.where(PurchaseOrder.lines.any(PurchaseOrderLine.item_id.in_(list(items))))
+        works = works.where(WorkOrder.item_id.in_(list(items) + (graph or BomGraph.of(boms)).makers_of(items))
+                            | WorkOrder.components.any(WorkOrderComponent.component_item.in_(list(items))))
+    for order in session.scalars(sales):
         for line in order.lines:
             outstanding = line.quantity - line.shipped
-            if outstanding > 0:
+            if outstanding > 0 and wanted(line.item_id):
                 demands.append(Demand(sales_demand_id(order.so_id, line.line), line.item_id, order.due.astimezone(UTC).date(),
                                       outstanding, "sales_order"))
-    for purchase in session.scalars(select(PurchaseOrder).where(PurchaseOrder.status.in_(OPEN_PURCHASE))):
+    for purchase in session.scalars(purchases):
         for po_line in purchase.lines:
             remaining = po_line.quantity - po_line.received
-            if remaining > 0:
+            if remaining > 0 and wanted(po_line.item_id):
                 receipts.append(Supply(f"{purchase.po_id}/{po_line.line}", po_line.item_id, purchase.due or today,
                                        remaining, "purchase_order"))
+    only = "" if items is None else "AND item_id = ANY(:items)"
     for transfer_id, item_id, quantity in session.execute(text(
-            "SELECT location_id, item_id, quantity FROM stock_on_hand WHERE location_id LIKE :transit AND quantity > 0"),
-            {"transit": f"{TRANSIT_PREFIX}%"}):
+            f"SELECT location_id, item_id, quantity FROM stock_on_hand WHERE location_id LIKE :transit AND quantity > 0 {only}"),
+            {"transit": f"{TRANSIT_PREFIX}%", "items": list(items or ())}):
         receipts.append(Supply(f"transfer:{transfer_id.removeprefix(TRANSIT_PREFIX)}/{item_id}", item_id, today,
                                quantity, "transfer"))
-    for work in session.scalars(select(WorkOrder).where(WorkOrder.status.in_(OPEN_WORK))):
+    for work in session.scalars(works):
         progress = live_progress(session, work.work_order_id, now)
         remaining = Decimal(max(work.quantity - progress.good, 0))
         if remaining == 0:
             continue
         finish = progress.projected_finish.astimezone(UTC).date() if progress.projected_finish is not None else None
         receipt = work_order_receipt_date(work.status, work.due or today, finish, today)
-        receipts.append(Supply(work.work_order_id, work.item_id, receipt, remaining, "work_order"))
+        if wanted(work.item_id):
+            receipts.append(Supply(work.work_order_id, work.item_id, receipt, remaining, "work_order"))
         with as_conflict():
             per_unit = ({component.component_item: component.quantity_per_unit for component in work.components}
                         if work.status != "planned" else explode(work.item_id, boms, today))
-            needed = work_order_components_date(work.status, receipt, remaining, policies[work.item_id].lead_time,
+            needed = work_order_components_date(work.status, receipt, remaining, lead_time_of(work.item_id),
                                                 work.item_id, today)
         for component, quantity_per_unit in per_unit.items():
+            if not wanted(component):
+                continue
             demands.append(Demand(f"{work.work_order_id}/{component}", component, needed, quantity_per_unit * remaining,
                                   "work_order", work.work_order_id))
         routing = routings.get(work.item_id)
         if routing is not None:
             loads.append((routing.work_centre_id, today, remaining * routing.ideal_cycle_s))
     return demands, receipts, loads
+
+
+@dataclass(frozen=True, slots=True)
+class BomGraph:
+    """Who uses what, for finding the work orders that need some items (net change); built once per BOMs."""
+
+    parents: dict[str, list[tuple[str, bool]]]  # each component's parents, and whether the line is a phantom one
+
+    @classmethod
+    def of(cls, boms: dict[str, list[BomLine]]) -> BomGraph:
+        parents: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+        for parent, lines in boms.items():
+            for line in lines:
+                parents[line.component].append((parent, line.phantom))
+        return cls(dict(parents))
+
+    def makers_of(self, items: Collection[str]) -> list[str]:
+        """The items whose work orders need `items` from today's BOM (a planned order has no snapshot yet):
+        their parents, and through phantoms the parents' parents."""
+        found: set[str] = set()
+        pending = list(items)
+        while pending:
+            for parent, phantom in self.parents.get(pending.pop(), ()):
+                if parent not in found:
+                    found.add(parent)
+                    if phantom:
+                        pending.append(parent)
+        return sorted(found)

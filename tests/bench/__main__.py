@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 
 from kernel.logs import configure_logging
 from kernel.settings import Settings
-from tests.bench import backflush, boards, ingest, latency
+from tests.bench import backflush, boards, ingest, latency, planning
 from tests.bench.infra import services
 from tests.bench.report import LATENCY_TARGET_S, Results, machine_description, summary_tables, write_markdown
 
@@ -37,13 +37,19 @@ baseline measured in the same run on the same machine, and written to docs/bench
               ingest alone (no work orders) and every machine on a released work order with a 2-level
               BOM and stocked line-side lots, so each count is attributed, backflushed and booked in
               the stock ledger. Reported: production deltas/s of both and their ratio.
-  4. boards   the Grafana line board's queries and the built-in board's snapshot over two databases with the
+  4. planning a full MRP regeneration of the pure rules (5 BOM levels, 26 weekly buckets, 2 demands an
+              item) at 1,000 and 10,000 items (50,000 with --planning-large), each in a fresh process;
+              target: 10,000 items in < 5 s and < 1 GB. Then net change through the database: the same
+              plan stored and kept live, an end item's work order counting one good unit at a time through
+              the real ingest, latency from the ingest's commit to the live plan's commit of the updated
+              row over --completions completions. Target: p99 < 200 ms.
+  5. boards   the Grafana line board's queries and the built-in board's snapshot over two databases with the
               same last hours and a small vs a large history (1M vs 10M rows of samples by default).
               Target: the large no more than 1.5 x slower.
 
 Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
 (the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
-named bench_*). The default run takes about 10-12 minutes (the boards' 10M-row history alone about 4); --quick
+named bench_*). The default run takes about 12-15 minutes (the boards' 10M-row history alone about 4); --quick
 about two.
 """
 
@@ -54,6 +60,7 @@ examples:
   .venv/bin/python -m tests.bench --only ingest --batch-sizes 500,2000
   .venv/bin/python -m tests.bench --only latency --latency-machines 1000 --duration 60
   .venv/bin/python -m tests.bench --only backflush --backflush-messages 20000
+  .venv/bin/python -m tests.bench --only planning --planning-large
   MES_DATABASE_URL=postgresql://u:p@db/postgres .venv/bin/python -m tests.bench --only ingest
 """
 
@@ -74,7 +81,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (~1 min): ingest 50 machines x 3,000 messages, one batch "
                              "size; latency K=100 for 10 s; backflush 2,000 messages. Explicit options below still win.")
-    parser.add_argument("--only", choices=("ingest", "latency", "backflush", "boards"), help="run one benchmark only")
+    parser.add_argument("--only", choices=("ingest", "latency", "backflush", "planning", "boards"),
+                        help="run one benchmark only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (default: docs/benchmarks.md)")
     parser.add_argument("--no-write", action="store_true", help="print the summary only; leave the report alone")
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -96,7 +104,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     group.add_argument("--backflush-messages", type=int,
                        help="data messages per run, run twice: ingest alone and with backflush (default 10000)")
 
-    group = parser.add_argument_group("boards over history (benchmark 4)")
+    group = parser.add_argument_group("planning (benchmark 4)")
+    group.add_argument("--planning-items", type=int_list,
+                       help="items of the pure regenerations, comma-separated (default 1000,10000; --quick 1000)")
+    group.add_argument("--planning-large", action="store_true", help="add a regeneration of 50,000 items (~1 min, 2 GB)")
+    group.add_argument("--net-change-items", type=int, help="items of the live plan net change runs on (default 10000; --quick 1000)")
+    group.add_argument("--completions", type=int, help="completions the net change is timed over (default 200; --quick 50)")
+
+    group = parser.add_argument_group("boards over history (benchmark 5)")
     group.add_argument("--boards-small", type=int, help="rows of samples in the small history (default 1000000)")
     group.add_argument("--boards-large", type=int, help="rows of samples in the large history (default 10000000)")
     group.add_argument("--boards-repeat", type=int, default=7, help="timed runs per query; the median counts (default 7)")
@@ -127,6 +142,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "latency_machines": [100] if quick else [1000, 750, 500, 250, 100],
         "duration": 10 if quick else 30,
         "warmup": 3 if quick else 5,
+        "planning_items": [1000] if quick else [1000, 10000],
+        "net_change_items": 1000 if quick else 10000,
+        "completions": 50 if quick else 200,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -134,6 +152,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if not 0 <= args.opcua_share <= 1:
         parser.error("--opcua-share must be between 0 and 1")
     args.latency_machines = sorted(set(args.latency_machines), reverse=True)
+    if args.planning_large and 50000 not in args.planning_items:
+        args.planning_items.append(50000)
     return args
 
 
@@ -196,6 +216,18 @@ def main(argv: list[str] | None = None) -> int:
             plant = ingest.bench_plant(args.machines, publishers=args.publishers)
             workload = ingest.build_workload(plant, args.backflush_messages, args.seconds_per_message, args.publishers)
             results.backflush = backflush.run_backflush(svc, plant, workload, args.batch_sizes[0], progress)
+        if args.only in (None, "planning"):
+            results.planning = planning.PlanningResults()
+            for items in args.planning_items:
+                task = progress.add_task(f"planning: regeneration of {items:,} items (pure rules)", total=None)
+                results.planning.regenerations.append(planning.run_regeneration_apart(items))
+                progress.update(task, total=1, completed=1)
+            task = progress.add_task(f"planning: net change on {args.net_change_items:,} items, "
+                                     f"{args.completions} completions", total=None)
+            results.planning.net_change = planning.run_net_change(svc.fresh_database("bench_planning"),
+                                                                  args.net_change_items, args.completions,
+                                                                  work_dir / "planning")
+            progress.update(task, total=1, completed=1)
         if args.only in (None, "boards"):
             results.boards = boards.run_boards(svc.fresh_database, args.boards_small, args.boards_large, args.boards_repeat,
                                                progress)

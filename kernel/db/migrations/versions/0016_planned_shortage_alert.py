@@ -6,7 +6,7 @@ the rule does not get it back. Downgrading removes the rule; its alerts stay, as
 from kernel.db.migrations.ddl import run
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
