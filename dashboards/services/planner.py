@@ -67,7 +67,7 @@ def snapshot(session: Session, now: datetime | None = None, days: int = SHORTAGE
     short = [Shortage(entry["item_id"], [
         LateDemand(late["demand_id"], entry["item_id"], late["due"], late["covered_on"], late["quantity"],
                    orders_hit(late["demand_id"], demands, live.plan.pegs, order_of)) for late in entry["late_demands"]],
-        entry["below_safety_stock"]) for entry in plans.shortages(live.plan, today, days)]
+        entry["below_safety_stock"]) for entry in plans.shortages(plans.live_view(live), today, days)]
     found = kpis.board_kpis(session, kpis.KpiParameters(now - KPI_WINDOW, now, now))
     session.commit()
     return PlannerBoard(now, days, orders_at_risk(live.plan.exceptions, demands), short,

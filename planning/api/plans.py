@@ -340,8 +340,9 @@ def shortages(db: Db, days: int = Query(default=7, ge=1, le=366, description="th
               bucket: str = Bucket, buckets: int = Buckets):
     """What runs short within `days`, from a plan over the whole horizon (later orders place demand in the window)."""
     now = datetime.now(UTC)
-    plan = maintained.view(db, now).plan if maintained.serves(None, bucket, buckets, now) else _live(db, None, bucket, buckets).plan
-    return plans.shortages(plan, now.date(), days)
+    view = (maintained.view(db, now) if maintained.serves(None, bucket, buckets, now)
+            else plans.live_view(_live(db, None, bucket, buckets)))
+    return plans.shortages(view, now.date(), days)
 
 
 @router.get("/planning/atp/{item_id}", response_model=AtpOut)

@@ -61,6 +61,7 @@ from planning.rules.mrp import (Demand, Forecast, ItemPlan, ItemPolicy, Plan, Pl
                                 work_order_components_date, work_order_receipt_date)
 from planning.services.plan_rows import has_name, read_exceptions, read_pegs, read_planned_orders, read_records, write_parts
 
+FORECAST = "forecast:"  # a forecast's demand id: FORECAST + its row id
 OPEN_PURCHASE = ("draft", "submitted", "approved", "partially_received")
 OPEN_SALES = ("open", "partially_shipped")
 OPEN_WORK = ("planned", "released", "running", "paused")
@@ -172,7 +173,7 @@ def load_input(session: Session, horizon: Horizon, now: datetime, items: Collect
     policies = _policies(session, boms, routings, available, horizon, policies_for)
     lead_time_of = _lead_times(session, boms, available, horizon, policies)
     demands, receipts, loads = _orders(session, today, now, routings, boms, lead_time_of, items, graph)
-    forecasts = [Forecast(f"forecast:{row.id}", row.item_id, row.bucket_start, row.quantity)
+    forecasts = [Forecast(f"{FORECAST}{row.id}", row.item_id, row.bucket_start, row.quantity)
                  for row in session.scalars(_only(select(PlanningForecast), PlanningForecast.item_id, items))]
     given = PlanInput(horizon, today, boms, _on_hand(session, items), policies, demands, forecasts, receipts)
     return LoadedInput(given, boms, routings, available, loads)
@@ -316,14 +317,15 @@ def _add_firmed(session: Session, order: PlannedOrder, document_id: str, actor: 
     return {"planned_order_id": order.id, "work_order_id": None, "purchase_order_id": document_id}
 
 
-def shortages(plan: Plan, today: date, days: int) -> list[dict]:
+def shortages(view: PlanView, today: date, days: int) -> list[dict]:
     """Per item, the demands due within `days` from today that their supply reaches late, each with the orders it
     hits (the work or planned order whose component need it is, and the sales-order lines that order serves,
     through the pegging), the buckets of that window projected below safety stock, and the item's planned orders
     to release within it (what to buy or make now)."""
     until = today + timedelta(days=days)
-    order_of = orders_of(plan.demands)
-    sales_lines = {demand.id for demand in plan.demands if demand.kind == "sales_order"}
+    plan, order_of = view.plan, view.order_of
+    # the demands at the top of the pegs (a stored plan keeps its pegs, not its demands): sales-order lines, forecasts
+    sales_lines = {peg.demand for peg in plan.pegs if peg.demand not in order_of and not peg.demand.startswith(FORECAST)}
     found: dict[str, dict] = {}
     for exception in plan.exceptions:
         if exception.kind not in ("demand_late", "below_safety_stock") or exception.on >= until:

@@ -22,7 +22,7 @@ from kernel.logs import get_logger
 from kernel.rules.refusals import Refused
 from mes.rules.alerts import AlertKind, Fact, RuleBook, Transition, passthrough, reconcile
 from mes.services.alerts import load_rules, log_transitions, open_alerts, store
-from planning.services.plans import live_plan, shortages
+from planning.services.plans import live_plan, live_view, shortages
 
 log = get_logger("planning.alerts")
 
@@ -55,7 +55,7 @@ def evaluate_shortages(session: Session, now: datetime | None = None, days: int 
     now = now or datetime.now(UTC)
     today = now.astimezone(UTC).date()
     live = live_plan(session, today, "day", HORIZON_DAYS, now)
-    facts = shortage_facts(shortages(live.plan, today, days))
+    facts = shortage_facts(shortages(live_view(live), today, days))
     current = open_alerts(session)
     conditions = passthrough(RuleBook(load_rules(session)), AlertKind.PLANNED_SHORTAGE, facts, current)
     stored = store(session, reconcile(current, conditions, now))
