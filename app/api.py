@@ -26,6 +26,8 @@ from sqlalchemy.orm import sessionmaker
 
 from core.api import review
 from app import accounts
+from app.health import ApiMetrics, RequestTimer
+from app.health import router as health_router
 from app.hygiene import JsonTooLarge, refuse_malformed_text
 from app.permissions import PUBLIC, authorize
 
@@ -47,7 +49,7 @@ from planning.api import plans
 from planning.services.plans import promise_sales_lines
 
 # workorders last: its `/work-orders/{id}/{action}` would otherwise catch the other routers' order paths
-ROUTERS = (inventory_masterdata.router, production_masterdata.router, stock.router, purchasing.router, sales.router,
+ROUTERS = (health_router, inventory_masterdata.router, production_masterdata.router, stock.router, purchasing.router, sales.router,
            transfers.router, inventory_costing.router, work_order_costing.router, reports.router, alerts.router,
            downtime.router, notifications.router, board.router, planner.router, review.router, plans.router, planning_kpis.router, accounts.router,
            workorders.router)
@@ -136,6 +138,8 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.state.max_period = timedelta(days=settings.api_max_period_days)
     app.openapi = lambda: _documented_security(app)
     app.add_middleware(JsonTooLarge, max_body_bytes=settings.api_max_body_bytes)
+    app.state.metrics = ApiMetrics()
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)  # outermost: a refused body is timed too
 
     @app.exception_handler(Refused)
     async def refused(_: Request, error: Refused) -> JSONResponse:

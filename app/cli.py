@@ -39,6 +39,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 
 PlantOption = Annotated[Path | None, typer.Option("--plant", help="plant description YAML (default: MES_PLANT or the demo plant)")]
+MetricsPortOption = Annotated[int | None, typer.Option(
+    "--metrics-port", min=0, max=65535,
+    help="serve Prometheus metrics at http://MES_METRICS_HOST:PORT/metrics (default: MES_METRICS_PORT; unset: not served)")]
 
 
 def _settings(plant: Path | None = None, log_to_console: bool = True) -> Settings:
@@ -143,6 +146,7 @@ def edge(
                                                                    "assigns to the edge)")] = None,
     edge_id: Annotated[str | None, typer.Option(help="edge id (default: the plant file's edge_id)")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="epoch and disk queue (default: DATA_DIR/edge-<id>)")] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Read the machines' counters and states and publish them over MQTT, buffering on disk while the broker is away.
 
@@ -166,13 +170,14 @@ def edge(
         loaded, _mqtt_url(settings, loaded, identity), state_dir or settings.data_dir / f"edge-{identity}",
         edge_id=identity, machine_ids=set(machines.split(",")) if machines else None,
         flush_ms=settings.edge_flush_ms, queue_max=settings.edge_queue_max, queue_max_bytes=settings.edge_queue_max_bytes, heartbeat_s=settings.edge_heartbeat_s,
+        metrics_host=settings.metrics_host, metrics_port=metrics_port if metrics_port is not None else settings.metrics_port,
     )
 
     _run_until_signal(agent.run, on_signal=agent.stop)
 
 
 @app.command()
-def core(plant: PlantOption = None) -> None:
+def core(plant: PlantOption = None, metrics_port: MetricsPortOption = None) -> None:
     """Consume machine data from MQTT and commit exact production records to the database.
 
     Migrates the schema and registers the plant's machines first. Database: MES_DATABASE_URL
@@ -195,7 +200,10 @@ def core(plant: PlantOption = None) -> None:
     mqtt_url = _mqtt_url(settings, loaded)
     with database(settings) as database_url:
         prepare_database(database_url, loaded)
-        core = CoreProcess(database_url, mqtt_url, **core_options(settings))
+        options = core_options(settings)
+        if metrics_port is not None:
+            options["metrics_port"] = metrics_port
+        core = CoreProcess(database_url, mqtt_url, **options)
         _on_stop_signals(core.stop)
         log.info("core running", client_id=core.client_id)
         try:

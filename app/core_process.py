@@ -23,10 +23,12 @@ from urllib.parse import urlsplit
 
 from inventory.services.valuation import ValuationWorker
 from kernel.db.advisory import AdvisoryLock, LockHeld
-from kernel.jobs import Jobs
+from kernel.jobs import Jobs, OnRound
+from kernel.metrics import MetricsServer
 from kernel.settings import Settings
 from core.ingest.consumer import CoreConsumer
 from core.ingest.plan import IngestLimits
+from core.metrics import CoreMetrics
 from core.rules.sequencing import Plausible
 from mes.services.alert_engine import MachineAlerts
 from mes.services.alerts import InventoryAlerts
@@ -72,15 +74,17 @@ def core_options(settings: Settings) -> dict:
             "review_alert_after_s": settings.review_alert_after_s,
             "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours,
             "plan_every_s": settings.plan_every_s, "plan_regenerate_every_s": settings.plan_regenerate_every_s,
-            "webhook_allow_private": networks(settings.webhook_allow_private)}
+            "webhook_allow_private": networks(settings.webhook_allow_private),
+            "metrics_host": settings.metrics_host, "metrics_port": settings.metrics_port}
 
 
 def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s: float, offline_after_s: int,
               rollup_every_s: float, rollup_hours: int, review_alert_after_s: int,
               webhook_allow_private: tuple[Network, ...] = (),
               plan_every_s: float = _DEFAULTS["plan_every_s"].default,
-              plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default) -> Jobs:
-    jobs = Jobs()
+              plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default,
+              on_round: OnRound | None = None) -> Jobs:
+    jobs = Jobs(on_round)
     jobs.every("mes-review-alerts", REVIEW_ALERTS_EVERY_S, ReviewAlerts(database_url, review_alert_after_s))
     jobs.every("mes-alerts", alert_every_s, MachineAlerts(database_url, offline_after_s))
     jobs.every("mes-inventory-alerts", INVENTORY_ALERTS_EVERY_S, InventoryAlerts(database_url))
@@ -106,26 +110,39 @@ class CoreProcess:
                  review_alert_after_s: int = _DEFAULTS["review_alert_after_s"].default,
                  webhook_allow_private: tuple[Network, ...] = (),
                  plan_every_s: float = _DEFAULTS["plan_every_s"].default,
-                 plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default, **consumer_options):
-        """`client_id`: the core's MQTT client id (default `default_client_id`). `consumer_options`: those of
-        `CoreConsumer` (batch sizes, limits, `on_commit`, `status_every_s`)."""
+                 plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default,
+                 metrics_host: str = _DEFAULTS["metrics_host"].default, metrics_port: int | None = None, **consumer_options):
+        """`client_id`: the core's MQTT client id (default `default_client_id`). `metrics_port`: serve the
+        core's metrics there while it runs (0: a free port, `metrics_server.port`; None: not served).
+        `consumer_options`: those of `CoreConsumer` (batch sizes, limits, `on_commit`, `status_every_s`)."""
         self.database_url = database_url
         self.client_id = client_id = client_id or default_client_id(database_url)
-        self.consumer = CoreConsumer(database_url, mqtt_url, client_id=client_id, **consumer_options)
+        self.metrics = CoreMetrics(database_url)
+        self.consumer = CoreConsumer(database_url, mqtt_url, client_id=client_id, metrics=self.metrics.ingest,
+                                     **consumer_options)
+        self.metrics.watch(self.consumer)
+        self.metrics_server = (MetricsServer(self.metrics.registry, metrics_host, metrics_port)
+                               if metrics_port is not None else None)
         self.jobs = core_jobs(database_url, mqtt_url, client_id=client_id, alert_every_s=alert_every_s,
                               offline_after_s=offline_after_s, rollup_every_s=rollup_every_s, rollup_hours=rollup_hours,
                               review_alert_after_s=review_alert_after_s, webhook_allow_private=webhook_allow_private,
-                              plan_every_s=plan_every_s, plan_regenerate_every_s=plan_regenerate_every_s)
+                              plan_every_s=plan_every_s, plan_regenerate_every_s=plan_regenerate_every_s,
+                              on_round=self.metrics.jobs)
 
     def run(self) -> None:
         """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done.
         AnotherCoreRuns, before connecting to the broker, while a core with the same client id runs on this database."""
         with self._sole_core():
+            if self.metrics_server is not None:
+                self.metrics_server.start()
             self.jobs.start()
             try:
                 self.consumer.run()
             finally:
                 self.jobs.stop()
+                if self.metrics_server is not None:
+                    self.metrics_server.stop()
+                self.metrics.close()
 
     @contextmanager
     def _sole_core(self) -> Iterator[None]:

@@ -5,7 +5,8 @@ Reads (GET) are open to every role, the read-only `viewer` (a kiosk's board) inc
 accounts (users and keys), which only `admin` sees. Each write names the roles that may make it; `admin`
 may make every write. A route missing from the table is refused to everyone but `admin` (and a test fails):
 a new write route must be given its roles here. Public, without any credentials: liveness and readiness,
-the OpenAPI document and its viewers, and the board's pages and assets (their data needs a key).
+the API's metrics (for Prometheus; counts and durations by route template, nothing of a request), the
+OpenAPI document and its viewers, and the board's pages and assets (their data needs a key).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from kernel.auth import Role, caller
 
 OPERATOR, SUPERVISOR, PLANNER, INVENTORY, ADMIN = Role.operator, Role.supervisor, Role.planner, Role.inventory, Role.admin
 
-PUBLIC = frozenset({("GET", "/health"), ("GET", "/ready"), ("GET", "/board"), ("GET", "/board/planner"),
-                    ("GET", "/board/{asset}")})
+# /metrics: Prometheus scrapes without credentials; it shows request counts and durations by route template
+# only (app/health.py), nothing a caller sent
+PUBLIC = frozenset({("GET", "/health"), ("GET", "/ready"), ("GET", "/health/live"), ("GET", "/health/ready"),
+                    ("GET", "/metrics"), ("GET", "/board"), ("GET", "/board/planner"), ("GET", "/board/{asset}")})
 ADMIN_ONLY_PREFIXES = ("/users", "/api-keys")
 
 WRITES: dict[tuple[str, str], frozenset[Role]] = {key: frozenset(roles) for key, roles in {

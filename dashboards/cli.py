@@ -10,10 +10,11 @@ import typer
 from dashboards.grafana.panels import FOLDER_TITLE, FOLDER_UID, board_json
 
 dashboards_app = typer.Typer(
-    help="Grafana boards: line, plant overview, planner, inventory (uids mes-line, mes-plant, mes-planner, mes-inventory).\n\n"
+    help="Grafana boards: line, plant overview, planner, inventory, system health (uids mes-line, mes-plant, mes-planner, "
+    "mes-inventory, mes-system).\n\n"
     "`mes dashboards push` installs them in a running Grafana through its HTTP API; `mes dashboards export` writes "
     "them as JSON files for file provisioning (deploy/grafana/). The boards read the MES PostgreSQL database "
-    "through one data source, uid `mes-postgres`. Full guide: docs/dashboards.md.",
+    "through one data source, uid `mes-postgres`; the system health board reads Prometheus, uid `mes-prometheus`. Full guide: docs/dashboards.md.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -34,6 +35,10 @@ def push_command(
     folder: Annotated[str, typer.Option("--folder", help="title of the folder the boards go in (uid open-mes)")] = FOLDER_TITLE,
     force_datasource: Annotated[bool, typer.Option(
         "--force-datasource", help="rewrite the data source even if it looks the same (e.g. after a password change)")] = False,
+    prometheus_url: Annotated[str | None, typer.Option(
+        "--prometheus-url", envvar="PROMETHEUS_URL",
+        help="the Prometheus that scrapes the MES processes, as Grafana reaches it (e.g. http://prometheus:9090): "
+             "also installs its data source, uid mes-prometheus, which the system health board reads")] = None,
 ) -> None:
     """Create or update the PostgreSQL data source, the folder and every board in Grafana, by uid.
 
@@ -47,8 +52,9 @@ def push_command(
     from grafana_client.client import GrafanaException
     from niquests.exceptions import RequestException
 
-    from dashboards.grafana.boards import boards
+    from dashboards.grafana.boards import every_board
     from dashboards.grafana.push import datasource_for, push
+    from dashboards.grafana.system import prometheus_datasource
     from kernel.settings import Settings
 
     if api_key and (user or password):
@@ -65,7 +71,8 @@ def push_command(
         raise typer.BadParameter(str(error), param_hint="--database-url") from None
     api = GrafanaApi.from_url(grafana_url, credential=api_key or ((user, password) if user else None))
     try:
-        outcomes = push(api, datasource, boards(), folder_uid=FOLDER_UID, folder_title=folder, force_datasource=force_datasource)
+        outcomes = push(api, datasource, every_board(), folder_uid=FOLDER_UID, folder_title=folder, force_datasource=force_datasource,
+                        extra_datasources=[prometheus_datasource(prometheus_url)] if prometheus_url else [])
     except (GrafanaException, RequestException) as error:
         typer.echo(f"Grafana at {grafana_url} refused or did not answer: {error}", err=True)
         raise typer.Exit(1) from None
@@ -83,10 +90,10 @@ def export_command(
     This regenerates deploy/grafana/dashboards/ after a board changes (a test keeps those files equal to
     the builders' output). Files of boards that no longer exist are not removed.
     """
-    from dashboards.grafana.boards import boards
+    from dashboards.grafana.boards import every_board
 
     directory.mkdir(parents=True, exist_ok=True)
-    for board in boards():
+    for board in every_board():
         path = directory / f"{board['uid']}.json"
         path.write_text(board_json(board), encoding="utf-8")
         typer.echo(f"wrote {path}")

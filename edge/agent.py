@@ -30,13 +30,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from edge.buffer import SampleBuffer, samples_json
 from edge.epoch import next_epoch
+from edge.metrics import edge_families
 from edge.queue import DEFAULT_MAX_BYTES, QUEUE_FILE, DiskQueue, OutgoingMessage, compact_messages
 from edge.sources import Reading, Source, build_sources
 from kernel.logs import get_logger
+from kernel.metrics import Collected, MetricsServer
 from kernel.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
 from kernel.payload import EdgeAck, EdgeStatus, MachineConnection, ack_topic, data_topic, status_topic
 from kernel.plant import Machine, Plant
@@ -62,10 +65,13 @@ class EdgeMetrics:
     confirmed_total: int = 0  # messages the core confirmed committed during this run
     dropped_total: int = 0  # messages dropped by the queue bound before the broker had them, over every run
     dropped_delivered_total: int = 0  # dropped by the bound while only the broker held them, over every run
+    compacted_total: int = 0  # queued rows merged away by compaction at the bound, over every run
     resends: int = 0  # times the core asked for the messages after its position again
+    reconnects_total: int = 0  # connections to the broker after the first, during this run
     disk_full: bool = False  # the disk queue refuses writes: new messages wait in memory
     held_in_memory: int = 0
     queue_depth: int = 0
+    queue_bytes: int = 0
     in_flight: int = 0
 
 
@@ -93,7 +99,11 @@ class EdgeAgent:
         heartbeat_s: int = 10,
         stats_every_s: int = 30,
         stop_drain_s: float = 2.0,
+        metrics_host: str = "127.0.0.1",
+        metrics_port: int | None = None,
     ) -> None:
+        """`metrics_port`: serve the edge's metrics there while it runs (0: a free port, `metrics_server.port`;
+        None: not served)."""
         self.edge_id = edge_id or plant.edge_id
         # by default the machines the plant file assigns to this edge: the core refuses any other's data
         self.machines = select_machines(plant, machine_ids) if machine_ids is not None else plant.machines_of(self.edge_id)
@@ -106,6 +116,10 @@ class EdgeAgent:
         self.stop_drain_s = stop_drain_s
         self.queue_max, self.queue_max_bytes = queue_max, queue_max_bytes
         self.metrics = EdgeMetrics()
+        self.registry = CollectorRegistry()
+        self.registry.register(Collected(lambda: edge_families(self)))
+        self.metrics_server = MetricsServer(self.registry, metrics_host, metrics_port) if metrics_port is not None else None
+        self._broker_connections = 0
         self.sources: list[Source] = []
         self._target = parse_mqtt_url(mqtt_url)
         self._topics = {m.id: data_topic(m.site, m.area, m.line, m.id) for m in self.machines}
@@ -145,6 +159,8 @@ class EdgeAgent:
                  leftover_messages=self.metrics.queue_depth)
         workers: list[asyncio.Task[None]] = []
         try:
+            if self.metrics_server is not None:
+                self.metrics_server.start()
             self._client = self._start_mqtt()
             self.sources = build_sources(self.machines)
             for source in self.sources:
@@ -305,6 +321,8 @@ class EdgeAgent:
             log.warning("edge.mqtt_refused", broker=self._target.address, reason=reason)
             return
         self.metrics.connected = True
+        self._broker_connections += 1
+        self.metrics.reconnects_total = self._broker_connections - 1
         self._publish_status()
         self._client.subscribe(ack_topic(self.edge_id), qos=1)
         log.info("edge.mqtt_connected", broker=self._target.address)
@@ -345,6 +363,7 @@ class EdgeAgent:
 
     def _refresh_queue_metrics(self) -> None:
         self.metrics.queue_depth = self._queue.depth()
+        self.metrics.queue_bytes = self._queue.size_bytes()
         self.metrics.dropped_total = self._queue.dropped_total
         self.metrics.dropped_delivered_total = self._queue.dropped_delivered_total
         self.metrics.compacted_total = self._queue.compacted_total
@@ -383,6 +402,8 @@ class EdgeAgent:
             await self._db(self._queue.close)
             self._db_thread.shutdown(wait=True)
             await self._log_stats()
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
             log.info("edge.stopped", edge_id=self.edge_id, epoch=self.metrics.epoch)
 
     def _stop_mqtt(self) -> None:

@@ -255,6 +255,10 @@ class DiskQueue:
     def depth(self) -> int:
         return self._depth
 
+    def size_bytes(self) -> int:
+        """Bytes of samples queued (what `max_bytes` bounds)."""
+        return self._bytes
+
     @property
     def dropped_total(self) -> int:
         return self._metric(DROPPED_TOTAL)

@@ -25,10 +25,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Protocol
+
+# Told after each round of a job in a thread: its name, how long it took, whether it failed (kernel.metrics.JobMetrics).
+OnRound = Callable[[str, float, bool], None]
 
 from kernel.logs import configure_logging, get_logger, logging_configuration
 
@@ -51,12 +55,14 @@ class Job(Protocol):
 class Jobs:
     """The jobs of one process. Register them, then start() and stop() them together."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_round: OnRound | None = None) -> None:
+        """`on_round`: told after each round of a job in a thread (a child process's rounds are its own)."""
         self._jobs: list[_InThread | _InProcess] = []
+        self._on_round = on_round
 
     def every(self, name: str, every_s: float, job: Job) -> None:
         """Run `job` in a thread named `name`: a round at start, then one every `every_s` seconds."""
-        self._jobs.append(_InThread(name, every_s, job))
+        self._jobs.append(_InThread(name, every_s, job, self._on_round))
 
     def every_in_process(self, name: str, every_s: float, make: Callable[..., Job], *args: object) -> None:
         """As `every`, in a child process that builds its job with `make(*args)` (both picklable)."""
@@ -75,13 +81,17 @@ class Jobs:
             job.join(timeout_s)
 
 
-def _rounds(name: str, every_s: float, job: Job, stopping: threading.Event) -> None:
+def _rounds(name: str, every_s: float, job: Job, stopping: threading.Event, on_round: OnRound | None = None) -> None:
     try:
         while not stopping.is_set():
+            started, failed = time.monotonic(), False
             try:
                 job.round()
             except Exception:
+                failed = True
                 log.exception("background round failed; tried again next round", job=name)
+            if on_round is not None:
+                on_round(name, time.monotonic() - started, failed)
             stopping.wait(every_s)
     finally:
         try:
@@ -91,14 +101,14 @@ def _rounds(name: str, every_s: float, job: Job, stopping: threading.Event) -> N
 
 
 class _InThread:
-    def __init__(self, name: str, every_s: float, job: Job):
-        self.name, self.every_s, self.job = name, every_s, job
+    def __init__(self, name: str, every_s: float, job: Job, on_round: OnRound | None):
+        self.name, self.every_s, self.job, self.on_round = name, every_s, job, on_round
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._stopping.clear()
-        self._thread = threading.Thread(target=_rounds, args=(self.name, self.every_s, self.job, self._stopping),
+        self._thread = threading.Thread(target=_rounds, args=(self.name, self.every_s, self.job, self._stopping, self.on_round),
                                         name=self.name, daemon=True)
         self._thread.start()
 

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
+    # metrics (docs/metrics.md): `mes core` and `mes edge` serve Prometheus metrics on a port of their own when set
+    metrics_host: str = Field(default="127.0.0.1", description="address the metrics of `mes core` / `mes edge` listen on")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535,
+                                     description="port of the metrics of `mes core` / `mes edge`; unset = not served")
+
     # core ingest
     batch_max_messages: int = Field(default=500, gt=0)
     batch_max_wait_ms: int = Field(default=50, gt=0)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as paho
 
+from core.ingest.metrics import IngestMetrics
 from core.ingest.plan import Incoming, IngestLimits
 from core.ingest.service import IngestService
 from kernel.logs import get_logger
@@ -48,6 +49,10 @@ class _Pending:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
 
     def full_for(self, delivery: _Delivery) -> bool:
         # one delivery larger than the byte bound still passes alone, so nothing waits for ever
@@ -82,12 +87,13 @@ class CoreConsumer:
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "mes-core",
                  batch_max_messages: int = 500, batch_max_wait_ms: int = 50, status_every_s: float = 10.0,
                  limits: IngestLimits = IngestLimits(), max_pending: int = 5_000,
-                 max_pending_bytes: int = 64 * 1024 * 1024, on_commit=None):
+                 max_pending_bytes: int = 64 * 1024 * 1024, on_commit=None, metrics: IngestMetrics | None = None):
         """`max_pending` and `max_pending_bytes`: deliveries held in memory at most; beyond, paho's network
         thread waits for room,
         so the broker keeps the rest (it stops sending once its window to the core is full, and its
-        persistent session holds them even if it drops the connection meanwhile)."""
-        self.service = IngestService(database_url, on_commit=on_commit, limits=limits)
+        persistent session holds them even if it drops the connection meanwhile). `metrics`: told of each
+        committed batch."""
+        self.service = IngestService(database_url, on_commit=on_commit, limits=limits, metrics=metrics)
         self.max_pending = max_pending
         self.most_pending = 0  # the high-water mark of deliveries held, for the logs and tests
         self.waited_for_room = 0  # deliveries that had to wait for room
@@ -104,6 +110,20 @@ class CoreConsumer:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._target = target
+
+    @property
+    def connections(self) -> int:
+        """Connections made to the broker: the first, then one per reconnect."""
+        return self._connection
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def pending(self) -> tuple[int, int]:
+        """Deliveries held in memory waiting for ingest, and their payloads' bytes."""
+        return len(self._deliveries), self._deliveries.size_bytes
 
     # paho's thread -------------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):

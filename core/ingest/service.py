@@ -8,6 +8,7 @@ database's reason.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.ingest import store
+from core.ingest.metrics import IngestMetrics
 from core.ingest.plan import UNKNOWN_MACHINE, BatchPlan, Incoming, IngestLimits, parse_batch, plan_batch
 from core.ingest.rows import DeadLetterRow
 from kernel.db.models import make_engine
@@ -49,12 +51,13 @@ class IngestTotals:
 
 class IngestService:
     def __init__(self, database_url: str, on_commit: Callable[[BatchPlan, datetime], None] | None = None,
-                 limits: IngestLimits = IngestLimits()):
-        """`on_commit(plan, committed_at)` runs after each commit (metrics, latency measurement);
-        `limits`: what the core takes from a publisher."""
+                 limits: IngestLimits = IngestLimits(), metrics: IngestMetrics | None = None):
+        """`on_commit(plan, committed_at)` runs after each commit (latency measurement in tests and the bench);
+        `limits`: what the core takes from a publisher; `metrics`: told of each committed batch."""
         self.database_url = database_url
         self.limits = limits
         self.on_commit = on_commit
+        self.metrics = metrics
         self.totals = IngestTotals()
         self._acknowledgments: dict[str, EdgeAck] = {}
         # no pre-ping: a lost connection fails the batch, which is retried on a new one (a round trip a batch saved)
@@ -93,12 +96,14 @@ class IngestService:
             with self.engine.connect() as connection:
                 self.registry = store.load_registry(connection)
             parsed = parse_batch(batch, self.registry, self.limits)
+        started = time.monotonic()
         with self.engine.begin() as connection:
             state = store.with_machines_locked(connection, self.state, parsed.machines())
             context = store.load_context(connection, parsed, state)
             plan = plan_batch(parsed, state, self.registry, context=context, now=datetime.now(UTC),
                               limits=self.limits)
             store.write_plan(connection, plan)
+        transaction_s = time.monotonic() - started
         self.state = plan.state
         self.totals.add(plan)
         for ack in plan.acknowledgments():
@@ -107,8 +112,11 @@ class IngestService:
             self._acknowledgments[ack.edge_id] = ack.model_copy(update={"resend": True}) if earlier and earlier.resend else ack
         if plan.held:
             log.info("messages held until their edge publishes again", held=plan.held)
+        committed_at = datetime.now(UTC)
+        if self.metrics is not None:
+            self.metrics.committed(batch, transaction_s, committed_at)
         if self.on_commit is not None:
-            self.on_commit(plan, datetime.now(UTC))
+            self.on_commit(plan, committed_at)
         return plan
 
 

@@ -1,4 +1,5 @@
-"""The Open MES Grafana boards: line, plant overview, planner, inventory. No I/O.
+"""The Open MES Grafana boards: line, plant overview, planner, inventory (and, from Prometheus, system health:
+dashboards/grafana/system.py). No I/O.
 
 Queries read what stays small however long the history: the hourly rollups (`production_hourly`,
 `oee_hourly`, `downtime_hourly`), state changes (`machine_states`, one row per change), the current
@@ -22,6 +23,7 @@ from dashboards.grafana.panels import (
     table,
     timeseries,
 )
+from dashboards.grafana.system import system_board
 from inventory.rules.reports import DEFAULT_AGE_BOUNDS, NO_RECEIPT_BUCKET, age_bucket_labels
 from kernel.signals import MachineState
 from mes.services.workorders import RATE_WINDOW
@@ -516,5 +518,11 @@ ORDER BY 5 DESC NULLS LAST, 1""", ["item", "name", "issued value", "average valu
 
 
 def boards() -> list[dict]:
-    """Every board, in the order they are listed and pushed."""
+    """Every board that reads the MES database, in the order they are listed and pushed."""
     return [plant_board(), line_board(), planner_board(), inventory_board()]
+
+
+def every_board() -> list[dict]:
+    """What `mes dashboards push` and `export` install: the database's boards, then the system health board
+    (Prometheus, dashboards/grafana/system.py)."""
+    return [*boards(), system_board()]

@@ -70,9 +70,12 @@ def datasource_for(database_url: str, *, timescaledb: bool = False) -> dict:
 
 
 def push(api: GrafanaApi, datasource: Mapping, boards: Iterable[Mapping], *, folder_uid: str = FOLDER_UID,
-         folder_title: str = FOLDER_TITLE, force_datasource: bool = False) -> list[Outcome]:
-    """Create or update the data source, the folder and each board; what was done to each."""
-    outcomes = [_push_datasource(api, datasource, force_datasource), _push_folder(api, folder_uid, folder_title)]
+         folder_title: str = FOLDER_TITLE, force_datasource: bool = False,
+         extra_datasources: Iterable[Mapping] = ()) -> list[Outcome]:
+    """Create or update the data source (and `extra_datasources`: Prometheus's), the folder and each board; what
+    was done to each."""
+    outcomes = [_push_datasource(api, source, force_datasource) for source in (datasource, *extra_datasources)]
+    outcomes.append(_push_folder(api, folder_uid, folder_title))
     outcomes += [_push_dashboard(api, board, folder_uid) for board in boards]
     return outcomes
 

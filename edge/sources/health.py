@@ -2,7 +2,8 @@
 status message reports them (kernel.payload.MachineConnection).
 
 Nothing is dropped in silence: every unusable reading is counted per machine and reason, and logged,
-the same failure of the same signal at most once per LOG_EVERY_S (with how many were not logged).
+the same failure of the same signal at most once per LOG_EVERY_S (with how many were not logged). Each
+change of a machine to a status but `ok` is counted too (the edge's metrics, edge/metrics.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class _Machine:
     detail: str = "not connected yet"
     since: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     unusable: Counter[str] = field(default_factory=Counter)
+    # times a failure was reported (a status but `ok`, or another reason for it): repeats of one failure count once
+    faults: Counter[str] = field(default_factory=Counter)
     # Readings last arrived at (monotonic); a polled machine with none for a while is stale.
     last_value_at: float | None = None
 
@@ -47,6 +50,8 @@ class Health:
         log_at = log.info if status == "ok" else log.warning
         log_at("source.machine_status", source=self._source, machine=machine_id, status=status, detail=detail,
                was=machine.status)
+        if status != "ok":
+            machine.faults[status] += 1
         machine.status, machine.detail, machine.since = status, detail, datetime.now(timezone.utc)
         self.changes += 1
 
@@ -56,6 +61,11 @@ class Health:
 
     def status(self, machine_id: str) -> ConnectionStatus:
         return self._machines[machine_id].status
+
+    def faults(self, machine_id: str) -> dict[ConnectionStatus, int]:
+        """Per status but `ok`, how many failures (a failed connection or read, a refused address) were
+        reported for the machine, each repeat of the same one counted once: for the edge's metrics."""
+        return dict(self._machines[machine_id].faults)  # type: ignore[arg-type]
 
     def value_arrived(self, machine_id: str) -> None:
         self._machines[machine_id].last_value_at = self._clock()

@@ -8,14 +8,15 @@ import pytest
 from grafana_client import GrafanaApi
 from typer.testing import CliRunner
 
-from dashboards.grafana.boards import boards
+from dashboards.grafana.boards import every_board as boards
 from dashboards.cli import dashboards_app
 from dashboards.grafana.panels import DATASOURCE_TYPE, DATASOURCE_UID, FOLDER_UID
 from dashboards.grafana.push import datasource_for, push
+from dashboards.grafana.system import PROMETHEUS_UID
 from tests.dashboards.fake_grafana import FakeGrafana
 
 DATABASE_URL = "postgresql://grafana_reader:s3cret@db.plant.local:5433/mes?sslmode=require"
-UIDS = {"mes-line", "mes-plant", "mes-planner", "mes-inventory"}
+UIDS = {"mes-line", "mes-plant", "mes-planner", "mes-inventory", "mes-system"}
 
 
 @pytest.fixture
@@ -58,6 +59,17 @@ def test_first_push_creates_everything_and_the_second_writes_nothing(grafana):
     assert len(lines) == 2 + len(UIDS) and all(line.endswith(": unchanged") for line in lines), second.output
 
 
+def test_a_prometheus_url_also_installs_the_data_source_the_system_board_reads(grafana):
+    result = run_push(grafana, "--prometheus-url", "http://prometheus.plant.local:9090")
+    assert result.exit_code == 0, result.output
+    source = grafana.datasources[PROMETHEUS_UID]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus.plant.local:9090"
+    system = grafana.dashboards["mes-system"]["dashboard"]
+    assert {target["datasource"]["uid"] for panel in system["panels"] for target in panel.get("targets", [])} == {PROMETHEUS_UID}
+    again = run_push(grafana, "--prometheus-url", "http://prometheus.plant.local:9090")
+    assert again.output.count(": unchanged") == 3 + len(UIDS), again.output
+
+
 def test_a_changed_board_is_updated_by_uid_not_duplicated(grafana):
     source = datasource_for(DATABASE_URL)
     push(api(grafana), source, boards())
@@ -71,7 +83,8 @@ def test_a_changed_board_is_updated_by_uid_not_duplicated(grafana):
     outcomes = {outcome.uid: outcome.action for outcome in push(api(grafana), source, changed)}
 
     assert outcomes == {DATASOURCE_UID: "unchanged", FOLDER_UID: "unchanged", "mes-line": "updated",
-                        "mes-plant": "unchanged", "mes-planner": "unchanged", "mes-inventory": "unchanged"}
+                        "mes-plant": "unchanged", "mes-planner": "unchanged", "mes-inventory": "unchanged",
+                        "mes-system": "unchanged"}
     assert [(r.method, r.path) for r in grafana.writes()[before:]] == [("POST", "/api/dashboards/db")]
     assert set(grafana.dashboards) == UIDS
     saved = grafana.dashboards["mes-line"]["dashboard"]

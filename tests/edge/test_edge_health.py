@@ -49,3 +49,14 @@ def test_status_changes_are_logged_once_and_a_quiet_polled_machine_turns_stale()
     assert (stale.status, stale.detail) == ("stale", "no value for 6 s")
     assert health.snapshot()["m1"].status == "ok"  # a subscribed machine has no such bound
     assert health.changes == changes
+
+
+def test_each_reported_failure_counts_once_per_status_and_a_repeat_of_it_not_at_all():
+    health = Health(["m1", "m2"], "modbus h:502", Clock())
+    health.set("m1", "unreachable", "unit 1 does not answer")  # a reason other than "not connected yet"
+    health.set("m1", "unreachable", "unit 1 does not answer")  # the same failure again
+    health.set("m1", "ok")
+    health.set("m1", "unreachable", "unit 1 does not answer")
+    health.set("m1", "bad_config", "holding 100-101: exception 2")
+    assert health.faults("m1") == {"unreachable": 2, "bad_config": 1}
+    assert health.faults("m2") == {}

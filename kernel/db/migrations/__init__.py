@@ -6,11 +6,15 @@ can be forced with `timescale=True/False` (the offline SQL for the Timescale DDL
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 HERE = Path(__file__).resolve().parent
 STATEMENT_MARKER = "-- statement"
@@ -40,3 +44,16 @@ def offline_sql(timescale: bool) -> str:
     buffer = io.StringIO()
     command.upgrade(_config("postgresql+psycopg://offline/offline", timescale, buffer), "head", sql=True)
     return buffer.getvalue()
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The revision `upgrade` migrates to."""
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at (None before the first migration)."""
+    return MigrationContext.configure(connection).get_current_revision()
