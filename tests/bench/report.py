@@ -11,6 +11,7 @@ from datetime import datetime
 from rich.table import Table
 
 from tests.bench.backflush import BOM, SHORT, BackflushResults
+from tests.bench.cores import CoresResults
 from tests.bench.boards import LINE_BOARD, TARGET_RATIO, BoardsResult
 from tests.bench.ingest import CopyRun, IngestRun, PureRun, Workload
 from tests.bench.latency import LatencyRun
@@ -34,6 +35,7 @@ class Results:
     latency_runs: list[LatencyRun] = field(default_factory=list)
     backflush: BackflushResults | None = None
     boards: BoardsResult | None = None
+    cores: CoresResults | None = None
     skipped: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -152,6 +154,14 @@ def summary_tables(results: Results) -> list[Table]:
             table.add_column(column, justify="left" if column == "query" else "right")
         for timing in [*results.boards.timings, results.boards.total]:
             table.add_row(timing.name, f"{timing.small_ms:,.1f}", f"{timing.large_ms:,.1f}", f"{timing.ratio:.2f}")
+        tables.append(table)
+    if results.cores is not None:
+        table = Table(title=f"Several cores: one workload over {results.cores.edges} edges")
+        for column in ("cores", "drain s", "samples/s", "× 1 core", "CPU s per core", "PostgreSQL CPU s"):
+            table.add_column(column, justify="right")
+        for run in results.cores.runs:
+            table.add_row(str(run.cores), _fmt(run.seconds, 1), _fmt(run.samples_per_s), f"{results.cores.gain(run):.2f}",
+                          " / ".join(f"{cpu:.1f}" for cpu in run.core_cpu_s), _fmt(run.database_cpu_s, 1))
         tables.append(table)
     if _target_rows(results):
         table = Table(title="Targets")
@@ -554,6 +564,17 @@ def _boards_section(boards: BoardsResult) -> list[str]:
     ]
 
 
+def _cores_section(cores: CoresResults) -> list[str]:
+    rows = [[str(run.cores), f"{run.seconds:.1f}", _fmt(run.samples_per_s), f"{cores.gain(run):.2f} ×",
+             " / ".join(f"{cpu:.1f}" for cpu in run.core_cpu_s), f"{run.database_cpu_s:.1f}"] for run in cores.runs]
+    return ["## 5. Several cores on one plant (MES_CORE_PARTITION=edges)", "",
+            f"The ingest workload of benchmark 1's shape ({cores.machines} machines, {cores.runs[0].messages:,} messages, "
+            f"{cores.runs[0].samples:,} samples) spread over {cores.edges} edges, drained from a pre-filled broker by that "
+            "many `mes core` processes, each leasing its share of the edges. No target: the cores, the broker and "
+            "PostgreSQL share this machine's CPUs, so a second core buys at most what CPU is left beside the database.",
+            "", _md_table(["cores", "drain s", "samples/s", "× 1 core", "CPU s per core", "PostgreSQL CPU s"], rows), ""]
+
+
 def write_markdown(results: Results) -> str:
     out = [
         "# Benchmarks",
@@ -583,5 +604,7 @@ def write_markdown(results: Results) -> str:
         out += _backflush_section(results)
     if results.boards is not None:
         out += _boards_section(results.boards)
+    if results.cores is not None:
+        out += _cores_section(results.cores)
     out += _analysis(results)
     return "\n".join(out)
