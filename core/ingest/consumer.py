@@ -313,6 +313,9 @@ class CoreConsumer:
             for edge in self.edges() - {edge for edge, owner in owners.items() if owner == partition.me}:
                 log.warning("an edge's lease is gone; giving it up", edge=edge)
                 self._close(edge)
+            for edge in self.edges() - set(topics):  # no machine of the plant is on it any more
+                self._close(edge)
+                partition.release(edge)
             decision = rebalance(topics, cores, owners, partition.me)
             for edge in decision.release:
                 self._close(edge)  # first: once released, another core may resume its session
@@ -327,6 +330,10 @@ class CoreConsumer:
                 self._sessions[edge].follow(topics[edge])
         except OperationalError as error:
             log.warning("the database is unreachable; giving up every edge until it is back", error=str(error.orig))
+            self._give_up_all()
+            return
+        except LeaseLost as lost:  # the lease session dropped between a claim and the reload
+            log.warning("edge leases lost; giving up every edge", reason=str(lost))
             self._give_up_all()
             return
         if decision:

@@ -106,7 +106,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     group.add_argument("--boards-repeat", type=int, default=7, help="timed runs per query; the median counts (default 7)")
 
     group = parser.add_argument_group("several cores (benchmark 5; plant and seconds per message as for benchmark 1)")
-    group.add_argument("--cores", type=int_list, default=[1, 2, 4], help="counts of cores to run (default 1,2,4)")
+    group.add_argument("--cores", type=int_list, default=[1, 2, 4], help="counts of cores sharing the edges to run, after one whole-plant core (default 1,2,4)")
     group.add_argument("--cores-edges", type=int, default=8, help="edges the workload is spread over (default 8)")
     group.add_argument("--cores-messages", type=int, help="data messages per count of cores (default 20000)")
 
