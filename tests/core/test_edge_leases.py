@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
+import psycopg
 import pytest
 
-from core.ingest.partition import EdgeLeases, LeaseLost
+from core.ingest.partition import GUARD_NAMESPACE, EdgeLeases, LeaseLost
 from kernel.db.models import make_engine
+from tests.support.processes import wait_until
 
 
 @pytest.fixture
@@ -49,3 +53,40 @@ def test_the_guard_lets_only_the_leaseholder_write(database_url, two_cores):
             first.guard(connection, set())  # a batch of no edge: nothing to fence
     finally:
         engine.dispose()
+
+
+def test_a_new_owner_reads_an_edge_only_after_the_old_owners_last_transaction_ended(database_url, two_cores):
+    """The old owner's lease session ends while its batch's transaction is still open (a kill -9 between the two
+    connections' ends): the new owner's reload waits on the edge's transaction lock until that batch ends."""
+    old, new = two_cores
+    assert old.claim("e1")
+    engine = make_engine(database_url)
+    in_flight = engine.connect()
+    reloaded = threading.Event()
+    try:
+        in_flight.begin()
+        old.guard(in_flight, {"e1"})
+        old.close()
+        assert new.claim("e1")
+
+        def reload() -> None:
+            with engine.begin() as connection:
+                new.guard(connection, {"e1"})
+            reloaded.set()
+
+        thread = threading.Thread(target=reload, daemon=True)
+        thread.start()
+        wait_until(lambda: waiting_on_advisory_locks(database_url) == 1, 20, "the new owner waiting for the old batch")
+        assert not reloaded.is_set()
+        in_flight.rollback()
+        thread.join(20)
+        assert reloaded.is_set()
+    finally:
+        in_flight.close()
+        engine.dispose()
+
+
+def waiting_on_advisory_locks(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::int = %s AND NOT granted",
+                            (GUARD_NAMESPACE,)).fetchone()[0]
