@@ -46,7 +46,7 @@ baseline measured in the same run on the same machine, and written to docs/bench
 
 Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
 (the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
-named bench_*). The default run takes about 10-12 minutes (the boards' 10M-row history alone about 4); --quick
+named bench_*). The default run takes about 13-15 minutes (the boards' 10M-row history alone about 4, the cores about 3); --quick
 about two.
 """
 
