@@ -184,7 +184,10 @@ def core(plant: PlantOption = None, metrics_port: MetricsPortOption = None) -> N
     (default: the embedded PostgreSQL in DATA_DIR). Broker: MES_MQTT_URL (default mqtt://127.0.0.1:1883;
     mqtts:// with MES_MQTT_CA_FILE, MES_MQTT_CERT_FILE, MES_MQTT_KEY_FILE), as the core's identity in the plant
     file (`mqtt.core`), with the client id MES_CORE_CLIENT_ID (default derived from the database). A second
-    core with the same client id on the same database refuses to start (exit code 1). Beside ingest it runs the core's jobs: alert rounds, notifications, stock valuation and, in a child
+    core with the same client id on the same database refuses to start (exit code 1), unless every core of the plant
+    runs with MES_CORE_PARTITION=edges: they then share the plant's edges, each edge ingested by one of them at a
+    time, and a core that dies hands its edges to the others (docs/deploy.md). Beside ingest it runs the core's jobs
+    (with several cores, one of them does): alert rounds, notifications, stock valuation and, in a child
     process that ends with it, the board rollups.
     Ctrl-C or SIGTERM stops it cleanly: the batch in hand is committed and acknowledged, every job
     finishes its round in hand, the child process is stopped; exit code 0.
@@ -205,7 +208,7 @@ def core(plant: PlantOption = None, metrics_port: MetricsPortOption = None) -> N
             options["metrics_port"] = metrics_port
         core = CoreProcess(database_url, mqtt_url, **options)
         _on_stop_signals(core.stop)
-        log.info("core running", client_id=core.client_id)
+        log.info("core running", client_id=core.client_id, partition=settings.core_partition)
         try:
             core.run()
         except AnotherCoreRuns as refused:

@@ -16,17 +16,22 @@ supervisor (`kernel.jobs`) so that ingest never runs them and they start and sto
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import OperationalError
+
 from inventory.services.valuation import ValuationWorker
 from kernel.db.advisory import AdvisoryLock, LockHeld
 from kernel.jobs import Jobs, OnRound
+from kernel.logs import get_logger
 from kernel.metrics import MetricsServer
 from kernel.settings import Settings
 from core.ingest.consumer import CoreConsumer
+from core.ingest.partition import EdgeLeases
 from core.ingest.plan import IngestLimits
 from core.metrics import CoreMetrics
 from core.rules.sequencing import Plausible
@@ -40,7 +45,9 @@ from mes.services.rollups import Rollups
 from planning.services.live import LivePlanner
 from planning.services.shortage_alerts import ShortageAlerts
 
+log = get_logger("mes.core")
 _DEFAULTS = Settings.model_fields
+JOBS_LEADER_EVERY_S = 5.0  # how often a core of several that does not run the jobs asks whether it may
 INVENTORY_ALERTS_EVERY_S = 30.0
 REVIEW_ALERTS_EVERY_S = 30.0
 SHORTAGE_ALERTS_EVERY_S = 60.0  # a whole live plan each round
@@ -64,7 +71,7 @@ def default_client_id(database_url: str) -> str:
 
 def core_options(settings: Settings) -> dict:
     """The options of a `CoreProcess` that the settings (MES_* variables, the config file) decide."""
-    return {"client_id": settings.core_client_id,
+    return {"client_id": settings.core_client_id, "partition": settings.core_partition,
             "batch_max_messages": settings.batch_max_messages, "batch_max_wait_ms": settings.batch_max_wait_ms,
             "max_pending": settings.ingest_max_pending, "max_pending_bytes": settings.ingest_max_pending_bytes,
             "limits": IngestLimits(timedelta(seconds=settings.clock_skew_s),
@@ -111,15 +118,20 @@ class CoreProcess:
                  webhook_allow_private: tuple[Network, ...] = (),
                  plan_every_s: float = _DEFAULTS["plan_every_s"].default,
                  plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default,
-                 metrics_host: str = _DEFAULTS["metrics_host"].default, metrics_port: int | None = None, **consumer_options):
-        """`client_id`: the core's MQTT client id (default `default_client_id`). `metrics_port`: serve the
-        core's metrics there while it runs (0: a free port, `metrics_server.port`; None: not served).
-        `consumer_options`: those of `CoreConsumer` (batch sizes, limits, `on_commit`, `status_every_s`)."""
+                 metrics_host: str = _DEFAULTS["metrics_host"].default, metrics_port: int | None = None,
+                 partition: str = "plant", **consumer_options):
+        """`client_id`: the core's MQTT client id (default `default_client_id`); with `partition="edges"`, the stem
+        of its edges' client ids. `partition`: "plant", this core ingests the whole plant; "edges", it shares the
+        plant's edges with the other cores of its kind on the database (docs/deploy.md), and the jobs run on one of
+        them at a time. `metrics_port`: serve the core's metrics there while it runs (0: a free port,
+        `metrics_server.port`; None: not served). `consumer_options`: those of `CoreConsumer` (batch sizes, limits,
+        `on_commit`, `status_every_s`, `rebalance_every_s`)."""
         self.database_url = database_url
         self.client_id = client_id = client_id or default_client_id(database_url)
+        self.partitioned = partition == "edges"
         self.metrics = CoreMetrics(database_url)
         self.consumer = CoreConsumer(database_url, mqtt_url, client_id=client_id, metrics=self.metrics.ingest,
-                                     **consumer_options)
+                                     partition=EdgeLeases(database_url) if self.partitioned else None, **consumer_options)
         self.metrics.watch(self.consumer)
         self.metrics_server = (MetricsServer(self.metrics.registry, metrics_host, metrics_port)
                                if metrics_port is not None else None)
@@ -132,34 +144,89 @@ class CoreProcess:
     def run(self) -> None:
         """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done.
         AnotherCoreRuns, before connecting to the broker, while a core with the same client id runs on this database."""
-        with self._sole_core():
+        with self._sole_core(), self._jobs_running():
             if self.metrics_server is not None:
                 self.metrics_server.start()
-            self.jobs.start()
             try:
                 self.consumer.run()
             finally:
-                self.jobs.stop()
                 if self.metrics_server is not None:
                     self.metrics_server.stop()
                 self.metrics.close()
 
     @contextmanager
     def _sole_core(self) -> Iterator[None]:
-        """For the core's life, a lock per client id in its database: a second core with the id is refused."""
-        lock = AdvisoryLock(self.database_url, f"mes core {self.client_id}")
+        """For the core's life, a lock per client id in its database: a second core with the id is refused, but for
+        cores that share the plant's edges, which hold it shared (and so refuse a whole-plant core beside them)."""
+        lock = AdvisoryLock(self.database_url, f"mes core {self.client_id}", shared=self.partitioned)
         try:
             lock.acquire()
         except LockHeld as held:
             raise AnotherCoreRuns(
                 f"another core runs with MQTT client id {self.client_id!r} on this database ({held}). Two cores "
-                "with one client id take the broker session from each other: stop the other one, or give this core "
-                "its own database or its own MES_CORE_CLIENT_ID.") from None
+                "with one client id take the broker session from each other: stop the other one, give this core "
+                "its own database or its own MES_CORE_CLIENT_ID, or run every core of the plant with "
+                "MES_CORE_PARTITION=edges.") from None
         try:
             yield
         finally:
             lock.release()
 
+    @contextmanager
+    def _jobs_running(self) -> Iterator[None]:
+        """The jobs for the core's life; of cores sharing a plant, only on the one holding the jobs lock."""
+        if not self.partitioned:
+            self.jobs.start()
+            try:
+                yield
+            finally:
+                self.jobs.stop()
+            return
+        leader = _JobsLeader(self.database_url, f"mes core jobs {self.client_id}", self.jobs)
+        leader.start()
+        try:
+            yield
+        finally:
+            leader.stop()
+
     def stop(self) -> None:
         """Safe from a signal handler: it only asks."""
         self.consumer.stop()
+
+
+class _JobsLeader:
+    """Runs the jobs once it holds their lock, asking every JOBS_LEADER_EVERY_S; the lock goes with this
+    process (a kill -9 included), and another core's leader takes over."""
+
+    def __init__(self, database_url: str, lock_name: str, jobs: Jobs):
+        self._lock = AdvisoryLock(database_url, lock_name)
+        self._jobs = jobs
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._wait_for_lock, name="mes-jobs-leader", daemon=True)
+        self._leading = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _wait_for_lock(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._lock.acquire()
+            except LockHeld:
+                self._stopping.wait(JOBS_LEADER_EVERY_S)
+                continue
+            except OperationalError as error:  # the database away: ask again later
+                log.warning("could not ask for the jobs lock", error=str(error))
+                self._stopping.wait(JOBS_LEADER_EVERY_S)
+                continue
+            self._leading = True
+            log.info("this core runs the jobs")
+            self._jobs.start()
+            return
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        if self._leading:
+            self._jobs.stop()
+            self._lock.release()

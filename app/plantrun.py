@@ -93,8 +93,11 @@ class MesProcess:
         self._ended_on_purpose = False
 
     @classmethod
-    def core(cls, database_url: str, mqtt_url: str, plant_file: Path, log_file: Path) -> MesProcess:
-        return cls(["core"], {"MES_DATABASE_URL": database_url, "MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file)}, log_file)
+    def core(cls, database_url: str, mqtt_url: str, plant_file: Path, log_file: Path,
+             env: dict[str, str] | None = None) -> MesProcess:
+        """`env`: more variables, e.g. MES_CORE_PARTITION=edges for one of several cores."""
+        return cls(["core"], {"MES_DATABASE_URL": database_url, "MES_MQTT_URL": mqtt_url, "MES_PLANT": str(plant_file),
+                              **(env or {})}, log_file)
 
     @classmethod
     def edge(cls, mqtt_url: str, plant_file: Path, state_dir: Path, log_file: Path,

@@ -44,9 +44,9 @@ def consumer_families(consumer: CoreConsumer) -> Iterator[Metric]:
     yield gauge("mes_ingest_pending_max_messages", "The bound of deliveries held in memory", consumer.max_pending)
     yield counter("mes_ingest_waited_for_room", "Deliveries that waited for room in memory (ingest was behind)",
                   consumer.waited_for_room)
-    yield gauge("mes_core_mqtt_connected", "1 while the core is connected to the broker", int(consumer.connected))
+    yield gauge("mes_core_mqtt_connected", "1 while the core is connected to the broker", int(consumer.connected()))
     yield counter("mes_core_mqtt_reconnects", "Connections to the broker after the first",
-                  max(0, consumer.connections - 1))
+                  consumer.reconnects())
 
 
 class ReviewWaiting:

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     mqtt_key_file: Path | None = None
     core_client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
                                        description="the core's MQTT client id; unset = derived from its database")
+    core_partition: str = Field(default="plant", pattern="^(plant|edges)$",
+                                description="plant: one core ingests the whole plant; edges: several cores share its edges")
     plant: Path = Field(default=DEMO_PLANT, description="plant description (site/area/line/machine) YAML")
     data_dir: Path = Field(default=Path("var"), description="where embedded services, edge queues and epochs live")
     log_level: str = "INFO"

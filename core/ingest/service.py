@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.ingest import store
@@ -25,6 +26,10 @@ from kernel.payload import EdgeAck
 from kernel.reconnect import retry_sync
 
 log = get_logger("core.ingest")
+
+# Run first in a batch's transaction (and in a reload's): with several cores, core.ingest.partition's
+# `EdgeLeases.guard` for the batch's edges; it raises to keep the batch from being written.
+Guard = Callable[[Connection], None]
 
 
 @dataclass
@@ -64,21 +69,29 @@ class IngestService:
         self.engine = make_engine(database_url, pre_ping=False)
         self.reload()
 
-    def reload(self) -> None:
-        """Re-read registry and state from the database (start-up, and after any failed write)."""
-        with self.engine.connect() as connection:
+    def reload(self, guard: Guard | None = None) -> None:
+        """Re-read registry and state from the database (start-up, after any failed write, and when this core
+        takes over an edge: under that edge's `guard`)."""
+        with self.engine.begin() as connection:
+            if guard is not None:
+                guard(connection)
             self.registry = store.load_registry(connection)
             self.state = store.load_state(connection)
+
+    def reload_registry(self) -> None:
+        """Re-read the machines (some may have been registered or moved to another edge since)."""
+        with self.engine.connect() as connection:
+            self.registry = store.load_registry(connection)
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def ingest(self, batch: list[Incoming]) -> None:
-        """Commit the batch: retried while the database is unavailable (nothing was acknowledged, so
+    def ingest(self, batch: list[Incoming], guard: Guard | None = None) -> None:
+        """Commit the batch (`guard` first in its transaction): retried while the database is unavailable (nothing was acknowledged, so
         nothing is lost); a batch it refuses is retried message by message, so that only the offending
         message goes to the dead letters with the database's reason."""
         try:
-            retry_sync(lambda: self._ingest_once(batch), what="commit a batch", on=OperationalError,
+            retry_sync(lambda: self._ingest_once(batch, guard), what="commit a batch", on=OperationalError,
                        before_retry=self._reload_when_reachable)
         except DBAPIError as error:
             self.reload()
@@ -87,17 +100,18 @@ class IngestService:
                 return
             log.warning("database refused a batch; retrying message by message", error=str(error.orig), size=len(batch))
             for incoming in batch:
-                self.ingest([incoming])
+                self.ingest([incoming], guard)
 
-    def _ingest_once(self, batch: list[Incoming]) -> BatchPlan:
+    def _ingest_once(self, batch: list[Incoming], guard: Guard | None) -> BatchPlan:
         parsed = parse_batch(batch, self.registry, self.limits)
         if any(reason.startswith(UNKNOWN_MACHINE) for reason in parsed.refusals()):
             # a machine registered since start-up is not unknown: look again before refusing
-            with self.engine.connect() as connection:
-                self.registry = store.load_registry(connection)
+            self.reload_registry()
             parsed = parse_batch(batch, self.registry, self.limits)
         started = time.monotonic()
         with self.engine.begin() as connection:
+            if guard is not None:
+                guard(connection)
             state = store.with_machines_locked(connection, self.state, parsed.machines())
             context = store.load_context(connection, parsed, state)
             plan = plan_batch(parsed, state, self.registry, context=context, now=datetime.now(UTC),

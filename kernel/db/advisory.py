@@ -21,11 +21,17 @@ class LockHeld(RuntimeError):
     """Another session holds the lock."""
 
 
+def lock_key(name: str) -> int:
+    """The second key of the lock called `name` (a signed 32-bit int, as pg_locks.objid reads back with ::int)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+
+
 class AdvisoryLock:
-    def __init__(self, database_url: str, name: str) -> None:
+    def __init__(self, database_url: str, name: str, *, shared: bool = False) -> None:
+        """`shared`: any number of shared holders at once, but never beside an exclusive one."""
         self.database_url, self.name = database_url, name
-        self._keys = {"namespace": NAMESPACE,
-                      "key": int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)}
+        self._keys = {"namespace": NAMESPACE, "key": lock_key(name)}
+        self._kind = "_shared" if shared else ""
         self._engine = None
         self._connection: Connection | None = None
 
@@ -33,7 +39,7 @@ class AdvisoryLock:
         """Take the lock, or LockHeld saying who holds it."""
         self._engine = make_engine(self.database_url)
         connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        if connection.execute(text("SELECT pg_try_advisory_lock(:namespace, :key)"), self._keys).scalar_one():
+        if connection.execute(text(f"SELECT pg_try_advisory_lock{self._kind}(:namespace, :key)"), self._keys).scalar_one():
             self._connection = connection
             return
         holder = connection.execute(text(
@@ -48,7 +54,7 @@ class AdvisoryLock:
 
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.execute(text("SELECT pg_advisory_unlock(:namespace, :key)"), self._keys)
+            self._connection.execute(text(f"SELECT pg_advisory_unlock{self._kind}(:namespace, :key)"), self._keys)
             self._connection.close()
             self._connection = None
         if self._engine is not None:

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 
 from kernel.logs import configure_logging
 from kernel.settings import Settings
-from tests.bench import backflush, boards, ingest, latency, planning
+from tests.bench import backflush, boards, cores, ingest, latency, planning
 from tests.bench.infra import services
 from tests.bench.report import LATENCY_TARGET_S, Results, machine_description, summary_tables, write_markdown
 
@@ -46,10 +46,13 @@ baseline measured in the same run on the same machine, and written to docs/bench
   5. boards   the Grafana line board's queries and the built-in board's snapshot over two databases with the
               same last hours and a small vs a large history (1M vs 10M rows of samples by default).
               Target: the large no more than 1.5 x slower.
+  6. cores    the ingest workload spread over E edges, ingested by 1, 2 and 4 `mes core` processes sharing the
+              plant's edges (MES_CORE_PARTITION=edges): samples/s and CPU per core. No target: the cores, the
+              broker and PostgreSQL share this machine's CPUs, which bound the gain.
 
 Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
 (the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
-named bench_*). The default run takes about 12-15 minutes (the boards' 10M-row history alone about 4); --quick
+named bench_*). The default run takes about 15-18 minutes (the boards' 10M-row history alone about 4, the cores about 3); --quick
 about two.
 """
 
@@ -61,6 +64,7 @@ examples:
   .venv/bin/python -m tests.bench --only latency --latency-machines 1000 --duration 60
   .venv/bin/python -m tests.bench --only backflush --backflush-messages 20000
   .venv/bin/python -m tests.bench --only planning --planning-large
+  .venv/bin/python -m tests.bench --only cores --cores 1,2 --cores-messages 5000
   MES_DATABASE_URL=postgresql://u:p@db/postgres .venv/bin/python -m tests.bench --only ingest
 """
 
@@ -81,7 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (~1 min): ingest 50 machines x 3,000 messages, one batch "
                              "size; latency K=100 for 10 s; backflush 2,000 messages. Explicit options below still win.")
-    parser.add_argument("--only", choices=("ingest", "latency", "backflush", "planning", "boards"),
+    parser.add_argument("--only", choices=("ingest", "latency", "backflush", "planning", "boards", "cores"),
                         help="run one benchmark only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (default: docs/benchmarks.md)")
     parser.add_argument("--no-write", action="store_true", help="print the summary only; leave the report alone")
@@ -116,6 +120,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     group.add_argument("--boards-large", type=int, help="rows of samples in the large history (default 10000000)")
     group.add_argument("--boards-repeat", type=int, default=7, help="timed runs per query; the median counts (default 7)")
 
+    group = parser.add_argument_group("several cores (benchmark 6; plant and seconds per message as for benchmark 1)")
+    group.add_argument("--cores", type=int_list, default=[1, 2, 4], help="counts of cores sharing the edges to run, after one whole-plant core (default 1,2,4)")
+    group.add_argument("--cores-edges", type=int, default=8, help="edges the workload is spread over (default 8)")
+    group.add_argument("--cores-messages", type=int, help="data messages per count of cores (default 20000)")
+
     group = parser.add_argument_group("end-to-end latency (benchmark 2)")
     group.add_argument("--latency-machines", type=int_list,
                        help="K values to try, largest first; stops at the first K that is sustained with p99 < 1 s "
@@ -135,6 +144,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "machines": 50 if quick else 200,
         "messages": 3000 if quick else 20000,
         "backflush_messages": 2000 if quick else 10000,
+        "cores_messages": 3000 if quick else 20000,
         "boards_small": 100_000 if quick else 1_000_000,
         "boards_large": 1_000_000 if quick else 10_000_000,
         "seconds_per_message": 4,
@@ -231,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "boards"):
             results.boards = boards.run_boards(svc.fresh_database, args.boards_small, args.boards_large, args.boards_repeat,
                                                progress)
+        if args.only in (None, "cores"):
+            results.cores = cores.run_cores(svc, args.machines, args.cores_messages, args.seconds_per_message,
+                                            args.cores_edges, args.cores, work_dir, progress)
     results.elapsed_s = time.monotonic() - began
     for table in summary_tables(results):
         console.print(table)

@@ -43,8 +43,13 @@ CORE_CLIENT_ID = "bench-core"
 MACHINES_PER_LINE = 20
 
 
-def bench_plant(machines: int, *, site: str = "bench", opcua_share: float = 1.0, endpoints: dict | None = None,
-                modbus_limit: int = 247, edge_id: str = "bench-edge", publishers: int | None = None) -> Plant:
+def bench_plant(machines: int, **options) -> Plant:
+    """The plant of `bench_plant_document(machines, **options)`."""
+    return parse_plant(bench_plant_document(machines, **options))
+
+
+def bench_plant_document(machines: int, *, site: str = "bench", opcua_share: float = 1.0, endpoints: dict | None = None,
+                         modbus_limit: int = 247, edge_id: str = "bench-edge", publishers: int | None = None) -> dict:
     """M machines at 1 Hz (ideal cycle 1 s), 32-bit counters, never failing; lines of 20 machines. With
     `publishers`, machine n belongs to edge `bench-edge-<n % publishers + 1>`, as `build_workload` publishes it."""
     modbus = min(modbus_limit, round(machines * (1 - opcua_share)))
@@ -60,7 +65,7 @@ def bench_plant(machines: int, *, site: str = "bench", opcua_share: float = 1.0,
     document = {"site": site, "edge_id": edge_id, "areas": [{"id": "area-1", "lines": lines}]}
     if endpoints:
         document["endpoints"] = endpoints
-    return parse_plant(document)
+    return document
 
 
 def publisher_edge(publisher: int) -> str:

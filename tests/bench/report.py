@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from rich.table import Table
 
 from tests.bench.backflush import BOM, SHORT, BackflushResults
+from tests.bench.cores import CoresResults
 from tests.bench.boards import LINE_BOARD, TARGET_RATIO, BoardsResult
 from tests.bench.ingest import CopyRun, IngestRun, PureRun, Workload
 from tests.bench.latency import LatencyRun
@@ -38,6 +40,7 @@ class Results:
     backflush: BackflushResults | None = None
     planning: PlanningResults | None = None
     boards: BoardsResult | None = None
+    cores: CoresResults | None = None
     skipped: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -186,6 +189,21 @@ def summary_tables(results: Results) -> list[Table]:
                           f"{_ms(statistics.median(change.latencies_s))} / {_ms(change.percentile(change.latencies_s, 0.99))} ms",
                           f"{_ms(statistics.median(change.cpu_s))} / {_ms(change.percentile(change.cpu_s, 0.99))} ms",
                           f"{change.completions} completions")
+        tables.append(table)
+    if results.cores is not None:
+        table = Table(title=f"Several cores: one workload over {results.cores.edges} edges")
+        for column in ("cores", "partition", "drain s", "samples/s", "× plant core", "CPU s per core", "PostgreSQL CPU s"):
+            table.add_column(column, justify="right")
+        for run in results.cores.runs:
+            table.add_row(str(run.cores), run.partition, _fmt(run.seconds, 1), _fmt(run.samples_per_s), f"{results.cores.gain(run):.2f}",
+                          " / ".join(f"{cpu:.1f}" for cpu in run.core_cpu_s), _fmt(run.database_cpu_s, 1))
+        tables.append(table)
+        waits = _top_waits(results.cores)
+        table = Table(title="Several cores: the ingest sessions' active samples by wait event")
+        for column in ("cores", "partition", *waits):
+            table.add_column(column, justify="right")
+        for run in results.cores.runs:
+            table.add_row(str(run.cores), run.partition, *(f"{run.waits[w] / max(1, sum(run.waits.values())):.0%}" for w in waits))
         tables.append(table)
     if _target_rows(results):
         table = Table(title="Targets")
@@ -626,6 +644,31 @@ def _boards_section(boards: BoardsResult) -> list[str]:
     ]
 
 
+def _cores_section(cores: CoresResults) -> list[str]:
+    rows = [[str(run.cores), run.partition, f"{run.seconds:.1f}", _fmt(run.samples_per_s), f"{cores.gain(run):.2f} ×",
+             " / ".join(f"{cpu:.1f}" for cpu in run.core_cpu_s), f"{run.database_cpu_s:.1f}"] for run in cores.runs]
+    return ["## 6. Several cores on one plant (MES_CORE_PARTITION=edges)", "",
+            f"The ingest workload of benchmark 1's shape ({cores.machines} machines, {cores.runs[0].messages:,} messages, "
+            f"{cores.runs[0].samples:,} samples) spread over {cores.edges} edges, drained from a pre-filled broker by that "
+            "many `mes core` processes, each leasing its share of the edges; the reference is one core with today's "
+            "default, one session for the whole plant. No target: the cores, the broker and "
+            "PostgreSQL share this machine's CPUs, so a second core buys at most what CPU is left beside the database.",
+            "", _md_table(["cores", "MES_CORE_PARTITION", "drain s", "samples/s", "× whole-plant core", "CPU s per core",
+                           "PostgreSQL CPU s"], rows), "",
+            "Where the cores' database sessions were while a statement ran (pg_stat_activity sampled every 20 ms "
+            "during the drain; share of the samples):", "",
+            _md_table(["cores", "partition", *(_top_waits(cores))],
+                      [[str(run.cores), run.partition, *(f"{run.waits[w] / max(1, sum(run.waits.values())):.0%}" for w in _top_waits(cores))]
+                       for run in cores.runs]), ""]
+
+
+def _top_waits(cores: CoresResults, top: int = 5) -> list[str]:
+    total: Counter[str] = Counter()
+    for run in cores.runs:
+        total.update(run.waits)
+    return [wait for wait, _ in total.most_common(top)]
+
+
 def write_markdown(results: Results) -> str:
     out = [
         "# Benchmarks",
@@ -657,5 +700,7 @@ def write_markdown(results: Results) -> str:
         out += _planning_section(results.planning)
     if results.boards is not None:
         out += _boards_section(results.boards)
+    if results.cores is not None:
+        out += _cores_section(results.cores)
     out += _analysis(results)
     return "\n".join(out)

@@ -23,7 +23,7 @@ def test_a_stalled_database_leaves_messages_on_the_broker_and_loses_none(databas
     publisher = new_client(broker.target, "test-publisher", persistent=False)
     connect(publisher, broker.target)
     try:
-        wait_until(lambda: consumer._connected.is_set() and publisher.is_connected(), 20, "both clients connected")
+        wait_until(lambda: consumer.connected() and publisher.is_connected(), 20, "both clients connected")
         with psycopg.connect(database_url) as stall:
             stall.execute("LOCK TABLE ingested_messages IN ACCESS EXCLUSIVE MODE")  # held until the commit below
             for seq in range(1, 301):

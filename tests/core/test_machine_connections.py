@@ -61,7 +61,7 @@ def test_the_ingest_stores_each_machines_connection_from_the_edge_status_and_kee
         wait_until(lambda: statuses_ingested(database_url) >= then_ingested, 20, f"status {then_ingested} ingested")
 
     try:
-        wait_until(lambda: consumer._connected.is_set() and edge.is_connected(), 20, "both clients connected")
+        wait_until(lambda: consumer.connected() and edge.is_connected(), 20, "both clients connected")
         publish(status(2, T0, status="bad_config", detail=WRONG_REGISTER, since=T0 - timedelta(seconds=3),
                        unusable={"bad_config": 4}), 1)
         assert stored(database_url) == ("bad_config", WRONG_REGISTER, T0 - timedelta(seconds=3), {"bad_config": 4}, "e1", 2, T0)

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 import yaml
 
-from app.core_process import default_client_id
+from app.core_process import AnotherCoreRuns, CoreProcess, default_client_id
 from app.plantrun import MesProcess, ThreadCore
 from core.ingest.consumer import CoreConsumer
 from core.queries import recorded_totals
@@ -146,7 +146,7 @@ class RunningConsumer:
         self.consumer = CoreConsumer(database_url, mqtt_url, client_id=f"core-{uuid.uuid4().hex[:8]}", batch_max_wait_ms=10)
         self._thread = threading.Thread(target=self.consumer.run, daemon=True)
         self._thread.start()
-        wait_until(self.consumer._connected.is_set, 20, "the core connected")
+        wait_until(self.consumer.connected, 20, "the core connected")
 
     def stop(self) -> None:
         self.consumer.stop()
@@ -263,7 +263,7 @@ def test_a_second_core_with_the_same_client_id_refuses_to_start(database_url, br
     first = ThreadCore(database_url, broker.url, client_id="plant-a-core")
     first.start()
     try:
-        wait_until(lambda: first.process.consumer._connected.is_set(), 30, "the first core connected")
+        wait_until(lambda: first.process.consumer.connected(), 30, "the first core connected")
         plant_file = tmp_path / "plant.yaml"
         plant_file.write_text(yaml.safe_dump(PLANT))
         env = {**os.environ, "MES_DATABASE_URL": database_url, "MES_MQTT_URL": broker.url, "MES_PLANT": str(plant_file),
@@ -274,13 +274,15 @@ def test_a_second_core_with_the_same_client_id_refuses_to_start(database_url, br
         # the first one kept its session and goes on
         publish(broker.target, data_topic("sec", "a", "l", "m1"), data("edge-1", 1, "m1", 10))
         wait_until(lambda: rows(database_url, "SELECT count(*) FROM ingested_messages") == [(1,)], 20, "the first core ingests")
-        assert first.process.consumer._connection == 1, "never reconnected: nobody took its session"
+        assert first.process.consumer.connects() == 1, "never reconnected: nobody took its session"
+        with pytest.raises(AnotherCoreRuns, match="MES_CORE_PARTITION=edges"):  # nor may a core sharing edges
+            CoreProcess(database_url, broker.url, client_id="plant-a-core", partition="edges").run()
     finally:
         first.stop()
     again = ThreadCore(database_url, broker.url, client_id="plant-a-core")  # once it stopped, the id is free again
     again.start()
     try:
-        wait_until(lambda: again.process.consumer._connected.is_set(), 30, "a core with the id connects again")
+        wait_until(lambda: again.process.consumer.connected(), 30, "a core with the id connects again")
         again.raise_if_failed()
     finally:
         again.stop()
