@@ -94,11 +94,19 @@ def backflush_attributed(connection: Db, rows: Iterable) -> BackflushPlan | None
 
 def write_backflush(connection: Db, plan: BackflushPlan) -> None:
     """The plan's lots, moves, exceptions and holds, in the caller's transaction."""
+    # one statement each, not one per lot or order: a batch of the ingest names a lot per work order it counted for
     if plan.new_lots:
-        connection.execute(text("INSERT INTO lots (item_id, lot, expires) VALUES (:item, :lot, :expires) ON CONFLICT DO NOTHING"),
-                           [{"item": item, "lot": lot, "expires": expires} for (item, lot), expires in plan.new_lots.items()])
+        connection.execute(text(
+            """INSERT INTO lots (item_id, lot, expires)
+               SELECT * FROM unnest(CAST(:items AS text[]), CAST(:lots AS text[]), CAST(:expires AS date[]))
+               ORDER BY 1, 2 ON CONFLICT DO NOTHING"""),
+            {"items": [item for item, _ in plan.new_lots], "lots": [lot for _, lot in plan.new_lots],
+             "expires": list(plan.new_lots.values())})
     copy_rows(connection, "stock_moves", plan.moves)
     copy_rows(connection, "backflush_exceptions", plan.exceptions)
     if plan.held:
-        connection.execute(text("UPDATE work_orders SET held_reason = :reason WHERE work_order_id = :order AND held_reason IS NULL"),
-                           [{"reason": reason, "order": work_order} for work_order, reason in plan.held.items()])
+        connection.execute(text(
+            """UPDATE work_orders w SET held_reason = h.reason
+               FROM unnest(CAST(:orders AS text[]), CAST(:reasons AS text[])) AS h(work_order_id, reason)
+               WHERE w.work_order_id = h.work_order_id AND w.held_reason IS NULL"""),
+            {"orders": list(plan.held), "reasons": list(plan.held.values())})

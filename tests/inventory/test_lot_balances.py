@@ -177,7 +177,7 @@ def test_a_shipment_waits_for_the_backflush_that_takes_the_last_units_and_is_ref
     assert on_hand(database_url) == [("S1", Decimal(0))]
 
 
-def test_a_backflush_waits_for_the_document_step_that_takes_the_last_units_and_holds_the_order(last_screws, database_url,
+def test_a_backflush_waits_for_the_document_step_that_takes_the_last_units_and_holds_the_order(last_screws, api, database_url,
                                                                                               sessions):
     with sessions() as document:
         # what a document step does: read its balances locked, then post the moves it planned from them
@@ -200,6 +200,13 @@ def test_a_backflush_waits_for_the_document_step_that_takes_the_last_units_and_h
     assert [m for m in plan.moves if m.reason == "backflush"] == []
     assert [(e.kind, e.quantity) for e in plan.exceptions] == [("blocked", Decimal(4))] and set(plan.held) == {"WO-1"}
     assert on_hand(database_url) == [("S1", Decimal(0))]
+    # what was held back is consumed once stock is there, through the same locked read
+    refused_while_short = api.post("/work-orders/WO-1/release-hold")
+    assert refused_while_short.status_code == 409 and "still short: 4 screw at ls" in refused_while_short.text
+    ok(api.post("/stock/receipts", json={"item_id": "screw", "lot": "S2", "to_location": "ls", "quantity": "5",
+                                         "source_ref": "GR-S2"}), 201)
+    assert ok(api.post("/work-orders/WO-1/release-hold"))["held_reason"] is None
+    assert on_hand(database_url) == [("S1", Decimal(0)), ("S2", Decimal(1))]
 
 
 def test_stock_booked_without_a_lot_is_locked_too(last_screws, api, database_url, sessions):

@@ -45,7 +45,8 @@ def upgrade() -> None:
     run("""
     CREATE TRIGGER stock_moves_to_lot_balances AFTER INSERT ON stock_moves
         REFERENCING NEW TABLE AS new_moves FOR EACH STATEMENT EXECUTE FUNCTION add_moves_to_lot_balances()""")
-    run("LOCK TABLE stock_moves IN SHARE MODE")  # no move lands between the fill and the trigger's first run
+    # CREATE TRIGGER holds stock_moves against inserts until this migration commits, so every move is in
+    # the fill below (committed before) or goes through the trigger (after), never both
     run("""
     INSERT INTO lot_balances (item_id, location_id, lot, quantity)
     SELECT item_id, location_id, lot, sum(quantity)
