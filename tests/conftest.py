@@ -31,6 +31,7 @@ from kernel.embedded.postgres import EmbeddedPostgres, create_database, drop_dat
 from kernel.plant import DEMO_PLANT, load_plant
 from tests.support.auth import as_admin, bearer, issue_key
 from tests.support.ingested import Ingested
+from tests.support.ledger import balance_mismatches
 from tests.support.mqtt_sessions import forget_session
 from tests.support.processes import LINUX, MARK, kill, marked, wait_until
 
@@ -208,3 +209,12 @@ def db(api, database_url) -> Iterator[Ingested]:
     ingested = Ingested(database_url)
     yield ingested
     ingested.conn.close()
+
+
+@pytest.fixture
+def balances_match_ledger(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the test, whatever it did to stock: `lot_balances` equals the ledger summed (invariant 10)."""
+    database = request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
+    yield
+    if database is not None:
+        assert balance_mismatches(database) == []

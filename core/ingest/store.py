@@ -1,7 +1,7 @@
 """The ingest's database layer: load what a batch's plan needs, and write the plan's rows as they are.
 
 Loads run inside the batch's write transaction (`load_context`), with the rows another writer could
-change locked: the work orders the batch can move (FOR UPDATE) and the lots its backflush takes
+change locked: the work orders the batch can move (FOR UPDATE) and the lot balances its backflush takes
 (inventory.services.backflush). The write (`write_plan`) decides nothing: append-only rows go in with
 COPY straight into their tables; the few rows of current state go through a COPY into a temporary
 staging table and one set-based upsert each; status and dispatch changes are set-based updates.

@@ -1,14 +1,16 @@
-"""Backflush against the stock ledger: what the rules need, read with the lots locked, and the moves written.
+"""Backflush against the stock ledger: what the rules need, read with its balances locked, and the moves written.
 
 Used inside the caller's transaction by the ingest (every batch's attributed counts) and by the
 services that backflush later (units a supervisor re-assigns, a hold that is released) and the
 documents that pick lots (shipments, transfers). `connection` is a SQLAlchemy Session or Connection.
 
-Locking, stated: balances are sums over the ledger, so what is locked is the `lots` rows of the items
-read, in (item, lot) order, before their balances are read (a new statement, so it sees what the last
-holder committed). Two writers that take stock of the same item therefore never both see the same
-balance: under the `block` policy a lot cannot be taken below zero. Stock booked without a lot has no
-row to lock; only the `allow` policy ever takes from it.
+Locking, stated: balances are rows of `lot_balances`, which the ledger's inserts keep (a trigger, in the
+inserting statement). What is locked is every balance row of the items read at the locations read, the
+unknown lot's included, in (item, location, lot) order, by the statement that reads them (FOR UPDATE
+returns a row's last committed quantity once its holder has committed). Two writers that take stock of
+the same item at the same location therefore never both see the same balance: under the `block`
+policy a lot cannot be taken below zero. The trigger adds a statement's moves in the same order, so
+writers that lock before they write do not deadlock on the rows they lock.
 """
 
 from __future__ import annotations
@@ -49,20 +51,19 @@ def line_sides(connection: Db, machines: Iterable[str]) -> dict[str, LineSide]:
 
 
 def lot_balances(connection: Db, locations: Iterable[str], items: Iterable[str]) -> dict[tuple[str, str], list[LotBalance]]:
-    """On hand per known lot of these items at these locations (the unknown lot is never picked), the
-    items' lots locked until the caller's transaction ends."""
-    items = sorted(set(items))
-    if not items:
+    """On hand per known lot of these items at these locations (the unknown lot is never picked), every
+    balance of these items at these locations locked until the caller's transaction ends."""
+    items, locations = sorted(set(items)), sorted(set(locations))
+    if not items or not locations:
         return {}
-    connection.execute(text("SELECT 1 FROM lots WHERE item_id = ANY(:items) ORDER BY item_id, lot FOR UPDATE"),
-                       {"items": items})
     balances: dict[tuple[str, str], list[LotBalance]] = {}
     for item, location, lot, quantity, expires, received in connection.execute(text(
-            """SELECT s.item_id, s.location_id, s.lot, s.quantity, l.expires, l.received_at
-               FROM stock_on_hand s JOIN lots l USING (item_id, lot)
-               WHERE s.location_id = ANY(:locations) AND s.item_id = ANY(:items)
-               ORDER BY s.item_id, s.location_id, s.lot"""), {"locations": sorted(set(locations)), "items": items}):
-        balances.setdefault((item, location), []).append(LotBalance(lot, quantity, expires, received))
+            """SELECT b.item_id, b.location_id, b.lot, b.quantity, l.expires, l.received_at
+               FROM lot_balances b LEFT JOIN lots l USING (item_id, lot)
+               WHERE b.item_id = ANY(:items) AND b.location_id = ANY(:locations)
+               ORDER BY b.item_id, b.location_id, b.lot FOR UPDATE OF b"""), {"locations": locations, "items": items}):
+        if lot is not None and quantity != 0:
+            balances.setdefault((item, location), []).append(LotBalance(lot, quantity, expires, received))
     return balances
 
 
@@ -72,7 +73,11 @@ def stock_for(connection: Db, work_orders: Iterable[str], machines: Iterable[str
     needs = materials(connection, work_orders)
     places = line_sides(connection, machines)
     components = {component for material in needs.values() for component in material.per_unit}
-    return needs, places, lot_balances(connection, [place.location_id for place in places.values()], components)
+    # the made items' balances are locked with the components', in one sorted statement: a receipt into
+    # them later in the batch then waits on no row while it holds others
+    made = {material.item_id for material in needs.values()}
+    balances = lot_balances(connection, [place.location_id for place in places.values()], components | made)
+    return needs, places, {key: lots for key, lots in balances.items() if key[0] in components}
 
 
 def backflush_attributed(connection: Db, rows: Iterable) -> BackflushPlan | None:
@@ -89,11 +94,19 @@ def backflush_attributed(connection: Db, rows: Iterable) -> BackflushPlan | None
 
 def write_backflush(connection: Db, plan: BackflushPlan) -> None:
     """The plan's lots, moves, exceptions and holds, in the caller's transaction."""
+    # one statement each, not one per lot or order: a batch of the ingest names a lot per work order it counted for
     if plan.new_lots:
-        connection.execute(text("INSERT INTO lots (item_id, lot, expires) VALUES (:item, :lot, :expires) ON CONFLICT DO NOTHING"),
-                           [{"item": item, "lot": lot, "expires": expires} for (item, lot), expires in plan.new_lots.items()])
+        connection.execute(text(
+            """INSERT INTO lots (item_id, lot, expires)
+               SELECT * FROM unnest(CAST(:items AS text[]), CAST(:lots AS text[]), CAST(:expires AS date[]))
+               ORDER BY 1, 2 ON CONFLICT DO NOTHING"""),
+            {"items": [item for item, _ in plan.new_lots], "lots": [lot for _, lot in plan.new_lots],
+             "expires": list(plan.new_lots.values())})
     copy_rows(connection, "stock_moves", plan.moves)
     copy_rows(connection, "backflush_exceptions", plan.exceptions)
     if plan.held:
-        connection.execute(text("UPDATE work_orders SET held_reason = :reason WHERE work_order_id = :order AND held_reason IS NULL"),
-                           [{"reason": reason, "order": work_order} for work_order, reason in plan.held.items()])
+        connection.execute(text(
+            """UPDATE work_orders w SET held_reason = h.reason
+               FROM unnest(CAST(:orders AS text[]), CAST(:reasons AS text[])) AS h(work_order_id, reason)
+               WHERE w.work_order_id = h.work_order_id AND w.held_reason IS NULL"""),
+            {"orders": list(plan.held), "reasons": list(plan.held.values())})

@@ -243,7 +243,7 @@ def return_to_supplier(session: Session, po_id: str, item_id: str, lot: str | No
     check_item_on_order(item_id, order.lines, "purchase order", po_id)
     with as_conflict():
         move = operations.return_to_supplier(item_id, lot, quantity, location_id, reason)
-    held = stock_service.lot_balances_at(session, location_id, item_id).get((item_id, lot), Decimal(0))
+    held = stock_service.lot_balances_at(session, location_id, item_id, for_update=True).get((item_id, lot), Decimal(0))
     if quantity > held:
         raise Conflict(f"cannot return {quantity} {item_id}{'' if lot is None else f' lot {lot}'} from {location_id}: "
                        f"it holds {max(held, Decimal(0))}; goods that are not there cannot be sent back")

@@ -1,4 +1,7 @@
-"""Stock receipts, on-hand and the ledger. Moves are immutable (the database refuses changes)."""
+"""Stock receipts, on-hand and the ledger. Moves are immutable (the database refuses changes).
+
+On hand is `lot_balances`, which a trigger on `stock_moves` keeps in the inserting statement, so every
+writer of moves (`post_moves`, the ingest's backflush COPY) keeps it without a call of its own."""
 
 from __future__ import annotations
 
@@ -55,13 +58,16 @@ def post_moves(session: Session, moves: Iterable[PlannedMove], *, source_ref: st
     return added
 
 
-def lot_balances_at(session: Session, location_id: str, item_id: str | None = None) -> dict[tuple[str, str | None], Decimal]:
-    """On hand per (item, lot) at a location, the unknown lot included (it can be negative)."""
+def lot_balances_at(session: Session, location_id: str, item_id: str | None = None, *,
+                    for_update: bool = False) -> dict[tuple[str, str | None], Decimal]:
+    """On hand per (item, lot) at a location, the unknown lot included (it can be negative); `for_update`:
+    the balances locked until the caller's transaction ends, in the order every taker locks them."""
     rows = session.execute(text(
-        """SELECT item_id, lot, quantity FROM stock_on_hand
-           WHERE location_id = :location AND (CAST(:item AS text) IS NULL OR item_id = :item)"""),
+        f"""SELECT item_id, lot, quantity FROM lot_balances
+            WHERE location_id = :location AND (CAST(:item AS text) IS NULL OR item_id = :item)
+            ORDER BY item_id, location_id, lot{' FOR UPDATE' if for_update else ''}"""),
         {"location": location_id, "item": item_id})
-    return {(item, lot): quantity for item, lot, quantity in rows}
+    return {(item, lot): quantity for item, lot, quantity in rows if quantity != 0}
 
 
 def on_hand(session: Session, item_id: str | None = None, location_id: str | None = None) -> list[dict]:

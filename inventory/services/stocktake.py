@@ -113,7 +113,7 @@ def post_stocktake(session: Session, stocktake_id: str, reason: str, actor: str 
     if not counted:
         raise Conflict(f"nothing was counted on stocktake {stocktake_id}: record counts (0 for an item not found) "
                        "or cancel it")
-    book = _book(session, stocktake)
+    book = _book(session, stocktake, for_update=True)
     with as_conflict():
         moves = operations.stocktake_adjustments(book, counted, _complete_locations(stocktake))
     stock_service.post_moves(session, moves, source_ref=_source_ref(stocktake_id))
@@ -199,9 +199,10 @@ def _counts(stocktake: Stocktake, rows: Iterable) -> dict[operations.StockKey, D
     return {(row.item_id, stocktake.location_id, row.lot): row.quantity for row in rows}
 
 
-def _book(session: Session, stocktake: Stocktake) -> dict[operations.StockKey, Decimal]:
-    return {(item, stocktake.location_id, lot): quantity
-            for (item, lot), quantity in stock_service.lot_balances_at(session, stocktake.location_id).items()}
+def _book(session: Session, stocktake: Stocktake, *, for_update: bool = False) -> dict[operations.StockKey, Decimal]:
+    """The location's balances; `for_update` when adjustments are computed from them (nothing moves in between)."""
+    balances = stock_service.lot_balances_at(session, stocktake.location_id, for_update=for_update)
+    return {(item, stocktake.location_id, lot): quantity for (item, lot), quantity in balances.items()}
 
 
 def _complete_locations(stocktake: Stocktake) -> list[str]:

@@ -61,7 +61,7 @@ class StepTimes:
 
     windows: float = 0.0  # load_dispatch_windows (both runs)
     work_orders: float = 0.0  # load_work_orders: the orders the batch can touch, locked, with counts for auto-complete
-    stock: float = 0.0  # stock_for: materials, line sides and lot balances with the lots locked (run b only)
+    stock: float = 0.0  # stock_for: materials, line sides and lot balances, read locked (run b only)
     plan_backflush: float = 0.0  # the pure part, inside plan_batch
     write_backflush: float = 0.0  # write_backflush inside write_plan: lots, stock_moves + exceptions COPY, holds
     # per stock_for call, in batch order: (seconds, work orders it loaded for)
@@ -223,9 +223,9 @@ def seed(database_url: str, plant: Plant, workload: Workload) -> Seeded:
                   dispatched_at, time.monotonic() - started)
 
 
-BALANCES = """SELECT s.item_id, s.location_id, s.lot, s.quantity, l.expires, l.received_at
-              FROM stock_on_hand s JOIN lots l USING (item_id, lot)
-              WHERE s.location_id = ANY(%s) AND s.item_id = ANY(%s)"""  # as inventory/services/backflush.py:lot_balances
+BALANCES = """SELECT b.item_id, b.location_id, b.lot, b.quantity, l.expires, l.received_at
+              FROM lot_balances b LEFT JOIN lots l USING (item_id, lot)
+              WHERE b.location_id = ANY(%s) AND b.item_id = ANY(%s)"""  # as inventory/services/backflush.py:lot_balances
 
 
 def measure(label: str, database_url: str, run: IngestRun, steps: StepTimes, seeded: Seeded | None) -> BackflushRun:

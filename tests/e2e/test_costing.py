@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.test_spine import assert_exact, produce, query
 from tests.e2e.test_work_orders import caller
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("balances_match_ledger")]
 
 DEFAULT_PRICE, PEAK_PRICE = Decimal("0.12"), Decimal("0.31")
 HOURLY_RATE, LABOUR = Decimal("36.50"), (Decimal("1.5"), Decimal("22"))

@@ -31,7 +31,7 @@ from tests.e2e.conftest import run
 from tests.e2e.test_spine import assert_exact
 from tests.e2e.test_work_orders import caller
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("balances_match_ledger")]
 
 MACHINE = "mod16"
 FRAMES, BRACKETS = 1000, 2000

@@ -15,7 +15,7 @@ from tests.e2e.conftest import run, write_plant
 from tests.e2e.test_spine import assert_exact, produce, query
 from tests.support.auth import as_admin
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("balances_match_ledger")]
 
 
 def caller(database_url):

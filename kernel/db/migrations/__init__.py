@@ -35,8 +35,9 @@ def _config(url: str, timescale: bool | None, output: io.StringIO | None = None)
     return config
 
 
-def upgrade(url: str, timescale: bool | None = None) -> None:
-    command.upgrade(_config(url, timescale), "head")
+def upgrade(url: str, timescale: bool | None = None, revision: str = "head") -> None:
+    """The schema brought to `revision` (a migration's test stops short of it, writes rows, then goes on)."""
+    command.upgrade(_config(url, timescale), revision)
 
 
 def offline_sql(timescale: bool) -> str:
