@@ -131,9 +131,9 @@ def _machine_states() -> dict:
     # instant before standing in for that state: exact unless two such instants in a row swap the same
     # two states, where the second shows unknown (exact needs recursion over every change). The last
     # change before the range gives the state at its start.
-    # Each machine's first instant is found first, so the rows shown are one index range per machine, however
-    # long the history before the range.
-    sql = """WITH since AS (
+    # Each machine's first instant is found first (materialized: inlined, the planner evaluates it again for every
+    # earlier row), so the rows shown are one index range per machine, however long the history before the range.
+    sql = """WITH since AS MATERIALIZED (
     SELECT m.machine_id, coalesce((SELECT max(p.ts) FROM machine_states p
                                    WHERE p.machine_id = m.machine_id AND p.ts <= $__timeFrom()), '-infinity') AS ts
     FROM machines m WHERE """ + _LINE_MACHINES + """),

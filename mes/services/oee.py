@@ -97,10 +97,12 @@ def made_in_spans(session: Session, machine_ids: list[str], spans: list[tuple[da
            JOIN machines m ON m.machine_id = pa.machine_id
            LEFT JOIN work_orders w ON w.work_order_id = pa.work_order_id
            LEFT JOIN machine_items mi ON mi.machine_id = pa.machine_id AND mi.item_id = w.item_id
-           WHERE pa.machine_id = ANY(:machines)
+           WHERE pa.machine_id = ANY(:machines) AND pa.last_ts >= :earliest AND pa.last_ts < :latest
            GROUP BY s.n, pa.machine_id, pa.work_order_id, mi.ideal_cycle_s, m.ideal_cycle_s
            ORDER BY s.n, pa.machine_id, pa.work_order_id"""),
-        {"starts": [s for s, _ in spans], "ends": [e for _, e in spans], "machines": machine_ids})
+        # the spans' bounds as constants too: the time index (BRIN) then reads only those pages, however long the history
+        {"starts": [s for s, _ in spans], "ends": [e for _, e in spans], "machines": machine_ids,
+         "earliest": min((s for s, _ in spans), default=None), "latest": max((e for _, e in spans), default=None)})
     for n, machine, work_order, good, scrap, energy, cycle in rows:
         found[n - 1][machine].append(Made(work_order, int(good), int(scrap), int(energy), cycle))
     return found

@@ -639,7 +639,7 @@ def _boards_section(boards: BoardsResult) -> list[str]:
         "Before migration 0018 `production_hourly` was a view over every production interval on plain PostgreSQL: the "
         "hourly panels (\"Good and scrap per hour against target\", \"Energy per good unit\") were 3.4–3.7 × slower on "
         "the 10 × larger history (170 → 585 ms, 177 → 646 ms) and the board in total 3.1 ×; the table the ingest now "
-        "keeps in its own transaction reads a few rows per machine and hour however long the history.", "",
+        "keeps in its own transaction reads a few rows per machine and hour however long the history. The same runs found two more: the state timeline evaluated its start bound once per earlier state change (now once per machine, materialized), and the board's live OEE joined the attributions to its spans without a constant time bound, so no index could narrow it (now bounded: the BRIN time index reads only the spans' pages, once VACUUM has summarized them, as autovacuum does on an insert-heavy table).", "",
     ]
 
 
