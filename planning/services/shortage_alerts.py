@@ -22,13 +22,13 @@ from kernel.logs import get_logger
 from kernel.rules.refusals import Refused
 from mes.rules.alerts import AlertKind, Fact, RuleBook, Transition, passthrough, reconcile
 from mes.services.alerts import load_rules, log_transitions, open_alerts, store
-from planning.services.plans import live_plan, live_view, shortages
+from planning.services import live as maintained
+from planning.services.plans import shortages
 
 log = get_logger("planning.alerts")
 
 DEFAULT_DAYS = 7
 LISTED = 5  # late demands named in an alert's detail; the shortages route lists them all
-HORIZON_DAYS = 28  # planned over four weeks of days, as GET /planning/shortages: later orders place demand in the window
 
 
 def shortage_facts(found: list[dict]) -> list[Fact]:
@@ -54,8 +54,9 @@ def evaluate_shortages(session: Session, now: datetime | None = None, days: int 
     """One round of the planned_shortage alerts; returns the transitions stored (committed)."""
     now = now or datetime.now(UTC)
     today = now.astimezone(UTC).date()
-    live = live_plan(session, today, "day", HORIZON_DAYS, now)
-    facts = shortage_facts(shortages(live_view(live), today, days))
+    # the maintained live plan (four weeks of days, as GET /planning/shortages reads it: later orders place demand in
+    # the window), brought up to date with the marks first, not a regeneration every round
+    facts = shortage_facts(shortages(maintained.view(session, now), today, days))
     current = open_alerts(session)
     conditions = passthrough(RuleBook(load_rules(session)), AlertKind.PLANNED_SHORTAGE, facts, current)
     stored = store(session, reconcile(current, conditions, now))
