@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +41,11 @@ class DedupReceiver:
     must send it again."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        # Its port is held from the start, bound but not listening (a connection to it is refused, as to a receiver
+        # that is down): a free port looked up now and bound later may meanwhile be some connection's own.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
         self.url = f"http://localhost:{self.port}/alerts"  # a name, resolved by the sender at each attempt
         self.kept: list[dict] = []
         self.arrivals: list[tuple[str, str]] = []  # (Idempotency-Key, payload key) of every POST, repeats included
@@ -62,13 +67,16 @@ class DedupReceiver:
             def log_message(self, *args):
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler, bind_and_activate=False)
+        self._server.socket.close()
+        self._server.socket = self._socket
+        self._server.server_activate()
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
-            self._server.server_close()
+        self._socket.close()
 
 
 class AlertSubscriber:
