@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from kernel.http import Db
 from dashboards.services import planner as service
+from planning.api.plans import ShortBucketOut
 
 router = APIRouter(tags=["board"])
 
@@ -31,11 +32,6 @@ class LateDemandOut(BaseModel):
     covered_on: date | None
     quantity: Decimal
     orders_hit: list[str] = Field(description="the order the demand belongs to, then the sales-order lines above it")
-
-
-class ShortBucketOut(BaseModel):
-    start: date
-    short_of_safety_stock: Decimal
 
 
 class ShortageOut(BaseModel):

@@ -112,25 +112,19 @@ def test_a_blocking_location_holds_the_order_until_stock_arrives_and_the_hold_is
     import pytest
     from sqlalchemy.orm import Session
 
-    from inventory.models import Item
     from mes.models import WorkOrder
     from kernel.db.models import make_engine
     from kernel.rules.refusals import Conflict
-    from inventory.services import masterdata, stock
+    from inventory.services import stock
     from mes.services import workorders
     from tests.core.test_ingest_plan import T0
+    from tests.support.cap_line import cap_order_running
 
     prepared(database_url, tmp_path)
     engine = make_engine(database_url)
     with Session(engine) as session:
-        for item_id, kind, uom in (("cap", "make", "pcs"), ("resin", "buy", "kg")):
-            masterdata.create(session, Item, item_id, "item", item_id=item_id, name=item_id, kind=kind, uom=uom)
-        masterdata.add_bom_line(session, "cap", "resin", Decimal("0.5"))
-        masterdata.create_location(session, location_id="l-side", name="Line l", kind="line_side", line="l", negative_stock="block")
-        stock.receive(session, "resin", "R1", "l-side", Decimal(2), source_ref="GR-1")
-        workorders.create_work_order(session, "WO-7", "cap", 100)
-        workorders.act(session, "WO-7", "release")
-        workorders.act(session, "WO-7", "start", machine_id="m1", now=T0 - timedelta(minutes=1))
+        cap_order_running(session, "WO-7", 100, machine_id="m1", started_at=T0 - timedelta(minutes=1),
+                          resin_kg=Decimal(2), negative_stock="block")
     service = IngestService(database_url)
     service.ingest(batch(1, [0, 10]))  # 10 caps need 5 kg; 2 kg on hand
     service.close()

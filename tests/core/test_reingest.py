@@ -124,13 +124,11 @@ def test_a_machine_the_plant_file_did_not_know_has_its_dead_letters_taken_in_onc
     from core.ingest.service import IngestService
     from core.queries import recorded_totals
     from core.service import prepare_database
-    from inventory.models import Item
-    from inventory.services import masterdata, stock
     from kernel.db.models import make_engine
-    from mes.services import workorders
     from tests.core.test_ingest_service import prepared
     from tests.e2e.conftest import plant_on_free_ports
     from tests.support.auth import by
+    from tests.support.cap_line import cap_order_running
     from tests.support.http import ok, refused
 
     prepared(database_url, tmp_path)  # the plant file knows m1 only
@@ -148,14 +146,8 @@ def test_a_machine_the_plant_file_did_not_know_has_its_dead_letters_taken_in_onc
     prepare_database(database_url, plant_on_free_ports(tmp_path / "fixed.yaml"))  # the plant file fixed
     engine = make_engine(database_url)
     with Session(engine) as session:
-        for item_id, kind, uom in (("cap", "make", "pcs"), ("resin", "buy", "kg")):
-            masterdata.create(session, Item, item_id, "item", item_id=item_id, name=item_id, kind=kind, uom=uom)
-        masterdata.add_bom_line(session, "cap", "resin", Decimal("0.5"))
-        masterdata.create_location(session, location_id="l-side", name="Line l", kind="line_side", line="l")
-        stock.receive(session, "resin", "R1", "l-side", Decimal(1000), source_ref="GR-1", unit_cost=Decimal("2"))
-        workorders.create_work_order(session, "WO-2", "cap", 1_000)
-        workorders.act(session, "WO-2", "release")
-        workorders.act(session, "WO-2", "start", machine_id="m2", now=T0 - timedelta(minutes=1))
+        cap_order_running(session, "WO-2", 1_000, machine_id="m2", started_at=T0 - timedelta(minutes=1),
+                          resin_kg=Decimal(1000), resin_unit_cost=Decimal("2"))
     engine.dispose()
 
     def m2_counted() -> tuple:

@@ -13,14 +13,12 @@ from app.api import create_app
 from core.ingest.plan import Incoming
 from core.ingest.service import IngestService
 from core.rules.review import AcceptedUnits, QuarantinedStep, accepted_units, decidable
-from inventory.models import Item
-from inventory.services import masterdata, stock
 from kernel.db.models import make_engine
 from kernel.rules.refusals import Conflict
-from mes.services import workorders
 from tests.core.test_ingest_plan import T0, TOPIC, at
 from tests.core.test_ingest_service import batch, prepared
 from tests.support.auth import by
+from tests.support.cap_line import cap_order_running
 from tests.support.http import ok, refused
 
 DECISION = {"reason": "the counter board was swapped; the climb is real"}
@@ -52,15 +50,9 @@ def test_a_quarantined_jump_accepted_through_the_api_changes_the_order_ledger_an
     prepared(database_url, tmp_path)
     engine = make_engine(database_url)
     with Session(engine) as session:
-        for item_id, kind, uom in (("cap", "make", "pcs"), ("resin", "buy", "kg")):
-            masterdata.create(session, Item, item_id, "item", item_id=item_id, name=item_id, kind=kind, uom=uom)
-        masterdata.add_bom_line(session, "cap", "resin", Decimal("0.5"))
-        masterdata.create_location(session, location_id="l-side", name="Line l", kind="line_side", line="l")
-        stock.receive(session, "resin", "R1", "l-side", Decimal(1000), source_ref="GR-1", unit_cost=Decimal("2"))
         # quantity 1,020: the accepted climb brings it there, which auto-completes it as a counted unit would
-        workorders.create_work_order(session, "WO-9", "cap", 1_020, auto_complete=True)
-        workorders.act(session, "WO-9", "release")
-        workorders.act(session, "WO-9", "start", machine_id="m1", now=T0 - timedelta(minutes=1))
+        cap_order_running(session, "WO-9", 1_020, machine_id="m1", started_at=T0 - timedelta(minutes=1),
+                          resin_kg=Decimal(1000), resin_unit_cost=Decimal("2"), auto_complete=True)
     engine.dispose()
     service = IngestService(database_url)
     service.ingest(batch(1, [0, 10, 1_010, 1_020]))  # 10 good, a climb of 1,000 in a second (quarantined), 10 good
