@@ -443,8 +443,8 @@ def _backflush_section(results: Results) -> list[str]:
     ]
     steps_a, steps_b = alone.steps, on.steps
     extra = on.run.seconds - alone.run.seconds
-    moves_copy = on.run.stages.tables.get("stock_moves", 0.0)
-    exceptions_copy = on.run.stages.tables.get("backflush_exceptions", 0.0)
+    moves_copy = steps_b.copies.get("stock_moves", 0.0)
+    exceptions_copy = steps_b.copies.get("backflush_exceptions", 0.0)
     rows = [["`load_dispatch_windows` (both runs)", f"{steps_a.windows:.2f}", f"{steps_b.windows:.2f}"],
             ["`load_work_orders`: the batch's orders, locked, with counts for auto-complete", f"{steps_a.work_orders:.2f}",
              f"{steps_b.work_orders:.2f}"],
