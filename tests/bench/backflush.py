@@ -37,6 +37,7 @@ from inventory.models import Item
 from kernel.db.models import make_engine
 from kernel.plant import Plant
 from inventory.services import masterdata, stock
+from inventory.services.valuation import ValuationWorker
 from mes.services import workorders
 from tests.bench.infra import Services
 from tests.bench.ingest import IngestRun, Workload, run_ingest
@@ -68,12 +69,17 @@ class StepTimes:
     copies: dict[str, float] = field(default_factory=dict)  # table → seconds in write_backflush's COPYs (server side included)
     # per stock_for call, in batch order: (seconds, work orders it loaded for)
     stock_calls: list[tuple[float, int]] = field(default_factory=list)
+    # the core's valuation job values the moves as they commit, in a thread of the core's process: the CPU
+    # its rounds take (the round in hand when the core stops included) is Python the ingest thread shares a GIL with
+    valuation: float = 0.0
+    valuation_cpu: float = 0.0
 
 
 # (module, function) → StepTimes attribute; a name the core does not have (it moves on) is simply not timed
 TIMED = {(ingest_store, "load_dispatch_windows"): "windows", (ingest_store, "load_work_orders"): "work_orders",
          (ingest_store, "stock_for"): "stock", (ingest_plan, "plan_backflush"): "plan_backflush",
-         (ingest_store, "write_backflush"): "write_backflush", (backflush_service, "copy_rows"): "copies"}
+         (ingest_store, "write_backflush"): "write_backflush", (backflush_service, "copy_rows"): "copies",
+         (ValuationWorker, "round"): "valuation"}
 
 
 @contextmanager
@@ -85,11 +91,13 @@ def timed_backflush(times: StepTimes):
         function = saved[key]
 
         def wrapper(*args, **kwargs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - started
+                if attribute == "valuation":
+                    times.valuation_cpu += time.thread_time() - cpu
                 if attribute == "copies":
                     times.copies[args[1]] = times.copies.get(args[1], 0.0) + elapsed
                 else:
