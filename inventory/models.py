@@ -66,6 +66,9 @@ class Lot(Base):
 
 
 class StockMove(Base):
+    """A ledger row. Its references are checked on its balance rows in the database (migration 0020); declared
+    here too, so that a flush inserts the items and locations a move names before the move."""
+
     __tablename__ = "stock_moves"
     id: Mapped[int] = mapped_column(primary_key=True)
     ts: Mapped[datetime] = mapped_column(server_default="now()")

@@ -153,7 +153,9 @@ def _consume(plan: BackflushPlan, lots: list[LotBalance], counted: AttributedUni
     for pick in allocation.picks:
         plan.moves.append(Move(counted.ts, item, pick.lot, place.location_id, None, pick.quantity, "backflush",
                                counted.source_ref, counted.work_order_id))
-    lots[:] = remaining_after(lots, allocation)
+    # a lot with nothing left gives nothing to a later allocation: dropped, so the batch's later intervals
+    # do not sort and check the lots it emptied
+    lots[:] = [lot for lot in remaining_after(lots, allocation) if lot.quantity > 0]
     if allocation.shortage:
         kind = "blocked" if allocation.held else "shortage"
         reason = (f"{allocation.shortage} {item} not on hand at {place.location_id}: "
@@ -168,4 +170,4 @@ def remaining_after(lots: Iterable[LotBalance], allocation: Allocation) -> list[
     """The lots' balances once the allocation's picks are taken (unknown-lot picks take from none)."""
     taken = {pick.lot: pick.quantity for pick in allocation.picks if pick.lot is not UNKNOWN_LOT}
     with localcontext(EXACT):
-        return [lot._replace(quantity=lot.quantity - taken.get(lot.lot, 0)) for lot in lots]
+        return [lot._replace(quantity=lot.quantity - taken[lot.lot]) if lot.lot in taken else lot for lot in lots]

@@ -65,19 +65,20 @@ def allocate(need: Decimal, lots: Iterable[LotBalance], policy: NegativeStockPol
     need = exact_quantity(need, "need")
     if need < 0:
         raise ValueError(f"need must not be negative, got {need}")
-    ordered = [lot._replace(quantity=exact_quantity(lot.quantity, f"balance of lot {lot.lot}")) for lot in pick_order(lots)]
+    ordered = pick_order(lots)
+    on_hand = [exact_quantity(lot.quantity, f"balance of lot {lot.lot}") for lot in ordered]
     lot_ids = [lot.lot for lot in ordered]
     if len(set(lot_ids)) != len(lot_ids):
         raise ValueError(f"a lot appears twice among {sorted(lot_ids)}")
     picks: list[Pick] = []
     remaining = need
     with localcontext(EXACT):
-        for lot in ordered:
+        for lot, quantity in zip(ordered, on_hand, strict=True):
             if remaining == 0:
                 break
-            if lot.quantity <= 0:
+            if quantity <= 0:
                 continue
-            taken = min(lot.quantity, remaining)
+            taken = min(quantity, remaining)
             picks.append(Pick(lot.lot, taken))
             remaining -= taken
     short = remaining > 0

@@ -31,11 +31,13 @@ from sqlalchemy.orm import Session
 
 import core.ingest.plan as ingest_plan
 import core.ingest.store as ingest_store
+import inventory.services.backflush as backflush_service
 from kernel.rules.quantities import EXACT
 from inventory.models import Item
 from kernel.db.models import make_engine
 from kernel.plant import Plant
 from inventory.services import masterdata, stock
+from inventory.services.valuation import ValuationWorker
 from mes.services import workorders
 from tests.bench.infra import Services
 from tests.bench.ingest import IngestRun, Workload, run_ingest
@@ -64,14 +66,20 @@ class StepTimes:
     stock: float = 0.0  # stock_for: materials, line sides and lot balances, read locked (run b only)
     plan_backflush: float = 0.0  # the pure part, inside plan_batch
     write_backflush: float = 0.0  # write_backflush inside write_plan: lots, stock_moves + exceptions COPY, holds
+    copies: dict[str, float] = field(default_factory=dict)  # table → seconds in write_backflush's COPYs (server side included)
     # per stock_for call, in batch order: (seconds, work orders it loaded for)
     stock_calls: list[tuple[float, int]] = field(default_factory=list)
+    # the core's valuation job values the moves as they commit, in a thread of the core's process: the CPU
+    # its rounds take (the round in hand when the core stops included) is Python the ingest thread shares a GIL with
+    valuation: float = 0.0
+    valuation_cpu: float = 0.0
 
 
 # (module, function) → StepTimes attribute; a name the core does not have (it moves on) is simply not timed
 TIMED = {(ingest_store, "load_dispatch_windows"): "windows", (ingest_store, "load_work_orders"): "work_orders",
          (ingest_store, "stock_for"): "stock", (ingest_plan, "plan_backflush"): "plan_backflush",
-         (ingest_store, "write_backflush"): "write_backflush"}
+         (ingest_store, "write_backflush"): "write_backflush", (backflush_service, "copy_rows"): "copies",
+         (ValuationWorker, "round"): "valuation"}
 
 
 @contextmanager
@@ -83,12 +91,17 @@ def timed_backflush(times: StepTimes):
         function = saved[key]
 
         def wrapper(*args, **kwargs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - started
-                setattr(times, attribute, getattr(times, attribute) + elapsed)
+                if attribute == "valuation":
+                    times.valuation_cpu += time.thread_time() - cpu
+                if attribute == "copies":
+                    times.copies[args[1]] = times.copies.get(args[1], 0.0) + elapsed
+                else:
+                    setattr(times, attribute, getattr(times, attribute) + elapsed)
                 if attribute == "stock":
                     times.stock_calls.append((elapsed, len(args[1])))
         return wrapper

@@ -109,6 +109,49 @@ def test_the_migration_fills_the_balances_from_the_moves_already_stored(database
             ("bolt", "w1", "L1", Decimal(6)), ("bolt", "w1", None, Decimal(-3)), ("bolt", "w2", "L1", Decimal(4))]
 
 
+# --- the ledger's references, checked on its balance rows (migration 0020) -----------------------------
+
+MOVE = """INSERT INTO stock_moves (item_id, lot, from_location, to_location, quantity, reason, source_ref)
+          VALUES (%s, %s, %s, %s, 1, 'test', 'references')"""
+
+
+@pytest.mark.parametrize("item, lot, origin, destination", [
+    ("washer", None, None, "w1"), ("bolt", None, None, "nowhere"), ("bolt", None, "nowhere", None),
+    ("bolt", "L9", None, "w1"), ("bolt", "L9", "w1", None), ("nut", "L1", "w1", "nowhere")])
+def test_a_move_naming_an_unknown_item_location_or_lot_is_refused(database_url, item, lot, origin, destination):
+    upgrade(database_url)
+    seed_master_data(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(MOVE, ("bolt", "L1", None, "w1"))  # the balance row exists: only the new leg's is checked
+        conn.commit()
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute(MOVE, (item, lot, origin, destination))
+
+
+@pytest.mark.parametrize("delete", ["DELETE FROM lots WHERE lot = 'L1'", "DELETE FROM locations WHERE location_id = 'w2'",
+                                    "DELETE FROM items WHERE item_id = 'bolt'"])
+def test_what_a_move_names_cannot_be_deleted_even_once_its_balance_is_zero(database_url, delete):
+    upgrade(database_url)
+    seed_master_data(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(MOVE, ("bolt", "L1", None, "w2"))
+        conn.execute(MOVE, ("bolt", "L1", "w2", None))
+        conn.commit()
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute(delete)
+
+
+def test_a_balance_row_is_never_deleted(database_url):
+    upgrade(database_url)
+    seed_master_data(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(MOVE, ("bolt", "L1", None, "w2"))
+        conn.execute(MOVE, ("bolt", "L1", "w2", None))
+        conn.commit()
+        with pytest.raises(psycopg.errors.RaiseException, match="never deleted"):
+            conn.execute("DELETE FROM lot_balances WHERE quantity = 0")
+
+
 # --- two takers racing for the last units under `block` -----------------------------------------------
 
 @pytest.fixture
