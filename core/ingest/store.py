@@ -122,7 +122,9 @@ def load_context_for(connection: Connection, machines: set[str], since: datetime
     candidates = reported_orders | {w.work_order for m in machines for w in windows.get(m, ()) if w.work_order}
     work_orders = load_work_orders(connection, candidates)
     needs, places, balances = stock_for(connection, work_orders, machines) if work_orders else ({}, {}, {})
-    return BatchContext(find_ingested(connection, positions), windows, work_orders, needs, places, balances)
+    ingested = find_ingested(connection, positions)
+    return BatchContext(ingested, windows, work_orders, needs, places, balances,
+                        find_pruned(connection, {edge for edge, _, _ in positions}))
 
 
 def find_ingested(connection: Connection, positions: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], Ingested]:
@@ -133,6 +135,17 @@ def find_ingested(connection: Connection, positions: set[tuple[str, int, int]]) 
         """SELECT m.edge_id, m.epoch, m.seq, m.digest FROM ingested_messages m
            JOIN unnest(CAST(:edges AS text[]), CAST(:epochs AS bigint[]), CAST(:seqs AS bigint[])) AS p(edge_id, epoch, seq)
              USING (edge_id, epoch, seq)"""), {"edges": list(edges), "epochs": list(epochs), "seqs": list(seqs)})}
+
+
+def find_pruned(connection: Connection, edges: set[str]) -> dict[str, EdgeCursor]:
+    """Each edge's key watermark. Read after the keys: the retention job raises it and drops the keys in one
+    transaction, whose drop waits for a batch that read the keys, so a key the batch missed was dropped under
+    a watermark this later statement sees."""
+    if not edges:
+        return {}
+    return {edge: EdgeCursor(epoch, seq) for edge, epoch, seq in connection.execute(text(
+        """SELECT edge_id, pruned_epoch, pruned_seq FROM edge_cursors
+           WHERE edge_id = ANY(:edges) AND pruned_epoch IS NOT NULL"""), {"edges": sorted(edges)})}
 
 
 def load_work_orders(connection: Connection, work_orders: set[str]) -> dict[str, WorkOrderFacts]:
