@@ -25,7 +25,7 @@ LATENCY_TARGET_MACHINES = 1000
 REGENERATION_TARGET = (10000, 5.0, 1024)  # items, seconds, MB
 NET_CHANGE_TARGET_S = 0.2
 SOAK_TARGET_MB = 200  # per machine and day on plain PostgreSQL before retention (TimescaleDB with compression: 50)
-SOAK_RATE_NOISE = 0.15  # the last third's messages/s within this share of the first's
+SOAK_RATE_NOISE = 0.15  # the last third's messages/s may fall this share below the first's (this machine's noise)
 
 
 @dataclass
@@ -139,9 +139,9 @@ def _target_rows(results: Results) -> list[tuple[str, str, str]]:
                      f"({soak.machines:,} machines, extrapolated)", f"{mb:,.1f} MB",
                      "met" if mb < SOAK_TARGET_MB else "**MISSED**"))
         first, last = (soak.rate(part) for part in soak.thirds)
-        rows.append((f"soak ingest rate, last third of the batches = first third within {SOAK_RATE_NOISE:.0%}",
-                     f"{last / first:.2f} × ({_fmt(last)} vs {_fmt(first)} messages/s)",
-                     "met" if abs(last / first - 1) <= SOAK_RATE_NOISE else "**MISSED**"))
+        rows.append((f"soak ingest rate, last third of the batches no slower than the first beyond {SOAK_RATE_NOISE:.0%} "
+                     "(median batch)", f"{last / first:.2f} × ({_fmt(last)} vs {_fmt(first)} messages/s)",
+                     "met" if last / first >= 1 - SOAK_RATE_NOISE else "**MISSED**"))
         rows.append(("database bytes per machine and day, TimescaleDB with compression < 50 MB", "not measured: no "
                      "TimescaleDB server here (docs/benchmarks.md, soak)", "—"))
     return rows
@@ -724,7 +724,7 @@ def _soak_section(results: Results) -> list[str]:
         f"`ingested_messages`, which the retention job drops after MES_RETENTION_SAMPLES_DAYS / "
         f"MES_RETENTION_MESSAGES_DAYS (90 days each by default: a steady state of about {droppable * 90 / 1000:,.1f} GB "
         f"per machine); {forever:,.1f} MB are kept forever (counts, attribution, states; docs/deploy.md, Retention).", "",
-        f"**Ingest rate**: {_fmt(first)} messages/s over the first third of the batches after the first round (whose "
+        f"**Ingest rate** (of the median batch): {_fmt(first)} messages/s over the first third of the batches after the first round (whose "
         f"messages make every machine's baselines and first state rows), {_fmt(last)} over the last "
         f"({last / first:.2f} ×). The run fills one simulated day's partitions to {soak.messages // 2:,} messages, "
         "a small share of a real day's: it shows no slowdown within that, not a day's worth of index growth.", "",

@@ -11,6 +11,7 @@ Sizes are pg_total_relation_size per table (partitions summed), growth since the
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -67,8 +68,9 @@ class SoakResult:
         return total / 1e6
 
     def rate(self, part: slice) -> float:
-        """Messages per second over a part of the batches."""
-        return sum(self.batch_messages[part]) / sum(self.batch_seconds[part])
+        """Messages per second of the median batch of a part: a batch that another session of this shared machine
+        slowed moves it less than a sum would."""
+        return statistics.median(n / s for n, s in zip(self.batch_messages[part], self.batch_seconds[part], strict=True))
 
     @property
     def thirds(self) -> tuple[slice, slice]:
