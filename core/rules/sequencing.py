@@ -134,6 +134,12 @@ def _ahead(cursor: EdgeCursor, position: EdgeCursor, plausible: Plausible) -> tu
     return Verdict.ACCEPT, ""
 
 
+def may_have_key(position: EdgeCursor, cursor: EdgeCursor | None, ahead: EdgeCursor | None) -> bool:
+    """Whether a position can have been ingested: the ingest moves the edge's cursor to every position it takes
+    (the cursor only rises), a dead letter taken in again raises the edge's `ahead` instead; beyond both, no key."""
+    return (cursor is not None and position <= cursor) or (ahead is not None and position <= ahead)
+
+
 def prunable(key: EdgeCursor, cursor: EdgeCursor | None) -> bool:
     """Whether the retention job may drop this key of the edge whose cursor is `cursor`: at or below it only (a
     dead letter taken in again beyond the cursor keeps its key until the cursor passes it)."""

@@ -6,10 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from sqlalchemy import text
 
+from core.ingest import store
+from core.ingest.rows import IngestedMessage
 from core.ingest.service import IngestService
 from core.queries import recorded_totals
 from core.services.retention import RetentionDays, apply_retention
+from kernel.db.copy import copy_rows
 from kernel.db.migrations import upgrade
 from kernel.db.models import make_engine
 from tests.core.test_ingest_plan import T0, incoming
@@ -45,7 +49,9 @@ def test_the_upgrade_keeps_every_row_and_the_job_moves_them_into_their_days(data
                                 sample_count, first_ts, last_ts) VALUES ('e1', 1, %s, 'm1', %s, false, 1, %s, %s)""",
                          (seq, at, at, at))
             conn.execute("INSERT INTO samples VALUES ('m1', %s, 'good', %s, 'e1', 1, %s)", (at, seq, seq))
+        conn.execute("INSERT INTO edge_cursors (edge_id, epoch, seq) VALUES ('e1', 1, 2)")  # seq 3: taken in ahead of it
     upgrade(database_url)
+    assert rows(database_url, "SELECT edge_id, epoch, seq FROM ingested_ahead") == [("e1", 1, 3)]
     assert rows(database_url, "SELECT relkind FROM pg_class WHERE relname IN ('samples', 'ingested_messages')") == [("p",), ("p",)]
     assert partitions(database_url, "samples") == ["samples_default"]
     assert rows(database_url, "SELECT count(*) FROM samples_default") == [(3,)]
@@ -113,3 +119,27 @@ def test_zero_days_keeps_everything(database_url, tmp_path):
         conn.execute("INSERT INTO samples VALUES ('m1', %s, 'good', 1, 'e1', 1, 1)", (T0,))
     assert retain(database_url, datetime(2030, 1, 1, tzinfo=UTC), samples=0, messages=0).dropped == []
     assert rows(database_url, "SELECT count(*) FROM samples") == [(1,)]
+
+
+def test_only_positions_that_can_have_a_key_are_looked_up(database_url, tmp_path):
+    """A batch's new messages lie beyond their edge's cursor, where no key can be unless a dead letter was taken
+    in again there: those alone are looked up beyond it (a look-up probes every day partition)."""
+    prepared(database_url, tmp_path)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO edge_cursors (edge_id, epoch, seq) VALUES ('e1', 1, 5)"))
+            taken = [IngestedMessage("e1", 1, seq, "m1", T0, False, 1, T0, T0, None, b"d") for seq in (5, 8)]
+            copy_rows(connection, "ingested_messages", taken)
+            assert set(store.find_ingested(connection, {("e1", 1, 5), ("e1", 1, 8)})) == {("e1", 1, 5)}
+            store.raise_ahead(connection, taken[1:])
+            assert set(store.find_ingested(connection, {("e1", 1, 5), ("e1", 1, 8), ("e1", 1, 9)})) == {
+                ("e1", 1, 5), ("e1", 1, 8)}
+            store.raise_ahead(connection, taken[:1])  # only rises
+            assert rows_of(connection, "SELECT seq FROM ingested_ahead") == [(8,)]
+    finally:
+        engine.dispose()
+
+
+def rows_of(connection, sql):
+    return [tuple(row) for row in connection.execute(text(sql))]

@@ -1,8 +1,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.rules.sequencing import (EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested, prunable,
-                                   raised_watermark)
+from core.rules.sequencing import (EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested, may_have_key,
+                                   prunable, raised_watermark)
 
 SEEN = Ingested(None)
 DEFAULT_GAP = Plausible().max_epoch_gap
@@ -176,22 +176,33 @@ def test_the_watermark_only_rises_and_keys_beyond_the_cursor_are_kept():
     assert not prunable(EdgeCursor(1, 1), None)
 
 
+def test_only_a_position_at_or_below_the_cursor_or_a_taken_in_dead_letter_can_have_a_key():
+    assert may_have_key(EdgeCursor(3, 10), EdgeCursor(3, 10), None)
+    assert not may_have_key(EdgeCursor(3, 11), EdgeCursor(3, 10), None)
+    assert may_have_key(EdgeCursor(3, 11), EdgeCursor(3, 10), EdgeCursor(3, 12))
+    assert may_have_key(EdgeCursor(1, 1), None, EdgeCursor(2, 1)) and not may_have_key(EdgeCursor(1, 1), None, None)
+
+
 _position = st.builds(EdgeCursor, st.integers(1, 3), st.integers(1, 8))
 # an edge's deliveries: a position, its content, and whether it is a dead letter taken in again (review)
 _delivery = st.tuples(_position, st.sampled_from([b"a", b"b"]), st.booleans())
 
 
 class _Core:
-    """A core's keys and cursor for one edge, judging deliveries with the rule as plan_batch does."""
+    """A core's keys and cursor for one edge, judging deliveries with the rule as plan_batch does; `looks_up`: only
+    where a key can be (core.ingest.store.find_ingested), else everywhere."""
 
-    def __init__(self) -> None:
+    def __init__(self, looks_up: bool = True) -> None:
         self.cursor: EdgeCursor | None = None
+        self.ahead: EdgeCursor | None = None
         self.keys: dict[EdgeCursor, bytes] = {}
         self.pruned: EdgeCursor | None = None
         self.counted: list[EdgeCursor] = []
+        self.looks_up = looks_up
 
     def deliver(self, position: EdgeCursor, digest: bytes, reingest: bool) -> Verdict:
-        earlier = Ingested(self.keys[position]) if position in self.keys else None
+        found = position in self.keys and (not self.looks_up or may_have_key(position, self.cursor, self.ahead))
+        earlier = Ingested(self.keys[position]) if found else None
         if reingest:
             verdict, _ = judge_reingested(earlier, digest, self.pruned, position)
         else:
@@ -199,7 +210,9 @@ class _Core:
         if verdict is Verdict.ACCEPT:
             self.keys[position] = digest
             self.counted.append(position)
-            if not reingest:
+            if reingest:
+                self.ahead = max(self.ahead or position, position)
+            else:
                 self.cursor = position
         return verdict
 
@@ -213,10 +226,10 @@ class _Core:
 
 @given(st.lists(st.one_of(_delivery, st.sets(_position, max_size=6)), max_size=40))
 def test_dropping_keys_counts_nothing_twice_and_drops_nothing_new(steps):
-    """Against a core that keeps every key: the same messages are counted, except that a dead letter taken in
+    """Against a core that keeps every key and looks each up: the same messages are counted, except that a dead letter taken in
     again below the watermark is refused (it might have counted twice), and a redelivery below it is a
     duplicate where the full record might have told a conflict or a regression: neither counts either way."""
-    pruning, keeping = _Core(), _Core()
+    pruning, keeping = _Core(looks_up=True), _Core(looks_up=False)
     for step in steps:
         if isinstance(step, set):
             pruning.prune(step)

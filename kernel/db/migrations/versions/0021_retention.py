@@ -13,7 +13,9 @@ would make it no key of a position at all. A position is ingested once because t
 looks its key up under its machines' locks (core.ingest.store), as before; the index stays.
 
 Each edge gets a key watermark (`edge_cursors.pruned_epoch`, `pruned_seq`): the furthest position whose key
-the job dropped, raised in the transaction that drops it (core.rules.sequencing).
+the job dropped, raised in the transaction that drops it (core.rules.sequencing). A key lookup probes every day
+partition, so the ingest looks up only positions that can have a key: at or below the edge's cursor, or at or
+below the furthest dead letter taken in again ahead of it (`ingested_ahead`, filled here from the keys stored).
 
 What is kept forever, because a count, a cost or a stock figure is derived from it: production_intervals,
 production_attributions (work-order counts, auto-complete, costing, backflush's `source_ref`),
@@ -43,6 +45,18 @@ INDEXES = {
 
 def upgrade() -> None:
     run("ALTER TABLE edge_cursors ADD COLUMN pruned_epoch bigint, ADD COLUMN pruned_seq bigint")
+    run("""
+    CREATE TABLE ingested_ahead (
+        edge_id         text PRIMARY KEY,
+        epoch           bigint NOT NULL,
+        seq             bigint NOT NULL
+    )""")
+    # the keys dead letters taken in again left beyond their edges' cursors, before this table kept them
+    run("""
+    INSERT INTO ingested_ahead
+    SELECT DISTINCT ON (m.edge_id) m.edge_id, m.epoch, m.seq FROM ingested_messages m LEFT JOIN edge_cursors c USING (edge_id)
+    WHERE c.edge_id IS NULL OR (m.epoch, m.seq) > (c.epoch, c.seq)
+    ORDER BY m.edge_id, m.epoch DESC, m.seq DESC""")
     if use_timescale():
         run("SELECT remove_retention_policy('samples', if_exists => TRUE)")
         run("ALTER TABLE ingested_messages DROP CONSTRAINT ingested_messages_pkey")
@@ -80,4 +94,5 @@ def downgrade() -> None:
             "timescaledb.compress_orderby = 'ts DESC')")
         run("SELECT add_compression_policy('samples', INTERVAL '7 days')")
         run("SELECT add_retention_policy('samples', INTERVAL '90 days')")
+    run("DROP TABLE ingested_ahead")
     run("ALTER TABLE edge_cursors DROP COLUMN pruned_epoch, DROP COLUMN pruned_seq")
