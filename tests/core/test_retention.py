@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from alembic import command
 from sqlalchemy import text
 
 from core.ingest import store
@@ -14,7 +15,7 @@ from core.ingest.service import IngestService
 from core.queries import recorded_totals
 from core.services.retention import RetentionDays, apply_retention
 from kernel.db.copy import copy_rows
-from kernel.db.migrations import upgrade
+from kernel.db.migrations import _config, upgrade
 from kernel.db.models import make_engine
 from tests.core.test_ingest_plan import T0, incoming
 from tests.core.test_ingest_service import prepared
@@ -143,3 +144,18 @@ def test_only_positions_that_can_have_a_key_are_looked_up(database_url, tmp_path
 
 def rows_of(connection, sql):
     return [tuple(row) for row in connection.execute(text(sql))]
+
+
+def test_the_downgrade_puts_every_row_back_into_plain_tables(database_url, tmp_path):
+    prepared(database_url, tmp_path)
+    retain(database_url, T0)
+    with psycopg.connect(database_url) as conn:
+        for day in (-3, 0):  # one in the default partition, one in its day
+            conn.execute("INSERT INTO samples VALUES ('m1', %s, 'good', 1, 'e1', 1, %s)", (T0 + timedelta(days=day), day + 5))
+            conn.execute("""INSERT INTO ingested_messages (edge_id, epoch, seq, machine_id, received_at, historical,
+                                sample_count) VALUES ('e1', 1, %s, 'm1', %s, false, 1)""", (day + 5, T0 + timedelta(days=day)))
+    command.downgrade(_config(database_url, None), "0019")
+    assert rows(database_url, "SELECT relkind FROM pg_class WHERE relname IN ('samples', 'ingested_messages')") == [("r",), ("r",)]
+    assert rows(database_url, "SELECT seq FROM samples ORDER BY seq") == rows(database_url, "SELECT seq FROM ingested_messages ORDER BY seq") == [(2,), (5,)]
+    upgrade(database_url)
+    assert rows(database_url, "SELECT count(*) FROM ingested_messages_default") == [(2,)]
