@@ -130,10 +130,11 @@ def _default_days(engine: Engine, table: str, column: str, before: datetime | No
 
 def _move_out_of_default(connection: Connection, table: str, column: str, day: date) -> int:
     """The day's partition created, with the default's rows of that day moved into it: a partition cannot be
-    created while the default holds rows of its range. Writes to the default wait meanwhile."""
+    created while the default holds rows of its range. The table is locked first, whole: creating a partition
+    locks the parent, and a batch that holds it and writes into the default must not wait for a lock taken before."""
     start = retention.day_start(day)
     bounds = {"start": start, "end": start + timedelta(days=1)}
-    connection.execute(text(f"LOCK TABLE {table}_default IN EXCLUSIVE MODE"))
+    connection.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
     connection.execute(text(
         f"""CREATE TEMP TABLE moving ON COMMIT DROP AS
             WITH moved AS (DELETE FROM {table}_default WHERE {column} >= :start AND {column} < :end RETURNING *)
