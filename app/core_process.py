@@ -11,6 +11,7 @@ supervisor (`kernel.jobs`) so that ingest never runs them and they start and sto
 | mes-valuation        | 1 s               | thread           | stock valuation (`inventory.services.valuation`) |
 | mes-rollups          | `rollup_every_s`  | child process    | board rollups (`mes.services.rollups`)         |
 | mes-planner          | `plan_every_s`    | child process    | the live plan: net change, and a regeneration every `plan_regenerate_every_s` (`planning.services.live`) |
+| mes-retention        | `retention_every_s` | thread         | day partitions ahead, old samples and message keys dropped (`core.services.retention`) |
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from core.ingest.partition import EdgeLeases
 from core.ingest.plan import IngestLimits
 from core.metrics import CoreMetrics
 from core.rules.sequencing import Plausible
+from core.services.retention import Retention, RetentionDays
 from mes.services.alert_engine import MachineAlerts
 from mes.services.alerts import InventoryAlerts
 from mes.services.costing import running_cost
@@ -53,6 +55,7 @@ REVIEW_ALERTS_EVERY_S = 30.0
 SHORTAGE_ALERTS_EVERY_S = 60.0  # a whole live plan each round
 NOTIFICATIONS_EVERY_S = 0.5
 VALUATION_EVERY_S = 1.0
+DEFAULT_RETENTION = RetentionDays(_DEFAULTS["retention_samples_days"].default, _DEFAULTS["retention_messages_days"].default)
 
 
 class AnotherCoreRuns(RuntimeError):
@@ -81,6 +84,8 @@ def core_options(settings: Settings) -> dict:
             "review_alert_after_s": settings.review_alert_after_s,
             "rollup_every_s": settings.rollup_every_s, "rollup_hours": settings.rollup_hours,
             "plan_every_s": settings.plan_every_s, "plan_regenerate_every_s": settings.plan_regenerate_every_s,
+            "retention": RetentionDays(settings.retention_samples_days, settings.retention_messages_days),
+            "retention_every_s": settings.retention_every_s,
             "webhook_allow_private": networks(settings.webhook_allow_private),
             "metrics_host": settings.metrics_host, "metrics_port": settings.metrics_port}
 
@@ -90,6 +95,8 @@ def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s
               webhook_allow_private: tuple[Network, ...] = (),
               plan_every_s: float = _DEFAULTS["plan_every_s"].default,
               plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default,
+              retention: RetentionDays = DEFAULT_RETENTION,
+              retention_every_s: float = _DEFAULTS["retention_every_s"].default,
               on_round: OnRound | None = None) -> Jobs:
     jobs = Jobs(on_round)
     jobs.every("mes-review-alerts", REVIEW_ALERTS_EVERY_S, ReviewAlerts(database_url, review_alert_after_s))
@@ -100,6 +107,7 @@ def core_jobs(database_url: str, mqtt_url: str, *, client_id: str, alert_every_s
                NotificationSender(database_url, mqtt_url, client_id=f"{client_id}-notifications",
                                   allow_private=webhook_allow_private))
     jobs.every("mes-valuation", VALUATION_EVERY_S, ValuationWorker(database_url, running_cost))
+    jobs.every("mes-retention", retention_every_s, Retention(database_url, retention))
     jobs.every_in_process("mes-rollups", rollup_every_s, Rollups, database_url, rollup_hours, rollup_every_s)
     # CPU work (a regeneration nets every item) that in a thread would hold the ingest's GIL
     jobs.every_in_process("mes-planner", plan_every_s, LivePlanner, database_url, plan_regenerate_every_s)
@@ -118,6 +126,8 @@ class CoreProcess:
                  webhook_allow_private: tuple[Network, ...] = (),
                  plan_every_s: float = _DEFAULTS["plan_every_s"].default,
                  plan_regenerate_every_s: float = _DEFAULTS["plan_regenerate_every_s"].default,
+                 retention: RetentionDays = DEFAULT_RETENTION,
+                 retention_every_s: float = _DEFAULTS["retention_every_s"].default,
                  metrics_host: str = _DEFAULTS["metrics_host"].default, metrics_port: int | None = None,
                  partition: str = "plant", **consumer_options):
         """`client_id`: the core's MQTT client id (default `default_client_id`); with `partition="edges"`, the stem
@@ -139,7 +149,7 @@ class CoreProcess:
                               offline_after_s=offline_after_s, rollup_every_s=rollup_every_s, rollup_hours=rollup_hours,
                               review_alert_after_s=review_alert_after_s, webhook_allow_private=webhook_allow_private,
                               plan_every_s=plan_every_s, plan_regenerate_every_s=plan_regenerate_every_s,
-                              on_round=self.metrics.jobs)
+                              retention=retention, retention_every_s=retention_every_s, on_round=self.metrics.jobs)
 
     def run(self) -> None:
         """Returns after the batch in hand is committed and acknowledged and every job's round in hand is done.

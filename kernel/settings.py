@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     rollup_every_s: float = Field(default=60.0, gt=0, description="how often the core refreshes the recent hours' rollups")
     rollup_hours: int = Field(default=2, gt=0, description="how many recent hours each refresh recomputes")
 
+    # retention (docs/deploy.md "Retention"): what may go by age; counts, costs and the stock ledger are kept forever
+    retention_samples_days: int = Field(default=90, ge=0, le=36_600,
+                                        description="raw samples are kept this many whole days (0: forever)")
+    retention_messages_days: int = Field(default=90, ge=0, le=36_600,
+                                         description="ingested-message keys, the machines' communication record, are kept "
+                                                     "this many whole days (0: forever); downtime is derived that far back")
+    retention_every_s: float = Field(default=3600.0, gt=0, description="how often the core's retention job runs")
+
     # the live plan (docs/planning.md "The live plan"): net change from the marks every change leaves, and a full
     # regeneration on a schedule (a running order's projected finish moves with time, not only with its counts)
     plan_every_s: float = Field(default=0.01, gt=0, description="the pause between the core's planner's rounds (each "

@@ -136,7 +136,8 @@ class BatchContext:
 
     `windows`: every dispatch window per machine still open at the batch's earliest sample or later;
     `work_orders`: the orders of those windows and those the PLCs report, that exist; `materials`,
-    `line_side` and `balances`: what their backflush consumes, from where (`None`: do not backflush)."""
+    `line_side` and `balances`: what their backflush consumes, from where (`None`: do not backflush); `pruned`:
+    each edge's key watermark (core.rules.sequencing), read after the keys."""
 
     already_ingested: Mapping[tuple[str, int, int], Ingested] = field(default_factory=dict)
     windows: Mapping[str, list[DispatchWindow]] = field(default_factory=dict)
@@ -144,6 +145,7 @@ class BatchContext:
     materials: Mapping[str, Material] | None = None
     line_side: Mapping[str, LineSide] = field(default_factory=dict)
     balances: Mapping[tuple[str, str], list[LotBalance]] = field(default_factory=dict)
+    pruned: Mapping[str, EdgeCursor] = field(default_factory=dict)
 
 
 @dataclass
@@ -424,8 +426,9 @@ def plan_batch(
         key = (message.edge_id, message.epoch, message.seq)
         digest = item.digest
         earlier = planner.ingested(key)
+        pruned = context.pruned.get(message.edge_id)
         if reingest:
-            verdict, reason = judge_reingested(earlier, digest)
+            verdict, reason = judge_reingested(earlier, digest, pruned, EdgeCursor(message.epoch, message.seq))
         else:
             verdict, reason = judge_message(
                 planner.plan.state.cursors.get(message.edge_id),
@@ -436,6 +439,7 @@ def plan_batch(
                 EdgeCursor(message.prev.epoch, message.prev.seq) if message.prev is not None else None,
                 planner.plan.state.dead_lettered.get(message.edge_id),
                 message.prev is not None and planner.was_ingested((message.edge_id, message.prev.epoch, message.prev.seq)),
+                pruned,
             )
             planner.plan.heard.add(message.edge_id)
         if verdict is Verdict.DUPLICATE:

@@ -16,10 +16,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core.ingest.plan import BatchContext, BatchPlan, IngestState, LiveCodes, MachineInfo, ParsedBatch, WorkOrderFacts
-from core.ingest.rows import MachineConnectionRow, ProductionInterval
+from core.ingest.rows import IngestedMessage, MachineConnectionRow, ProductionInterval
 from core.rules.hourly import hourly_totals
 from core.rules.counters import CounterPoint
-from core.rules.sequencing import EdgeCursor, Ingested
+from core.rules.sequencing import EdgeCursor, Ingested, may_have_key
 from inventory.services.backflush import stock_for, write_backflush
 from kernel.db.copy import copy_rows
 from kernel.logs import get_logger
@@ -122,10 +122,27 @@ def load_context_for(connection: Connection, machines: set[str], since: datetime
     candidates = reported_orders | {w.work_order for m in machines for w in windows.get(m, ()) if w.work_order}
     work_orders = load_work_orders(connection, candidates)
     needs, places, balances = stock_for(connection, work_orders, machines) if work_orders else ({}, {}, {})
-    return BatchContext(find_ingested(connection, positions), windows, work_orders, needs, places, balances)
+    ingested = find_ingested(connection, positions)
+    return BatchContext(ingested, windows, work_orders, needs, places, balances,
+                        find_pruned(connection, {edge for edge, _, _ in positions}))
 
 
 def find_ingested(connection: Connection, positions: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], Ingested]:
+    """Which of `positions` were ingested, with their digests. Only a position at or below its edge's cursor or
+    a dead letter's taken in again (`ingested_ahead`) can have a key (core.rules.sequencing.may_have_key), so the
+    others, a batch's new messages, are not looked up: a look-up probes every day partition of the table."""
+    if not positions:
+        return {}
+    edges = sorted({edge for edge, _, _ in positions})
+    bounds = {row.edge_id: (EdgeCursor(row.epoch, row.seq) if row.epoch is not None else None,
+                            EdgeCursor(row.ahead_epoch, row.ahead_seq) if row.ahead_epoch is not None else None)
+              for row in connection.execute(text(
+                  """SELECT e.edge_id, c.epoch, c.seq, a.epoch AS ahead_epoch, a.seq AS ahead_seq
+                     FROM unnest(CAST(:edges AS text[])) AS e(edge_id)
+                     LEFT JOIN edge_cursors c USING (edge_id) LEFT JOIN ingested_ahead a USING (edge_id)"""),
+                  {"edges": edges})}
+    positions = {(edge, epoch, seq) for edge, epoch, seq in positions
+                 if may_have_key(EdgeCursor(epoch, seq), *bounds.get(edge, (None, None)))}
     if not positions:
         return {}
     edges, epochs, seqs = zip(*positions, strict=True)
@@ -133,6 +150,32 @@ def find_ingested(connection: Connection, positions: set[tuple[str, int, int]]) 
         """SELECT m.edge_id, m.epoch, m.seq, m.digest FROM ingested_messages m
            JOIN unnest(CAST(:edges AS text[]), CAST(:epochs AS bigint[]), CAST(:seqs AS bigint[])) AS p(edge_id, epoch, seq)
              USING (edge_id, epoch, seq)"""), {"edges": list(edges), "epochs": list(epochs), "seqs": list(seqs)})}
+
+
+def raise_ahead(connection: Connection, messages: list[IngestedMessage]) -> None:
+    """Each edge's furthest position of these messages, ingested without moving its cursor (dead letters taken in
+    again, core.services.review), kept in `ingested_ahead` so that `find_ingested` looks them up."""
+    furthest: dict[str, EdgeCursor] = {}
+    for message in messages:
+        position = EdgeCursor(message.epoch, message.seq)
+        furthest[message.edge_id] = max(furthest.get(message.edge_id, position), position)
+    if furthest:
+        connection.execute(text(
+            """INSERT INTO ingested_ahead AS a (edge_id, epoch, seq) VALUES (:edge, :epoch, :seq)
+               ON CONFLICT (edge_id) DO UPDATE SET epoch = EXCLUDED.epoch, seq = EXCLUDED.seq
+               WHERE (EXCLUDED.epoch, EXCLUDED.seq) > (a.epoch, a.seq)"""),
+            [{"edge": edge, "epoch": p.epoch, "seq": p.seq} for edge, p in sorted(furthest.items())])
+
+
+def find_pruned(connection: Connection, edges: set[str]) -> dict[str, EdgeCursor]:
+    """Each edge's key watermark. Read after the keys: the retention job raises it and drops the keys in one
+    transaction, whose drop waits for a batch that read the keys, so a key the batch missed was dropped under
+    a watermark this later statement sees."""
+    if not edges:
+        return {}
+    return {edge: EdgeCursor(epoch, seq) for edge, epoch, seq in connection.execute(text(
+        """SELECT edge_id, pruned_epoch, pruned_seq FROM edge_cursors
+           WHERE edge_id = ANY(:edges) AND pruned_epoch IS NOT NULL"""), {"edges": sorted(edges)})}
 
 
 def load_work_orders(connection: Connection, work_orders: set[str]) -> dict[str, WorkOrderFacts]:

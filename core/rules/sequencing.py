@@ -25,6 +25,15 @@ real messages into regressions.
 
 Without a cursor (an edge never heard, or a database started afresh beside running edges) every
 position is plausible.
+
+Keys are not kept forever (the retention job, core.services.retention): a redelivery reaches the core within
+the window the broker and the edge's queue keep a message unacknowledged, long before the keys' retention runs
+out. Before it drops keys the job raises the edge's watermark (`pruned`) to the furthest position it drops, and
+keeps every key beyond the edge's cursor (`prunable`), so the watermark never passes the cursor. A position at or
+below the watermark without a key is then known: ingested long ago or never countable (at or below the cursor,
+nothing is accepted anyway), so it is a duplicate, acknowledged and skipped; only a content conflict can no
+longer be told there. A dead letter taken in again at such a position is refused: whether its position was
+ingested can no longer be told, and taking it could count it twice.
 """
 
 from __future__ import annotations
@@ -70,11 +79,14 @@ class Ingested(NamedTuple):
 def judge_message(cursor: EdgeCursor | None, position: EdgeCursor, earlier: Ingested | None,
                   digest: bytes | None = None, plausible: Plausible = Plausible(),
                   follows: EdgeCursor | None = None, dead_lettered: EdgeCursor | None = None,
-                  follows_ingested: bool = False) -> tuple[Verdict, str]:
+                  follows_ingested: bool = False, pruned: EdgeCursor | None = None) -> tuple[Verdict, str]:
     """`earlier`: the position's ingestion before, if any (a re-ingested dead letter may lie beyond the
     cursor); `digest`: this message's content digest; `follows`: the message it follows in the edge's
     publication, when it says, and `follows_ingested` whether that one was ingested; `dead_lettered`: the
-    furthest position beyond the cursor of record as a dead letter refused for its machine."""
+    furthest position beyond the cursor of record as a dead letter refused for its machine; `pruned`: the edge's
+    key watermark, at or below which keys may have been dropped."""
+    if earlier is None and pruned is not None and position <= pruned:
+        return Verdict.DUPLICATE, ""
     if earlier is not None:
         if earlier.digest is None or digest is None or earlier.digest == digest:
             return Verdict.DUPLICATE, ""
@@ -95,10 +107,14 @@ def judge_message(cursor: EdgeCursor | None, position: EdgeCursor, earlier: Inge
                             f"was ingested; {NEW_EPOCH_ADVICE}")
 
 
-def judge_reingested(earlier: Ingested | None, digest: bytes | None) -> tuple[Verdict, str]:
+def judge_reingested(earlier: Ingested | None, digest: bytes | None,
+                     pruned: EdgeCursor | None = None, position: EdgeCursor | None = None) -> tuple[Verdict, str]:
     """A dead letter taken in again after review (core.rules.review decided it may be): its position was
     of record as a dead letter, never ingested, so the cursor does not judge it and it does not move the
-    cursor; the key alone keeps it from counting twice."""
+    cursor; the key alone keeps it from counting twice, so at or below the key watermark `pruned` it is refused."""
+    if earlier is None and pruned is not None and position is not None and position <= pruned:
+        return Verdict.REJECT, (f"its position (epoch {position.epoch} seq {position.seq}) is older than the kept message "
+                                "keys (MES_RETENTION_MESSAGES_DAYS): whether it was ingested can no longer be told")
     if earlier is None:
         return Verdict.ACCEPT, ""
     if earlier.digest is None or digest is None or earlier.digest == digest:
@@ -116,3 +132,22 @@ def _ahead(cursor: EdgeCursor, position: EdgeCursor, plausible: Plausible) -> tu
         return Verdict.REJECT, (f"seq too far ahead: seq {position.seq} is more than {plausible.max_seq_gap} after "
                                 f"{where}; {NEW_EPOCH_ADVICE}")
     return Verdict.ACCEPT, ""
+
+
+def may_have_key(position: EdgeCursor, cursor: EdgeCursor | None, ahead: EdgeCursor | None) -> bool:
+    """Whether a position can have been ingested: the ingest moves the edge's cursor to every position it takes
+    (the cursor only rises), a dead letter taken in again raises the edge's `ahead` instead; beyond both, no key."""
+    return (cursor is not None and position <= cursor) or (ahead is not None and position <= ahead)
+
+
+def prunable(key: EdgeCursor, cursor: EdgeCursor | None) -> bool:
+    """Whether the retention job may drop this key of the edge whose cursor is `cursor`: at or below it only (a
+    dead letter taken in again beyond the cursor keeps its key until the cursor passes it)."""
+    return cursor is not None and key <= cursor
+
+
+def raised_watermark(pruned: EdgeCursor | None, dropped: EdgeCursor | None) -> EdgeCursor | None:
+    """The edge's key watermark after the job drops keys up to `dropped` (the furthest of them): it only rises."""
+    if dropped is None:
+        return pruned
+    return dropped if pruned is None else max(pruned, dropped)

@@ -182,6 +182,7 @@ def reingest(session: Session, *, ids: list[int] | None = None, machine_id: str 
                                          {tuple(letter.position) for letter in decision.taken if letter.position})
         plan = plan_batch(parsed, state, registry, context=context, now=now, limits=limits, reingest=True)
         store.write_plan(connection, plan)
+        store.raise_ahead(connection, plan.messages)
         _decided(session, [letter.id for letter in decision.taken], REINGESTED, by, reason, now)
     session.commit()
     return {"reingested": [letter.id for letter in decision.taken], "refused": decision.refused}

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 
 from kernel.logs import configure_logging
 from kernel.settings import Settings
-from tests.bench import backflush, boards, cores, ingest, latency, planning
+from tests.bench import backflush, boards, cores, ingest, latency, planning, soak
 from tests.bench.infra import services
 from tests.bench.report import LATENCY_TARGET_S, Results, machine_description, summary_tables, write_markdown
 
@@ -49,6 +49,10 @@ baseline measured in the same run on the same machine, and written to docs/bench
   6. cores    the ingest workload spread over E edges, ingested by 1, 2 and 4 `mes core` processes sharing the
               plant's edges (MES_CORE_PARTITION=edges): samples/s and CPU per core. No target: the cores, the
               broker and PostgreSQL share this machine's CPUs, which bound the gain.
+  7. soak     a 1,000-machine plant at accelerated time (benchmark 1's messages spread over two simulated days)
+              through the core's ingest service: database bytes per machine and simulated day, extrapolated
+              from the bytes per message (target: < 200 MB on plain PostgreSQL before retention), before and
+              after the retention job; messages/s over the first vs the last third of the batches.
 
 Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
 (the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
@@ -65,6 +69,7 @@ examples:
   .venv/bin/python -m tests.bench --only backflush --backflush-messages 20000
   .venv/bin/python -m tests.bench --only planning --planning-large
   .venv/bin/python -m tests.bench --only cores --cores 1,2 --cores-messages 5000
+  .venv/bin/python -m tests.bench --only soak --soak-messages 20000
   MES_DATABASE_URL=postgresql://u:p@db/postgres .venv/bin/python -m tests.bench --only ingest
 """
 
@@ -85,7 +90,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (~1 min): ingest 50 machines x 3,000 messages, one batch "
                              "size; latency K=100 for 10 s; backflush 2,000 messages. Explicit options below still win.")
-    parser.add_argument("--only", choices=("ingest", "latency", "backflush", "planning", "boards", "cores"),
+    parser.add_argument("--only", choices=("ingest", "latency", "backflush", "planning", "boards", "cores", "soak"),
                         help="run one benchmark only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (default: docs/benchmarks.md)")
     parser.add_argument("--no-write", action="store_true", help="print the summary only; leave the report alone")
@@ -125,6 +130,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     group.add_argument("--cores-edges", type=int, default=8, help="edges the workload is spread over (default 8)")
     group.add_argument("--cores-messages", type=int, help="data messages per count of cores (default 20000)")
 
+    group = parser.add_argument_group("soak (benchmark 7; seconds per message and the first batch size as for benchmark 1)")
+    group.add_argument("--soak-machines", type=int, default=1000, help="machines of the soak's plant (default 1000)")
+    group.add_argument("--soak-messages", type=int, help="data messages over the two simulated days (default 30000; --quick 5000)")
+
     group = parser.add_argument_group("end-to-end latency (benchmark 2)")
     group.add_argument("--latency-machines", type=int_list,
                        help="K values to try, largest first; stops at the first K that is sustained with p99 < 1 s "
@@ -145,6 +154,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "messages": 3000 if quick else 20000,
         "backflush_messages": 2000 if quick else 10000,
         "cores_messages": 3000 if quick else 20000,
+        "soak_messages": 5000 if quick else 30000,
         "boards_small": 100_000 if quick else 1_000_000,
         "boards_large": 1_000_000 if quick else 10_000_000,
         "seconds_per_message": 4,
@@ -244,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "cores"):
             results.cores = cores.run_cores(svc, args.machines, args.cores_messages, args.seconds_per_message,
                                             args.cores_edges, args.cores, work_dir, progress)
+        if args.only in (None, "soak"):
+            results.soak = soak.run_soak(svc, args.soak_machines, args.soak_messages, args.seconds_per_message,
+                                         args.batch_sizes[0], progress)
     results.elapsed_s = time.monotonic() - began
     for table in summary_tables(results):
         console.print(table)

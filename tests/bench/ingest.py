@@ -82,11 +82,14 @@ class Workload:
     samples_per_message: int
 
 
-def build_workload(plant: Plant, messages: int, seconds_per_message: int, publishers: int) -> Workload:
-    """Counter values climb as a 1 Hz machine's would (≤ its plausible rate), timestamps 1 s apart."""
+def build_workload(plant: Plant, messages: int, seconds_per_message: int, publishers: int, *,
+                   start: datetime | None = None, round_every_s: int | None = None) -> Workload:
+    """Counter values climb as a 1 Hz machine's would (≤ its plausible rate), timestamps 1 s apart. A round (one
+    message per machine) begins every `round_every_s` (default: right after the last), the first at `start`."""
     machines = plant.machines
     rounds = -(-messages // len(machines))
-    start = datetime.now(UTC) - timedelta(seconds=rounds * seconds_per_message + 60)
+    every = round_every_s or seconds_per_message
+    start = start or datetime.now(UTC) - timedelta(seconds=rounds * every + 60)
     rng = random.Random(7)
     counters = {m.id: {"good": m.counter_start, "scrap": 0, "energy_wh": 0} for m in machines}
     per_publisher: list[list[tuple[str, bytes]]] = [[] for _ in range(publishers)]
@@ -100,7 +103,7 @@ def build_workload(plant: Plant, messages: int, seconds_per_message: int, publis
             publisher = index % publishers
             seqs[publisher] += 1
             values = counters[machine.id]
-            base = start + timedelta(seconds=round_index * seconds_per_message)
+            base = start + timedelta(seconds=round_index * every)
             body = [{"ts": base.isoformat(), "signal": "state", "value": 1}]
             for second in range(seconds_per_message):
                 ts = (base + timedelta(seconds=second, microseconds=rng.randrange(1000))).isoformat()

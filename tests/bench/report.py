@@ -13,6 +13,7 @@ from rich.table import Table
 
 from tests.bench.backflush import BOM, SHORT, BackflushResults
 from tests.bench.cores import CoresResults
+from tests.bench.soak import BOUNDED, DROPPABLE, SoakResult
 from tests.bench.boards import LINE_BOARD, TARGET_RATIO, BoardsResult
 from tests.bench.ingest import CopyRun, IngestRun, PureRun, Workload
 from tests.bench.latency import LatencyRun
@@ -24,6 +25,8 @@ LATENCY_TARGET_MACHINES = 1000
 REGENERATION_TARGET = (10000, 5.0, 1024)  # items, seconds, MB
 NET_CHANGE_TARGET_S = 0.2
 BACKFLUSH_TARGET = 0.8
+SOAK_TARGET_MB = 200  # per machine and day on plain PostgreSQL before retention (TimescaleDB with compression: 50)
+SOAK_RATE_NOISE = 0.15  # the last third's messages/s may fall this share below the first's (this machine's noise)
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Results:
     planning: PlanningResults | None = None
     boards: BoardsResult | None = None
     cores: CoresResults | None = None
+    soak: SoakResult | None = None
     skipped: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -129,6 +133,18 @@ def _target_rows(results: Results) -> list[tuple[str, str, str]]:
         rows.append((f"line board queries over {results.boards.large_samples:,} vs {results.boards.small_samples:,} samples "
                      f"≤ {TARGET_RATIO} × slower", f"{total.ratio:.2f} × ({total.large_ms:,.0f} vs {total.small_ms:,.0f} ms)",
                      "met" if total.ratio <= TARGET_RATIO else "**MISSED**"))
+    if results.soak is not None:
+        soak = results.soak
+        mb = soak.per_machine_day_mb(soak.growth)
+        rows.append((f"database bytes per machine and day, plain PostgreSQL before retention < {SOAK_TARGET_MB} MB "
+                     f"({soak.machines:,} machines, extrapolated)", f"{mb:,.1f} MB",
+                     "met" if mb < SOAK_TARGET_MB else "**MISSED**"))
+        first, last = (soak.rate(part) for part in soak.thirds)
+        rows.append((f"soak ingest rate, last third of the batches no slower than the first beyond {SOAK_RATE_NOISE:.0%} "
+                     "(median batch)", f"{last / first:.2f} × ({_fmt(last)} vs {_fmt(first)} messages/s)",
+                     "met" if last / first >= 1 - SOAK_RATE_NOISE else "**MISSED**"))
+        rows.append(("database bytes per machine and day, TimescaleDB with compression < 50 MB", "not measured: no "
+                     "TimescaleDB server here (docs/benchmarks.md, soak)", "—"))
     return rows
 
 
@@ -205,6 +221,13 @@ def summary_tables(results: Results) -> list[Table]:
             table.add_column(column, justify="right")
         for run in results.cores.runs:
             table.add_row(str(run.cores), run.partition, *(f"{run.waits[w] / max(1, sum(run.waits.values())):.0%}" for w in waits))
+        tables.append(table)
+    if results.soak is not None:
+        table = Table(title=f"Soak: bytes per message by table ({results.soak.messages:,} messages)")
+        for column in ("table", "rows", "bytes/message", "MB/machine/day", "after retention, bytes/message"):
+            table.add_column(column, justify="right")
+        for row in _soak_rows(results.soak):
+            table.add_row(*row)
         tables.append(table)
     if _target_rows(results):
         table = Table(title="Targets")
@@ -670,6 +693,56 @@ def _cores_section(cores: CoresResults) -> list[str]:
                        for run in cores.runs]), ""]
 
 
+def _soak_rows(soak: SoakResult) -> list[list[str]]:
+    per_day = {table: soak.per_machine_day_mb({table: size}) for table, size in soak.growth.items()}
+    rows = [[f"`{table}`", _fmt(soak.rows[table]), _fmt(size / soak.messages),
+             f"bounded: {size / 1e6:,.1f} MB for the plant" if table in BOUNDED else _fmt(per_day[table], 2),
+             _fmt(soak.after_retention[table] / soak.messages)]
+            for table, size in sorted(soak.growth.items(), key=lambda item: (item[0] in BOUNDED, -per_day[item[0]]))
+            if size > 0]
+    total, after = sum(soak.growth.values()), sum(soak.after_retention.values())
+    return [*rows, ["**all**", "", f"**{_fmt(total / soak.messages)}**", f"**{soak.per_machine_day_mb(soak.growth):,.1f}**",
+                    f"**{_fmt(after / soak.messages)}**"]]
+
+
+def _soak_section(results: Results) -> list[str]:
+    soak = results.soak
+    first, last = (soak.rate(part) for part in soak.thirds)
+    droppable = soak.per_machine_day_mb(soak.growth, DROPPABLE)
+    forever = soak.per_machine_day_mb(soak.growth) - droppable
+    return [
+        "## 7. Soak: what a plant leaves in the database, and ingest's pace", "",
+        f"**How.** Benchmark 1's workload (`build_workload`) for {soak.machines:,} machines, a message of "
+        f"{soak.samples // soak.messages} samples per machine every {soak.seconds_per_message} s of production, "
+        f"{soak.messages:,} messages ({soak.samples:,} samples) whose rounds are spread over two simulated days "
+        "(accelerated time: each message received at its own simulated instant, so the rows fall into the days' "
+        f"partitions), fed in batches of {soak.batch_max_messages} to the core's ingest service (`IngestService.ingest`, "
+        "the transaction `mes core` commits per batch; the broker is not what is measured). Sizes: "
+        "`pg_total_relation_size` per table, partitions summed, less the empty schema's, after a `VACUUM ANALYZE`. "
+        "**Extrapolated**, not run: a simulated plant day is "
+        f"{soak.messages_per_machine_day * soak.machines:,.0f} messages ({soak.messages_per_machine_day:,.0f} per machine), "
+        f"{soak.messages_per_machine_day * soak.machines / soak.messages:,.0f} × this run, so MB per machine and day = "
+        "bytes per message × messages per machine and day; the fixed part of an index is counted in, which makes it "
+        "an upper bound; the tables of current state (a row per machine, counter or edge) are the plant's size, not "
+        "the day's, and stay out of it (`production_hourly` counts 24 of its rows per machine and day, a row per hour, whereas here each "
+        "round falls in an hour of its own). Then the retention job ran at the end of the second day with 1-day settings "
+        f"(dropped: {', '.join(f'`{name}`' for name in soak.dropped) or 'nothing'}).", "",
+        _md_table(["table", "rows", "bytes per message", "MB per machine and day", "after retention, bytes per message"],
+                  _soak_rows(soak)), "",
+        f"Of the {soak.per_machine_day_mb(soak.growth):,.1f} MB per machine and day, {droppable:,.1f} MB are `samples` and "
+        f"`ingested_messages`, which the retention job drops after MES_RETENTION_SAMPLES_DAYS / "
+        f"MES_RETENTION_MESSAGES_DAYS (90 days each by default: a steady state of about {droppable * 90 / 1000:,.1f} GB "
+        f"per machine); {forever:,.1f} MB are kept forever (counts, attribution, states; docs/deploy.md, Retention).", "",
+        f"**Ingest rate** (of the median batch): {_fmt(first)} messages/s over the first third of the batches after the first round (whose "
+        f"messages make every machine's baselines and first state rows), {_fmt(last)} over the last "
+        f"({last / first:.2f} ×). The run fills one simulated day's partitions to {soak.messages // 2:,} messages, "
+        "a small share of a real day's: it shows no slowdown within that, not a day's worth of index growth.", "",
+        "**TimescaleDB with compression** (target < 50 MB per machine and day): not measured. No TimescaleDB server "
+        "is installable here, and the PGlite build of tests/timescale runs SQL from a Node script, not the ingest's "
+        "COPY; that test checks the DDL and the job's drop_chunks only.", "",
+    ]
+
+
 def _top_waits(cores: CoresResults, top: int = 5) -> list[str]:
     total: Counter[str] = Counter()
     for run in cores.runs:
@@ -710,5 +783,7 @@ def write_markdown(results: Results) -> str:
         out += _boards_section(results.boards)
     if results.cores is not None:
         out += _cores_section(results.cores)
+    if results.soak is not None:
+        out += _soak_section(results)
     out += _analysis(results)
     return "\n".join(out)

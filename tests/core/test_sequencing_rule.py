@@ -1,7 +1,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message
+from core.rules.sequencing import (EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested, may_have_key,
+                                   prunable, raised_watermark)
 
 SEEN = Ingested(None)
 DEFAULT_GAP = Plausible().max_epoch_gap
@@ -148,3 +149,97 @@ def test_forged_far_positions_never_stop_the_real_sequence(real, forged):
             accepted.append(position)
             cursor = position
     assert accepted == [position for source, position in deliveries if source == "real"]
+
+
+# Keys the retention job drops (core.services.retention): what an edge's messages count must not change.
+
+def test_below_the_key_watermark_a_position_without_its_key_is_a_duplicate():
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 4), None, pruned=EdgeCursor(3, 6)) == (Verdict.DUPLICATE, "")
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 7), None, pruned=EdgeCursor(3, 6))[0] is Verdict.REJECT
+    # a key still kept judges as before
+    assert judge_message(EdgeCursor(3, 10), EdgeCursor(3, 4), Ingested(b"a"), b"b", pruned=EdgeCursor(3, 6))[0] is Verdict.REJECT
+
+
+def test_a_dead_letter_below_the_key_watermark_is_not_taken_in_again():
+    verdict, reason = judge_reingested(None, b"x", EdgeCursor(3, 6), EdgeCursor(3, 5))
+    assert verdict is Verdict.REJECT and "MES_RETENTION_MESSAGES_DAYS" in reason
+    assert judge_reingested(None, b"x", EdgeCursor(3, 6), EdgeCursor(3, 7))[0] is Verdict.ACCEPT
+    assert judge_reingested(None, b"x")[0] is Verdict.ACCEPT
+
+
+def test_the_watermark_only_rises_and_keys_beyond_the_cursor_are_kept():
+    assert raised_watermark(None, None) is None
+    assert raised_watermark(EdgeCursor(2, 5), None) == EdgeCursor(2, 5)
+    assert raised_watermark(EdgeCursor(2, 5), EdgeCursor(1, 9)) == EdgeCursor(2, 5)
+    assert raised_watermark(EdgeCursor(2, 5), EdgeCursor(3, 1)) == EdgeCursor(3, 1)
+    assert prunable(EdgeCursor(3, 10), EdgeCursor(3, 10)) and not prunable(EdgeCursor(3, 11), EdgeCursor(3, 10))
+    assert not prunable(EdgeCursor(1, 1), None)
+
+
+def test_only_a_position_at_or_below_the_cursor_or_a_taken_in_dead_letter_can_have_a_key():
+    assert may_have_key(EdgeCursor(3, 10), EdgeCursor(3, 10), None)
+    assert not may_have_key(EdgeCursor(3, 11), EdgeCursor(3, 10), None)
+    assert may_have_key(EdgeCursor(3, 11), EdgeCursor(3, 10), EdgeCursor(3, 12))
+    assert may_have_key(EdgeCursor(1, 1), None, EdgeCursor(2, 1)) and not may_have_key(EdgeCursor(1, 1), None, None)
+
+
+_position = st.builds(EdgeCursor, st.integers(1, 3), st.integers(1, 8))
+# an edge's deliveries: a position, its content, and whether it is a dead letter taken in again (review)
+_delivery = st.tuples(_position, st.sampled_from([b"a", b"b"]), st.booleans())
+
+
+class _Core:
+    """A core's keys and cursor for one edge, judging deliveries with the rule as plan_batch does; `looks_up`: only
+    where a key can be (core.ingest.store.find_ingested), else everywhere."""
+
+    def __init__(self, looks_up: bool = True) -> None:
+        self.cursor: EdgeCursor | None = None
+        self.ahead: EdgeCursor | None = None
+        self.keys: dict[EdgeCursor, bytes] = {}
+        self.pruned: EdgeCursor | None = None
+        self.counted: list[EdgeCursor] = []
+        self.looks_up = looks_up
+
+    def deliver(self, position: EdgeCursor, digest: bytes, reingest: bool) -> Verdict:
+        found = position in self.keys and (not self.looks_up or may_have_key(position, self.cursor, self.ahead))
+        earlier = Ingested(self.keys[position]) if found else None
+        if reingest:
+            verdict, _ = judge_reingested(earlier, digest, self.pruned, position)
+        else:
+            verdict, _ = judge_message(self.cursor, position, earlier, digest, pruned=self.pruned)
+        if verdict is Verdict.ACCEPT:
+            self.keys[position] = digest
+            self.counted.append(position)
+            if reingest:
+                self.ahead = max(self.ahead or position, position)
+            else:
+                self.cursor = position
+        return verdict
+
+    def prune(self, keys: set[EdgeCursor]) -> None:
+        """What the retention job does: drops the prunable ones of `keys`, the watermark raised to the furthest."""
+        dropped = {key for key in keys if key in self.keys and prunable(key, self.cursor)}
+        self.pruned = raised_watermark(self.pruned, max(dropped, default=None))
+        for key in dropped:
+            del self.keys[key]
+
+
+@given(st.lists(st.one_of(_delivery, st.sets(_position, max_size=6)), max_size=40))
+def test_dropping_keys_counts_nothing_twice_and_drops_nothing_new(steps):
+    """Against a core that keeps every key and looks each up: the same messages are counted, except that a dead letter taken in
+    again below the watermark is refused (it might have counted twice), and a redelivery below it is a
+    duplicate where the full record might have told a conflict or a regression: neither counts either way."""
+    pruning, keeping = _Core(looks_up=True), _Core(looks_up=False)
+    for step in steps:
+        if isinstance(step, set):
+            pruning.prune(step)
+            continue
+        position, digest, reingest = step
+        verdict = pruning.deliver(position, digest, reingest)
+        reference = keeping.deliver(position, digest, reingest) if verdict is Verdict.ACCEPT or not reingest else None
+        if verdict is Verdict.ACCEPT:
+            assert reference is Verdict.ACCEPT
+        elif not reingest:
+            assert reference is not Verdict.ACCEPT, "a new message was dropped"
+    assert pruning.counted == keeping.counted
+    assert len(set(pruning.counted)) == len(pruning.counted), "a position counted twice"

@@ -59,17 +59,40 @@ SELECT mes_bucket(INTERVAL '15 minutes', TIMESTAMPTZ '2026-01-05 08:52+00') AS b
 
 TIME_SERIES = ["counter_events", "machine_states", "production_intervals", "samples"]
 
+# what the retention job (core.services.retention) runs on TimescaleDB, on rows of two days
+RETENTION_CHECK = """
+-- statement
+INSERT INTO ingested_messages (edge_id, epoch, seq, machine_id, received_at, historical, sample_count)
+VALUES ('e1', 1, 1, 'm1', '2026-01-05 08:00+00', false, 1), ('e1', 1, 2, 'm1', '2026-01-07 08:00+00', false, 1);
+-- statement
+INSERT INTO samples VALUES ('m1', '2026-01-05 08:00+00', 'good', 1, 'e1', 1, 1), ('m1', '2026-01-07 08:00+00', 'good', 2, 'e1', 1, 2);
+-- statement
+SELECT count(*) AS dropped FROM drop_chunks(CAST('ingested_messages' AS regclass), older_than => TIMESTAMPTZ '2026-01-06 00:00+00');
+-- statement
+SELECT count(*) AS dropped FROM drop_chunks(CAST('samples' AS regclass), older_than => TIMESTAMPTZ '2026-01-06 00:00+00');
+-- statement
+SELECT (SELECT array_agg(seq ORDER BY seq) FROM ingested_messages) AS keys, (SELECT array_agg(seq ORDER BY seq) FROM samples) AS samples;
+-- statement
+SELECT column_name FROM information_schema.columns WHERE table_name = 'edge_cursors' AND column_name LIKE 'pruned%' ORDER BY 1;
+"""
+
 
 def test_schema_timescale_ddl_runs_on_timescaledb(tmp_path: Path) -> None:
-    """Hypertables with compression, the retention of samples, and `production_hourly` a plain table (migration 0018:
-    the writers of intervals keep it, so no continuous aggregate and no refresh policy is left)."""
+    """Hypertables with compression, `ingested_messages` a hypertable too whose chunks the retention job drops (migration
+    0021: the job, not a policy, drops by age, so MES_RETENTION_* hold and the key watermark rises first), and
+    `production_hourly` a plain table (migration 0018: the writers of intervals keep it, so no continuous aggregate
+    and no refresh policy is left)."""
     node_runner_or_skip()
-    hypertables, aggregates, jobs, hourly, bucket = run_sql(tmp_path, offline_sql(timescale=True), CHECKS + ROLLUP_CHECK)
-    assert hypertables == [{"hypertable_name": name, "compression_enabled": True} for name in TIME_SERIES]
+    hypertables, aggregates, jobs, hourly, bucket, *retention = run_sql(
+        tmp_path, offline_sql(timescale=True), CHECKS + ROLLUP_CHECK + RETENTION_CHECK)
+    assert hypertables == sorted([*({"hypertable_name": name, "compression_enabled": True} for name in TIME_SERIES),
+                                  {"hypertable_name": "ingested_messages", "compression_enabled": False}],
+                                 key=lambda row: row["hypertable_name"])
     assert aggregates == []
-    assert jobs == [
-        *({"proc_name": "policy_compression", "hypertable_name": name} for name in TIME_SERIES),
-        {"proc_name": "policy_retention", "hypertable_name": "samples"},
-    ]
+    assert jobs == [{"proc_name": "policy_compression", "hypertable_name": name} for name in TIME_SERIES]
+    _, _, dropped_keys, dropped_samples, left, pruned = retention
+    assert dropped_keys == dropped_samples == [{"dropped": 1}]
+    assert left == [{"keys": [2], "samples": [2]}]
+    assert pruned == [{"column_name": "pruned_epoch"}, {"column_name": "pruned_seq"}]
     assert hourly == [{"relkind": "r"}]
     assert bucket[0]["bucket"].startswith("2026-01-05") and "08:45" in bucket[0]["bucket"]
