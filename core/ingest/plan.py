@@ -484,6 +484,16 @@ def _placed_before(live: LiveCodes, signal: str) -> datetime | None:
     return live.state_ts if signal == "state" else live.fault_ts
 
 
+def attributions(origin: tuple[str, int, int], steps: list[CountStep], windows: list[DispatchWindow]) -> list[AttributionRow]:
+    """The rows of `attribute(steps, windows)` under `origin`. A machine with no window (most messages of a
+    plant running no work order) gets its one unassigned bucket without the rule's search for windows."""
+    if windows:
+        return [AttributionRow(*origin, *attribution) for attribution in attribute(steps, windows)]
+    machine_id = steps[0].machine_id
+    return [AttributionRow(*origin, machine_id, None, sum(step.good for step in steps), sum(step.scrap for step in steps),
+                           sum(step.energy_wh for step in steps), min(step.ts for step in steps), max(step.ts for step in steps))]
+
+
 class _Planner:
     """One batch's planning: the plan grows message by message, windows and statuses move with it."""
 
@@ -603,8 +613,7 @@ class _Planner:
         for step in steps:
             good, scrap, energy_wh = good + step.good, scrap + step.scrap, energy_wh + step.energy_wh
         self.plan.intervals.append(ProductionInterval(machine_id, start_ts, end_ts, good, scrap, energy_wh, *origin))
-        windows = self.windows.setdefault(machine_id, [])
-        self.plan.attributions.extend(AttributionRow(*origin, *attribution) for attribution in attribute(steps, windows))
+        self.plan.attributions.extend(attributions(origin, steps, self.windows.setdefault(machine_id, [])))
 
     def finish(self, now: datetime | None) -> BatchPlan:
         """What follows from everything counted: backflush, auto-complete, the rollup mark."""
