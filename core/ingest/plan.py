@@ -48,7 +48,7 @@ from core.rules.placement import DEFAULT_MAX_AHEAD, place
 from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
 from inventory.rules.lots import LotBalance
-from kernel.payload import DataMessage, EdgeAck, EdgeStatus, parse_data_topic, parse_status_topic
+from kernel.payload import DecodedMessage, EdgeAck, EdgeStatus, decode_data, parse_data_topic, parse_status_topic
 from kernel.plant import CounterSpec
 from kernel.rules.instants import exact_seconds
 from kernel.signals import COUNTERS, ORDER
@@ -252,7 +252,7 @@ def _live_fields(live: LiveCodes) -> tuple:
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     incoming: Incoming
-    message: DataMessage
+    message: DecodedMessage
     # The order it is planned in: an edge's epoch may only grow in arrival order (see parse_batch).
     epoch_floor: int = 0
     # Why it cannot count (its machine unknown, of another edge …), though it names its place in its edge's
@@ -302,7 +302,7 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo], limits: IngestLi
     if path is None:
         return _Refused("not a data or status topic")
     try:
-        message = DataMessage.model_validate_json(incoming.payload)
+        message = decode_data(incoming.payload)
     except ValidationError as error:
         return _Refused(_validation_reason(error), None, machine_id)
     site, area, line, machine_id = path
@@ -517,7 +517,7 @@ class _Planner:
     def was_ingested(self, key: tuple[str, int, int]) -> bool:
         return self.ingested(key) is not None
 
-    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo, digest: bytes, *,
+    def ingest(self, message: DecodedMessage, received_at: datetime, info: MachineInfo, digest: bytes, *,
                moves_cursor: bool = True) -> None:
         """One accepted message. Its samples are taken in the order the edge read them: that order, not
         their timestamps, decides what each counter value means (core.rules.counters); each timestamp is
