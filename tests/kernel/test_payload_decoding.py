@@ -127,3 +127,25 @@ def test_forms_only_pydantic_reads_still_pass():
     for ts in ("2026-12-07T23:13Z", "2026-12-07T23:13:52,5Z", "2026-12-07T23:13:52.1234567Z"):
         body = {"edge_id": "e1", "epoch": 1, "seq": 1, "machine": "m1", "samples": [{"ts": ts, "signal": "good", "value": 3}]}
         same(json.dumps(body).encode())
+
+
+SAMPLE = b'{"ts":"2026-01-01T00:00:00Z","signal":"good","value":1}'
+HEAD = b'"edge_id":"e1","epoch":1,"seq":1,"machine":"m1"'
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"edge_id":"e0",' + HEAD + b',"samples":[' + SAMPLE + b"]}",  # a key twice: the last one counts
+    b"{" + HEAD + b',"samples":[{"ts":"2026-01-01T00:00:00Z","signal":"good","value":1,"value":2}]}',
+    b"{" + HEAD + b',"samples":[{"ts":"2026-01-01T00:00:00Z","signal":"good","value":1.0}]}',
+    b"{" + HEAD + b',"samples":[{"ts":"2026-01-01T00:00:00Z","signal":"good","value":1e3}]}',
+    b"{" + HEAD + b',"samples":[{"ts":"2026-01-01T00:00:00Z","signal":"good","value":-0}]}',
+    b"{" + HEAD.replace(b'"epoch":1', b'"epoch":1.0') + b',"samples":[' + SAMPLE + b"]}",
+    b"{" + HEAD + b',"v":1.0,"samples":[' + SAMPLE + b"]}",
+    b"{" + HEAD + b',"historical":0,"samples":[' + SAMPLE + b"]}",
+    b"{" + HEAD + b',"prev":{"epoch":1,"seq":1,"x":1},"samples":[' + SAMPLE + b"]}",
+    b"{" + HEAD.replace(b'"e1"', b'"e\\u0031"') + b',"samples":[{"ts":"2026-01-01T00:00:00Z","signal":"order","value":"W\\"O\\\\1/"}]}',
+    b"\xef\xbb\xbf{" + HEAD + b',"samples":[' + SAMPLE + b"]}",
+    b"{" + HEAD + b',"samples":[' + SAMPLE + b"]}   \n",
+])
+def test_json_corners_are_read_as_datamessage_reads_them(payload):
+    same(payload)
