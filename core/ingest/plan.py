@@ -43,12 +43,12 @@ from core.ingest.rows import (
 )
 from core.rules.assignment import data_refusal, status_refusal
 from core.rules.connections import Report, supersedes
-from core.rules.counters import NOTEWORTHY, CounterPoint, counter_step
+from core.rules.counters import NOTEWORTHY, CounterPoint, StepKind, counter_step
 from core.rules.placement import DEFAULT_MAX_AHEAD, place
 from core.rules.sequencing import EdgeCursor, Ingested, Plausible, Verdict, judge_message, judge_reingested
 from inventory.rules.backflush import AttributedUnits, BackflushPlan, LineSide, Material, interval_ref, plan_backflush
 from inventory.rules.lots import LotBalance
-from kernel.payload import DataMessage, EdgeAck, EdgeStatus, parse_data_topic, parse_status_topic
+from kernel.payload import DecodedMessage, EdgeAck, EdgeStatus, decode_data, parse_data_topic, parse_status_topic
 from kernel.plant import CounterSpec
 from kernel.rules.instants import exact_seconds
 from kernel.signals import COUNTERS, ORDER
@@ -254,7 +254,7 @@ def _live_fields(live: LiveCodes) -> tuple:
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     incoming: Incoming
-    message: DataMessage
+    message: DecodedMessage
     # The order it is planned in: an edge's epoch may only grow in arrival order (see parse_batch).
     epoch_floor: int = 0
     # Why it cannot count (its machine unknown, of another edge …), though it names its place in its edge's
@@ -304,7 +304,7 @@ def parse(incoming: Incoming, registry: dict[str, MachineInfo], limits: IngestLi
     if path is None:
         return _Refused("not a data or status topic")
     try:
-        message = DataMessage.model_validate_json(incoming.payload)
+        message = decode_data(incoming.payload)
     except ValidationError as error:
         return _Refused(_validation_reason(error), None, machine_id)
     site, area, line, machine_id = path
@@ -474,6 +474,30 @@ def plan_counted(origin: tuple[str, int, int], units: CountStep, context: BatchC
     return planner.finish(now)
 
 
+# What a sample's signal adds to in `_Planner.ingest`: a counter's index in COUNTERS (the order of CountStep's units).
+_COUNTER_INDEX = {counter: index for index, counter in enumerate(COUNTERS)}
+_NO_TIME = timedelta(0)
+_NEVER_HEARD = LiveCodes()
+
+
+def _placed_before(live: LiveCodes, signal: str) -> datetime | None:
+    """Where a code's or the order's previous sample was placed: a signal's time never goes back (a
+    counter's: its accepted point's)."""
+    if signal == ORDER:
+        return live.plc_order_ts
+    return live.state_ts if signal == "state" else live.fault_ts
+
+
+def attributions(origin: tuple[str, int, int], steps: list[CountStep], windows: list[DispatchWindow]) -> list[AttributionRow]:
+    """The rows of `attribute(steps, windows)` under `origin`. A machine with no window (most messages of a
+    plant running no work order) gets its one unassigned bucket without the rule's search for windows."""
+    if windows:
+        return [AttributionRow(*origin, *attribution) for attribution in attribute(steps, windows)]
+    machine_id = steps[0].machine_id
+    return [AttributionRow(*origin, machine_id, None, sum(step.good for step in steps), sum(step.scrap for step in steps),
+                           sum(step.energy_wh for step in steps), min(step.ts for step in steps), max(step.ts for step in steps))]
+
+
 class _Planner:
     """One batch's planning: the plan grows message by message, windows and statuses move with it."""
 
@@ -497,7 +521,7 @@ class _Planner:
     def was_ingested(self, key: tuple[str, int, int]) -> bool:
         return self.ingested(key) is not None
 
-    def ingest(self, message: DataMessage, received_at: datetime, info: MachineInfo, digest: bytes, *,
+    def ingest(self, message: DecodedMessage, received_at: datetime, info: MachineInfo, digest: bytes, *,
                moves_cursor: bool = True) -> None:
         """One accepted message. Its samples are taken in the order the edge read them: that order, not
         their timestamps, decides what each counter value means (core.rules.counters); each timestamp is
@@ -511,73 +535,89 @@ class _Planner:
         machine_id = message.machine
         windows = self.windows.setdefault(machine_id, [])
         origin = (message.edge_id, message.epoch, message.seq)
-        steps: dict[datetime, dict[str, int]] = {}  # counted units by placed instant, for attribution
+        steps: dict[datetime, list[int]] = {}  # counted units by placed instant (in COUNTERS order), for attribution
         start_ts: datetime | None = None
         end_ts: datetime | None = None
         first_ts: datetime | None = None
         last_ts: datetime | None = None
         ahead: timedelta | None = None
-        live = plan.state.live.get(machine_id, LiveCodes())
+        live = plan.state.live.get(machine_id, _NEVER_HEARD)
         live_before = live
         # The time the machine had since the core last heard from it: what a counter's climb is judged
         # against when its own timestamps cannot say (a clock that stepped back places samples together).
         heard_gap = received_at - live_before.last_seen if live_before.last_seen is not None else None
+        # Looked up once a message, not once a sample: this loop is the ingest's per-sample cost.
+        counters, changed_counters, samples = plan.state.counters, plan.changed_counters, plan.samples
+        specs, max_ahead = info.counters, self.max_clock_ahead
 
         for sample in message.samples:
-            key = (machine_id, sample.signal)
-            last = plan.state.counters.get(key) if sample.signal in COUNTERS else None
-            placed = place(sample.ts, received_at, self._placed_before(live, sample.signal, last), self.max_clock_ahead)
-            ts = placed.ts
-            if placed.ahead is not None:
-                ahead = max(ahead or placed.ahead, placed.ahead)
-            first_ts, last_ts = min(first_ts or ts, ts), max(last_ts or ts, ts)
-            if sample.signal == ORDER:
-                # Kept as dispatch windows, not as samples: the samples table holds numbers.
-                live = self._apply_order(live, windows, machine_id, sample.value, ts)
-                continue
-            plan.samples.append(SampleRow(machine_id, ts, sample.signal, sample.value, *origin))
-            if sample.signal in COUNTERS:
-                spec = info.counters[sample.signal]
-                elapsed = ts - last.ts if last is not None else timedelta(0)
-                if heard_gap is not None:
-                    elapsed = max(elapsed, heard_gap)
-                step = counter_step(last, CounterPoint(sample.value, ts), spec.width, spec.max_rate_per_s, elapsed)
-                if step.point is not last:
-                    plan.state.counters[key] = step.point
-                    plan.changed_counters.add(key)
-                if step.delta:
-                    at_ts = steps.setdefault(ts, dict.fromkeys(COUNTERS, 0))
-                    at_ts[sample.signal] += step.delta
-                    start_ts = min(start_ts or last.ts, last.ts)
-                    end_ts = max(end_ts or ts, ts)
-                if step.kind in NOTEWORTHY:
-                    plan.events.append(CounterEventRow(
-                        machine_id, sample.signal, ts, step.kind.value, last.value if last else None,
-                        sample.value, step.delta, step.quarantined, step.reason, *origin,
-                        "pending" if step.quarantined else "none",
-                    ))
+            signal, value = sample.signal, sample.value
+            index = _COUNTER_INDEX.get(signal)
+            if index is not None:
+                key = (machine_id, signal)
+                last = counters.get(key)
+                ts, flagged = place(sample.ts, received_at, last.ts if last is not None else None, max_ahead)
             else:
-                live = self._apply_code(live, machine_id, sample.signal, sample.value, ts, origin)
+                last = None
+                ts, flagged = place(sample.ts, received_at, _placed_before(live, signal), max_ahead)
+            if flagged is not None:
+                ahead = flagged if ahead is None else max(ahead, flagged)
+            if first_ts is None or ts < first_ts:
+                first_ts = ts
+            if last_ts is None or ts > last_ts:
+                last_ts = ts
+            if signal == ORDER:
+                # Kept as dispatch windows, not as samples: the samples table holds numbers.
+                live = self._apply_order(live, windows, machine_id, value, ts)
+                continue
+            samples.append(SampleRow(machine_id, ts, signal, value, *origin))
+            if index is None:
+                live = self._apply_code(live, machine_id, signal, value, ts, origin)
+                continue
+            spec = specs[signal]
+            elapsed = ts - last.ts if last is not None else _NO_TIME
+            if heard_gap is not None and heard_gap > elapsed:
+                elapsed = heard_gap
+            step = counter_step(last, CounterPoint(value, ts), spec.width, spec.max_rate_per_s, elapsed)
+            if step.point is not last:
+                counters[key] = step.point
+                changed_counters.add(key)
+            if step.delta:
+                at_ts = steps.get(ts)
+                if at_ts is None:
+                    at_ts = steps[ts] = [0, 0, 0]
+                at_ts[index] += step.delta
+                if start_ts is None or last.ts < start_ts:
+                    start_ts = last.ts
+                if end_ts is None or ts > end_ts:
+                    end_ts = ts
+            if step.kind is not StepKind.NORMAL and step.kind in NOTEWORTHY:
+                plan.events.append(CounterEventRow(
+                    machine_id, signal, ts, step.kind.value, last.value if last else None,
+                    value, step.delta, step.quarantined, step.reason, *origin,
+                    "pending" if step.quarantined else "none",
+                ))
 
         plan.messages.append(IngestedMessage(*origin, machine_id, received_at, message.historical, len(message.samples),
                                              first_ts, last_ts, exact_seconds(ahead) if ahead is not None else None,
                                              digest))
-        live = replace(live, last_seen=max(live.last_seen or received_at, received_at))
+        if live.last_seen is None or received_at > live.last_seen:
+            live = replace(live, last_seen=received_at)
         if live != live_before:
             plan.state.live[machine_id] = live
             plan.changed_live.add(machine_id)
         if start_ts is not None and end_ts is not None:
             self.count(origin, machine_id, start_ts, end_ts,
-                       [CountStep(machine_id, ts, units["good"], units["scrap"], units["energy_wh"]) for ts, units in steps.items()])
+                       [CountStep(machine_id, ts, *units) for ts, units in steps.items()])
 
     def count(self, origin: tuple[str, int, int], machine_id: str, start_ts: datetime, end_ts: datetime,
               steps: list[CountStep]) -> None:
         """One production interval of counted units under `origin`, each step attributed to the window holding it."""
-        totals = {counter: sum(getattr(step, counter) for step in steps) for counter in COUNTERS}
-        self.plan.intervals.append(ProductionInterval(machine_id, start_ts, end_ts, totals["good"], totals["scrap"],
-                                                      totals["energy_wh"], *origin))
-        windows = self.windows.setdefault(machine_id, [])
-        self.plan.attributions.extend(AttributionRow(*origin, *attribution) for attribution in attribute(steps, windows))
+        good = scrap = energy_wh = 0
+        for step in steps:
+            good, scrap, energy_wh = good + step.good, scrap + step.scrap, energy_wh + step.energy_wh
+        self.plan.intervals.append(ProductionInterval(machine_id, start_ts, end_ts, good, scrap, energy_wh, *origin))
+        self.plan.attributions.extend(attributions(origin, steps, self.windows.setdefault(machine_id, [])))
 
     def finish(self, now: datetime | None) -> BatchPlan:
         """What follows from everything counted: backflush, auto-complete, the rollup mark."""
@@ -586,15 +626,6 @@ class _Planner:
         earliest = self.plan.earliest_change()
         self.plan.rollups_since = late_since(earliest, now) if earliest is not None and now is not None else None
         return self.plan
-
-    @staticmethod
-    def _placed_before(live: LiveCodes, signal: str, last: CounterPoint | None) -> datetime | None:
-        """Where the signal's previous sample was placed: a signal's time never goes back."""
-        if signal in COUNTERS:
-            return last.ts if last is not None else None
-        if signal == ORDER:
-            return live.plc_order_ts
-        return live.state_ts if signal == "state" else live.fault_ts
 
     def _apply_order(self, live: LiveCodes, windows: list[DispatchWindow], machine_id: str, reported: str,
                      ts: datetime) -> LiveCodes:

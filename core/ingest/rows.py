@@ -43,6 +43,10 @@ class SampleRow(NamedTuple):
     seq: int
 
 
+# SampleRow's columns' types: the samples, most of the ingest's rows, go in by binary COPY.
+SAMPLE_TYPES = ("text", "timestamptz", "text", "int8", "text", "int8", "int8")
+
+
 class ProductionInterval(NamedTuple):
     """`production_intervals`: what one message counted, from the last counted value before it to its last step."""
 

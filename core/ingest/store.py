@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core.ingest.plan import BatchContext, BatchPlan, IngestState, LiveCodes, MachineInfo, ParsedBatch, WorkOrderFacts
-from core.ingest.rows import IngestedMessage, MachineConnectionRow, ProductionInterval
+from core.ingest.rows import SAMPLE_TYPES, IngestedMessage, MachineConnectionRow, ProductionInterval
 from core.rules.hourly import hourly_totals
 from core.rules.counters import CounterPoint
 from core.rules.sequencing import EdgeCursor, Ingested, may_have_key
@@ -259,19 +259,25 @@ def _upsert(connection: Connection | Session, table: str, rows: list) -> None:
     connection.execute(text(upsert))
 
 
+# The columns' types of the rows every message makes (a binary COPY parses no text on the server).
+_MESSAGE_TYPES = ("text", "int8", "int8", "text", "timestamptz", "bool", "int4", "timestamptz", "timestamptz", "numeric", "bytea")
+_INTERVAL_TYPES = ("text", "timestamptz", "timestamptz", "int8", "int8", "int8", "text", "int8", "int8")
+_ATTRIBUTION_TYPES = ("text", "int8", "int8", "text", "text", "int8", "int8", "int8", "timestamptz", "timestamptz")
+
+
 def write_intervals(connection: Connection | Session, intervals: list[ProductionInterval]) -> None:
     """Production intervals and, in the same transaction, the hours they add to (`production_hourly`)."""
-    copy_rows(connection, "production_intervals", intervals)
+    copy_rows(connection, "production_intervals", intervals, binary=_INTERVAL_TYPES)
     _upsert(connection, "production_hourly", hourly_totals(intervals))
 
 
 def write_plan(connection: Connection, plan: BatchPlan) -> None:
     """Every row of the plan, in the caller's transaction."""
-    copy_rows(connection, "ingested_messages", plan.messages)
-    copy_rows(connection, "samples", plan.samples)
+    copy_rows(connection, "ingested_messages", plan.messages, binary=_MESSAGE_TYPES)
+    copy_rows(connection, "samples", plan.samples, binary=SAMPLE_TYPES)
     write_intervals(connection, plan.intervals)
     _write_dispatches(connection, plan)
-    copy_rows(connection, "production_attributions", plan.attributions)
+    copy_rows(connection, "production_attributions", plan.attributions, binary=_ATTRIBUTION_TYPES)
     if plan.backflush is not None:
         write_backflush(connection, plan.backflush)
     copy_rows(connection, "machine_states", plan.states)

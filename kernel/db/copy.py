@@ -28,16 +28,19 @@ def driver_cursor(connection: Session | Connection | psycopg.Connection | psycop
 
 
 def copy_rows(connection: Session | Connection | psycopg.Connection | psycopg.Cursor, table: str,
-              rows: Sequence[NamedTuple]) -> None:
-    """COPY `rows` into `table`, their fields naming the columns; nothing happens for no rows.
+              rows: Sequence[NamedTuple], binary: Sequence[str] | None = None) -> None:
+    """COPY `rows` into `table`, their fields naming the columns; nothing happens for no rows. `binary`: the
+    columns' PostgreSQL types, for a binary COPY (the server parses no text: the ingest's `samples` go in so).
 
     A refusal comes back as SQLAlchemy's exception for it (OperationalError, IntegrityError, …), as from
     any other statement, so callers handle one family of errors."""
     if not rows:
         return
-    statement = f"COPY {table} ({', '.join(type(rows[0])._fields)}) FROM STDIN"
+    statement = f"COPY {table} ({', '.join(type(rows[0])._fields)}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
     try:
         with driver_cursor(connection).copy(statement) as copy:
+            if binary:
+                copy.set_types(binary)
             for row in rows:
                 copy.write_row(row)
     except psycopg.Error as error:

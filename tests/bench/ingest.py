@@ -5,7 +5,8 @@
    messages are published with QoS 1 from a few publisher clients, one edge id each, and all are
    PUBACKed: the broker now holds the whole backlog for the core.
 3. The core (`CoreProcess`: the consumer and its jobs) starts; the clock runs from its start until the last message is committed.
-   parse / look-up / plan / write inside the core are timed by wrapping those functions in this process.
+   parse / look-up / locks and context / plan / write inside the core are timed by wrapping those functions in
+   this process, and its start-up (until it parses its first batch).
 4. Baseline: COPY of exactly the rows the core committed to `samples` into `bench_copy (LIKE samples
    INCLUDING ALL)` (same columns, same indexes), through psycopg `cursor.copy` + `write_row`.
 5. Informational: parse + plan of the same payloads in-process, without any I/O.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import statistics
 import threading
@@ -34,9 +36,9 @@ from core.ingest.rows import SampleRow
 from kernel.db.models import make_engine
 from core.service import prepare_database
 from kernel.mqtt import new_client, parse_mqtt_url
-from kernel.payload import DATA_SUBSCRIPTION, DataMessage, data_topic
+from kernel.payload import DATA_SUBSCRIPTION, DataMessage, data_topic, decode_data
 from kernel.plant import Plant, parse_plant
-from tests.bench.infra import Services
+from tests.bench.infra import Services, process_cpu_s
 from tests.support.mqtt_sessions import forget_session
 
 CORE_CLIENT_ID = "bench-core"
@@ -177,9 +179,12 @@ class StageTimes:
 
     parse: float = 0.0
     lookup: float = 0.0
+    load: float = 0.0  # the machines' locks and the plan's context (`lookup` is inside)
     plan: float = 0.0
     write: float = 0.0
     calls: dict[str, int] = field(default_factory=dict)
+    clock_started: float = 0.0  # perf_counter when the run's clock started
+    first_batch: float = 0.0  # seconds from then until the core parsed its first batch (its start-up)
     # inside write: seconds per table (COPY for append-only tables, staging COPY + upsert for state)
     tables: dict[str, float] = field(default_factory=dict)
 
@@ -191,6 +196,8 @@ def timed_core_stages(times: StageTimes):
         (ingest_service, "parse_batch"): "parse",
         (ingest_service, "plan_batch"): "plan",
         (ingest_store, "find_ingested"): "lookup",
+        (ingest_store, "with_machines_locked"): "load",
+        (ingest_store, "load_context"): "load",
         (ingest_store, "write_plan"): "write",
     }
     saved = {}
@@ -200,6 +207,8 @@ def timed_core_stages(times: StageTimes):
 
         def wrapper(*args, _function=function, _stage=stage, **kwargs):
             started = time.perf_counter()
+            if _stage == "parse" and not times.calls.get("parse"):
+                times.first_batch = started - times.clock_started
             try:
                 return _function(*args, **kwargs)
             finally:
@@ -240,6 +249,8 @@ class IngestRun:
     dead_letters: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    # CPU seconds spent while the core ran, per process: what a loaded machine's wall times hide
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def samples_per_s(self) -> float:
@@ -279,7 +290,9 @@ def run_ingest(services: Services, plant: Plant, workload: Workload, batch_max_m
     stages = StageTimes()
     task = progress.add_task(f"core ingest, batch ≤ {batch_max_messages}", total=workload.messages)
     with timed_core_stages(stages):
+        cpu_before = _cpu(services)
         started = time.monotonic()
+        stages.clock_started = time.perf_counter()
         core = CoreProcess(database_url, services.mqtt_url, client_id=CORE_CLIENT_ID,
                            batch_max_messages=batch_max_messages, status_every_s=3600, on_commit=on_commit)
         thread = threading.Thread(target=core.run, name="mes-core", daemon=True)
@@ -292,6 +305,8 @@ def run_ingest(services: Services, plant: Plant, workload: Workload, batch_max_m
             if time.monotonic() - started > 600:
                 break
         elapsed = time.monotonic() - started
+        cpu_s = {name: sum(seconds - cpu_before.get(name, {}).get(pid, 0.0) for pid, seconds in by_pid.items())
+                 for name, by_pid in _cpu(services).items()}
         progress.update(task, completed=committed["messages"],
                         description=f"core ingest, batch ≤ {batch_max_messages}: {committed['samples'] / elapsed:,.0f} samples/s")
         core.stop()
@@ -304,7 +319,14 @@ def run_ingest(services: Services, plant: Plant, workload: Workload, batch_max_m
         # so the measured process does not carry them)
         rows = conn.execute(f"SELECT {', '.join(SampleRow._fields)} FROM samples").fetchall() if keep_rows else []
     return IngestRun(batch_max_messages, committed["messages"], committed["samples"], elapsed, committed["batches"],
-                     stages, publish_s, rows, dead, quarantined, committed["duplicates"]), database_url
+                     stages, publish_s, rows, dead, quarantined, committed["duplicates"], cpu_s), database_url
+
+
+def _cpu(services: Services) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the benchmark's process (the core runs in it), PostgreSQL's processes and the broker."""
+    broker = {services.broker_pid: process_cpu_s(services.broker_pid)} if services.broker_pid else {}
+    return {"core process": {os.getpid(): process_cpu_s(os.getpid())},
+            "PostgreSQL": {pid: process_cpu_s(pid) for pid in services.postgres_pids()}, "broker": broker}
 
 
 # --- baselines ------------------------------------------------------------------------------------
@@ -366,13 +388,12 @@ class PureRun:
 
 
 def validation_alone(workload: Workload) -> dict[str, float]:
-    """µs per sample of validating the payloads alone, as the core does it and the one-pass alternative."""
+    """µs per sample of validating the payloads alone: as the core does it, with the pydantic model, and JSON alone."""
     payloads = [payload for messages in workload.per_publisher for _, payload in messages]
     results = {}
-    for label, function in (("json.loads + DataMessage.model_validate (as the core does)",
-                             lambda b: DataMessage.model_validate(json.loads(b))),
-                            ("DataMessage.model_validate_json (one pass, in Rust)", DataMessage.model_validate_json),
-                            ("json.loads alone", json.loads)):
+    for label, function in (("`decode_data` (msgspec, as the core does)", decode_data),
+                            ("`DataMessage.model_validate_json` (pydantic, the schema of record)", DataMessage.model_validate_json),
+                            ("`json.loads` alone", json.loads)):
         started = time.perf_counter()
         for payload in payloads:
             function(payload)

@@ -245,6 +245,17 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _per_pure(pure) -> float:
+    """µs per sample of the in-process parse + plan."""
+    return (pure.parse_s + pure.plan_s) / pure.samples * 1e6
+
+
+def _rest(run) -> float:
+    """Seconds of an ingest run outside every timed stage of the core and its start-up."""
+    stages = run.stages
+    return run.seconds - stages.parse - stages.load - stages.plan - stages.write - stages.first_batch
+
+
 def _ingest_section(results: Results) -> list[str]:
     args, main, copy, pure, workload = results.args, results.ingest_runs[0], results.copy, results.pure, results.workload
     out = ["## 1. Ingest throughput vs raw COPY", ""]
@@ -262,7 +273,11 @@ def _ingest_section(results: Results) -> list[str]:
         "",
         "**Baseline.** The very rows the core committed to `samples` (read back after the run) are COPYed into "
         "`bench_copy (LIKE samples INCLUDING ALL)` (same columns, same indexes) in one transaction with psycopg "
-        "`cursor.copy()` + `write_row()` (text format, as the core writes), timed from the COPY statement to the "
+        "`cursor.copy()` + `write_row()` (text format), timed from the COPY statement to the "
+        f"commit; median of {len(copy.seconds)} repetitions into a freshly created table. The core itself writes its "
+        "samples (and its other per-message rows) by binary COPY: against the binary baseline row its ratio is "
+        f"{main.samples_per_s / copy.binary_rows_per_s:.2f} ×." if copy.binary_seconds else
+        "`cursor.copy()` + `write_row()` (text format), timed from the COPY statement to the "
         f"commit; median of {len(copy.seconds)} repetitions into a freshly created table.",
         "",
         _md_table(["core batch ≤ (messages)", "batches", "seconds", "samples/s", "messages/s", "× raw COPY"],
@@ -280,13 +295,20 @@ def _ingest_section(results: Results) -> list[str]:
         f"{main.quarantined} quarantined counter events, {main.duplicates} duplicates.",
         "",
     ]
+    if main.cpu_s:
+        out += ["CPU while the core ran, µs per sample (this holds on a loaded machine, where the wall times above do "
+                "not): " + ", ".join(f"{name} {seconds / main.samples * 1e6:.1f}" for name, seconds in main.cpu_s.items())
+                + f"; in all {sum(main.cpu_s.values()) / main.samples * 1e6:.1f}. The core process includes its paho "
+                "and job threads.", ""]
     stages = main.stages
-    other = main.seconds - stages.parse - stages.lookup - stages.plan - stages.write
-    rows = [["parse + validate (`parse_batch`: JSON + pydantic)", stages.parse],
+    rows = [["parse + validate (`parse_batch`: msgspec, `DataMessage` for what it refuses)", stages.parse],
             ["already-ingested look-up (`find_ingested`)", stages.lookup],
+            ["machine locks + plan context (`with_machines_locked`, `load_context` less the look-up)",
+             stages.load - stages.lookup],
             ["plan (`plan_batch`: sequencing + counter rules)", stages.plan],
-            ["database write (`write_plan`, incl. commit)", stages.write],
-            ["everything else (MQTT receive + PUBACK, batching waits, start-up)", other]]
+            ["database write (`write_plan`; the commit is below)", stages.write],
+            ["start-up (the core's construction until it parses its first batch)", stages.first_batch],
+            ["everything else (commit, MQTT receive + PUBACK, batching waits)", _rest(main)]]
     out += [f"### Where the core's time goes (batch ≤ {main.batch_max_messages}, measured inside the run)", "",
             "Stage functions of the core were wrapped with timers in the benchmark process (no change to core/). "
             "The core's worker thread runs them one after another; paho's network thread (receiving, "
@@ -297,7 +319,7 @@ def _ingest_section(results: Results) -> list[str]:
     tables = sorted(stages.tables.items(), key=lambda item: -item[1])
     in_tables = sum(seconds for _, seconds in tables)
     table_rows = [[f"`{name}`", f"{seconds:.2f}", f"{seconds / stages.write:.0%}"] for name, seconds in tables]
-    table_rows.append(["transaction begin/commit (WAL flush), cursor overhead", f"{stages.write - in_tables:.2f}",
+    table_rows.append(["outside the tables (dispatch updates, the rollup mark, cursors)", f"{stages.write - in_tables:.2f}",
                        f"{(stages.write - in_tables) / stages.write:.0%}"])
     out += ["Inside `write_plan`:", "", _md_table(["table", "seconds", "share of write"], table_rows), ""]
     samples_copy = stages.tables.get("samples", 0.0)
@@ -569,22 +591,24 @@ def _analysis(results: Results) -> list[str]:
         spent = per(main.seconds)
         stages = main.stages
         samples_copy = per(stages.tables.get("samples", 0.0))
+        python = per(stages.parse + stages.plan)
         out += [
             f"- **Ingest budget.** {INGEST_TARGET} × raw COPY means at most **{budget:.1f} µs per sample** for "
             f"everything; the core spends **{spent:.1f} µs**: parse {per(stages.parse):.1f}, plan {per(stages.plan):.1f}, "
-            f"write {per(stages.write):.1f} (of which the `samples` COPY {samples_copy:.1f}), rest "
-            f"{per(main.seconds - stages.parse - stages.plan - stages.write - stages.lookup):.1f}. The raw COPY itself costs "
-            f"{1e6 / copy.rows_per_s:.1f} µs per row from Python, so the target leaves "
-            f"{budget - 1e6 / copy.rows_per_s:.1f} µs per sample for parsing, the counter rules and every other table. "
-            "The gap is Python CPU per sample in parse and plan, not the database: no database tuning can close it.",
+            f"locks + context {per(stages.load):.1f}, write {per(stages.write):.1f} (of which the `samples` COPY "
+            f"{samples_copy:.1f}), start-up {per(stages.first_batch):.1f}, rest {per(_rest(main)):.1f}. The raw COPY "
+            f"itself costs {1e6 / copy.rows_per_s:.1f} µs per row from Python, so the target leaves "
+            f"{budget - 1e6 / copy.rows_per_s:.1f} µs per sample for parsing, the counter rules and every other table; "
+            f"parse + plan alone take {python:.1f} µs in the run ({_per_pure(pure):.1f} µs in process, without I/O or "
+            "other threads). The gap is the interpreter's work per sample, not the database: no database tuning can "
+            "close it.",
         ]
         if pure.validation:
             values = list(pure.validation.values())
-            out += [f"- **Parse:** the core validates with `DataMessage.model_validate_json(payload)` (one pass in "
-                    f"pydantic-core: {values[1]:.2f} µs/sample here, against {values[0]:.2f} for `json.loads` + "
-                    "`model_validate`). What remains is one pydantic `Sample` object per sample that `plan_batch` then "
-                    "unpacks again; validating straight into tuples (a `TypeAdapter` over a TypedDict/tuple schema) "
-                    "would avoid building them."]
+            out += [f"- **Parse:** the core decodes with msgspec (`kernel.payload.decode_data`: {values[0]:.2f} µs/sample "
+                    f"here, against {values[1]:.2f} for pydantic's `DataMessage.model_validate_json`, {values[2]:.2f} for "
+                    "`json.loads` alone) and hands only what msgspec refuses to `DataMessage`, for its reasons; the "
+                    "digest's content is msgspec's encoding too. Parsing is no longer where the time goes."]
         if pure.gc_off:
             off = pure.gc_off
             share = 1 - (off.parse_s + off.plan_s) / (pure.parse_s + pure.plan_s)
@@ -592,29 +616,29 @@ def _analysis(results: Results) -> list[str]:
                     f"collector settings, ran {share:.0%} faster with `gc.disable()`. The core's consumer already calls "
                     "`gc.freeze()` at start and raises the generation-0 threshold to 50,000, which takes most of that."]
         out += [
-            "- **Plan:** per sample `_ingest_message` builds a row tuple and calls `counter_step`; climbs within "
-            "the rule's floor take a fast path, larger ones do `Decimal` arithmetic (`elapsed` and `plausible_step`), "
-            "and state/fault codes go through `dataclasses.replace`. A fast path per message and counter (values "
-            "non-decreasing and the whole climb within the plausible step for the whole span → one NORMAL step, the "
-            "same delta) and integer maths (max rate pre-scaled to an integer ratio) would cut most of the rest; the "
-            "rare rollover/reset/jump cases keep the exact per-sample path.",
-            f"- **Write:** the `samples` COPY is {stages.tables.get('samples', 0) / stages.write:.0%} of `write_plan`; "
-            "the rest is the other tables and the three staging-table upserts per batch (`counter_state`, "
-            "`machine_live`, `edge_cursors`: `CREATE TEMP TABLE IF NOT EXISTS` + COPY + `INSERT … ON CONFLICT` "
-            "each time). Binary COPY (with `set_types`) was "
-            f"{copy.binary_rows_per_s / copy.rows_per_s:.2f} × text COPY in this run"
-            + (": a modest gain at best, and within this machine's noise, so the format is not the main lever."
-               if copy.binary_rows_per_s / copy.rows_per_s < 1.3 else ": worth taking in the core's COPYs."),
+            f"- **Plan:** {per(stages.plan):.1f} µs/sample in the run, {pure.plan_s / pure.samples * 1e6:.1f} in process. "
+            "Per sample `_Planner.ingest` places the timestamp (`place`), builds the `samples` row and, for a counter, "
+            "calls `counter_step`: the benchmark's counters climb 1–2 units a sample, within the rule's floor, so no "
+            "sample reaches its `Decimal` arithmetic (integer maths there would change nothing here). What is left is "
+            "the interpreter itself: a few NamedTuples (`Placed`, `CounterPoint`, `Step`, `SampleRow`) and aware-datetime "
+            "comparisons per sample. A machine with no dispatch window skips the attribution rule's window search. "
+            "The next step down is per-counter vectors (a message's values of one counter checked at once, the exact "
+            "per-sample path kept for rollover/reset/jump) or compiled code; neither was done.",
+            f"- **Write:** the `samples` COPY is {stages.tables.get('samples', 0) / stages.write:.0%} of `write_plan`, "
+            "by binary COPY (so are `ingested_messages`, `production_intervals` and `production_attributions`); the "
+            "per-message rows pay their indexes and foreign keys in the server, and the `counter_state` upsert a row "
+            "per counter per batch. The staged upserts stay a COPY into a temporary table + one `INSERT … ON CONFLICT` "
+            "each: one `INSERT … SELECT FROM unnest(%s::text[], …)` statement instead was measured slower from Python "
+            "(psycopg adapts a list element by element; COPY writes rows in C), and a binary staging COPY gained "
+            "nothing measurable.",
             "- **Beyond one core:** "
             + (f"the core's `write_plan` alone ({per(stages.write):.1f} µs/sample) already exceeds the "
                f"{budget:.1f} µs budget, so even free parsing and planning would miss the target; "
                if per(stages.write) > budget else "")
-            + "reaching 0.6 × raw COPY realistically needs either moving per-sample work into PostgreSQL (COPY the "
-            "raw payloads into a staging table and expand them with `jsonb_to_recordset` in one INSERT … SELECT, "
-            "keeping only the counter rules in Python) or several core workers on a shared subscription "
-            "(`$share/<group>/…`) partitioned so one edge's messages stay in one worker (the sequencing rule needs "
-            "per-edge order). The batch-size rows show that batch size is not the lever either: the cost is per "
-            "sample, not per commit.",
+            + "reaching 0.6 × raw COPY realistically needs several ingesting processes — `mes core` processes sharing "
+            "the plant's edges (MES_CORE_PARTITION=edges, benchmark 6) — or moving per-sample work into PostgreSQL "
+            "(the raw payloads COPYed into a staging table and expanded in one INSERT … SELECT, only the counter rules "
+            "in Python). Batch size is not the lever: the cost is per sample, not per commit.",
         ]
     runs = [run for run in results.latency_runs if not run.error and run.to_core]
     if runs:

@@ -9,11 +9,21 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.ingest.plan import BatchContext, IngestState, Incoming, LiveCodes, MachineInfo, parse_batch, plan_batch
+from core.ingest.plan import (
+    BatchContext,
+    IngestState,
+    Incoming,
+    LiveCodes,
+    MachineInfo,
+    attributions,
+    parse_batch,
+    plan_batch,
+)
 from core.rules.counters import CounterPoint
 from core.rules.sequencing import EdgeCursor, Ingested
 from kernel.payload import data_topic
 from kernel.plant import CounterSpec
+from mes.rules.attribution import AttributionRow, CountStep, attribute
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 SPEC = CounterSpec(width=16, max_rate_per_s=Decimal(40))
@@ -311,3 +321,11 @@ def test_a_status_reporting_the_connection_of_another_edges_machine_is_refused()
     registry = {"m1": MachineInfo("s", "a", "l", {}, edge_id="e1")}
     parsed = parse_batch([_status("e2", 5, {"m1": {"status": "ok"}}, machines=())], registry)
     assert parsed.connections == [] and "edge not assigned" in parsed.dead_letters[0].reason
+
+
+@given(st.lists(st.tuples(st.integers(0, 3_600_000), st.integers(0, 50), st.integers(0, 5), st.integers(0, 90)),
+                min_size=1, max_size=20))
+def test_a_machine_without_windows_gets_what_the_attribution_rule_gives_it(units):
+    steps = [CountStep("m1", T0 + timedelta(milliseconds=ms), good, scrap, energy) for ms, good, scrap, energy in units]
+    origin = ("e1", 1, 7)
+    assert attributions(origin, steps, []) == [AttributionRow(*origin, *row) for row in attribute(steps, [])]
