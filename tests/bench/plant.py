@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -36,7 +37,7 @@ from kernel.mqtt import connect, new_client, parse_mqtt_url
 from kernel.payload import EdgeAck, ack_topic
 from kernel.plant import Plant, parse_plant
 from kernel.signals import COUNTERS
-from tests.bench.infra import Services, machine_busy, process_cpu_s
+from tests.bench.infra import Services, _all_pids, _ppid, machine_busy, process_cpu_s
 from tests.bench.ingest import bench_plant_document
 from tests.support.mqtt_sessions import forget_session
 
@@ -46,6 +47,7 @@ STOP_TIMEOUT_S = 30
 BENCH = "benchmark process (watching acks and the edge's metrics)"
 OTHERS = "everything else on the machine (other users, OS)"
 MACHINE_BUSY = "machine busy (all cores, 1.0 = every core)"
+SIMULATORS = "simulators (every `mes simulate` process)"
 EDGE = "edge (`mes edge`)"
 CORE = "core (`mes core` and its jobs process)"
 
@@ -176,14 +178,12 @@ def changed_counter_samples(database_url: str, edge_id: str, after: tuple[int, i
 
 
 def _descendants(pid: int) -> list[int]:
+    """`pid` and every process under it."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry.name))
+    for child in _all_pids():
+        parent = _ppid(child)
+        if parent is not None:
+            children.setdefault(parent, []).append(child)
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -267,7 +267,7 @@ class ProcessPlant:
         self._wait(deadline, "every counter's first value committed", self._baselines_committed)
 
     def processes(self) -> dict[str, list[int]]:
-        return {f"simulators ({len(self.simulators)} `mes simulate` processes)": [p.process.pid for p in self.simulators],
+        return {SIMULATORS: [p.process.pid for p in self.simulators],
                 EDGE: [self.edge.process.pid], CORE: [self.core.process.pid]}
 
     def raise_if_failed(self) -> None:
@@ -299,19 +299,21 @@ class ProcessPlant:
         return all(set(COUNTERS) <= set(committed.get(machine.id, {})) for machine in self.files.plant.machines)
 
     def stop(self) -> str | None:
-        """SIGTERM to all at once (each stops on its own); what went wrong, if anything."""
-        running = [p for p in [self.edge, self.core, *self.simulators] if p is not None and p.process is not None]
-        problems = []
-        for process in running:
-            if process.process.poll() is None:
-                process._ended_on_purpose = True
-                process.process.terminate()
-        for process in running:
-            try:
-                process.process.wait(timeout=STOP_TIMEOUT_S)
-            except Exception:  # noqa: BLE001 - a hung process is reported and killed, the run goes on
-                problems.append(f"`mes {process.arguments[0]}` did not stop within {STOP_TIMEOUT_S} s; killed")
-                process.kill()
+        """SIGTERM, the edge first (while its PLCs and the core still answer, as a plant stops it), then the core
+        and the simulators together; what went wrong, if anything."""
+        problems: list[str] = []
+        for group in ([self.edge], [self.core, *self.simulators]):
+            running = [p for p in group if p is not None and p.process is not None]
+            for process in running:
+                if process.process.poll() is None:
+                    process._ended_on_purpose = True
+                    process.process.terminate()
+            for process in running:
+                try:
+                    process.process.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:  # reported and killed: the run goes on
+                    problems.append(f"`mes {process.arguments[0]}` did not stop within {STOP_TIMEOUT_S} s of SIGTERM; killed")
+                    process.kill()
         forget_session(self.services.mqtt_url, self.core_client_id)
         shutil.rmtree(self.work_dir / "edge", ignore_errors=True)
         return "; ".join(problems) or None
