@@ -54,8 +54,8 @@ baseline measured in the same run on the same machine, and written to docs/bench
 
 Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
 (the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
-named bench_*). The default run takes about 15-18 minutes (the boards' 10M-row history alone about 4, the cores about 3); --quick
-about two.
+named bench_*). The default run takes about 20-25 minutes (the boards' 10M-row history alone about 4, the cores about 3,
+the latency and the edge alone up to 5 and 7); --quick about three.
 """
 
 EPILOG = """\
@@ -87,7 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (~1 min): ingest 50 machines x 3,000 messages, one batch "
-                             "size; latency K=100 for 10 s; backflush 2,000 messages. Explicit options below still win.")
+                             "size; latency K=100 for 10 s, the edge alone K=250; backflush 2,000 messages. Explicit options below still win.")
     parser.add_argument("--only", choices=("ingest", "latency", "backflush", "planning", "boards", "cores"),
                         help="run one benchmark only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (default: docs/benchmarks.md)")
@@ -186,7 +186,7 @@ def command_line(argv: list[str]) -> str:
 
 def estimated_latency_s(machines: int, args: argparse.Namespace) -> float:
     """Start-up (processes, OPC UA address spaces, subscriptions, baselines) + warm-up + measurement + stop."""
-    return 15 + machines * 0.015 + args.warmup + args.duration + 5
+    return 10 + machines * 0.06 + args.warmup + args.duration + 10
 
 
 def main(argv: list[str] | None = None) -> int:
