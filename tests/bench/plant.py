@@ -68,9 +68,9 @@ def _chunks(items: list, parts: int) -> list[list]:
 def write_plant(machines: int, opcua_share: float, directory: Path, *, site: str, edge_id: str) -> PlantFiles:
     """The plant file of the edge and the core, and one per simulator process."""
     document = bench_plant_document(machines, site=site, opcua_share=opcua_share, modbus_limit=machines, edge_id=edge_id)
-    specs = [(line["id"], spec) for line in document["areas"][0]["lines"] for spec in line["machines"]]
-    opcua = [entry for entry in specs if entry[1]["protocol"] == "opcua"]
-    modbus = [entry for entry in specs if entry[1]["protocol"] == "modbus"]
+    specs = [spec for line in document["areas"][0]["lines"] for spec in line["machines"]]
+    opcua = [spec for spec in specs if spec["protocol"] == "opcua"]
+    modbus = [spec for spec in specs if spec["protocol"] == "modbus"]
     groups = max(1, math.ceil(len(opcua) / OPCUA_PER_SERVER), math.ceil(len(modbus) / MODBUS_PER_SERVER))
     directory.mkdir(parents=True, exist_ok=True)
     sources: dict[str, dict] = {}
@@ -79,7 +79,7 @@ def write_plant(machines: int, opcua_share: float, directory: Path, *, site: str
         opcua_port, modbus_port = free_port(), free_port()
         ports += [opcua_port] if opcua_part else []
         ports += [modbus_port] if modbus_part else []
-        members = {spec["id"] for _, spec in opcua_part + modbus_part}
+        members = {spec["id"] for spec in opcua_part + modbus_part}
         lines = [{"id": line["id"], "machines": [spec for spec in line["machines"] if spec["id"] in members]}
                  for line in document["areas"][0]["lines"]]
         part = {**document, "endpoints": {"opcua": f"opc.tcp://127.0.0.1:{opcua_port}/open-mes/", "modbus_port": modbus_port},
