@@ -3,8 +3,8 @@
 Flow: sources -> SampleBuffer (report by exception + periodic snapshot) -> every flush_ms one
 message per machine -> DiskQueue (SQLite) -> publisher (QoS 1, strictly in queue order, each message
 naming the one published before it) -> the row is deleted only when the core's acknowledgment (its
-retained `EdgeAck` on the edge's ack topic) says it committed it. The broker's PUBACK only frees room
-in flight. When the core sets a message aside because it follows one the core never got (a broker
+retained `EdgeAck` on the edge's ack topic) says it committed it; confirmed rows are deleted together, at
+most every CONFIRM_EVERY_S. The broker's PUBACK only frees room in flight (IN_FLIGHT_MAX messages). When the core sets a message aside because it follows one the core never got (a broker
 that lost its state), the ack asks for a resend and the publisher starts again after the ack's position.
 
 Threads: paho runs its own network thread; its callbacks only hand the event to the event loop
@@ -40,7 +40,7 @@ from edge.queue import DEFAULT_MAX_BYTES, QUEUE_FILE, DiskQueue, OutgoingMessage
 from edge.sources import Reading, Source, build_sources
 from kernel.logs import get_logger
 from kernel.metrics import Collected, MetricsServer
-from kernel.mqtt import MAX_IN_FLIGHT, connect, new_client, parse_mqtt_url
+from kernel.mqtt import connect, new_client, parse_mqtt_url
 from kernel.payload import EdgeAck, EdgeStatus, MachineConnection, ack_topic, data_topic, status_topic
 from kernel.plant import Machine, Plant
 
@@ -50,7 +50,14 @@ T = TypeVar("T")
 # Messages held in memory while the disk is full, at most (compacted first): a bounded backlog.
 MEMORY_BACKLOG_MAX = 10_000
 
-# paho is told the same limit in kernel.mqtt.new_client; more would only sit in paho's memory.
+# Messages handed to paho and not yet PUBACKed, at most (paho is told the same: more would only sit in its
+# memory). Large, so that a flush of every machine's message goes out at once rather than one PUBACK round
+# trip per hundred; the publisher refills when a quarter of it is free, not at every PUBACK.
+IN_FLIGHT_MAX = 1000
+REFILL_AT = IN_FLIGHT_MAX // 4
+# The core acks after each of its commits, several times a second: the rows it confirmed are deleted at
+# most this often, in one transaction (one fsync) for all of them. A row kept a little longer is never lost.
+CONFIRM_EVERY_S = 0.5
 
 
 @dataclass
@@ -129,7 +136,10 @@ class EdgeAgent:
         self._wake_publisher = asyncio.Event()
         self._in_flight: dict[int, int] = {}  # paho mid -> queue row id
         self._handed_over_through = 0  # highest queue row id given to paho
-        self._delivered_through = 0  # highest queue row id up to which the broker PUBACKed every row
+        self._pubacked = False  # a PUBACK arrived since the start or the last resend
+        self._more_queued = True  # the queue may hold rows after _handed_over_through
+        self._next_confirm_at = 0.0  # loop time
+        self._confirm_timer: asyncio.TimerHandle | None = None
         self._follows: tuple[int, int] | None = None  # position of the message published last
         self._acks: list[EdgeAck] = []
         self._unsaved: list[OutgoingMessage] = []  # what the disk refused, oldest first
@@ -225,7 +235,7 @@ class EdgeAgent:
         waiting = self._unsaved + messages
         try:
             dropped = await self._db(self._queue.enqueue, waiting, handed_over_through=self._handed_over_through,
-                                     delivered_through=self._delivered_through)
+                                     delivered_through=self._delivered_through())
         except sqlite3.OperationalError as error:  # the disk is full (or failing): hold them in memory
             self._hold_in_memory(waiting, error)
             return
@@ -234,6 +244,7 @@ class EdgeAgent:
             self._unsaved = []
             self._set_disk_full(False)
         self.metrics.enqueued_total += len(messages)
+        self._more_queued = True
         self._refresh_queue_metrics()
         if self.metrics.compacted_total > compacted_before:
             log.warning("edge.queue_full_compacted", rows_removed=self.metrics.compacted_total - compacted_before,
@@ -271,18 +282,29 @@ class EdgeAgent:
             if self._connection_dropped:
                 self._connection_dropped = False
                 await self._db(self._queue.mark_all_historical)
-            if self._acks:
+            if self._acks and (self._loop.time() >= self._next_confirm_at or self._stopping.is_set()
+                               or any(ack.resend for ack in self._acks)):
                 await self._apply_acks()
-            room = MAX_IN_FLIGHT - len(self._in_flight)
-            if not self.metrics.connected or room <= 0:
+                self._next_confirm_at = self._loop.time() + CONFIRM_EVERY_S
+            room = IN_FLIGHT_MAX - len(self._in_flight)
+            if not self.metrics.connected or not self._more_queued or room < REFILL_AT:
                 continue
-            for row in await self._db(self._queue.peek, self._handed_over_through, room):
+            rows = await self._db(self._queue.peek, self._handed_over_through, room)
+            self._more_queued = len(rows) == room
+            for row in rows:
                 info = self._client.publish(row.topic, row.payload(self._follows), qos=1)
                 # Recorded before the next await: the PUBACK callback reaches the loop only after this.
                 self._in_flight[info.mid] = row.id
                 self._handed_over_through = row.id
                 self._follows = row.position
             self.metrics.in_flight = len(self._in_flight)
+
+    def _delivered_through(self) -> int:
+        """The highest queue row id up to which the broker PUBACKed every row (0: none since the start or the
+        last resend). Worked out when a flush needs it, not at every PUBACK."""
+        if not self._pubacked:
+            return 0
+        return min(self._in_flight.values(), default=self._handed_over_through + 1) - 1
 
     async def _apply_acks(self) -> None:
         acks, self._acks = self._acks, []
@@ -294,13 +316,16 @@ class EdgeAgent:
             # confirmed, as following that position (what the core has); duplicates are skipped there.
             self.metrics.resends += 1
             log.info("edge.resending", after_epoch=newest.epoch, after_seq=newest.seq, queued=self.metrics.queue_depth)
-            self._handed_over_through = self._delivered_through = 0
+            self._handed_over_through = 0
+            self._pubacked = False
+            self._more_queued = True
             self._follows = (newest.epoch, newest.seq)
 
     # --- paho callbacks (network thread) and their loop-side halves ----------------------------
 
     def _start_mqtt(self) -> paho.Client:
         client = new_client(self._target, client_id=f"edge-{self.edge_id}", persistent=False)
+        client.max_inflight_messages_set(IN_FLIGHT_MAX)
         offline = EdgeStatus(edge_id=self.edge_id, online=False, epoch=self.metrics.epoch)
         client.will_set(status_topic(self.edge_id), offline.model_dump_json(), qos=1, retain=True)
         client.on_connect = lambda _c, _u, _f, reason, _p: self._from_paho(self._on_connected, reason.is_failure, str(reason))
@@ -340,9 +365,10 @@ class EdgeAgent:
         if row_id is None:
             return  # the status message, or a mid from before a reconnect already settled
         self.metrics.published_total += 1
-        self._delivered_through = min(self._in_flight.values(), default=self._handed_over_through + 1) - 1
+        self._pubacked = True
         self.metrics.in_flight = len(self._in_flight)
-        self._wake_publisher.set()
+        if self._more_queued:
+            self._wake_publisher.set()
 
     def _on_ack_message(self, payload: bytes) -> None:
         try:
@@ -352,7 +378,14 @@ class EdgeAgent:
             return
         if ack.edge_id == self.edge_id:
             self._acks.append(ack)
-            self._wake_publisher.set()
+            if ack.resend or self._stopping.is_set() or self._loop.time() >= self._next_confirm_at:
+                self._wake_publisher.set()
+            elif self._confirm_timer is None:
+                self._confirm_timer = self._loop.call_at(self._next_confirm_at, self._confirm_due)
+
+    def _confirm_due(self) -> None:
+        self._confirm_timer = None
+        self._wake_publisher.set()
 
     # --- housekeeping -------------------------------------------------------------------------
 
@@ -390,6 +423,9 @@ class EdgeAgent:
         for task in workers[:-1]:
             task.cancel()
         await asyncio.gather(*workers[:-1], return_exceptions=True)
+        if self._confirm_timer is not None:
+            self._confirm_timer.cancel()
+        self._wake_publisher.set()  # stopping: confirm what the core acked without waiting for the timer
         try:
             await self._flush()  # what the sources produced last still goes to disk
             if publisher is not None:

@@ -14,7 +14,8 @@ broker's PUBACK: a broker that loses its state, or fails while the core is down,
 
 Durability: WAL with synchronous=FULL, so a message the agent has enqueued survives a power cut,
 not only a crash of the process. The price is one fsync per commit; the agent commits once per
-flush (all machines together) and once per batch of PUBACKs, a handful of fsyncs per second.
+flush (all machines together) and deletes what the core confirmed at most every CONFIRM_EVERY_S
+(edge/agent.py), a handful of fsyncs per second whatever the number of machines.
 
 Bound: at most `max_rows` rows and `max_bytes` of samples. When full, the rows not yet handed to the
 MQTT client are compacted first (edge.compaction: each machine's become one or a few, without the
@@ -36,7 +37,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from edge.compaction import chunks, compact
-from kernel.payload import DataMessage, Position
 
 QUEUE_FILE = "queue.sqlite"
 DROPPED_TOTAL = "dropped_total"
@@ -83,17 +83,16 @@ class OutgoingMessage:
         return self.epoch, self.seq
 
     def payload(self, follows: tuple[int, int] | None = None) -> bytes:
-        """`follows`: the position of the message published before it (kernel.payload.DataMessage.prev)."""
-        message = DataMessage(
-            edge_id=self.edge_id,
-            epoch=self.epoch,
-            seq=self.seq,
-            machine=self.machine,
-            historical=self.historical,
-            prev=Position(epoch=follows[0], seq=follows[1]) if follows is not None else None,
-            samples=json.loads(self.samples_json),
-        )
-        return message.model_dump_json(exclude_none=True).encode()
+        """`follows`: the position of the message published before it (kernel.payload.DataMessage.prev).
+
+        The bytes `DataMessage(...).model_dump_json(exclude_none=True)` gives (tests/edge/test_edge_queue.py), put
+        together around the stored samples JSON (valid Samples, dumped by edge.buffer.samples_json or by the
+        compaction) instead of parsing, validating and dumping them again for every message: that was most of
+        the edge's CPU per message."""
+        prev = f',"prev":{{"epoch":{follows[0]},"seq":{follows[1]}}}' if follows is not None else ""
+        return (f'{{"v":1,"edge_id":{json.dumps(self.edge_id)},"epoch":{self.epoch},"seq":{self.seq},'
+                f'"machine":{json.dumps(self.machine)},"historical":{"true" if self.historical else "false"}{prev},'
+                f'"samples":{self.samples_json}}}').encode()
 
 
 @dataclass(frozen=True, kw_only=True)

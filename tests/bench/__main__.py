@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import shlex
 import sys
@@ -30,9 +29,12 @@ baseline measured in the same run on the same machine, and written to docs/bench
   1. ingest   the core drains a pre-filled broker backlog of N data messages (M machines, S samples
               each) into a fresh database; baseline: raw COPY of exactly the same sample rows into a
               table LIKE samples (same indexes). Target: ingest >= 0.6 x COPY (samples/s).
-  2. latency  simulators -> edge agent -> broker -> core -> PostgreSQL with K machines at 1 Hz;
-              latency = commit time - the sample's source timestamp. Target: p99 < 1 s at K = 1000,
-              else the largest K this machine sustains. K steps down until one is sustained with p99 < 1 s.
+  2. latency  simulators -> edge agent -> broker -> core -> PostgreSQL with K machines at 1 Hz, each its
+              own process: `mes simulate` (one per <= 400 OPC UA and <= 247 Modbus machines), `mes edge`,
+              `mes core`; latency = commit time (the core's ack to the edge, seen by a subscriber) - the
+              sample's source timestamp; CPU per process. Target: p99 < 1 s at K = 1000, else the largest
+              K this machine sustains. K steps down until one is sustained with p99 < 1 s. Then the edge
+              alone: K steps up (--edge-machines) while the one edge process keeps up below one core of CPU.
   3. backflush the ingest workload (same shape, fewer messages) drained twice into fresh databases:
               ingest alone (no work orders) and every machine on a released work order with a 2-level
               BOM and stocked line-side lots, so each count is attributed, backflushed and booked in
@@ -56,8 +58,8 @@ baseline measured in the same run on the same machine, and written to docs/bench
 
 Services: embedded PostgreSQL and embedded Mosquitto unless MES_DATABASE_URL / MES_MQTT_URL are set
 (the database URL's role must be allowed to CREATE DATABASE: every benchmark gets a fresh one,
-named bench_*). The default run takes about 15-18 minutes (the boards' 10M-row history alone about 4, the cores about 3); --quick
-about two.
+named bench_*). The default run takes about 20-25 minutes (the boards' 10M-row history alone about 4, the cores about 3,
+the latency and the edge alone up to 5 and 7); --quick about three.
 """
 
 EPILOG = """\
@@ -66,6 +68,7 @@ examples:
   .venv/bin/python -m tests.bench --quick --no-write a smoke run, nothing written
   .venv/bin/python -m tests.bench --only ingest --batch-sizes 500,2000
   .venv/bin/python -m tests.bench --only latency --latency-machines 1000 --duration 60
+  .venv/bin/python -m tests.bench --only latency --latency-machines 500 --edge-machines 1000,2000
   .venv/bin/python -m tests.bench --only backflush --backflush-messages 20000
   .venv/bin/python -m tests.bench --only planning --planning-large
   .venv/bin/python -m tests.bench --only cores --cores 1,2 --cores-messages 5000
@@ -89,7 +92,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (~1 min): ingest 50 machines x 3,000 messages, one batch "
-                             "size; latency K=100 for 10 s; backflush 2,000 messages. Explicit options below still win.")
+                             "size; latency K=100 for 10 s, the edge alone K=250; backflush 2,000 messages. Explicit options below still win.")
     parser.add_argument("--only", choices=("ingest", "latency", "backflush", "planning", "boards", "cores", "soak"),
                         help="run one benchmark only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (default: docs/benchmarks.md)")
@@ -146,6 +149,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                             "server, device ids 1..247) (default 0.8)")
     group.add_argument("--budget", type=float, default=300,
                        help="seconds the whole run may take: a further K is skipped when it would not fit (default 300)")
+    group.add_argument("--edge-machines", type=int_list,
+                       help="K values for the edge alone, smallest first; stops after the first K the edge does not keep "
+                            "up with below one core of CPU; a K measured above is not run again "
+                            "(default 1000,1500,2000,2500,3000; --quick 250)")
+    group.add_argument("--edge-budget", type=float, default=400,
+                       help="seconds the edge-alone steps may take, counted from their start (default 400)")
     args = parser.parse_args(argv)
 
     quick = args.quick
@@ -160,6 +169,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "seconds_per_message": 4,
         "batch_sizes": [500] if quick else [500, 200, 1000],
         "latency_machines": [100] if quick else [1000, 750, 500, 250, 100],
+        "edge_machines": [250] if quick else [1000, 1500, 2000, 2500, 3000],
         "duration": 10 if quick else 30,
         "warmup": 3 if quick else 5,
         "planning_items": [1000] if quick else [1000, 10000],
@@ -172,6 +182,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if not 0 <= args.opcua_share <= 1:
         parser.error("--opcua-share must be between 0 and 1")
     args.latency_machines = sorted(set(args.latency_machines), reverse=True)
+    args.edge_machines = sorted(set(args.edge_machines))
     if args.planning_large and 50000 not in args.planning_items:
         args.planning_items.append(50000)
     return args
@@ -184,8 +195,8 @@ def command_line(argv: list[str]) -> str:
 
 
 def estimated_latency_s(machines: int, args: argparse.Namespace) -> float:
-    """Start-up (OPC UA address space, subscriptions, baselines) + warm-up + measurement + stop."""
-    return 8 + machines * 0.01 + args.warmup + args.duration + 5
+    """Start-up (processes, OPC UA address spaces, subscriptions, baselines) + warm-up + measurement + stop."""
+    return 10 + machines * 0.06 + args.warmup + args.duration + 10
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,9 +238,25 @@ def main(argv: list[str] | None = None) -> int:
                                            f"({spent:.0f} s spent)")
                     progress.console.print(f"[yellow]{results.skipped[-1]}[/]")
                     continue
-                run = asyncio.run(latency.run_latency(svc, machines, args.duration, args.warmup, args.opcua_share, progress))
+                run = latency.run_latency(svc, machines, args.duration, args.warmup, args.opcua_share, progress)
                 results.latency_runs.append(run)
                 if run.sustained and run.stats()["p99"] < LATENCY_TARGET_S and not args.all_steps:
+                    break
+            edge_began = time.monotonic()
+            measured = {run.machines: run for run in results.latency_runs}
+            for machines in args.edge_machines:
+                run = measured.get(machines)
+                if run is None:
+                    spent = time.monotonic() - edge_began
+                    if results.edge_runs and spent + estimated_latency_s(machines, args) > args.edge_budget:
+                        results.skipped.append(f"edge alone, K={machines}: skipped, would exceed the --edge-budget of "
+                                               f"{args.edge_budget:.0f} s ({spent:.0f} s spent)")
+                        progress.console.print(f"[yellow]{results.skipped[-1]}[/]")
+                        break
+                    run = latency.run_latency(svc, machines, args.duration, args.warmup, args.opcua_share, progress,
+                                              kind="edge")
+                results.edge_runs.append(run)
+                if not (run.edge_kept_up and run.edge_cpu < 1.0):
                     break
         if args.only in (None, "backflush"):
             # after latency: its --budget counts from the start, and this one must not eat into it

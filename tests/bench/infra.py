@@ -1,12 +1,10 @@
 """Services for the benchmarks: the embedded PostgreSQL and broker (or MES_DATABASE_URL / MES_MQTT_URL),
-a fresh database per benchmark, broker sessions cleaned up afterwards, and CPU accounting from /proc."""
+a fresh database per benchmark, broker sessions cleaned up afterwards, and CPU readings from /proc."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,75 +104,9 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
 
 
-def thread_cpu_s(native_id: int) -> float:
-    fields = _stat_fields(f"/proc/self/task/{native_id}/stat")
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
-
-
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
     with open("/proc/stat") as handle:
         values = [int(v) for v in handle.readline().split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
     return sum(values) - idle, sum(values)
-
-
-class CpuMeter:
-    """CPU seconds used between `start()` and `stop()`: this process by thread group, the broker,
-    PostgreSQL, and the whole machine (everything else included: the machine is shared)."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def _sample(self) -> dict[str, float]:
-        groups: dict[str, float] = {}
-        for thread in threading.enumerate():
-            if thread.native_id is None:
-                continue
-            name = thread.name
-            if name == "MainThread":
-                group = "bench process: main thread (asyncio: simulators + edge agent)"
-            elif name == "mes-core":
-                group = "bench process: core worker thread"
-            elif name.startswith("paho-mqtt-client-edge"):
-                group = "bench process: edge MQTT thread"
-            elif name.startswith("paho-mqtt-client-"):
-                group = "bench process: core MQTT thread"
-            elif name.startswith("edge-queue"):
-                group = "bench process: edge SQLite thread"
-            else:
-                group = "bench process: other threads"
-            groups[group] = groups.get(group, 0.0) + thread_cpu_s(thread.native_id)
-        groups["bench process: total"] = process_cpu_s(os.getpid())
-        if self.services.broker_pid:
-            groups["broker (mosquitto)"] = process_cpu_s(self.services.broker_pid)
-        busy, total = machine_busy()
-        groups["_busy"], groups["_total"] = busy, total
-        return groups
-
-    def _postgres(self) -> dict[int, float]:
-        return {pid: process_cpu_s(pid) for pid in self.services.postgres_pids()}
-
-    def start(self) -> None:
-        self._before = self._sample()
-        self._postgres_before = self._postgres()
-        self._t0 = time.monotonic()
-
-    def stop(self) -> dict[str, float]:
-        """Share of ONE core per group (1.0 = one core fully busy), and 'machine busy' out of 1 (all cores)."""
-        after = self._sample()
-        postgres_after = self._postgres()
-        wall = time.monotonic() - self._t0
-        usage = {name: max(0.0, after[name] - self._before.get(name, 0.0)) / wall
-                 for name in after if not name.startswith("_")}
-        if postgres_after:
-            # per process: backends that started during the window count whole, ended ones are lost
-            usage["PostgreSQL (all backends)"] = sum(
-                cpu - self._postgres_before.get(pid, 0.0) for pid, cpu in postgres_after.items()) / wall
-        total = after["_total"] - self._before["_total"]
-        busy = (after["_busy"] - self._before["_busy"]) / total if total else 0.0
-        cores = os.cpu_count() or 1
-        ours = usage["bench process: total"] + usage.get("broker (mosquitto)", 0) + usage.get("PostgreSQL (all backends)", 0)
-        usage["everything else on the machine (other users, OS)"] = max(0.0, busy * cores - ours)
-        usage["machine busy (all cores, 1.0 = every core)"] = busy
-        return usage

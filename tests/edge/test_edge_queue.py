@@ -1,12 +1,13 @@
 import sqlite3
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from edge.buffer import samples_json
 from edge.queue import DiskQueue, OutgoingMessage
-from kernel.payload import DataMessage, Position
+from kernel.payload import DataMessage, Position, Sample
 
 SAMPLES = json.dumps([{"ts": "2026-01-01T00:00:00Z", "signal": "good", "value": 7}])
 
@@ -132,6 +133,20 @@ def test_payload_is_a_valid_data_message(queue):
     assert decoded.samples[0].value == 7
     assert decoded.samples[0].ts == datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert row.enqueued_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("follows", [None, (2, 9)])
+@pytest.mark.parametrize("historical", [False, True])
+def test_payload_is_byte_for_byte_what_the_data_message_model_dumps(queue, follows, historical):
+    plus_one = timezone(timedelta(hours=1))
+    samples = [Sample(ts=datetime(2026, 1, 1, 0, 0, 0, 250000, tzinfo=timezone.utc), signal="good", value=65533),
+               Sample(ts=datetime(2026, 1, 1, 0, 0, 0, 300000, tzinfo=plus_one), signal="order", value="WO-1001"),
+               Sample(ts=datetime(2026, 1, 1, tzinfo=timezone.utc), signal="state", value=1)]
+    queue.enqueue([OutgoingMessage(topic="t", edge_id="edge-1.a_b", machine="press-01", epoch=3, seq=5,
+                                   samples_json=samples_json(samples), historical=historical)])
+    (row,) = queue.peek(0, 10)
+    model = DataMessage.model_validate_json(row.payload(follows))
+    assert row.payload(follows) == model.model_dump_json(exclude_none=True).encode()
 
 
 def test_the_same_message_identity_cannot_be_enqueued_twice(queue):
