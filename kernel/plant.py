@@ -6,6 +6,7 @@ Only this module parses the file; everything else receives the validated models 
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from decimal import Decimal
 from pathlib import Path
 import re
@@ -538,8 +539,7 @@ def parse_plant(document: dict) -> Plant:
                         counters={c: counter_spec(spec, source, c, rates[c]) for c in COUNTERS},
                     )
                 )
-    ids = [m.id for m in machines]
-    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    duplicated = sorted(i for i, times in Tally(m.id for m in machines).items() if times > 1)
     if duplicated:
         raise ValueError(f"machine ids must be unique in a plant; repeated: {', '.join(duplicated)}")
     return Plant(site=raw.site, clock=raw.clock, endpoints=raw.endpoints, edge_id=raw.edge_id, mqtt=raw.mqtt,
@@ -548,7 +548,8 @@ def parse_plant(document: dict) -> Plant:
 
 def load_plant(path: str | Path) -> Plant:
     with open(path, encoding="utf-8") as handle:
-        return parse_plant(yaml.safe_load(handle))
+        # libyaml's loader where PyYAML has it: a plant of thousands of machines loads in a fraction of the time
+        return parse_plant(yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 
 
 DEMO_PLANT = Path(__file__).resolve().parent.parent / "simulators" / "plants" / "demo.yaml"
