@@ -12,8 +12,10 @@ never decided again.
 from __future__ import annotations
 
 from datetime import datetime
+from collections.abc import Mapping
 from typing import NamedTuple
 
+from core.rules.sequencing import EdgeCursor, Verdict, judge_reingested
 from kernel.rules.refusals import Conflict
 from kernel.signals import COUNTERS
 
@@ -112,14 +114,16 @@ def _moved_past(letter: DeadLetter, position: Position, counted: Counted) -> boo
     return counted.received_at > letter.received_at
 
 
-def reingestable(letters: list[DeadLetter], ingested: set[Position], counted: dict[str, list[Counted]]) -> Reingest:
+def reingestable(letters: list[DeadLetter], ingested: set[Position], counted: dict[str, list[Counted]],
+                 pruned: Mapping[str, EdgeCursor] | None = None) -> Reingest:
     """Which of `letters` to take in again, in the order they count, and why not the others. `ingested`:
     those of their positions that were ingested since; `counted`: per machine, its newest counted message
-    on each edge."""
+    on each edge; `pruned`: each edge's key watermark (core.rules.sequencing), at or below which whether a
+    position was ingested can no longer be told."""
     refused: dict[int, str] = {}
     candidates: list[tuple[DeadLetter, Position]] = []
     for letter in letters:
-        why = _why_not(letter, ingested)
+        why = _why_not(letter, ingested, pruned or {})
         if why is not None or letter.position is None:
             refused[letter.id] = why or f"dead letter {letter.id} names no position in an edge's sequence"
         else:
@@ -151,7 +155,7 @@ def reingestable(letters: list[DeadLetter], ingested: set[Position], counted: di
     return Reingest(taken, refused)
 
 
-def _why_not(letter: DeadLetter, ingested: set[Position]) -> str | None:
+def _why_not(letter: DeadLetter, ingested: set[Position], pruned: Mapping[str, EdgeCursor]) -> str | None:
     if letter.review != PENDING:
         return f"dead letter {letter.id} was {letter.review} already: a decision is taken once"
     if letter.cut:
@@ -163,4 +167,8 @@ def _why_not(letter: DeadLetter, ingested: set[Position]) -> str | None:
     if position is not None and position in ingested:
         return (f"dead letter {letter.id}: edge {position.edge_id} epoch {position.epoch} seq {position.seq} was "
                 "ingested since: its units are counted; dismiss it")
+    if position is not None and position not in ingested:
+        verdict, why = judge_reingested(None, None, pruned.get(position.edge_id), EdgeCursor(position.epoch, position.seq))
+        if verdict is Verdict.REJECT:
+            return f"dead letter {letter.id}: {why}"
     return None

@@ -175,7 +175,8 @@ def reingest(session: Session, *, ids: list[int] | None = None, machine_id: str 
     state = store.with_machines_locked(connection, IngestState(), machines)
     positions = {letter.position for letter in letters if letter.position is not None}
     ingested = {Position(*key) for key in store.find_ingested(connection, {tuple(p) for p in positions})}
-    decision = reingestable(letters, ingested, _counted(session, machines, state))
+    pruned = store.find_pruned(connection, {position.edge_id for position in positions})
+    decision = reingestable(letters, ingested, _counted(session, machines, state), pruned)
     if decision.taken:
         parsed = parse_batch([received[letter.id] for letter in decision.taken], registry, limits)
         context = store.load_context_for(connection, parsed.machines(), parsed.earliest_sample(), parsed.reported_orders(),

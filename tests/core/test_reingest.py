@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.ingest.plan import Incoming, IngestState, MachineInfo, parse_batch, plan_batch
 from core.rules.review import Counted, DeadLetter, Position, reingestable
-from core.rules.sequencing import Ingested
+from core.rules.sequencing import EdgeCursor, Ingested
 from tests.core.test_ingest_plan import REGISTRY, SPEC, T0, at, incoming
 
 KNOWN = {**REGISTRY, "m2": MachineInfo("s", "a", "l", {c: SPEC for c in ("good", "scrap", "energy_wh")})}
@@ -43,6 +43,13 @@ def test_what_cannot_be_taken_in_is_refused_with_why():
     assert "was ingested since" in refused[4]
     assert "same message as dead letter 5" in refused[6]
     assert "take one edge's in at a time" in refused[7]
+
+
+def test_a_dead_letter_at_or_below_its_edges_key_watermark_is_refused_as_its_key_may_be_gone():
+    taken, refused = reingestable([letter(1, 10), letter(2, 11), letter(3, 5, edge="e2", machine="m3")], set(), {},
+                                  {"e1": EdgeCursor(1, 10)})
+    assert [l.id for l in taken] == [2, 3]
+    assert "older than the kept message keys" in refused[1] and "MES_RETENTION_MESSAGES_DAYS" in refused[1]
 
 
 def test_a_dead_letter_its_machines_count_moved_past_is_refused_as_it_would_count_twice():
