@@ -6,27 +6,40 @@ instant), is fed batch by batch to the core's ingest service (`IngestService.ing
 commits per batch) — the broker is not what is measured here. The retention job creates the days' partitions
 before (as the running core does ahead of time) and, after, drops the first simulated day with 1-day settings.
 Sizes are pg_total_relation_size per table (partitions summed), growth since the empty schema.
+
+TimescaleDB with compression cannot run the ingest here (no server; tests/timescale has TimescaleDB in PGlite, a
+WASM PostgreSQL driven from Node): `compressed_day` fills the schema's compressed hypertables there with one day of
+rows of the same shape, generated in SQL, compresses them as the policy would after 7 days and measures both.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 
 from core.ingest.plan import Incoming
+from core.ingest.rows import ProductionInterval, SampleRow
 from core.ingest.service import IngestService
 from core.service import prepare_database
 from core.services.retention import RetentionDays, apply_retention
+from kernel.db.migrations import offline_sql
 from kernel.db.models import make_engine
 from tests.bench.infra import Services
 from tests.bench.ingest import bench_plant, build_workload
+from tests.support.node import NpmInstallFailed, node_with_packages
+
+TIMESCALE = Path(__file__).resolve().parents[1] / "timescale"
 
 DAY_S = 86_400
+TIMESCALE_MACHINES = 4  # a day of each in PGlite: 1.1 M sample rows, about 15 s
 SPAN_DAYS = 2  # simulated days the rounds are spread over, so the retention job has a whole day to drop
 # what the ingest writes, growing with the messages (the plant's registry and master data are left out)
 TABLES = ["samples", "ingested_messages", "production_intervals", "production_attributions", "production_hourly",
@@ -51,6 +64,7 @@ class SoakResult:
     batch_seconds: list[float] = field(default_factory=list)
     batch_messages: list[int] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    timescale: CompressedDay | str = "not run"  # or why not measured
 
     @property
     def messages_per_machine_day(self) -> float:
@@ -66,6 +80,14 @@ class SoakResult:
                 total += (size / max(1, self.rows[table]) * 24 if table == HOURLY
                           else size / self.messages * self.messages_per_machine_day)
         return total / 1e6
+
+    def timescale_per_machine_day_mb(self) -> float | None:
+        """On TimescaleDB once compressed: the hypertables that compress as measured in PGlite, every other table as
+        the plain run wrote it (`ingested_messages` is a hypertable too, not compressed)."""
+        if not isinstance(self.timescale, CompressedDay):
+            return None
+        rest = self.per_machine_day_mb({t: size for t, size in self.growth.items() if t not in COMPRESSED_TABLES})
+        return rest + sum(self.timescale.per_machine_mb(self.timescale.compressed).values())
 
     def rate(self, part: slice) -> float:
         """Messages per second of the median batch of a part: a batch that another session of this shared machine
@@ -135,4 +157,89 @@ def run_soak(services: Services, machines: int, messages: int, seconds_per_messa
         result.after_retention = {table: kept[table] - empty[table] for table in TABLES}
     finally:
         engine.dispose()
+    task = progress.add_task("soak: a day of TimescaleDB's compressed hypertables in PGlite", total=None)
+    result.timescale = compressed_day(TIMESCALE_MACHINES, seconds_per_message)
+    progress.update(task, total=1, completed=1)
     return result
+
+
+@dataclass
+class CompressedDay:
+    """One day of `machines` machines' rows in TimescaleDB's compressed hypertables (PGlite), before and after."""
+
+    machines: int
+    seconds_per_message: int
+    rows: dict[str, int]
+    raw: dict[str, int]  # hypertable_size, before compression
+    compressed: dict[str, int]
+    version: str
+
+    def per_machine_mb(self, sizes: dict[str, int]) -> dict[str, float]:
+        return {table: size / self.machines / 1e6 for table, size in sizes.items()}
+
+
+COMPRESSED_TABLES = ("samples", "production_intervals")  # those of the ingest's per-message rows that compress
+
+
+def _generated_rows_sql(machines: int, seconds_per_message: int) -> str:
+    """A day of benchmark 1's shape per machine: good +1 and energy +2 Wh a second, scrap +1 in 3 % of the seconds,
+    sub-millisecond jitter on the timestamps, a state sample and a production interval per message."""
+    day = "TIMESTAMPTZ '2026-01-05 00:00+00'"
+    common = {"machine_id": "'m' || m", "edge_id": "'edge-1'", "epoch": "1", "seq": f"m * 1000000 + s / {seconds_per_message}"}
+    sample = {**common, "ts": f"{day} + make_interval(secs => s + random() / 1000)", "signal": "sig",
+              "value": "CASE sig WHEN 'good' THEN s + 1 WHEN 'scrap' THEN scrap WHEN 'energy_wh' THEN 2 * (s + 1) ELSE 1 END"}
+    interval = {**common, "start_ts": f"{day} + make_interval(secs => s)",
+                "end_ts": f"{day} + make_interval(secs => s + {seconds_per_message - 1})",
+                "good": str(seconds_per_message), "scrap": "scrap_in", "energy_wh": str(2 * seconds_per_message)}
+    sample_columns, interval_columns = SampleRow._fields, ProductionInterval._fields
+    return f"""
+-- statement
+CREATE TABLE generated AS
+SELECT m, s, sum(scrapped) OVER (PARTITION BY m ORDER BY s) AS scrap,
+       sum(scrapped) OVER (PARTITION BY m ORDER BY s ROWS BETWEEN CURRENT ROW AND {seconds_per_message - 1} FOLLOWING) AS scrap_in
+FROM (SELECT m, s, (random() < 0.03)::int AS scrapped FROM generate_series(1, {machines}) m, generate_series(0, 86399) s) seconds;
+-- statement
+INSERT INTO samples ({", ".join(sample_columns)})
+SELECT {", ".join(sample[c] for c in sample_columns)} FROM generated, (VALUES ('good'), ('scrap'), ('energy_wh')) counters(sig)
+UNION ALL
+SELECT {", ".join(sample[c] for c in sample_columns)} FROM generated, (VALUES ('state')) states(sig) WHERE s % {seconds_per_message} = 0;
+-- statement
+INSERT INTO production_intervals ({", ".join(interval_columns)})
+SELECT {", ".join(interval[c] for c in interval_columns)} FROM generated WHERE s % {seconds_per_message} = 0;
+"""
+
+
+def compressed_day(machines: int, seconds_per_message: int) -> CompressedDay | str:
+    """The measurement, or why it could not be made."""
+    try:
+        node = node_with_packages(TIMESCALE, "TimescaleDB in PGlite")
+    except NpmInstallFailed as failed:
+        return str(failed)
+    except BaseException as skipped:  # node_with_packages skips a pytest test where Node.js is missing
+        return str(skipped)
+    tables = ", ".join(f"('{t}')" for t in COMPRESSED_TABLES)
+    sizes = f"SELECT t AS table, hypertable_size(t::regclass) AS bytes FROM (VALUES {tables}) v(t) ORDER BY t"
+    checks = f"""
+-- statement
+SELECT extversion FROM pg_extension WHERE extname = 'timescaledb';
+-- statement
+SELECT 'samples' AS table, count(*) AS rows FROM samples UNION ALL SELECT 'production_intervals', count(*) FROM production_intervals;
+-- statement
+{sizes};
+-- statement
+SELECT count(compress_chunk(c)) AS chunks FROM (VALUES {tables}) v(t), show_chunks(t::regclass) c;
+-- statement
+{sizes};
+"""
+    with tempfile.TemporaryDirectory() as folder:
+        schema, checked = Path(folder) / "schema.sql", Path(folder) / "checks.sql"
+        schema.write_text(offline_sql(timescale=True) + _generated_rows_sql(machines, seconds_per_message))
+        checked.write_text(checks)
+        finished = subprocess.run([node, "run_sql.mjs", str(schema), str(checked)], cwd=TIMESCALE, capture_output=True,
+                                  text=True, timeout=900)
+    if finished.returncode != 0:
+        return f"PGlite failed: {finished.stderr.strip()[-500:]}"
+    version, rows, raw, _, compressed = (check["rows"] for check in json.loads(finished.stdout)["checks"])
+    return CompressedDay(machines, seconds_per_message, {r["table"]: int(r["rows"]) for r in rows},
+                         {r["table"]: int(r["bytes"]) for r in raw}, {r["table"]: int(r["bytes"]) for r in compressed},
+                         version[0]["extversion"])
