@@ -21,6 +21,10 @@ from kernel.reconnect import RECONNECT, retry_async
 log = get_logger(__name__)
 
 STOP_TIMEOUT_S = 5.0
+# How long a source's goodbye (`_disconnect`) may take before it is cut short: a server that stopped
+# answering (frozen, stopping, a half-open socket) would otherwise hold up a stop or a reconnect for the
+# protocol library's request timeouts (asyncua: 4 s for each of close_session and close_secure_channel).
+DISCONNECT_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,8 @@ class Source(ABC):
 
     @abstractmethod
     async def _disconnect(self) -> None:
-        """Close the connection, whatever state it is in, without raising."""
+        """Close the connection, whatever state it is in, without raising; when cancelled (see `_close`),
+        drop the socket without the goodbye."""
 
     @property
     def machine_ids(self) -> tuple[str, ...]:
@@ -109,16 +114,31 @@ class Source(ABC):
         self._session = asyncio.create_task(self._keep_connected(emit), name=f"source {self.name}")
 
     async def stop(self) -> None:
+        """Ends the session within STOP_TIMEOUT_S + DISCONNECT_TIMEOUT_S whatever the endpoint does: a
+        connect or read under way is cancelled, not awaited (what was read before is already emitted)."""
         # The flag as well as the cancel: a cancel that lands while a protocol library completes a
         # request can be swallowed inside it (seen under load with pymodbus); the adapter's loops
         # look at `_stopping` so they end all the same.
         self._stopping = True
         if self._session is not None:
+            if not self._session.done():
+                log.info("source.stopping", source=self.name, cancelled="serving" if self.connected else "connecting")
             self._session.cancel()
             _, still_running = await asyncio.wait([self._session], timeout=STOP_TIMEOUT_S)
             if still_running:
-                log.warning("source.not_stopped", source=self.name)
-        await self._disconnect()
+                log.warning("source.not_stopped", source=self.name, waited_s=STOP_TIMEOUT_S)
+        await self._close()
+
+    async def _close(self) -> None:
+        """`_disconnect`, for at most DISCONNECT_TIMEOUT_S. A task waited on rather than `wait_for`, which
+        would wait for the cancelled goodbye to end, and a protocol library may swallow that cancel."""
+        closing = asyncio.create_task(self._disconnect(), name=f"disconnect {self.name}")
+        try:
+            _, still_running = await asyncio.wait([closing], timeout=DISCONNECT_TIMEOUT_S)
+            if still_running:
+                log.warning("source.disconnect_cut_short", source=self.name, waited_s=DISCONNECT_TIMEOUT_S)
+        finally:
+            closing.cancel()  # a no-op once it ended; else the socket goes without the goodbye
 
     async def _keep_connected(self, emit: Emit) -> None:
         while not self._stopping:
@@ -129,7 +149,7 @@ class Source(ABC):
                 lost = "the connection ended"
             except Exception as error:  # whatever the protocol library raises, the agent goes on
                 lost = f"{type(error).__name__}: {error}"
-            await self._disconnect()
+            await self._close()
             if self._stopping:
                 return
             self.health.set_all("unreachable", redact_secrets(lost))
@@ -145,7 +165,7 @@ class Source(ABC):
         try:
             await self._connect(emit)
         except BaseException as error:
-            await self._disconnect()
+            await self._close()
             if isinstance(error, Exception):
                 self.health.set_all("unreachable", redact_secrets(f"{type(error).__name__}: {error}"))
             raise

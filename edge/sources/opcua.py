@@ -262,3 +262,5 @@ class OpcUaClientSource(Source):
                 await client.disconnect()
             except Exception as exc:  # closing a dead connection may fail; nothing left to do then
                 log.debug("opcua.disconnect_error", endpoint=self.name, error=repr(exc))
+            finally:
+                client.disconnect_socket()  # when the goodbye was cut short (Source._close); else a no-op

@@ -3,20 +3,25 @@ without a traceback and leaves no process of its own behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 
 import pytest
+import yaml
 
 from app.plantrun import MesProcess
+from edge.queue import QUEUE_FILE
 from kernel.embedded.broker import free_port, port_accepts
 from kernel.plant import DEMO_PLANT
-from tests.e2e.conftest import plant_on_free_ports, write_plant
+from tests.e2e.conftest import TEST_PLANT, plant_on_free_ports, write_plant
 from tests.support.processes import LINUX, MARK, kill, marked, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not LINUX, reason="finds the processes in /proc")]
@@ -127,3 +132,106 @@ def test_ctrl_c_ends_the_demo_with_the_reckoning_of_what_ran_exit_code_130_and_n
     assert "Recorded vs ground truth" in stdout and "Work orders" in stdout, stdout
     assert "Ended early by SIGINT" in stdout, stdout
     assert "Traceback" not in stdout + stderr, stdout + stderr
+
+
+class SilentServer:
+    """A PLC host that is there and says nothing: it accepts every TCP connection and never answers, as a
+    PLC whose runtime hangs (or a firewall that lets the handshake through) does."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def queued_rows(state_dir) -> int:
+    if not (state_dir / QUEUE_FILE).exists():
+        return 0
+    with sqlite3.connect(state_dir / QUEUE_FILE, timeout=10) as queue_db:
+        try:
+            return queue_db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        except sqlite3.OperationalError:  # the edge has not created its table yet
+            return 0
+
+
+def stop_edge_and_check_nothing_was_lost(edge: MesProcess, state_dir) -> str:
+    """SIGTERM: the edge exits 0 within a bound far above the second or two it needs, whatever its PLCs do,
+    and every message it enqueued is still in its disk queue (no core confirms them here)."""
+    before_stop = len(edge.log_file.read_text())
+    edge.process.send_signal(signal.SIGTERM)
+    try:
+        exit_code = edge.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the edge did not stop within 15 s of SIGTERM:\n" + edge.log_file.read_text()[-3000:])
+    log = edge.log_file.read_text()
+    # (before the stop, asyncua logs a traceback of its own when a server goes away)
+    assert exit_code == 0 and "Traceback" not in log[before_stop:] and '"edge.stopped"' in log, log[-3000:]
+    stats = [json.loads(line) for line in log.splitlines() if '"edge.stats"' in line][-1]
+    kept = queued_rows(state_dir)
+    assert stats["dropped_total"] == 0 and kept == stats["enqueued_total"] == stats["queue_depth"], (kept, stats)
+    return log
+
+
+@pytest.mark.parametrize("how", ["stopped", "frozen"])
+def test_sigterm_stops_an_edge_promptly_after_its_plcs_went_away_keeping_what_it_enqueued(how, mqtt_url, tmp_path):
+    """`frozen` (SIGSTOP): the servers' sockets stay open and answer nothing, so the OPC UA goodbye
+    (close the session) would wait for asyncua's request timeouts; it is cut short instead."""
+    plant = plant_on_free_ports()
+    plant_file = write_plant(plant, tmp_path)
+    simulators = MesProcess(["simulate"], {"MES_PLANT": str(plant_file)}, tmp_path / "simulate.log")
+    edge = MesProcess.edge(mqtt_url, plant_file, tmp_path / "edge", tmp_path / "edge.log")
+    simulators.start()
+    try:
+        opcua_port = int(plant.endpoints.opcua.rsplit(":", 1)[1].split("/")[0])
+        wait_until(lambda: port_accepts("127.0.0.1", opcua_port) and port_accepts("127.0.0.1", plant.endpoints.modbus_port),
+                   120, "the simulators serving")
+        edge.start()
+        wait_until(lambda: edge.log_file.read_text().count('"source.connected"') >= 2, 120,
+                   "the edge connected to the OPC UA and the Modbus server")
+        wait_until(lambda: queued_rows(tmp_path / "edge") > 0, 60, "the edge enqueued what it read")
+        if how == "stopped":
+            simulators.stop()
+            wait_until(lambda: edge.log_file.read_text().count('"source.connection_lost"') >= 2, 60,
+                       "the edge noticed both servers gone")
+        else:
+            simulators.process.send_signal(signal.SIGSTOP)
+        log = stop_edge_and_check_nothing_was_lost(edge, tmp_path / "edge")
+        if how == "frozen":
+            assert '"source.disconnect_cut_short"' in log, log[-3000:]
+    finally:
+        edge.stop()
+        if simulators.process.poll() is None:
+            simulators.process.send_signal(signal.SIGCONT)
+        simulators.stop()
+
+
+def test_sigterm_stops_an_edge_promptly_while_its_plcs_accept_and_never_answer(mqtt_url, tmp_path):
+    opcua, modbus = SilentServer(), SilentServer()
+    document = yaml.safe_load(TEST_PLANT.read_text())
+    document["endpoints"] = {"opcua": f"opc.tcp://127.0.0.1:{opcua.port}/open-mes/", "modbus_port": modbus.port}
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(yaml.safe_dump(document))
+    edge = MesProcess.edge(mqtt_url, plant_file, tmp_path / "edge", tmp_path / "edge.log")
+    edge.start()
+    try:
+        # Both connects under way: the servers hold the edge's sockets, which wait for an answer.
+        wait_until(lambda: opcua.accepted and modbus.accepted, 120, "the edge connecting to both silent servers")
+        stop_edge_and_check_nothing_was_lost(edge, tmp_path / "edge")
+    finally:
+        edge.stop()
+        opcua.close()
+        modbus.close()

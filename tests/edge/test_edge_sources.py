@@ -1,10 +1,11 @@
 import asyncio
 from decimal import Decimal
 
+import structlog
 from edge_harness import NAMESPACE, TinyModbusServer, TinyOpcUaServer, eventually, free_port, make_plant
 
 from edge.sources import build_sources, group_by_endpoint
-from edge.sources.base import Reading
+from edge.sources.base import Reading, Source
 from edge.sources.modbus import Block, ModbusClientSource, decode_register, plan_blocks
 from edge.sources.opcua import OpcUaClientSource
 from kernel.signals import SIGNALS
@@ -172,3 +173,44 @@ def test_modbus_reads_uint32_in_both_word_orders_and_reconnects():
             await source.stop()
 
     asyncio.run(scenario())
+
+
+class Unanswering(Source):
+    """An adapter whose endpoint never answers: its connect and its goodbye wait for ever."""
+
+    goodbye_dropped = False
+
+    @property
+    def name(self) -> str:
+        return "unanswering"
+
+    @property
+    def connected(self) -> bool:
+        return False
+
+    async def _connect(self, emit) -> None:
+        await asyncio.Event().wait()
+
+    async def _serve(self, emit) -> None:
+        raise AssertionError("never connected")
+
+    async def _disconnect(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.goodbye_dropped = True
+
+
+def test_stopping_a_source_cancels_its_connect_and_cuts_its_goodbye_short():
+    async def scenario():
+        source = Unanswering([a_machine()])
+        await source.start(lambda reading: None)
+        await asyncio.sleep(0.1)  # the connect under way
+        with structlog.testing.capture_logs() as logs:
+            await asyncio.wait_for(source.stop(), 60)  # a guard against hanging, far above the bound
+        return source, logs
+
+    source, logs = asyncio.run(scenario())
+    events = [entry["event"] for entry in logs]
+    assert source.goodbye_dropped and "source.not_stopped" not in events
+    assert events.count("source.disconnect_cut_short") == 2, logs  # the connect's clean-up, then the stop's
