@@ -570,7 +570,7 @@ class _Planner:
                 # Kept as dispatch windows, not as samples: the samples table holds numbers.
                 live = self._apply_order(live, windows, machine_id, value, ts)
                 continue
-            samples.append(SampleRow(machine_id, ts, signal, value, *origin))
+            samples.append(SampleRow(machine_id, ts, signal, value))
             if index is None:
                 live = self._apply_code(live, machine_id, signal, value, ts, origin)
                 continue

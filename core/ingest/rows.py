@@ -32,19 +32,17 @@ class IngestedMessage(NamedTuple):
 
 
 class SampleRow(NamedTuple):
-    """`samples`: every numeric sample as the edge sent it, at the instant it was placed at."""
+    """`samples`: every numeric sample as the edge sent it, at the instant it was placed at. Without its
+    message's key (migration 0022): that is the message's row (`IngestedMessage`: machine, first_ts..last_ts)."""
 
     machine_id: str
     ts: datetime
     signal: str
     value: int
-    edge_id: str
-    epoch: int
-    seq: int
 
 
 # SampleRow's columns' types: the samples, most of the ingest's rows, go in by binary COPY.
-SAMPLE_TYPES = ("text", "timestamptz", "text", "int8", "text", "int8", "int8")
+SAMPLE_TYPES = ("text", "timestamptz", "text", "int8")
 
 
 class ProductionInterval(NamedTuple):

@@ -80,8 +80,8 @@ WITH ticks AS (
 {insert}
 """
 INSERTS = {
-    "samples": """INSERT INTO samples (machine_id, ts, signal, value, edge_id, epoch, seq)
-        SELECT machine_id, ts, signal, seq * (CASE signal WHEN 'energy_wh' THEN 30 ELSE 1 END), 'bench-edge', 1, seq
+    "samples": """INSERT INTO samples (machine_id, ts, signal, value)
+        SELECT machine_id, ts, signal, seq * (CASE signal WHEN 'energy_wh' THEN 30 ELSE 1 END)
         FROM ticks CROSS JOIN unnest(%(signals)s::text[]) AS signal ORDER BY ts""",
     "production_intervals": """INSERT INTO production_intervals
             (machine_id, start_ts, end_ts, good, scrap, energy_wh, edge_id, epoch, seq)

@@ -32,7 +32,7 @@ import core.ingest.service as ingest_service
 import core.ingest.store as ingest_store
 from app.core_process import CoreProcess
 from core.ingest.plan import IngestState, Incoming, parse_batch, plan_batch
-from core.ingest.rows import SampleRow
+from core.ingest.rows import SAMPLE_TYPES, SampleRow
 from kernel.db.models import make_engine
 from core.service import prepare_database
 from kernel.mqtt import new_client, parse_mqtt_url
@@ -363,7 +363,7 @@ def copy_baseline(database_url: str, rows: list[tuple], repetitions: int, progre
                     statement = f"COPY bench_copy ({columns}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
                     with cur.copy(statement) as copy:
                         if binary:
-                            copy.set_types(["text", "timestamptz", "text", "int8", "text", "int8", "int8"])
+                            copy.set_types(list(SAMPLE_TYPES))
                         for row in rows:
                             copy.write_row(row)
                 (binary_s if binary else text_s).append(time.perf_counter() - started)

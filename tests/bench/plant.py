@@ -164,16 +164,21 @@ def edge_metrics(port: int) -> dict[str, float]:
 
 def changed_counter_samples(database_url: str, edge_id: str, after: tuple[int, int]) -> list[tuple[str, float, int, int, float]]:
     """(machine, ts, epoch, seq, core receipt) of every counter sample after `after` whose value differs from
-    that counter's previous sample: heartbeat snapshots restate old values with their last-confirmed time."""
+    that counter's previous sample: heartbeat snapshots restate old values with their last-confirmed time.
+    A sample's message is the machine's first whose placed samples end at or after it (samples keep no key,
+    migration 0022): a message's changed samples were read after the previous message left the edge, and the
+    core never places a counter sample before the previous one of its counter."""
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            """SELECT s.machine_id, extract(epoch FROM s.ts)::float8, s.epoch, s.seq, extract(epoch FROM m.received_at)::float8
-               FROM (SELECT machine_id, ts, value, epoch, seq, edge_id,
-                            lag(value) OVER (PARTITION BY machine_id, signal ORDER BY epoch, seq, ts) AS previous
-                     FROM samples WHERE edge_id = %s AND signal = ANY(%s)) s
-               JOIN ingested_messages m USING (edge_id, epoch, seq)
-               WHERE s.previous IS NOT NULL AND s.value <> s.previous AND (s.epoch, s.seq) > (%s, %s)""",
-            (edge_id, list(COUNTERS), *after)).fetchall()
+            """SELECT s.machine_id, extract(epoch FROM s.ts)::float8, m.epoch, m.seq, extract(epoch FROM m.received_at)::float8
+               FROM (SELECT machine_id, ts, value, lag(value) OVER (PARTITION BY machine_id, signal ORDER BY ts) AS previous
+                     FROM samples WHERE machine_id IN (SELECT machine_id FROM machines WHERE edge_id = %s)
+                                    AND signal = ANY(%s)) s
+               CROSS JOIN LATERAL (SELECT epoch, seq, received_at FROM ingested_messages
+                                   WHERE edge_id = %s AND machine_id = s.machine_id AND last_ts >= s.ts
+                                   ORDER BY last_ts LIMIT 1) m
+               WHERE s.previous IS NOT NULL AND s.value <> s.previous AND (m.epoch, m.seq) > (%s, %s)""",
+            (edge_id, list(COUNTERS), edge_id, *after)).fetchall()
     return rows
 
 

@@ -56,6 +56,9 @@ def test_the_upgrade_keeps_every_row_and_the_job_moves_them_into_their_days(data
     assert rows(database_url, "SELECT relkind FROM pg_class WHERE relname IN ('samples', 'ingested_messages')") == [("p",), ("p",)]
     assert partitions(database_url, "samples") == ["samples_default"]
     assert rows(database_url, "SELECT count(*) FROM samples_default") == [(3,)]
+    # migration 0022: the message's key is no longer a column of the samples, nor of their partitions
+    assert rows(database_url, "SELECT attname FROM pg_attribute WHERE attrelid = 'samples_default'::regclass AND attnum > 0"
+                              " AND NOT attisdropped ORDER BY attnum") == [("machine_id",), ("ts",), ("signal",), ("value",)]
 
     done = retain(database_url, T0 + timedelta(days=2))
     assert done.moved == 6 and done.dropped == [] and done.deleted == 0
@@ -117,7 +120,7 @@ def test_zero_days_keeps_everything(database_url, tmp_path):
     prepared(database_url, tmp_path)
     retain(database_url, T0)
     with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO samples VALUES ('m1', %s, 'good', 1, 'e1', 1, 1)", (T0,))
+        conn.execute("INSERT INTO samples VALUES ('m1', %s, 'good', 1)", (T0,))
     assert retain(database_url, datetime(2030, 1, 1, tzinfo=UTC), samples=0, messages=0).dropped == []
     assert rows(database_url, "SELECT count(*) FROM samples") == [(1,)]
 
@@ -151,11 +154,13 @@ def test_the_downgrade_puts_every_row_back_into_plain_tables(database_url, tmp_p
     retain(database_url, T0)
     with psycopg.connect(database_url) as conn:
         for day in (-3, 0):  # one in the default partition, one in its day
-            conn.execute("INSERT INTO samples VALUES ('m1', %s, 'good', 1, 'e1', 1, %s)", (T0 + timedelta(days=day), day + 5))
+            conn.execute("INSERT INTO samples VALUES ('m1', %s, 'good', %s)", (T0 + timedelta(days=day), day + 5))
             conn.execute("""INSERT INTO ingested_messages (edge_id, epoch, seq, machine_id, received_at, historical,
                                 sample_count) VALUES ('e1', 1, %s, 'm1', %s, false, 1)""", (day + 5, T0 + timedelta(days=day)))
     command.downgrade(_config(database_url, None), "0020")
     assert rows(database_url, "SELECT relkind FROM pg_class WHERE relname IN ('samples', 'ingested_messages')") == [("r",), ("r",)]
-    assert rows(database_url, "SELECT seq FROM samples ORDER BY seq") == rows(database_url, "SELECT seq FROM ingested_messages ORDER BY seq") == [(2,), (5,)]
+    assert rows(database_url, "SELECT value FROM samples ORDER BY value") == rows(database_url, "SELECT seq FROM ingested_messages ORDER BY seq") == [(2,), (5,)]
+    # the samples' key columns are back (migration 0022's downgrade), empty: the values are not restored
+    assert rows(database_url, "SELECT count(*) FROM samples WHERE edge_id IS NULL AND epoch IS NULL AND seq IS NULL") == [(2,)]
     upgrade(database_url)
     assert rows(database_url, "SELECT count(*) FROM ingested_messages_default") == [(2,)]
