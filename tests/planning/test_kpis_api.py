@@ -28,6 +28,15 @@ NOW = datetime.now(UTC)
 TODAY = NOW.date()
 
 
+@pytest.fixture(autouse=True)
+def now():
+    """Promises and KPIs are judged by the day of the request: read the clock per test, not once per run, which a
+    suite run across midnight would otherwise see a day apart."""
+    global NOW, TODAY
+    NOW = datetime.now(UTC)
+    TODAY = NOW.date()
+
+
 def sales_order(api, so_id: str, due: datetime, item: str, quantity: str) -> None:
     ok(api.post("/sales-orders", json={"so_id": so_id, "customer_id": "globex", "due": due.isoformat(),
                                        "lines": [{"line": "1", "item_id": item, "quantity": quantity, "unit_price": "2"}]}), 201)

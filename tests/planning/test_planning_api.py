@@ -19,6 +19,14 @@ TODAY = datetime.now(UTC).date()
 WEEKS = "bucket=week&buckets=4"
 
 
+@pytest.fixture(autouse=True)
+def today():
+    """The live plan starts on the day of the request: read today per test, not once per run, which a suite run
+    across midnight would otherwise see a day apart."""
+    global TODAY
+    TODAY = datetime.now(UTC).date()
+
+
 @pytest.fixture
 def api(api):
     for item, kind in (("TABLE", "make"), ("TOP", "make"), ("SCREW", "buy")):
