@@ -199,6 +199,17 @@ def estimated_latency_s(machines: int, args: argparse.Namespace) -> float:
     return 10 + machines * 0.06 + args.warmup + args.duration + 10
 
 
+def out_of_budget(results: Results, progress: Progress, args: argparse.Namespace, what: str, machines: int,
+                  since: float, budget: float, option: str) -> bool:
+    """Whether a run of `machines` would take the time spent since `since` past `budget`; if so it is noted as skipped."""
+    spent = time.monotonic() - since
+    if spent + estimated_latency_s(machines, args) <= budget:
+        return False
+    results.skipped.append(f"{what}: skipped, would exceed the {option} of {budget:.0f} s ({spent:.0f} s spent)")
+    progress.console.print(f"[yellow]{results.skipped[-1]}[/]")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -232,11 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                     run.rows = []
         if args.only in (None, "latency"):
             for machines in args.latency_machines:
-                spent = time.monotonic() - began
-                if results.latency_runs and spent + estimated_latency_s(machines, args) > args.budget:
-                    results.skipped.append(f"K={machines}: skipped, would exceed the --budget of {args.budget:.0f} s "
-                                           f"({spent:.0f} s spent)")
-                    progress.console.print(f"[yellow]{results.skipped[-1]}[/]")
+                if results.latency_runs and out_of_budget(results, progress, args, f"K={machines}", machines, began,
+                                                          args.budget, "--budget"):
                     continue
                 run = latency.run_latency(svc, machines, args.duration, args.warmup, args.opcua_share, progress)
                 results.latency_runs.append(run)
@@ -247,11 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             for machines in args.edge_machines:
                 run = measured.get(machines)
                 if run is None:
-                    spent = time.monotonic() - edge_began
-                    if results.edge_runs and spent + estimated_latency_s(machines, args) > args.edge_budget:
-                        results.skipped.append(f"edge alone, K={machines}: skipped, would exceed the --edge-budget of "
-                                               f"{args.edge_budget:.0f} s ({spent:.0f} s spent)")
-                        progress.console.print(f"[yellow]{results.skipped[-1]}[/]")
+                    if results.edge_runs and out_of_budget(results, progress, args, f"edge alone, K={machines}", machines,
+                                                           edge_began, args.edge_budget, "--edge-budget"):
                         break
                     run = latency.run_latency(svc, machines, args.duration, args.warmup, args.opcua_share, progress,
                                               kind="edge")
