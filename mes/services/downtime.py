@@ -10,12 +10,15 @@ to the period asked. What is loaded:
                its edge's status events (`edge_status_events`: online = heard, offline = lost, the Last
                Will included). The machine's edges are those its messages and state rows came from and
                those whose status names it.
-Contacts are thinned in SQL: per bucket of `offline_after` (date_bin) only the first and the last
-message are read, plus the first message after each offline event. This derives exactly what all the
-messages would: a gap inside a bucket is shorter than the timeout, so no silence appears or disappears;
-the last message before a silence and the first after it are each the last / first of their bucket; and
-a Last Will ends at the first evidence after it, which is read explicitly. A long period therefore costs
-two rows per bucket, not one per message.
+Contacts are thinned in SQL: each message is two instants (first_ts and last_ts), and per bucket of
+`offline_after` (date_bin of the instant itself) only the earliest and the latest instant are read,
+plus the first instant after each offline event. This derives exactly what all the instants would: a
+gap inside a bucket is shorter than the timeout, so no silence appears or disappears; the last instant
+before a silence and the first after it are each the last / first of their bucket; and a Last Will
+ends at the first evidence after it, which is read explicitly. A long period therefore costs two rows
+per bucket, not one per message. (Bucketing whole messages by last_ts is not exact: a message's
+first_ts may lie in the bucket before, and the bucket's min(first_ts)..max(last_ts) then spans more
+than the timeout, hiding the instants inside it: a silence that never was.)
 
 Decisions, stated:
   * The communication record is read from the machine's last state change before `start`, so a stop
@@ -187,9 +190,10 @@ def derive(session: Session, machine_id: str, start: datetime, end: datetime, de
     window = {"m": machine_id, "from": heard_from, "until": until}
     # What the machine's messages cover is the time of their samples, whenever they arrived (a backlog
     # replayed after an outage covers the outage); rows from before migration 0008 only know their receipt.
-    messages = q(text("""SELECT edge_id, min(first_ts), max(last_ts) FROM ingested_messages
+    messages = q(text("""SELECT edge_id, min(instant.ts), max(instant.ts)
+                         FROM ingested_messages CROSS JOIN LATERAL (VALUES (first_ts), (last_ts)) AS instant(ts)
                          WHERE machine_id = :m AND last_ts >= :from AND last_ts < :until
-                         GROUP BY edge_id, date_bin(:width, last_ts, :origin)
+                         GROUP BY edge_id, date_bin(:width, instant.ts, :origin)
                          UNION ALL
                          SELECT edge_id, min(received_at), max(received_at) FROM ingested_messages
                          WHERE machine_id = :m AND received_at >= :from AND received_at < :until AND last_ts IS NULL
@@ -202,9 +206,10 @@ def derive(session: Session, machine_id: str, start: datetime, end: datetime, de
                        WHERE edge_id = ANY(:edges) AND received_at >= :from AND received_at < :until"""),
                {**window, "edges": sorted(edges)}).all()
     lost = sorted({ts for ts, online in status if not online})
-    back = q(text("""SELECT (SELECT min(coalesce(last_ts, received_at)) FROM ingested_messages
+    back = q(text("""SELECT (SELECT min(instant.ts) FROM ingested_messages CROSS JOIN LATERAL
+                                    (VALUES (coalesce(first_ts, received_at)), (coalesce(last_ts, received_at))) AS instant(ts)
                              WHERE machine_id = :m AND coalesce(last_ts, received_at) > lost
-                               AND coalesce(last_ts, received_at) < :until)
+                               AND coalesce(last_ts, received_at) < :until AND instant.ts > lost)
                      FROM unnest(CAST(:lost AS timestamptz[])) AS lost"""), {**window, "lost": lost}).scalars()
 
     changes = [StateChange(row.ts, row.state_code, row.fault_code) for row in [*before, *after]]

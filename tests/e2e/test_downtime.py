@@ -114,6 +114,17 @@ def test_a_scripted_scenario_gives_exactly_its_downtime_durations_and_oee(plant,
     assert good > 0 and truth["scrap"] > 0, "the scenario made good units and scrap"
 
 
+def evidence(database_url: str, since: datetime, intervals: list[dict], **derived) -> str:
+    """What the derivation read, for a failure message: the machine's messages and the edges' status."""
+    messages = query(database_url, """SELECT edge_id, first_ts, last_ts, received_at, historical FROM ingested_messages
+                                      WHERE machine_id = %s AND last_ts > %s ORDER BY last_ts""",
+                     MACHINE, since - timedelta(seconds=5))
+    status = query(database_url, "SELECT edge_id, received_at, online FROM edge_status_events ORDER BY received_at")
+    return "\n".join(["offline from losing the edge", *(f"{k} = {v}" for k, v in derived.items()),
+                      "messages (edge, first_ts, last_ts, received_at, historical):", *map(str, messages),
+                      "edge status (edge, received_at, online):", *map(str, status), "intervals:", *map(str, intervals)])
+
+
 def test_stopping_the_edge_is_offline_not_down_and_restarting_it_ends_the_offline_interval(plant, database_url, mqtt_url, tmp_path):
     offline_after_s = 2
 
@@ -150,12 +161,15 @@ def test_stopping_the_edge_is_offline_not_down_and_restarting_it_ends_the_offlin
                                                      (SELECT min(received_at) FROM ingested_messages
                                                       WHERE machine_id = %s AND received_at > %s))""",
                        went_offline, MACHINE, went_offline)
-    ((last_heard,),) = query(database_url, "SELECT max(last_ts) FROM ingested_messages WHERE machine_id = %s AND received_at < %s",
-                             MACHINE, restarted)
+    # The machine was heard at every instant its messages' samples were placed at, whenever they arrived: a
+    # value the restarted edge reads carries the instant the PLC wrote it, which may precede the offline status.
+    ((last_heard,),) = query(database_url, """SELECT max(instant.ts) FROM ingested_messages
+                                              CROSS JOIN LATERAL (VALUES (first_ts), (last_ts)) AS instant(ts)
+                                              WHERE machine_id = %s AND instant.ts < %s""", MACHINE, went_offline)
     assert went_offline < restarted < back
     # the edge's offline status, unless the silence after its last sample outlasted the timeout before it arrived
     lost = min(went_offline, last_heard + timedelta(seconds=offline_after_s))
-    assert parse(offline[0]["start"]) == lost, "offline from losing the edge"
+    assert parse(offline[0]["start"]) == lost, evidence(database_url, start, intervals, lost=lost, last_heard=last_heard)
     assert parse(offline[-1]["end"]) <= back, "until it is heard again, at the latest when its messages arrive"
     assert parse(intervals[-1]["end"]) == end
 

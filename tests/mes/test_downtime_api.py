@@ -13,7 +13,13 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
+from kernel.db.models import make_engine
+from mes.rules.states import Category, Contact, StateChange, StateInterval, clip, derive_intervals
+from mes.services.downtime import Derivation, derive
 from tests.support.http import ok, refused
 from tests.support.ingested import Ingested
 from tests.support.auth import by
@@ -326,3 +332,65 @@ def test_periods_and_filters_are_checked(api):
     refused(api.get("/oee", params={"start": "2026-11-16T08:00:00Z", "end": "2026-11-16T09:00:00Z",
                                     "microstop_threshold_s": "0.0000001"}), 422, "whole number of microseconds")
     refused(api.get("/oee", params={"start": "2026-11-16T08:00:00Z", "end": "2026-11-16T09:00:00Z", "offline_after_s": 0}), 422)
+
+
+def contacts_of(db: Ingested) -> tuple[list[Contact], list[datetime]]:
+    """Every instant the stored messages were heard at (no thinning), and the edge's offline events."""
+    heard = [Contact(ts, True) for row in db.conn.execute("SELECT first_ts, last_ts FROM ingested_messages") for ts in row]
+    lost = [ts for (ts,) in db.conn.execute("SELECT received_at FROM edge_status_events WHERE NOT online")]
+    return heard + [Contact(ts, False) for ts in lost], lost
+
+
+def derived(database_url: str, offline_after: timedelta, until: datetime) -> list[StateInterval]:
+    with Session(make_engine(database_url)) as session:
+        return derive(session, "welder-01", at(0), until, Derivation(offline_after, now=until))
+
+
+def test_a_message_spanning_two_buckets_does_not_hide_the_messages_after_it(db, database_url):
+    """The flake of tests/e2e/test_downtime.py: the machine heard every 0.2 s until its edge stopped. Grouping
+    whole messages by the bucket of their last_ts kept only min(first_ts) and max(last_ts) of a bucket: the
+    first message of 18..20 s began at 17.917 s, its last ended at 19.95 s, and nothing was read in between:
+    a silence of 2.03 s that never was, offline from 19.917 s, before the edge's offline status."""
+    ms = lambda n: timedelta(milliseconds=n)  # noqa: E731
+    db.state("welder-01", at(0), RUNNING)
+    for tenth in range(0, 176, 2):
+        db.message("welder-01", at(0) + ms(100 * tenth), at(0) + ms(100 * tenth + 50), at(0) + ms(100 * tenth + 80))
+    db.message("welder-01", at(18) - ms(83), at(18) + ms(100), at(18) + ms(150))
+    for tenth in range(182, 200, 2):
+        db.message("welder-01", at(0) + ms(100 * tenth), at(0) + ms(100 * tenth + 50), at(0) + ms(100 * tenth + 80))
+    db.message("welder-01", at(20) - ms(100), at(20) - ms(50), at(20))
+    db.edge_status(at(20) + ms(164), online=False)
+    for second in range(23, 31):
+        db.message("welder-01", at(second), at(second), at(second) + ms(20))
+    intervals = derived(database_url, timedelta(seconds=2), at(31))
+    assert [(i.start, i.end) for i in intervals if i.category is Category.OFFLINE] == [(at(20) + ms(164), at(23))], \
+        "offline from the edge's offline status to the machine's next message, and only then"
+
+
+offsets = st.integers(0, 20_000).map(lambda ms: at(0) + timedelta(milliseconds=ms))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(offsets, st.integers(0, 3_000), st.integers(0, 10_000)), min_size=1, max_size=12),
+       st.lists(offsets, max_size=2))
+def test_no_offline_period_starts_before_the_last_contact_and_the_timeout_but_at_an_edge_offline_status(
+        db, database_url, messages, lost_at):
+    """Thinning the messages in SQL derives exactly what all their instants would."""
+    offline_after, until = timedelta(seconds=2), at(30)
+    db.conn.execute("DELETE FROM ingested_messages")
+    db.conn.execute("DELETE FROM edge_status_events")
+    db.conn.execute("DELETE FROM machine_states")
+    db.state("welder-01", at(0), RUNNING)
+    for first, span_ms, delay_ms in messages:
+        last = first + timedelta(milliseconds=span_ms)
+        db.message("welder-01", first, last, last + timedelta(milliseconds=delay_ms))
+    for ts in lost_at:
+        db.edge_status(ts, online=False)
+    contacts, lost = contacts_of(db)
+    intervals = derived(database_url, offline_after, until)
+    changes = [StateChange(at(0), RUNNING, 0)]
+    assert intervals == clip(derive_intervals("welder-01", changes, contacts, until, offline_after), at(0), until)
+    heard = sorted({at(0)} | {c.ts for c in contacts if c.online})
+    for interval in intervals:
+        if interval.category is Category.OFFLINE and interval.start not in lost:
+            assert max(ts for ts in heard if ts <= interval.start) + offline_after <= interval.start, intervals

@@ -29,6 +29,13 @@ class Ingested:
             self.conn.execute("INSERT INTO ingested_messages VALUES ('edge-1', 1, %s, %s, %s, false, 1)", (self._next(), machine, ts))
             ts += every
 
+    def message(self, machine: str, first_ts: datetime, last_ts: datetime, received_at: datetime) -> None:
+        """A data message whose samples were placed from `first_ts` to `last_ts`."""
+        self.conn.execute("""INSERT INTO ingested_messages (edge_id, epoch, seq, machine_id, received_at, historical,
+                                                             sample_count, first_ts, last_ts)
+                             VALUES ('edge-1', 1, %s, %s, %s, false, 2, %s, %s)""",
+                          (self._next(), machine, received_at, first_ts, last_ts))
+
     def edge_status(self, ts: datetime, online: bool, edge: str = "edge-1", machines: tuple[str, ...] = ()) -> None:
         self.conn.execute("INSERT INTO edge_status_events (edge_id, online, epoch, machines, received_at) VALUES (%s, %s, 1, %s, %s)",
                           (edge, online, list(machines), ts))
