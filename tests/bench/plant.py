@@ -169,6 +169,8 @@ def changed_counter_samples(database_url: str, edge_id: str, after: tuple[int, i
     migration 0022): a message's changed samples were read after the previous message left the edge, and the
     core never places a counter sample before the previous one of its counter."""
     with psycopg.connect(database_url) as conn:
+        # the day partitions autovacuum has not analyzed yet would otherwise plan the look-up as a scan per sample
+        conn.execute("ANALYZE samples, ingested_messages")
         rows = conn.execute(
             """SELECT s.machine_id, extract(epoch FROM s.ts)::float8, m.epoch, m.seq, extract(epoch FROM m.received_at)::float8
                FROM (SELECT machine_id, ts, value, lag(value) OVER (PARTITION BY machine_id, signal ORDER BY ts) AS previous
