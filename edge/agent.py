@@ -324,8 +324,7 @@ class EdgeAgent:
     # --- paho callbacks (network thread) and their loop-side halves ----------------------------
 
     def _start_mqtt(self) -> paho.Client:
-        client = new_client(self._target, client_id=f"edge-{self.edge_id}", persistent=False)
-        client.max_inflight_messages_set(IN_FLIGHT_MAX)
+        client = new_client(self._target, client_id=f"edge-{self.edge_id}", persistent=False, max_in_flight=IN_FLIGHT_MAX)
         offline = EdgeStatus(edge_id=self.edge_id, online=False, epoch=self.metrics.epoch)
         client.will_set(status_topic(self.edge_id), offline.model_dump_json(), qos=1, retain=True)
         client.on_connect = lambda _c, _u, _f, reason, _p: self._from_paho(self._on_connected, reason.is_failure, str(reason))

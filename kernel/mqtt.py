@@ -17,7 +17,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 
-# QoS 1 messages a client may have awaiting PUBACK: the edge's publisher fills exactly this window.
+# QoS 1 messages a client may have awaiting PUBACK unless it asks for more (the edge's publisher does).
 MAX_IN_FLIGHT = 100
 
 
@@ -85,7 +85,8 @@ def with_options(url: str, *, username: str | None = None, password: str | None 
     return target.url
 
 
-def new_client(target: MqttTarget, client_id: str, *, persistent: bool, manual_ack: bool = False) -> paho.Client:
+def new_client(target: MqttTarget, client_id: str, *, persistent: bool, manual_ack: bool = False,
+               max_in_flight: int = MAX_IN_FLIGHT) -> paho.Client:
     """A paho client ready to `connect(target)`.
 
     persistent: the broker keeps the session (subscriptions and unacknowledged QoS 1 messages)
@@ -103,7 +104,7 @@ def new_client(target: MqttTarget, client_id: str, *, persistent: bool, manual_a
     if target.tls:
         client.tls_set(ca_certs=target.ca_file, certfile=target.cert_file, keyfile=target.key_file)
     # paho keeps its own outgoing queue in memory; durability is the edge's disk queue, not this.
-    client.max_inflight_messages_set(MAX_IN_FLIGHT)
+    client.max_inflight_messages_set(max_in_flight)
     client.reconnect_delay_set(min_delay=1, max_delay=5)
     return client
 
