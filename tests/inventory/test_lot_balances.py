@@ -128,28 +128,27 @@ def test_a_move_naming_an_unknown_item_location_or_lot_is_refused(database_url, 
             conn.execute(MOVE, (item, lot, origin, destination))
 
 
+def moved_in_and_out(database_url: str) -> None:
+    """Lot L1 of bolt into w2 and out again: its balance row there is zero."""
+    upgrade(database_url)
+    seed_master_data(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(MOVE, ("bolt", "L1", None, "w2"))
+        conn.execute(MOVE, ("bolt", "L1", "w2", None))
+
+
 @pytest.mark.parametrize("delete", ["DELETE FROM lots WHERE lot = 'L1'", "DELETE FROM locations WHERE location_id = 'w2'",
                                     "DELETE FROM items WHERE item_id = 'bolt'"])
 def test_what_a_move_names_cannot_be_deleted_even_once_its_balance_is_zero(database_url, delete):
-    upgrade(database_url)
-    seed_master_data(database_url)
-    with psycopg.connect(database_url) as conn:
-        conn.execute(MOVE, ("bolt", "L1", None, "w2"))
-        conn.execute(MOVE, ("bolt", "L1", "w2", None))
-        conn.commit()
-        with pytest.raises(psycopg.errors.ForeignKeyViolation):
-            conn.execute(delete)
+    moved_in_and_out(database_url)
+    with psycopg.connect(database_url) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute(delete)
 
 
 def test_a_balance_row_is_never_deleted(database_url):
-    upgrade(database_url)
-    seed_master_data(database_url)
-    with psycopg.connect(database_url) as conn:
-        conn.execute(MOVE, ("bolt", "L1", None, "w2"))
-        conn.execute(MOVE, ("bolt", "L1", "w2", None))
-        conn.commit()
-        with pytest.raises(psycopg.errors.RaiseException, match="never deleted"):
-            conn.execute("DELETE FROM lot_balances WHERE quantity = 0")
+    moved_in_and_out(database_url)
+    with psycopg.connect(database_url) as conn, pytest.raises(psycopg.errors.RaiseException, match="never deleted"):
+        conn.execute("DELETE FROM lot_balances WHERE quantity = 0")
 
 
 # --- two takers racing for the last units under `block` -----------------------------------------------
